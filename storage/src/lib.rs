@@ -1,0 +1,13 @@
+//! Sightline's storage: the domain model, the write-ahead log and the stores.
+//!
+//! Knows nothing of HTTP or gRPC. The collector converts wire messages into
+//! [`model`] values once, at its edge; the query side reads through the store
+//! traits in [`sink`] and the heads in [`head`].
+
+pub mod error;
+pub mod head;
+pub mod model;
+pub mod sink;
+pub mod wal;
+
+pub use error::StorageError;

@@ -1,0 +1,397 @@
+//! The domain model that every store and query speaks. Wire formats are
+//! converted into these types once, in the collector.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// The three kinds of telemetry. The discriminant is stored in the WAL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Signal {
+    Traces = 0,
+    Logs = 1,
+    Metrics = 2,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Logs, Signal::Metrics];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Logs => "logs",
+            Signal::Metrics => "metrics",
+        }
+    }
+
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| *s as u8 == v)
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A tenant name: 1 to 64 characters of `[A-Za-z0-9_.-]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Tenant(Arc<str>);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid tenant {0:?}: expected 1 to 64 characters of A-Z a-z 0-9 _ . -")]
+pub struct InvalidTenant(pub String);
+
+impl Tenant {
+    pub fn new(name: &str) -> Result<Self, InvalidTenant> {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        if ok { Ok(Self(name.into())) } else { Err(InvalidTenant(name.to_owned())) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Tenant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IdError {
+    #[error("{kind} must be {expected} bytes, got {got}")]
+    Length { kind: &'static str, expected: usize, got: usize },
+    #[error("{0} must not be all zeros")]
+    Zero(&'static str),
+    #[error("{0} is not valid hex")]
+    Hex(&'static str),
+}
+
+macro_rules! id_type {
+    ($name:ident, $len:literal, $kind:literal) => {
+        #[doc = concat!("A ", $kind, ": ", stringify!($len), " bytes, never all zeros.")]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub [u8; $len]);
+
+        impl $name {
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+        }
+
+        impl TryFrom<&[u8]> for $name {
+            type Error = IdError;
+            fn try_from(bytes: &[u8]) -> Result<Self, IdError> {
+                let arr: [u8; $len] = bytes.try_into().map_err(|_| IdError::Length {
+                    kind: $kind,
+                    expected: $len,
+                    got: bytes.len(),
+                })?;
+                if arr == [0; $len] {
+                    return Err(IdError::Zero($kind));
+                }
+                Ok(Self(arr))
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                let bytes = hex::decode(s).map_err(|_| IdError::Hex($kind))?;
+                Self::try_from(bytes.as_slice())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.to_hex())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.to_hex())
+            }
+        }
+    };
+}
+
+id_type!(TraceId, 16, "trace id");
+id_type!(SpanId, 8, "span id");
+
+/// An attribute value, as OTLP's `AnyValue`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttrValue {
+    Empty,
+    Str(String),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Bytes(Vec<u8>),
+    Array(Vec<AttrValue>),
+    Map(Attributes),
+}
+
+impl AttrValue {
+    /// The value as text, as it is shown and searched.
+    pub fn to_text(&self) -> String {
+        match self {
+            AttrValue::Empty => String::new(),
+            AttrValue::Str(s) => s.clone(),
+            AttrValue::Bool(b) => b.to_string(),
+            AttrValue::Int(i) => i.to_string(),
+            AttrValue::Double(d) => d.to_string(),
+            AttrValue::Bytes(b) => hex::encode(b),
+            AttrValue::Array(_) | AttrValue::Map(_) => self.to_json().to_string(),
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            AttrValue::Empty => Value::Null,
+            AttrValue::Str(s) => Value::String(s.clone()),
+            AttrValue::Bool(b) => Value::Bool(*b),
+            AttrValue::Int(i) => Value::from(*i),
+            AttrValue::Double(d) => serde_json::Number::from_f64(*d)
+                .map_or_else(|| Value::String(d.to_string()), Value::Number),
+            AttrValue::Bytes(b) => Value::String(hex::encode(b)),
+            AttrValue::Array(items) => Value::Array(items.iter().map(Self::to_json).collect()),
+            AttrValue::Map(attrs) => attrs.to_json(),
+        }
+    }
+}
+
+/// Key/value attributes in the order they were sent.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Attributes(pub Vec<(String, AttrValue)>);
+
+impl Attributes {
+    pub fn get(&self, key: &str) -> Option<&AttrValue> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        match self.get(key) {
+            Some(AttrValue::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Object(self.0.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+    }
+}
+
+/// The entity that produced telemetry, shared by all its items.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Resource {
+    /// `service.name`, or `unknown_service` when absent.
+    pub service: String,
+    pub attributes: Attributes,
+}
+
+/// The instrumentation scope (library) that produced an item.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Scope {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum SpanKind {
+    Unspecified = 0,
+    Internal = 1,
+    Server = 2,
+    Client = 3,
+    Producer = 4,
+    Consumer = 5,
+}
+
+impl SpanKind {
+    pub fn from_otlp(v: i32) -> Self {
+        match v {
+            1 => Self::Internal,
+            2 => Self::Server,
+            3 => Self::Client,
+            4 => Self::Producer,
+            5 => Self::Consumer,
+            _ => Self::Unspecified,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum StatusCode {
+    Unset = 0,
+    Ok = 1,
+    Error = 2,
+}
+
+impl StatusCode {
+    pub fn from_otlp(v: i32) -> Self {
+        match v {
+            1 => Self::Ok,
+            2 => Self::Error,
+            _ => Self::Unset,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpanEvent {
+    pub time_unix_nano: u64,
+    pub name: String,
+    pub attributes: Attributes,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpanLink {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub trace_state: String,
+    pub attributes: Attributes,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Span {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub parent_span_id: Option<SpanId>,
+    pub trace_state: String,
+    pub flags: u32,
+    pub name: String,
+    pub kind: SpanKind,
+    pub start_unix_nano: u64,
+    pub end_unix_nano: u64,
+    pub status_code: StatusCode,
+    pub status_message: String,
+    pub attributes: Attributes,
+    pub events: Vec<SpanEvent>,
+    pub links: Vec<SpanLink>,
+    pub resource: Arc<Resource>,
+    pub scope: Arc<Scope>,
+}
+
+impl Span {
+    pub fn duration_nanos(&self) -> u64 {
+        self.end_unix_nano.saturating_sub(self.start_unix_nano)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogRecord {
+    /// When the event happened; the observed time when the client sent none.
+    pub time_unix_nano: u64,
+    pub observed_unix_nano: u64,
+    pub severity_number: u8,
+    pub severity_text: String,
+    pub body: AttrValue,
+    pub attributes: Attributes,
+    pub trace_id: Option<TraceId>,
+    pub span_id: Option<SpanId>,
+    pub event_name: String,
+    pub resource: Arc<Resource>,
+    pub scope: Arc<Scope>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Temporality {
+    Unspecified,
+    Delta,
+    Cumulative,
+}
+
+impl Temporality {
+    pub fn from_otlp(v: i32) -> Self {
+        match v {
+            1 => Self::Delta,
+            2 => Self::Cumulative,
+            _ => Self::Unspecified,
+        }
+    }
+}
+
+/// What a metric point holds, by OTLP metric type.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PointValue {
+    Gauge(f64),
+    Sum { value: f64, monotonic: bool, temporality: Temporality },
+    Histogram {
+        count: u64,
+        sum: Option<f64>,
+        bounds: Vec<f64>,
+        bucket_counts: Vec<u64>,
+        temporality: Temporality,
+    },
+    ExponentialHistogram {
+        count: u64,
+        sum: Option<f64>,
+        scale: i32,
+        zero_count: u64,
+        positive_offset: i32,
+        positive: Vec<u64>,
+        negative_offset: i32,
+        negative: Vec<u64>,
+        temporality: Temporality,
+    },
+    Summary { count: u64, sum: f64, quantiles: Vec<(f64, f64)> },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exemplar {
+    pub time_unix_nano: u64,
+    pub value: f64,
+    pub trace_id: Option<TraceId>,
+    pub span_id: Option<SpanId>,
+}
+
+/// One data point of one metric stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricPoint {
+    pub name: String,
+    pub unit: String,
+    pub description: String,
+    pub attributes: Attributes,
+    pub start_unix_nano: u64,
+    pub time_unix_nano: u64,
+    /// OTLP's "no recorded value" flag: a staleness marker.
+    pub no_value: bool,
+    pub value: PointValue,
+    pub exemplars: Vec<Exemplar>,
+    pub resource: Arc<Resource>,
+    pub scope: Arc<Scope>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_parse_and_refuse_bad_lengths_and_zero() {
+        let id: TraceId = "5b8efff798038103d269b633813fc60c".parse().expect("valid");
+        assert_eq!(id.to_string(), "5b8efff798038103d269b633813fc60c");
+        assert_eq!(
+            TraceId::try_from(&[1u8; 15][..]),
+            Err(IdError::Length { kind: "trace id", expected: 16, got: 15 })
+        );
+        assert_eq!(SpanId::try_from(&[0u8; 8][..]), Err(IdError::Zero("span id")));
+        assert_eq!("zz".parse::<SpanId>(), Err(IdError::Hex("span id")));
+    }
+
+    #[test]
+    fn tenants_are_restricted() {
+        assert!(Tenant::new("team-a.prod_1").is_ok());
+        assert!(Tenant::new("").is_err());
+        assert!(Tenant::new("a/b").is_err());
+        assert!(Tenant::new(&"x".repeat(65)).is_err());
+    }
+}

@@ -1,0 +1,28 @@
+//! The seam between the ingest pipeline and the stores.
+//!
+//! The pipeline hands each store one [`Batch`] per acknowledged request, in
+//! WAL order per signal. A store that makes a batch durable on its own (a
+//! Parquet part, a tantivy commit) reports it through [`Wal::release`]
+//! (crate::wal::Wal::release) so that the log can be trimmed.
+
+use crate::StorageError;
+use crate::model::{LogRecord, MetricPoint, Span, Tenant};
+
+/// The items of one acknowledged request, with their WAL position.
+#[derive(Clone, Debug)]
+pub struct Batch<T> {
+    pub tenant: Tenant,
+    pub wal_seq: u64,
+    pub items: Vec<T>,
+}
+
+/// A consumer of one signal's batches. Called on a blocking thread, never
+/// on the async reactor; replay calls it with batches it may have seen before
+/// a crash, so implementations ignore what they already hold.
+pub trait Sink<T>: Send + Sync + 'static {
+    fn consume(&self, batch: Batch<T>) -> Result<(), StorageError>;
+}
+
+pub type SpanSink = dyn Sink<Span>;
+pub type LogSink = dyn Sink<LogRecord>;
+pub type MetricSink = dyn Sink<MetricPoint>;
