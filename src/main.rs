@@ -1,1 +1,113 @@
-fn main() {}
+//! `sightline`: receives OpenTelemetry logs, spans and metrics, keeps them
+//! durably, and answers questions about them.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sightline::config::Config;
+use sightline::server::Server;
+
+#[derive(Parser)]
+#[command(name = "sightline", version, about)]
+struct Cli {
+    /// TOML configuration file (every key is optional).
+    #[arg(long, global = true, env = "SIGHTLINE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory for the WAL and the stores [default: ./sightline-data].
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// OTLP/gRPC address [default: 0.0.0.0:4317].
+    #[arg(long, global = true)]
+    grpc_listen: Option<std::net::SocketAddr>,
+    /// OTLP/HTTP address [default: 0.0.0.0:4318].
+    #[arg(long, global = true)]
+    http_listen: Option<std::net::SocketAddr>,
+    /// API, UI and /metrics address [default: 0.0.0.0:7070].
+    #[arg(long, global = true)]
+    api_listen: Option<std::net::SocketAddr>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Print the effective configuration as TOML and exit.
+    Config,
+}
+
+impl Cli {
+    fn load(&self) -> anyhow::Result<Config> {
+        let mut config = Config::load(self.config.as_deref(), std::env::vars())?;
+        if let Some(d) = &self.data_dir {
+            config.data_dir = d.clone();
+        }
+        if let Some(a) = self.grpc_listen {
+            config.listen.grpc = a;
+        }
+        if let Some(a) = self.http_listen {
+            config.listen.http = a;
+        }
+        if let Some(a) = self.api_listen {
+            config.listen.api = a;
+        }
+        Ok(config)
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = cli.load()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Config => {
+            print!("{}", config.to_toml()?);
+            Ok(())
+        }
+        Command::Serve => serve(config),
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&config.log.level)
+                .context("invalid log.level")?,
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let server = Server::start(&config).await?;
+        tracing::info!("OTLP/gRPC listening on {}", server.grpc_addr);
+        tracing::info!("OTLP/HTTP listening on {}", server.http_addr);
+        tracing::info!("API and /metrics listening on {}", server.api_addr);
+        let ui_host = if server.api_addr.ip().is_unspecified() {
+            "localhost".to_owned()
+        } else {
+            server.api_addr.ip().to_string()
+        };
+        tracing::info!(
+            "Sightline is ready: open http://{}:{}/",
+            ui_host,
+            server.api_addr.port()
+        );
+        wait_for_signal().await?;
+        tracing::info!("shutting down: draining in-flight requests");
+        server.shutdown().await?;
+        tracing::info!("stopped cleanly");
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        r = tokio::signal::ctrl_c() => r?,
+    }
+    Ok(())
+}

@@ -1,1 +1,21 @@
-//! placeholder
+//! The front door: OTLP receivers, admission control and the ingest pipeline.
+//!
+//! A request travels: receiver (decode) → [`Pipeline::submit`] (rate limit,
+//! validate, memory and queue admission, WAL append) → acknowledgement to the
+//! client → per-signal lane → conversion into the storage model → the store's
+//! [`Sink`](sightline_storage::sink::Sink). Wire types are converted into the
+//! model here and nowhere else.
+
+pub mod admission;
+pub mod config;
+pub mod convert;
+pub mod error;
+pub mod metrics;
+pub mod pipeline;
+pub mod receivers;
+pub mod signal;
+pub mod validate;
+
+pub use config::IngestConfig;
+pub use error::IngestError;
+pub use pipeline::{Outcome, Pipeline, Sinks};

@@ -1,1 +1,10 @@
-//! placeholder
+//! The query side: HTTP API served on the API port (`:7070` by default).
+//!
+//! Reads through storage's heads and traits; never sees a wire protobuf.
+
+pub mod api;
+pub mod error;
+pub mod ops;
+
+pub use api::{QueryState, router};
+pub use error::ApiError;

@@ -95,7 +95,11 @@ impl LogHead {
 impl Sink<LogRecord> for LogHead {
     fn consume(&self, batch: Batch<LogRecord>) -> Result<(), StorageError> {
         if self.applied.advance(batch.wal_seq) {
-            self.records.write().entry(batch.tenant).or_default().extend(batch.items);
+            self.records
+                .write()
+                .entry(batch.tenant)
+                .or_default()
+                .extend(batch.items);
         }
         Ok(())
     }
@@ -122,7 +126,11 @@ impl MetricHead {
 impl Sink<MetricPoint> for MetricHead {
     fn consume(&self, batch: Batch<MetricPoint>) -> Result<(), StorageError> {
         if self.applied.advance(batch.wal_seq) {
-            self.points.write().entry(batch.tenant).or_default().extend(batch.items);
+            self.points
+                .write()
+                .entry(batch.tenant)
+                .or_default()
+                .extend(batch.items);
         }
         Ok(())
     }
@@ -140,11 +148,35 @@ impl Heads {
     pub fn counts(&self, tenant: &Tenant) -> HeadCounts {
         let mut out = HeadCounts::default();
         self.spans.counts(tenant, &mut out);
-        out.log_records = self.logs.records.read().get(tenant).map_or(0, |r| r.len() as u64);
-        out.metric_points = self.metrics.points.read().get(tenant).map_or(0, |p| p.len() as u64);
+        out.log_records = self
+            .logs
+            .records
+            .read()
+            .get(tenant)
+            .map_or(0, |r| r.len() as u64);
+        out.metric_points = self
+            .metrics
+            .points
+            .read()
+            .get(tenant)
+            .map_or(0, |p| p.len() as u64);
         out
     }
 }
+
+macro_rules! delegate_sink {
+    ($item:ty, $field:ident) => {
+        impl Sink<$item> for Heads {
+            fn consume(&self, batch: Batch<$item>) -> Result<(), StorageError> {
+                self.$field.consume(batch)
+            }
+        }
+    };
+}
+
+delegate_sink!(Span, spans);
+delegate_sink!(LogRecord, logs);
+delegate_sink!(MetricPoint, metrics);
 
 #[cfg(test)]
 mod tests {
@@ -173,13 +205,24 @@ mod tests {
     fn replayed_batches_are_applied_once() {
         let head = LogHead::default();
         let tenant = Tenant::new("a").expect("tenant");
-        let batch = |seq, body: &str| Batch { tenant: tenant.clone(), wal_seq: seq, items: vec![log(body)] };
+        let batch = |seq, body: &str| Batch {
+            tenant: tenant.clone(),
+            wal_seq: seq,
+            items: vec![log(body)],
+        };
         head.consume(batch(1, "one")).expect("consume");
         head.consume(batch(2, "two")).expect("consume");
         head.consume(batch(2, "two")).expect("consume again");
         head.consume(batch(1, "one")).expect("consume again");
-        let newest: Vec<_> = head.newest(&tenant, 10).into_iter().map(|r| r.body.to_text()).collect();
+        let newest: Vec<_> = head
+            .newest(&tenant, 10)
+            .into_iter()
+            .map(|r| r.body.to_text())
+            .collect();
         assert_eq!(newest, ["two", "one"]);
-        assert!(head.newest(&Tenant::new("b").expect("tenant"), 10).is_empty());
+        assert!(
+            head.newest(&Tenant::new("b").expect("tenant"), 10)
+                .is_empty()
+        );
     }
 }

@@ -48,8 +48,14 @@ impl Tenant {
     pub fn new(name: &str) -> Result<Self, InvalidTenant> {
         let ok = !name.is_empty()
             && name.len() <= 64
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-        if ok { Ok(Self(name.into())) } else { Err(InvalidTenant(name.to_owned())) }
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        if ok {
+            Ok(Self(name.into()))
+        } else {
+            Err(InvalidTenant(name.to_owned()))
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -66,7 +72,11 @@ impl fmt::Display for Tenant {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IdError {
     #[error("{kind} must be {expected} bytes, got {got}")]
-    Length { kind: &'static str, expected: usize, got: usize },
+    Length {
+        kind: &'static str,
+        expected: usize,
+        got: usize,
+    },
     #[error("{0} must not be all zeros")]
     Zero(&'static str),
     #[error("{0} is not valid hex")]
@@ -185,7 +195,12 @@ impl Attributes {
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::Value::Object(self.0.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+        serde_json::Value::Object(
+            self.0
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_json()))
+                .collect(),
+        )
     }
 }
 
@@ -324,7 +339,11 @@ impl Temporality {
 #[derive(Clone, Debug, PartialEq)]
 pub enum PointValue {
     Gauge(f64),
-    Sum { value: f64, monotonic: bool, temporality: Temporality },
+    Sum {
+        value: f64,
+        monotonic: bool,
+        temporality: Temporality,
+    },
     Histogram {
         count: u64,
         sum: Option<f64>,
@@ -343,7 +362,11 @@ pub enum PointValue {
         negative: Vec<u64>,
         temporality: Temporality,
     },
-    Summary { count: u64, sum: f64, quantiles: Vec<(f64, f64)> },
+    Summary {
+        count: u64,
+        sum: f64,
+        quantiles: Vec<(f64, f64)>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -381,9 +404,16 @@ mod tests {
         assert_eq!(id.to_string(), "5b8efff798038103d269b633813fc60c");
         assert_eq!(
             TraceId::try_from(&[1u8; 15][..]),
-            Err(IdError::Length { kind: "trace id", expected: 16, got: 15 })
+            Err(IdError::Length {
+                kind: "trace id",
+                expected: 16,
+                got: 15
+            })
         );
-        assert_eq!(SpanId::try_from(&[0u8; 8][..]), Err(IdError::Zero("span id")));
+        assert_eq!(
+            SpanId::try_from(&[0u8; 8][..]),
+            Err(IdError::Zero("span id"))
+        );
         assert_eq!("zz".parse::<SpanId>(), Err(IdError::Hex("span id")));
     }
 

@@ -94,11 +94,31 @@ impl WalMetrics {
             segments: Gauge::default(),
             errors: Counter::default(),
         };
-        registry.register("sightline_wal_written_bytes", "Bytes appended to the write-ahead log", m.bytes.clone());
-        registry.register("sightline_wal_records", "Records appended to the write-ahead log", m.records.clone());
-        registry.register("sightline_wal_fsync_seconds", "Latency of write-ahead log fsyncs", m.fsyncs.clone());
-        registry.register("sightline_wal_segments", "Write-ahead log segment files on disk", m.segments.clone());
-        registry.register("sightline_wal_write_errors", "Failed write-ahead log writes", m.errors.clone());
+        registry.register(
+            "sightline_wal_written_bytes",
+            "Bytes appended to the write-ahead log",
+            m.bytes.clone(),
+        );
+        registry.register(
+            "sightline_wal_records",
+            "Records appended to the write-ahead log",
+            m.records.clone(),
+        );
+        registry.register(
+            "sightline_wal_fsync_seconds",
+            "Latency of write-ahead log fsyncs",
+            m.fsyncs.clone(),
+        );
+        registry.register(
+            "sightline_wal_segments",
+            "Write-ahead log segment files on disk",
+            m.segments.clone(),
+        );
+        registry.register(
+            "sightline_wal_write_errors",
+            "Failed write-ahead log writes",
+            m.errors.clone(),
+        );
         m
     }
 }
@@ -138,11 +158,18 @@ impl Ledger {
             .filter(|(first, info)| {
                 **first != active
                     && info.scanned
-                    && info.max.iter().zip(released).all(|(m, r)| m.is_none_or(|m| m <= r))
+                    && info
+                        .max
+                        .iter()
+                        .zip(released)
+                        .all(|(m, r)| m.is_none_or(|m| m <= r))
             })
             .map(|(first, _)| *first)
             .collect();
-        done.iter().filter_map(|f| self.segments.remove(f)).map(|i| i.path).collect()
+        done.iter()
+            .filter_map(|f| self.segments.remove(f))
+            .map(|i| i.path)
+            .collect()
     }
 }
 
@@ -190,18 +217,31 @@ impl Wal {
                     }
                     if reader.damaged() {
                         tracing::warn!(path = %path.display(), valid_bytes = reader.valid_len(), "truncating torn tail of the write-ahead log");
-                        let f = OpenOptions::new().write(true).open(path).map_err(StorageError::io(path))?;
-                        f.set_len(reader.valid_len() as u64).map_err(StorageError::io(path))?;
+                        let f = OpenOptions::new()
+                            .write(true)
+                            .open(path)
+                            .map_err(StorageError::io(path))?;
+                        f.set_len(reader.valid_len() as u64)
+                            .map_err(StorageError::io(path))?;
                         f.sync_all().map_err(StorageError::io(path))?;
                     }
                 }
-                None => tracing::warn!(path = %path.display(), "ignoring a write-ahead log segment without a valid header"),
+                None => {
+                    tracing::warn!(path = %path.display(), "ignoring a write-ahead log segment without a valid header")
+                }
             }
         }
 
         let mut ledger = Ledger::default();
         for (first, path) in &existing {
-            ledger.segments.insert(*first, SegmentInfo { path: path.clone(), max: [None; 3], scanned: false });
+            ledger.segments.insert(
+                *first,
+                SegmentInfo {
+                    path: path.clone(),
+                    max: [None; 3],
+                    scanned: false,
+                },
+            );
         }
         let ledger = Arc::new(Mutex::new(ledger));
         let writer = Writer::create(config.clone(), next_seq, ledger.clone(), metrics.clone())?;
@@ -210,15 +250,36 @@ impl Wal {
             .name("sightline-wal".into())
             .spawn(move || writer.run(rx))
             .map_err(StorageError::io(&dir))?;
-        let replay = Replay { segments: existing, index: 0, current: None, ledger: ledger.clone() };
-        let wal = Wal { tx, ledger, metrics, writer: Arc::new(Mutex::new(Some(handle))) };
+        let replay = Replay {
+            segments: existing,
+            index: 0,
+            current: None,
+            ledger: ledger.clone(),
+        };
+        let wal = Wal {
+            tx,
+            ledger,
+            metrics,
+            writer: Arc::new(Mutex::new(Some(handle))),
+        };
         Ok((wal, replay))
     }
 
     /// Queues one append; `done` runs on the writer thread once it is durable.
     /// Never blocks: a full queue is refused so that the caller can answer "retry".
-    pub fn append(&self, signal: Signal, tenant: Tenant, payload: Bytes, done: Completion) -> Result<(), AppendError> {
-        match self.tx.try_send(Msg::Append(Request { signal, tenant, payload, done })) {
+    pub fn append(
+        &self,
+        signal: Signal,
+        tenant: Tenant,
+        payload: Bytes,
+        done: Completion,
+    ) -> Result<(), AppendError> {
+        match self.tx.try_send(Msg::Append(Request {
+            signal,
+            tenant,
+            payload,
+            done,
+        })) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(AppendError::Full),
             Err(TrySendError::Disconnected(_)) => Err(AppendError::Closed),
@@ -238,7 +299,9 @@ impl Wal {
         for path in &paths {
             fs::remove_file(path).map_err(StorageError::io(path))?;
         }
-        self.metrics.segments.set(self.ledger.lock().segments.len() as i64);
+        self.metrics
+            .segments
+            .set(self.ledger.lock().segments.len() as i64);
         Ok(paths.len())
     }
 
@@ -272,7 +335,10 @@ impl Iterator for Replay {
                     return Some(Ok(record));
                 }
                 if reader.damaged() {
-                    tracing::warn!(segment = *first, "write-ahead log segment damaged; records after the damage are skipped");
+                    tracing::warn!(
+                        segment = *first,
+                        "write-ahead log segment damaged; records after the damage are skipped"
+                    );
                 }
                 if let Some(info) = self.ledger.lock().segments.get_mut(first) {
                     info.scanned = true;
@@ -312,11 +378,23 @@ struct Writer {
 }
 
 impl Writer {
-    fn create(config: WalConfig, next_seq: u64, ledger: Arc<Mutex<Ledger>>, metrics: WalMetrics) -> Result<Self, StorageError> {
+    fn create(
+        config: WalConfig,
+        next_seq: u64,
+        ledger: Arc<Mutex<Ledger>>,
+        metrics: WalMetrics,
+    ) -> Result<Self, StorageError> {
         let (file, path) = new_segment(&config.dir, next_seq)?;
         {
             let mut l = ledger.lock();
-            l.segments.insert(next_seq, SegmentInfo { path, max: [None; 3], scanned: true });
+            l.segments.insert(
+                next_seq,
+                SegmentInfo {
+                    path,
+                    max: [None; 3],
+                    scanned: true,
+                },
+            );
             l.active_first_seq = next_seq;
             metrics.segments.set(l.segments.len() as i64);
         }
@@ -338,7 +416,9 @@ impl Writer {
         const MAX_BATCH: usize = 4096;
         loop {
             let wait = match self.config.fsync {
-                FsyncPolicy::Interval(every) if self.dirty => every.saturating_sub(self.last_sync.elapsed()),
+                FsyncPolicy::Interval(every) if self.dirty => {
+                    every.saturating_sub(self.last_sync.elapsed())
+                }
                 _ => Duration::from_secs(3600),
             };
             let first = match rx.recv_timeout(wait) {
@@ -367,10 +447,13 @@ impl Writer {
             }
         }
         // Whatever is still queued is written before the thread ends.
-        let rest: Vec<Request> = rx.try_iter().filter_map(|m| match m {
-            Msg::Append(r) => Some(r),
-            Msg::Shutdown => None,
-        }).collect();
+        let rest: Vec<Request> = rx
+            .try_iter()
+            .filter_map(|m| match m {
+                Msg::Append(r) => Some(r),
+                Msg::Shutdown => None,
+            })
+            .collect();
         if !rest.is_empty() {
             self.write_batch(rest);
         }
@@ -395,17 +478,28 @@ impl Writer {
             segment::encode(&mut self.buf, seq, req.signal, &req.tenant, &req.payload);
             seqs.push(seq);
         }
-        let result = self.file.write_all(&self.buf).and_then(|()| match self.config.fsync {
-            FsyncPolicy::Batch => self.sync_now(),
-            FsyncPolicy::Interval(every) if self.last_sync.elapsed() >= every => self.sync_now(),
-            _ => Ok(()),
-        });
+        let result = self
+            .file
+            .write_all(&self.buf)
+            .and_then(|()| match self.config.fsync {
+                FsyncPolicy::Batch => self.sync_now(),
+                FsyncPolicy::Interval(every) if self.last_sync.elapsed() >= every => {
+                    self.sync_now()
+                }
+                _ => Ok(()),
+            });
         if let Err(e) = result {
             self.metrics.errors.inc();
             tracing::error!(error = %e, "write-ahead log write failed; the batch is refused");
             // Cut back to the last good record so that the segment stays readable.
-            let _ = self.file.set_len(self.len).and_then(|()| self.file.seek(SeekFrom::Start(self.len)).map(drop));
-            let err = StorageError::Io { path: self.path(), source: e };
+            let _ = self
+                .file
+                .set_len(self.len)
+                .and_then(|()| self.file.seek(SeekFrom::Start(self.len)).map(drop));
+            let err = StorageError::Io {
+                path: self.path(),
+                source: e,
+            };
             return fail_all(batch, &err);
         }
         self.len += self.buf.len() as u64;
@@ -446,7 +540,9 @@ impl Writer {
     /// Closes the active segment and starts the next one.
     fn roll(&mut self) -> Result<(), StorageError> {
         if self.config.fsync != FsyncPolicy::Never {
-            self.file.sync_all().map_err(StorageError::io(self.path()))?;
+            self.file
+                .sync_all()
+                .map_err(StorageError::io(self.path()))?;
         }
         let (file, path) = new_segment(&self.config.dir, self.next_seq)?;
         self.file = file;
@@ -455,14 +551,23 @@ impl Writer {
         self.dirty = false;
         let doomed = {
             let mut l = self.ledger.lock();
-            l.segments.insert(self.first_seq, SegmentInfo { path, max: [None; 3], scanned: true });
+            l.segments.insert(
+                self.first_seq,
+                SegmentInfo {
+                    path,
+                    max: [None; 3],
+                    scanned: true,
+                },
+            );
             l.active_first_seq = self.first_seq;
             l.take_releasable()
         };
         for path in doomed {
             fs::remove_file(&path).map_err(StorageError::io(&path))?;
         }
-        self.metrics.segments.set(self.ledger.lock().segments.len() as i64);
+        self.metrics
+            .segments
+            .set(self.ledger.lock().segments.len() as i64);
         Ok(())
     }
 }
@@ -475,11 +580,19 @@ fn fail_all(batch: Vec<Request>, err: &StorageError) {
 
 fn new_segment(dir: &Path, first_seq: u64) -> Result<(File, PathBuf), StorageError> {
     let path = dir.join(segment::file_name(first_seq));
-    let mut file = OpenOptions::new().create(true).truncate(true).write(true).open(&path).map_err(StorageError::io(&path))?;
-    file.write_all(segment::MAGIC).map_err(StorageError::io(&path))?;
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)
+        .map_err(StorageError::io(&path))?;
+    file.write_all(segment::MAGIC)
+        .map_err(StorageError::io(&path))?;
     file.sync_all().map_err(StorageError::io(&path))?;
     // Make the new file's directory entry durable too.
-    File::open(dir).and_then(|d| d.sync_all()).map_err(StorageError::io(dir))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(StorageError::io(dir))?;
     Ok((file, path))
 }
 

@@ -94,6 +94,8 @@ mod tests {
             panic!("body is a kvlist: {:?}", rec.body);
         };
         assert_eq!(kv.values.len(), 3);
-        assert!(matches!(kv.values[1].value.as_ref().and_then(|v| v.value.clone()), Some(Value::BytesValue(b)) if b == b"hi"));
+        assert!(
+            matches!(kv.values[1].value.as_ref().and_then(|v| v.value.clone()), Some(Value::BytesValue(b)) if b == b"hi")
+        );
     }
 }

@@ -13,7 +13,10 @@ pub struct JsonError {
 
 impl JsonError {
     fn new(path: &str, message: impl Into<String>) -> Self {
-        Self { path: path.to_owned(), message: message.into() }
+        Self {
+            path: path.to_owned(),
+            message: message.into(),
+        }
     }
 }
 
@@ -34,9 +37,15 @@ impl<'a> Obj<'a> {
     /// Reads `value` as a message; `null` is the empty message.
     pub fn new(value: &'a Value, path: &'a str) -> Result<Self> {
         match value {
-            Value::Object(map) => Ok(Self { map: Some(map), path }),
+            Value::Object(map) => Ok(Self {
+                map: Some(map),
+                path,
+            }),
             Value::Null => Ok(Self { map: None, path }),
-            other => Err(JsonError::new(path, format!("expected an object, got {}", kind(other)))),
+            other => Err(JsonError::new(
+                path,
+                format!("expected an object, got {}", kind(other)),
+            )),
         }
     }
 
@@ -127,7 +136,9 @@ impl<'a> Obj<'a> {
             Some(Value::String(s)) => {
                 hex::decode(s).map_err(|e| self.err(camel, format!("invalid hex id: {e}")))
             }
-            Some(other) => Err(self.err(camel, format!("expected a hex string, got {}", kind(other)))),
+            Some(other) => {
+                Err(self.err(camel, format!("expected a hex string, got {}", kind(other))))
+            }
         }
     }
 
@@ -141,7 +152,10 @@ impl<'a> Obj<'a> {
                 .decode(s)
                 .or_else(|_| URL_SAFE.decode(s))
                 .map_err(|e| self.err(camel, format!("invalid base64: {e}"))),
-            Some(other) => Err(self.err(camel, format!("expected a base64 string, got {}", kind(other)))),
+            Some(other) => Err(self.err(
+                camel,
+                format!("expected a base64 string, got {}", kind(other)),
+            )),
         }
     }
 
@@ -215,7 +229,11 @@ pub(crate) fn uint(v: &Value) -> std::result::Result<u64, String> {
     match v {
         Value::Number(n) => n
             .as_u64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1.8e19).map(|f| f as u64))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1.8e19)
+                    .map(|f| f as u64)
+            })
             .ok_or_else(|| format!("expected an unsigned integer, got {n}")),
         Value::String(s) => s
             .parse::<u64>()
@@ -229,7 +247,11 @@ pub(crate) fn int(v: &Value) -> std::result::Result<i64, String> {
     match v {
         Value::Number(n) => n
             .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+                    .map(|f| f as i64)
+            })
             .ok_or_else(|| format!("expected an integer, got {n}")),
         Value::String(s) => s
             .parse::<i64>()
@@ -241,12 +263,16 @@ pub(crate) fn int(v: &Value) -> std::result::Result<i64, String> {
 /// A double from a number, a numeric string, or `"NaN"` / `"Infinity"` / `"-Infinity"`.
 pub(crate) fn float(v: &Value) -> std::result::Result<f64, String> {
     match v {
-        Value::Number(n) => n.as_f64().ok_or_else(|| format!("expected a number, got {n}")),
+        Value::Number(n) => n
+            .as_f64()
+            .ok_or_else(|| format!("expected a number, got {n}")),
         Value::String(s) => match s.as_str() {
             "NaN" => Ok(f64::NAN),
             "Infinity" => Ok(f64::INFINITY),
             "-Infinity" => Ok(f64::NEG_INFINITY),
-            _ => s.parse::<f64>().map_err(|_| format!("expected a number, got {s:?}")),
+            _ => s
+                .parse::<f64>()
+                .map_err(|_| format!("expected a number, got {s:?}")),
         },
         other => Err(format!("expected a number, got {}", kind(other))),
     }

@@ -1,0 +1,115 @@
+//! The `[ingest]` section of the configuration.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Request header (gRPC metadata key) that names the tenant.
+    pub tenant_header: String,
+    /// Tenant of requests without the header.
+    pub default_tenant: String,
+    /// Largest request body accepted, after decompression.
+    pub max_body_bytes: usize,
+    /// Deepest nesting of attribute values (arrays and maps) accepted.
+    pub max_attribute_depth: usize,
+    /// Bytes of accepted requests that may be in flight (queued or being
+    /// stored) before new ones are refused with a retryable error.
+    pub memory_limit_bytes: u64,
+    /// Requests that may wait per signal between the WAL and the store.
+    pub queue_capacity: QueueCapacity,
+    pub rate_limit: RateLimit,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            tenant_header: "X-Scope-OrgID".into(),
+            default_tenant: "default".into(),
+            max_body_bytes: 16 << 20,
+            max_attribute_depth: 16,
+            memory_limit_bytes: 512 << 20,
+            queue_capacity: QueueCapacity::default(),
+            rate_limit: RateLimit::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueCapacity {
+    pub traces: usize,
+    pub logs: usize,
+    pub metrics: usize,
+}
+
+impl Default for QueueCapacity {
+    fn default() -> Self {
+        Self {
+            traces: 1024,
+            logs: 1024,
+            metrics: 1024,
+        }
+    }
+}
+
+/// Per-tenant token buckets; `0` disables a limit.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimit {
+    pub items_per_second: u64,
+    pub burst_items: u64,
+    pub bytes_per_second: u64,
+    pub burst_bytes: u64,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            items_per_second: 1_000_000,
+            burst_items: 2_000_000,
+            bytes_per_second: 256 << 20,
+            burst_bytes: 512 << 20,
+        }
+    }
+}
+
+impl IngestConfig {
+    /// Checks what serde cannot; names the offending key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.tenant_header.is_empty()
+            || http::HeaderName::from_bytes(self.tenant_header.as_bytes()).is_err()
+        {
+            return Err(format!(
+                "ingest.tenant_header: {:?} is not a valid header name",
+                self.tenant_header
+            ));
+        }
+        sightline_storage::model::Tenant::new(&self.default_tenant)
+            .map_err(|e| format!("ingest.default_tenant: {e}"))?;
+        if self.max_body_bytes < 1024 {
+            return Err("ingest.max_body_bytes: must be at least 1024".into());
+        }
+        if self.max_attribute_depth == 0 {
+            return Err("ingest.max_attribute_depth: must be at least 1".into());
+        }
+        if self.memory_limit_bytes < self.max_body_bytes as u64 {
+            return Err("ingest.memory_limit_bytes: must be at least ingest.max_body_bytes".into());
+        }
+        let q = &self.queue_capacity;
+        if q.traces == 0 || q.logs == 0 || q.metrics == 0 {
+            return Err(
+                "ingest.queue_capacity: every signal needs a capacity of at least 1".into(),
+            );
+        }
+        let r = &self.rate_limit;
+        if (r.items_per_second > 0 && r.burst_items == 0)
+            || (r.bytes_per_second > 0 && r.burst_bytes == 0)
+        {
+            return Err(
+                "ingest.rate_limit: a burst of 0 with a non-zero rate refuses everything".into(),
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,364 @@
+//! The ingest pipeline: admission, the WAL, and one lane per signal.
+//!
+//! [`Pipeline::submit`] answers only after the items are in the WAL. The
+//! WAL's writer thread then hands each batch to its signal's lane (a bounded
+//! queue whose slot was reserved before the append, so a durable batch always
+//! has room) in sequence order; a dedicated thread per lane converts the
+//! batch into the storage model and gives it to the store. Lanes are
+//! bulkheads: a flood of logs fills the logs lane and is refused there while
+//! spans keep flowing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use prometheus_client::registry::Registry;
+use prost::Message;
+use sightline_storage::StorageError;
+use sightline_storage::model::{LogRecord, MetricPoint, Span, Tenant};
+use sightline_storage::sink::{Batch, Sink};
+use sightline_storage::wal::{AppendError, Replay, Wal};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::admission::{MemoryBudget, MemoryPermit, RateLimiter};
+use crate::config::IngestConfig;
+use crate::error::IngestError;
+use crate::metrics::{IngestMetrics, Refusal, SignalLabel};
+use crate::signal::{Logs, Metrics, SignalKind, Traces};
+use crate::validate::Limits;
+
+/// The stores that receive each signal.
+#[derive(Clone)]
+pub struct Sinks {
+    pub spans: Arc<dyn Sink<Span>>,
+    pub logs: Arc<dyn Sink<LogRecord>>,
+    pub metrics: Arc<dyn Sink<MetricPoint>>,
+}
+
+/// What an accepted request turned into: how many items were rejected as
+/// invalid, and why (empty when none were).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub accepted: u64,
+    pub rejected: u64,
+    pub message: String,
+}
+
+struct Work<K: SignalKind> {
+    tenant: Tenant,
+    seq: u64,
+    request: K::Request,
+    _memory: MemoryPermit,
+}
+
+enum LaneMsg<K: SignalKind> {
+    Work(Work<K>),
+    Stop,
+}
+
+/// One signal's queue and the thread that drains it into the store.
+pub struct Lane<K: SignalKind> {
+    tx: mpsc::Sender<LaneMsg<K>>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A signal whose lane the pipeline knows.
+pub trait Laned: SignalKind {
+    #[doc(hidden)]
+    fn lane(p: &Pipeline) -> &Lane<Self>
+    where
+        Self: Sized;
+}
+
+impl Laned for Traces {
+    fn lane(p: &Pipeline) -> &Lane<Self> {
+        &p.traces
+    }
+}
+impl Laned for Logs {
+    fn lane(p: &Pipeline) -> &Lane<Self> {
+        &p.logs
+    }
+}
+impl Laned for Metrics {
+    fn lane(p: &Pipeline) -> &Lane<Self> {
+        &p.metrics_lane
+    }
+}
+
+pub struct Pipeline {
+    config: IngestConfig,
+    limits: Limits,
+    wal: Wal,
+    rate: RateLimiter,
+    memory: MemoryBudget,
+    metrics: Arc<IngestMetrics>,
+    traces: Lane<Traces>,
+    logs: Lane<Logs>,
+    metrics_lane: Lane<Metrics>,
+    closing: AtomicBool,
+}
+
+impl Pipeline {
+    /// Starts the lanes' threads. Call [`Pipeline::replay`] before serving.
+    pub fn start(
+        config: IngestConfig,
+        wal: Wal,
+        sinks: Sinks,
+        registry: &mut Registry,
+    ) -> std::io::Result<Arc<Self>> {
+        let metrics = Arc::new(IngestMetrics::register(registry));
+        let q = &config.queue_capacity;
+        Ok(Arc::new(Self {
+            limits: Limits {
+                max_attribute_depth: config.max_attribute_depth,
+            },
+            rate: RateLimiter::new(config.rate_limit.clone()),
+            memory: MemoryBudget::new(config.memory_limit_bytes),
+            traces: start_lane::<Traces>(q.traces, sinks.spans, metrics.clone())?,
+            logs: start_lane::<Logs>(q.logs, sinks.logs, metrics.clone())?,
+            metrics_lane: start_lane::<Metrics>(q.metrics, sinks.metrics, metrics.clone())?,
+            metrics,
+            wal,
+            config,
+            closing: AtomicBool::new(false),
+        }))
+    }
+
+    pub fn config(&self) -> &IngestConfig {
+        &self.config
+    }
+
+    pub fn metrics(&self) -> &IngestMetrics {
+        &self.metrics
+    }
+
+    /// The tenant named by a request's tenant header, or the default tenant.
+    pub fn tenant(&self, header: Option<&[u8]>) -> Result<Tenant, IngestError> {
+        let name = match header {
+            None => self.config.default_tenant.as_str(),
+            Some(bytes) => std::str::from_utf8(bytes)
+                .map_err(|_| IngestError::Invalid("tenant header is not UTF-8".into()))?,
+        };
+        Tenant::new(name).map_err(|e| IngestError::Invalid(e.to_string()))
+    }
+
+    /// Admits one export request: rate limit, validation, memory and queue
+    /// admission, then the WAL. Returns once the valid items are durable.
+    /// `raw` is the request's protobuf encoding when the caller has it, to
+    /// be logged as is when validation removed nothing.
+    pub async fn submit<K: Laned>(
+        &self,
+        tenant: &Tenant,
+        request: K::Request,
+        raw: Option<Bytes>,
+    ) -> Result<Outcome, IngestError> {
+        let items = K::count(&request);
+        let labels = IngestMetrics::signal_tenant(K::SIGNAL.as_str(), tenant.as_str());
+        self.metrics.received.get_or_create(&labels).inc_by(items);
+        let result = self.admit::<K>(tenant, request, raw, items).await;
+        match &result {
+            Ok(outcome) => {
+                self.metrics
+                    .accepted
+                    .get_or_create(&labels)
+                    .inc_by(outcome.accepted);
+                self.metrics
+                    .invalid
+                    .get_or_create(&labels)
+                    .inc_by(outcome.rejected);
+            }
+            Err(e) => {
+                let refusal = Refusal {
+                    signal: K::SIGNAL.as_str(),
+                    tenant: tenant.to_string(),
+                    reason: e.reason(),
+                };
+                self.metrics.refused.get_or_create(&refusal).inc_by(items);
+            }
+        }
+        self.metrics
+            .memory_in_use
+            .set(self.memory.in_use_bytes() as i64);
+        result
+    }
+
+    async fn admit<K: Laned>(
+        &self,
+        tenant: &Tenant,
+        mut request: K::Request,
+        raw: Option<Bytes>,
+        items: u64,
+    ) -> Result<Outcome, IngestError> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(IngestError::ShuttingDown);
+        }
+        let size = raw
+            .as_ref()
+            .map_or_else(|| request.encoded_len(), Bytes::len);
+        self.rate.check(tenant.as_str(), items, size as u64)?;
+        let rejections = K::validate(&mut request, self.limits);
+        let outcome = Outcome {
+            accepted: items - rejections.count,
+            rejected: rejections.count,
+            message: rejections.message(K::ITEMS),
+        };
+        if outcome.accepted == 0 {
+            return Ok(outcome);
+        }
+        let memory = self.memory.try_acquire(size)?;
+        let lane = K::lane(self);
+        let slot = lane
+            .tx
+            .clone()
+            .try_reserve_owned()
+            .map_err(|_| IngestError::Overloaded(lane_name(K::SIGNAL)))?;
+        let payload = match raw {
+            Some(raw) if rejections.count == 0 && !rejections.rewritten => raw,
+            _ => Bytes::from(request.encode_to_vec()),
+        };
+        let (ack_tx, ack_rx) = oneshot::channel();
+        let work_tenant = tenant.clone();
+        let done = Box::new(move |result: Result<u64, StorageError>| {
+            let reply = result.map(|seq| {
+                slot.send(LaneMsg::Work(Work::<K> {
+                    tenant: work_tenant,
+                    seq,
+                    request,
+                    _memory: memory,
+                }));
+            });
+            let _ = ack_tx.send(reply);
+        });
+        self.wal
+            .append(K::SIGNAL, tenant.clone(), payload, done)
+            .map_err(|e| match e {
+                AppendError::Full => IngestError::Overloaded("the write-ahead log queue"),
+                AppendError::Closed => IngestError::ShuttingDown,
+            })?;
+        self.metrics
+            .queue_depth
+            .get_or_create(&SignalLabel {
+                signal: K::SIGNAL.as_str(),
+            })
+            .set(depth(&lane.tx));
+        match ack_rx.await {
+            Ok(Ok(())) => Ok(outcome),
+            Ok(Err(e)) => Err(IngestError::Storage(e.to_string())),
+            Err(_) => Err(IngestError::ShuttingDown),
+        }
+    }
+
+    /// Feeds every record of the WAL to the lanes, waiting for room. Blocks:
+    /// call it from a blocking thread, before the receivers start.
+    pub fn replay_blocking(&self, replay: Replay) -> Result<u64, StorageError> {
+        let runtime = tokio::runtime::Handle::current();
+        let mut count = 0;
+        for record in replay {
+            let record = record?;
+            let memory = runtime.block_on(self.memory.acquire(record.payload.len()));
+            use sightline_storage::model::Signal;
+            let sent = match record.signal {
+                Signal::Traces => {
+                    self.replay_one::<Traces>(record.tenant, record.seq, record.payload, memory)
+                }
+                Signal::Logs => {
+                    self.replay_one::<Logs>(record.tenant, record.seq, record.payload, memory)
+                }
+                Signal::Metrics => {
+                    self.replay_one::<Metrics>(record.tenant, record.seq, record.payload, memory)
+                }
+            };
+            count += u64::from(sent);
+        }
+        Ok(count)
+    }
+
+    fn replay_one<K: Laned>(
+        &self,
+        tenant: Tenant,
+        seq: u64,
+        payload: Bytes,
+        memory: MemoryPermit,
+    ) -> bool {
+        match K::Request::decode(payload) {
+            Ok(request) => K::lane(self)
+                .tx
+                .blocking_send(LaneMsg::Work(Work {
+                    tenant,
+                    seq,
+                    request,
+                    _memory: memory,
+                }))
+                .is_ok(),
+            Err(e) => {
+                tracing::error!(seq, signal = %K::SIGNAL, error = %e, "undecodable WAL record skipped");
+                false
+            }
+        }
+    }
+
+    /// Refuses new requests, writes what the WAL holds, lets each lane store
+    /// what it has queued, and stops the threads. Blocks; idempotent.
+    pub fn shutdown_blocking(&self) {
+        self.closing.store(true, Ordering::Release);
+        self.wal.shutdown();
+        stop_lane(&self.traces);
+        stop_lane(&self.logs);
+        stop_lane(&self.metrics_lane);
+    }
+}
+
+fn lane_name(signal: sightline_storage::model::Signal) -> &'static str {
+    use sightline_storage::model::Signal;
+    match signal {
+        Signal::Traces => "the traces queue",
+        Signal::Logs => "the logs queue",
+        Signal::Metrics => "the metrics queue",
+    }
+}
+
+fn depth<T>(tx: &mpsc::Sender<T>) -> i64 {
+    (tx.max_capacity() - tx.capacity()) as i64
+}
+
+fn start_lane<K: SignalKind>(
+    capacity: usize,
+    sink: Arc<dyn Sink<K::Item>>,
+    metrics: Arc<IngestMetrics>,
+) -> std::io::Result<Lane<K>> {
+    let (tx, mut rx) = mpsc::channel::<LaneMsg<K>>(capacity);
+    let depth_tx = tx.downgrade();
+    let worker = std::thread::Builder::new().name(format!("sightline-{}", K::SIGNAL)).spawn(move || {
+        let label = SignalLabel { signal: K::SIGNAL.as_str() };
+        while let Some(LaneMsg::Work(work)) = rx.blocking_recv() {
+            let items = K::convert(work.request);
+            let n = items.len() as u64;
+            match sink.consume(Batch { tenant: work.tenant, wal_seq: work.seq, items }) {
+                Ok(()) => {
+                    metrics.stored.get_or_create(&label).inc_by(n);
+                }
+                Err(e) => {
+                    metrics.store_errors.get_or_create(&label).inc();
+                    tracing::error!(signal = %K::SIGNAL, seq = work.seq, error = %e, "store refused a batch; it stays in the WAL");
+                }
+            }
+            if let Some(tx) = depth_tx.upgrade() {
+                metrics.queue_depth.get_or_create(&label).set(depth(&tx));
+            }
+        }
+    })?;
+    Ok(Lane {
+        tx,
+        worker: Mutex::new(Some(worker)),
+    })
+}
+
+fn stop_lane<K: SignalKind>(lane: &Lane<K>) {
+    let _ = lane.tx.blocking_send(LaneMsg::Stop);
+    if let Some(worker) = lane.worker.lock().take() {
+        let _ = worker.join();
+    }
+}

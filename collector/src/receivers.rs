@@ -1,0 +1,2 @@
+pub mod otlp_grpc;
+pub mod otlp_http;

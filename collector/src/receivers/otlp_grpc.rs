@@ -1,0 +1,110 @@
+//! OTLP/gRPC receiver: the three `Export` services, gzip accepted, with the
+//! decompressed message size limited while decompressing. Retryable refusals
+//! carry a `google.rpc.RetryInfo`, as OTLP asks for `RESOURCE_EXHAUSTED`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sightline_proto::otlp::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use sightline_proto::otlp::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use sightline_proto::otlp::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use tonic::codec::CompressionEncoding;
+use tonic::{Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use super::otlp_http::status_of;
+use crate::error::IngestError;
+use crate::metrics;
+use crate::pipeline::{Laned, Pipeline};
+use crate::signal::{Logs, Metrics, SignalKind, Traces};
+
+/// A tonic router with the three OTLP services.
+pub fn routes(pipeline: Arc<Pipeline>) -> tonic::service::Routes {
+    let limit = pipeline.config().max_body_bytes;
+    let svc = Otlp(pipeline);
+    macro_rules! server {
+        ($server:ident) => {
+            $server::new(svc.clone())
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(limit)
+        };
+    }
+    tonic::service::Routes::new(server!(TraceServiceServer))
+        .add_service(server!(LogsServiceServer))
+        .add_service(server!(MetricsServiceServer))
+}
+
+#[derive(Clone)]
+struct Otlp(Arc<Pipeline>);
+
+impl Otlp {
+    async fn export<K: Laned>(
+        &self,
+        request: Request<K::Request>,
+    ) -> Result<Response<K::Response>, Status> {
+        let start = Instant::now();
+        let p = &self.0;
+        let key = p.config().tenant_header.to_ascii_lowercase();
+        let result = async {
+            let tenant = p.tenant(request.metadata().get(key.as_str()).map(|v| v.as_bytes()))?;
+            p.submit::<K>(&tenant, request.into_inner(), None).await
+        }
+        .await;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        p.metrics()
+            .request_seconds
+            .get_or_create(&metrics::Request {
+                transport: "grpc",
+                signal: K::SIGNAL.as_str(),
+                outcome,
+            })
+            .observe(start.elapsed().as_secs_f64());
+        match result {
+            Ok(o) => Ok(Response::new(K::response(o.rejected as i64, o.message))),
+            Err(e) => Err(to_status(&e)),
+        }
+    }
+}
+
+fn to_status(e: &IngestError) -> Status {
+    let (_, code) = status_of(e);
+    match e.retry_after() {
+        Some(after) => Status::with_error_details(
+            code,
+            e.to_string(),
+            ErrorDetails::with_retry_info(Some(after)),
+        ),
+        None => Status::new(code, e.to_string()),
+    }
+}
+
+type Rq<K> = Request<<K as SignalKind>::Request>;
+type Rs<K> = Result<Response<<K as SignalKind>::Response>, Status>;
+
+#[tonic::async_trait]
+impl TraceService for Otlp {
+    async fn export(&self, request: Rq<Traces>) -> Rs<Traces> {
+        Otlp::export::<Traces>(self, request).await
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for Otlp {
+    async fn export(&self, request: Rq<Logs>) -> Rs<Logs> {
+        Otlp::export::<Logs>(self, request).await
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Otlp {
+    async fn export(&self, request: Rq<Metrics>) -> Rs<Metrics> {
+        Otlp::export::<Metrics>(self, request).await
+    }
+}

@@ -1,0 +1,254 @@
+//! The configuration: one typed tree with a default for every option.
+//!
+//! Sources, later ones winning: the built-in defaults, the TOML file given
+//! with `--config`, environment variables `SIGHTLINE_<SECTION>__<KEY>` (for
+//! example `SIGHTLINE_WAL__FSYNC=never`, `SIGHTLINE_DATA_DIR=/var/lib/sightline`),
+//! then command-line flags. Unknown keys are errors that name the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use sightline_collector::IngestConfig;
+use sightline_storage::wal::FsyncPolicy;
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the WAL and the stores keep their files.
+    pub data_dir: PathBuf,
+    pub listen: Listen,
+    pub ingest: IngestConfig,
+    pub wal: WalSection,
+    pub log: LogSection,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./sightline-data"),
+            listen: Listen::default(),
+            ingest: IngestConfig::default(),
+            wal: WalSection::default(),
+            log: LogSection::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Listen {
+    /// OTLP/gRPC.
+    pub grpc: SocketAddr,
+    /// OTLP/HTTP.
+    pub http: SocketAddr,
+    /// Query APIs, `/metrics` and the web UI.
+    pub api: SocketAddr,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Self {
+            grpc: SocketAddr::from(([0, 0, 0, 0], 4317)),
+            http: SocketAddr::from(([0, 0, 0, 0], 4318)),
+            api: SocketAddr::from(([0, 0, 0, 0], 7070)),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FsyncMode {
+    /// Group commit: every batch is fsynced before it is acknowledged.
+    Batch,
+    /// Acknowledge once written; fsync every `fsync_interval_ms`.
+    Interval,
+    /// Never fsync (benchmarks only: a power loss loses acknowledged data).
+    Never,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WalSection {
+    pub fsync: FsyncMode,
+    pub fsync_interval_ms: u64,
+    pub segment_bytes: u64,
+    /// Appends that may wait for the WAL writer before requests are refused.
+    pub queue_capacity: usize,
+}
+
+impl Default for WalSection {
+    fn default() -> Self {
+        Self {
+            fsync: FsyncMode::Batch,
+            fsync_interval_ms: 10,
+            segment_bytes: 64 << 20,
+            queue_capacity: 4096,
+        }
+    }
+}
+
+impl WalSection {
+    pub fn policy(&self) -> FsyncPolicy {
+        match self.fsync {
+            FsyncMode::Batch => FsyncPolicy::Batch,
+            FsyncMode::Interval => {
+                FsyncPolicy::Interval(Duration::from_millis(self.fsync_interval_ms))
+            }
+            FsyncMode::Never => FsyncPolicy::Never,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// A `tracing` filter, e.g. `info` or `sightline=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the file (if any) and the environment over the defaults, then validates.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let mut tree = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                toml::from_str::<toml::Table>(&text)
+                    .with_context(|| format!("invalid TOML in {}", path.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        apply_env(&mut tree, env)?;
+        let config: Config = Config::deserialize(toml::Value::Table(tree))
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.ingest
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        if self.wal.segment_bytes < 4096 {
+            bail!("invalid configuration: wal.segment_bytes must be at least 4096");
+        }
+        if self.wal.fsync == FsyncMode::Interval && self.wal.fsync_interval_ms == 0 {
+            bail!("invalid configuration: wal.fsync_interval_ms must be at least 1");
+        }
+        if self.wal.queue_capacity == 0 {
+            bail!("invalid configuration: wal.queue_capacity must be at least 1");
+        }
+        Ok(())
+    }
+
+    pub fn to_toml(&self) -> anyhow::Result<String> {
+        Ok(toml::to_string_pretty(self)?)
+    }
+}
+
+/// Sets `SIGHTLINE_A__B=value` as key `a.b`; the value is read as a TOML
+/// value when it parses as one, else as a string.
+fn apply_env(
+    tree: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> anyhow::Result<()> {
+    for (name, raw) in env {
+        let Some(path) = name.strip_prefix("SIGHTLINE_") else {
+            continue;
+        };
+        if path == "CONFIG" {
+            continue;
+        }
+        let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.clone()));
+        let (last, parents) = keys.split_last().context("empty environment key")?;
+        let mut table = &mut *tree;
+        for key in parents {
+            let entry = table
+                .entry(key.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            table = entry
+                .as_table_mut()
+                .with_context(|| format!("{name}: {key} is not a section"))?;
+        }
+        table.insert(last.clone(), value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::load(None, env(&[])).expect("defaults");
+        assert_eq!(c, Config::default());
+        assert_eq!(c.listen.grpc.port(), 4317);
+        assert_eq!(c.ingest.max_body_bytes, 16 << 20);
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.toml");
+        std::fs::write(&path, "data_dir = \"/x\"\n[wal]\nfsync = \"interval\"\n[ingest.rate_limit]\nitems_per_second = 5\n").expect("write");
+        let c = Config::load(
+            Some(&path),
+            env(&[
+                ("SIGHTLINE_WAL__FSYNC_INTERVAL_MS", "25"),
+                ("SIGHTLINE_DATA_DIR", "/y"),
+                ("OTHER", "1"),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(c.data_dir, PathBuf::from("/y"));
+        assert_eq!(c.wal.fsync, FsyncMode::Interval);
+        assert_eq!(c.wal.fsync_interval_ms, 25);
+        assert_eq!(c.ingest.rate_limit.items_per_second, 5);
+        assert_eq!(
+            c.ingest.rate_limit.burst_items, 2_000_000,
+            "other keys keep their defaults"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = Config::load(None, env(&[("SIGHTLINE_WAL__FSYNCH", "never")]))
+            .expect_err("unknown key");
+        assert!(format!("{err:#}").contains("fsynch"), "{err:#}");
+        let err = Config::load(None, env(&[("SIGHTLINE_INGEST__MAX_BODY_BYTES", "10")]))
+            .expect_err("too small");
+        assert!(
+            format!("{err:#}").contains("ingest.max_body_bytes"),
+            "{err:#}"
+        );
+        let err = Config::load(None, env(&[("SIGHTLINE_WAL__FSYNC", "sometimes")]))
+            .expect_err("bad enum");
+        assert!(format!("{err:#}").contains("sometimes"), "{err:#}");
+    }
+}

@@ -1,0 +1,5 @@
+//! The `sightline` binary's glue: configuration and server assembly. The
+//! work is done by the library crates; see ARCHITECTURE.md.
+
+pub mod config;
+pub mod server;

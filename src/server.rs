@@ -1,0 +1,182 @@
+//! Assembles the parts into a running server: WAL → pipeline → heads, the
+//! OTLP receivers, and the API port. Used by `main` and by the end-to-end
+//! tests, which start it on `127.0.0.1:0`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use sightline_collector::receivers::{otlp_grpc, otlp_http};
+use sightline_collector::{Pipeline, Sinks};
+use sightline_query::ops::OpsState;
+use sightline_query::{QueryState, ops};
+use sightline_storage::head::Heads;
+use sightline_storage::model::Tenant;
+use sightline_storage::wal::{Wal, WalConfig};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+/// A running Sightline: its bound addresses and what it holds.
+pub struct Server {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub api_addr: SocketAddr,
+    pub heads: Arc<Heads>,
+    /// Records replayed from the WAL at start.
+    pub replayed: u64,
+    pipeline: Arc<Pipeline>,
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Opens the WAL, starts the API port, replays the WAL into the stores,
+    /// then opens the OTLP ports. Returns once all of them listen.
+    pub async fn start(config: &Config) -> anyhow::Result<Server> {
+        let mut registry = Registry::default();
+        let wal_config = WalConfig {
+            dir: config.data_dir.join("wal"),
+            segment_bytes: config.wal.segment_bytes,
+            fsync: config.wal.policy(),
+            queue_capacity: config.wal.queue_capacity,
+        };
+        let (wal, replay) =
+            Wal::open(wal_config, &mut registry).context("cannot open the write-ahead log")?;
+        let heads = Arc::new(Heads::default());
+        let sinks = Sinks {
+            spans: heads.clone(),
+            logs: heads.clone(),
+            metrics: heads.clone(),
+        };
+        let pipeline = Pipeline::start(config.ingest.clone(), wal, sinks, &mut registry)?;
+        let rss = Gauge::<i64>::default();
+        registry.register(
+            "sightline_process_resident_memory_bytes",
+            "Resident set size of the process",
+            rss.clone(),
+        );
+        let registry = Arc::new(registry);
+
+        let cancel = CancellationToken::new();
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(watch_rss(rss, cancel.clone())));
+
+        let ready = Arc::new(AtomicBool::new(false));
+        let api = TcpListener::bind(config.listen.api)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen.api))?;
+        let api_addr = api.local_addr()?;
+        let default_tenant = Tenant::new(&config.ingest.default_tenant)?;
+        let app = sightline_query::router(QueryState {
+            heads: heads.clone(),
+            tenant_header: config.ingest.tenant_header.clone(),
+            default_tenant,
+        })
+        .merge(ops::router(OpsState {
+            registry,
+            ready: ready.clone(),
+        }));
+        let stop = cancel.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(api, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            {
+                tracing::error!(error = %e, "API server failed");
+            }
+        }));
+
+        let replaying = pipeline.clone();
+        let replayed = tokio::task::spawn_blocking(move || replaying.replay_blocking(replay))
+            .await
+            .context("WAL replay stopped")?
+            .context("cannot replay the write-ahead log")?;
+        if replayed > 0 {
+            tracing::info!(records = replayed, "replayed the write-ahead log");
+        }
+
+        let http = TcpListener::bind(config.listen.http)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen.http))?;
+        let http_addr = http.local_addr()?;
+        let app = otlp_http::router(pipeline.clone());
+        let stop = cancel.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(http, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            {
+                tracing::error!(error = %e, "OTLP/HTTP server failed");
+            }
+        }));
+
+        let grpc = TcpListener::bind(config.listen.grpc)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen.grpc))?;
+        let grpc_addr = grpc.local_addr()?;
+        let routes = otlp_grpc::routes(pipeline.clone());
+        let stop = cancel.clone();
+        tasks.push(tokio::spawn(async move {
+            let incoming = tonic::transport::server::TcpIncoming::from(grpc);
+            let served = tonic::transport::Server::builder()
+                .add_routes(routes)
+                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "OTLP/gRPC server failed");
+            }
+        }));
+        ready.store(true, Ordering::Release);
+        Ok(Server {
+            grpc_addr,
+            http_addr,
+            api_addr,
+            heads,
+            replayed,
+            pipeline,
+            cancel,
+            tasks,
+        })
+    }
+
+    /// Stops accepting, finishes in-flight requests, writes the WAL, and
+    /// lets the stores take everything queued.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.cancel.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        let pipeline = self.pipeline;
+        tokio::task::spawn_blocking(move || pipeline.shutdown_blocking()).await?;
+        Ok(())
+    }
+}
+
+/// Keeps the resident-memory gauge current.
+async fn watch_rss(gauge: Gauge<i64>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {
+                if let Some(rss) = resident_bytes() {
+                    gauge.set(rss as i64);
+                }
+            }
+        }
+    }
+}
+
+/// Resident set size from `/proc/self/statm` (Linux); `None` elsewhere.
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
