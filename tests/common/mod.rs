@@ -1,0 +1,74 @@
+//! Shared helpers for the end-to-end tests: a real server on 127.0.0.1:0
+//! with its data in a temporary directory, and polling for eventual state.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use sightline::config::Config;
+use sightline::server::Server;
+use sightline_storage::model::Tenant;
+
+pub struct TestServer {
+    pub server: Server,
+    pub config: Config,
+    pub dir: tempfile::TempDir,
+}
+
+/// A config that binds every port on loopback, port 0, in a temp dir.
+pub fn loopback_config(dir: &std::path::Path) -> Config {
+    let mut config = Config::default();
+    config.data_dir = dir.to_path_buf();
+    let any = "127.0.0.1:0".parse().expect("address");
+    config.listen.grpc = any;
+    config.listen.http = any;
+    config.listen.api = any;
+    config
+}
+
+pub async fn start(configure: impl FnOnce(&mut Config)) -> TestServer {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = loopback_config(dir.path());
+    configure(&mut config);
+    let server = Server::start(&config).await.expect("server starts");
+    TestServer {
+        server,
+        config,
+        dir,
+    }
+}
+
+impl TestServer {
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.server.grpc_addr)
+    }
+
+    pub fn otlp_http_url(&self, signal: &str) -> String {
+        format!("http://{}/v1/{signal}", self.server.http_addr)
+    }
+
+    pub fn api_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.api_addr)
+    }
+}
+
+pub fn tenant(name: &str) -> Tenant {
+    Tenant::new(name).expect("tenant")
+}
+
+/// Polls `check` until it returns `Some`, for at most 20 s (a deadline for
+/// eventual state, not a timing assertion).
+pub async fn eventually<T, F: Future<Output = Option<T>>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,314 @@
+//! End-to-end: the real OpenTelemetry Rust SDK exports traces, logs and
+//! metrics to a real Sightline over OTLP/gRPC, OTLP/HTTP protobuf and
+//! OTLP/HTTP JSON; every item is checked where it landed, and traces are
+//! read back through the HTTP API as a user would.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{TestServer, eventually, tenant};
+use opentelemetry::KeyValue;
+use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry::trace::{Span as _, TraceContextExt as _, Tracer as _, TracerProvider as _};
+use opentelemetry_otlp::{
+    Compression, Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig,
+};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::metrics::{SdkMeterProvider, Temporality};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use sightline_storage::model::{PointValue, SpanKind, TraceId};
+
+#[derive(Clone, Copy, Debug)]
+enum Transport {
+    Grpc,
+    HttpProtobuf,
+    HttpJson,
+}
+
+struct Providers {
+    tracer: SdkTracerProvider,
+    logger: SdkLoggerProvider,
+    meter: SdkMeterProvider,
+}
+
+/// Builds the three providers for one transport, tagging every request with
+/// the tenant header and gzip where the transport takes it.
+fn providers(
+    s: &TestServer,
+    transport: Transport,
+    tenant: &str,
+    temporality: Temporality,
+) -> Providers {
+    let resource = Resource::builder()
+        .with_service_name(format!("svc-{tenant}"))
+        .build();
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    metadata.insert("x-scope-orgid", tenant.parse().expect("metadata"));
+    let headers = HashMap::from([("X-Scope-OrgID".to_owned(), tenant.to_owned())]);
+    let http = |signal: &str, protocol| (s.otlp_http_url(signal), protocol);
+    macro_rules! exporter {
+        ($builder:expr, $signal:literal) => {
+            match transport {
+                Transport::Grpc => $builder
+                    .with_tonic()
+                    .with_endpoint(s.grpc_url())
+                    .with_metadata(metadata.clone())
+                    .with_compression(Compression::Gzip)
+                    .build(),
+                Transport::HttpProtobuf | Transport::HttpJson => {
+                    let protocol = if matches!(transport, Transport::HttpJson) {
+                        Protocol::HttpJson
+                    } else {
+                        Protocol::HttpBinary
+                    };
+                    let (url, protocol) = http($signal, protocol);
+                    $builder
+                        .with_http()
+                        .with_endpoint(url)
+                        .with_protocol(protocol)
+                        .with_headers(headers.clone())
+                        .with_compression(Compression::Gzip)
+                        .build()
+                }
+            }
+            .expect("exporter builds")
+        };
+    }
+    let spans = exporter!(opentelemetry_otlp::SpanExporter::builder(), "traces");
+    let logs = exporter!(opentelemetry_otlp::LogExporter::builder(), "logs");
+    let metrics = exporter!(
+        opentelemetry_otlp::MetricExporter::builder().with_temporality(temporality),
+        "metrics"
+    );
+    Providers {
+        tracer: SdkTracerProvider::builder()
+            .with_resource(resource.clone())
+            .with_batch_exporter(spans)
+            .build(),
+        logger: SdkLoggerProvider::builder()
+            .with_resource(resource.clone())
+            .with_batch_exporter(logs)
+            .build(),
+        meter: SdkMeterProvider::builder()
+            .with_resource(resource)
+            .with_periodic_exporter(metrics)
+            .build(),
+    }
+}
+
+/// What the instrumented code produced, to compare with what arrived.
+struct Sent {
+    trace_id: TraceId,
+}
+
+/// Emits one trace of three spans, three log records (one inside a span),
+/// and four instruments, then flushes and shuts the providers down.
+fn emit(p: &Providers) -> Sent {
+    let tracer = p.tracer.tracer("e2e");
+    let logger = p.logger.logger("e2e");
+    let meter = p.meter.meter("e2e");
+    let counter = meter.u64_counter("orders").build();
+    let updown = meter.i64_up_down_counter("queue_size").build();
+    let histogram = meter.f64_histogram("latency").with_unit("s").build();
+    let gauge = meter.f64_gauge("temperature").build();
+
+    let trace_id = tracer.in_span("GET /checkout", |cx| {
+        let span = cx.span();
+        span.set_attribute(KeyValue::new("http.route", "/checkout"));
+        tracer.in_span("SELECT orders", |_| {
+            let mut record = logger.create_log_record();
+            record.set_body(AnyValue::from("query took too long"));
+            record.set_severity_number(Severity::Warn);
+            record.set_severity_text("WARN");
+            logger.emit(record);
+        });
+        let mut child = tracer.start("charge card");
+        child.add_event("retry", vec![KeyValue::new("attempt", 2)]);
+        child.end();
+        span.span_context().trace_id()
+    });
+    for (body, severity) in [
+        ("started", Severity::Info),
+        ("payment failed", Severity::Error),
+    ] {
+        let mut record = logger.create_log_record();
+        record.set_body(AnyValue::from(body));
+        record.set_severity_number(severity);
+        record.add_attribute("order.id", 42);
+        logger.emit(record);
+    }
+    counter.add(5, &[KeyValue::new("route", "/checkout")]);
+    counter.add(7, &[KeyValue::new("route", "/checkout")]);
+    updown.add(3, &[]);
+    updown.add(-1, &[]);
+    histogram.record(0.25, &[]);
+    histogram.record(1.5, &[]);
+    gauge.record(21.5, &[]);
+
+    p.tracer.force_flush().expect("spans flushed");
+    p.logger.force_flush().expect("logs flushed");
+    p.meter.force_flush().expect("metrics flushed");
+    p.tracer.shutdown().expect("tracer shutdown");
+    p.logger.shutdown().expect("logger shutdown");
+    p.meter.shutdown().expect("meter shutdown");
+    Sent {
+        trace_id: TraceId(trace_id.to_bytes()),
+    }
+}
+
+async fn round_trip(transport: Transport, temporality: Temporality) {
+    let s = common::start(|_| {}).await;
+    let tenant_name = format!("{transport:?}-{temporality:?}").to_ascii_lowercase();
+    let p = providers(&s, transport, &tenant_name, temporality);
+    // The SDK's batch processors and blocking HTTP client run on their own
+    // threads; keep them off the async workers.
+    let sent = tokio::task::spawn_blocking(move || emit(&p))
+        .await
+        .expect("emit");
+    let t = tenant(&tenant_name);
+    let heads = s.server.heads.clone();
+
+    // Traces: three spans of one trace, with parent links and the resource.
+    let spans = eventually("three spans", || {
+        let spans = heads.spans.trace(&t, &sent.trace_id);
+        async move { (spans.len() == 3).then_some(spans) }
+    })
+    .await;
+    let by_name: HashMap<_, _> = spans.iter().map(|s| (s.name.as_str(), s)).collect();
+    let root = by_name["GET /checkout"];
+    assert_eq!(root.parent_span_id, None);
+    assert_eq!(root.attributes.get_str("http.route"), Some("/checkout"));
+    assert_eq!(root.resource.service, format!("svc-{tenant_name}"));
+    assert_eq!(root.kind, SpanKind::Internal);
+    for child in ["SELECT orders", "charge card"] {
+        assert_eq!(by_name[child].parent_span_id, Some(root.span_id), "{child}");
+        assert!(by_name[child].start_unix_nano >= root.start_unix_nano);
+    }
+    assert_eq!(by_name["charge card"].events[0].name, "retry");
+    // Other tenants do not see it.
+    assert!(
+        heads
+            .spans
+            .trace(&tenant("default"), &sent.trace_id)
+            .is_empty()
+    );
+
+    // The same trace through the HTTP API, scoped by the tenant header.
+    let client = reqwest::Client::new();
+    let url = s.api_url(&format!("/api/traces/{}", sent.trace_id));
+    let body: serde_json::Value = client
+        .get(&url)
+        .header("X-Scope-OrgID", &tenant_name)
+        .send()
+        .await
+        .expect("GET trace")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(body["spans"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        client.get(&url).send().await.expect("GET").status(),
+        404,
+        "the default tenant has no such trace"
+    );
+
+    // Logs: three records; the one emitted inside a span carries its trace.
+    let logs = eventually("three log records", || {
+        let logs = heads.logs.newest(&t, 10);
+        async move { (logs.len() == 3).then_some(logs) }
+    })
+    .await;
+    let mut bodies: Vec<_> = logs.iter().map(|l| l.body.to_text()).collect();
+    bodies.sort();
+    assert_eq!(bodies, ["payment failed", "query took too long", "started"]);
+    let in_span = logs
+        .iter()
+        .find(|l| l.body.to_text() == "query took too long")
+        .expect("log in span");
+    assert_eq!(in_span.trace_id, Some(sent.trace_id));
+    assert!(in_span.span_id.is_some());
+    assert_eq!(in_span.severity_number, 13);
+    let failed = logs
+        .iter()
+        .find(|l| l.body.to_text() == "payment failed")
+        .expect("error log");
+    assert_eq!(failed.severity_number, 17);
+    assert_eq!(failed.trace_id, None);
+    assert!(failed.observed_unix_nano > 0 && failed.time_unix_nano > 0);
+
+    // Metrics: each instrument arrived with the values recorded.
+    let orders = eventually("the orders counter", || {
+        let points = heads.metrics.points(&t, "orders");
+        async move { (!points.is_empty()).then_some(points) }
+    })
+    .await;
+    let total: f64 = match temporality {
+        Temporality::Delta => orders.iter().map(|p| sum_value(&p.value)).sum(),
+        _ => orders
+            .iter()
+            .map(|p| sum_value(&p.value))
+            .fold(0.0, f64::max),
+    };
+    assert_eq!(total, 12.0);
+    assert!(matches!(
+        orders[0].value,
+        PointValue::Sum {
+            monotonic: true,
+            ..
+        }
+    ));
+    assert_eq!(orders[0].attributes.get_str("route"), Some("/checkout"));
+    let queue = heads.metrics.points(&t, "queue_size");
+    assert!(matches!(
+        queue.last().map(|p| &p.value),
+        Some(PointValue::Sum {
+            monotonic: false,
+            ..
+        })
+    ));
+    let latency = heads.metrics.points(&t, "latency");
+    match latency.last().map(|p| &p.value) {
+        Some(PointValue::Histogram { count, sum, .. }) => {
+            assert_eq!(*count, 2);
+            assert_eq!(*sum, Some(1.75));
+        }
+        other => panic!("latency is a histogram: {other:?}"),
+    }
+    assert_eq!(latency[0].unit, "s");
+    let temperature = heads.metrics.points(&t, "temperature");
+    assert!(
+        matches!(temperature.last().map(|p| &p.value), Some(PointValue::Gauge(v)) if *v == 21.5)
+    );
+
+    s.server.shutdown().await.expect("clean shutdown");
+}
+
+fn sum_value(v: &PointValue) -> f64 {
+    match v {
+        PointValue::Sum { value, .. } => *value,
+        other => panic!("expected a sum, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grpc_cumulative() {
+    round_trip(Transport::Grpc, Temporality::Cumulative).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grpc_delta() {
+    round_trip(Transport::Grpc, Temporality::Delta).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http_protobuf() {
+    round_trip(Transport::HttpProtobuf, Temporality::Cumulative).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http_json() {
+    round_trip(Transport::HttpJson, Temporality::Delta).await;
+}
