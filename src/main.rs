@@ -71,6 +71,7 @@ fn main() -> anyhow::Result<()> {
 
 fn serve(config: Config) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&config.log.level)
                 .context("invalid log.level")?,

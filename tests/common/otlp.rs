@@ -1,0 +1,62 @@
+//! Hand-built OTLP requests for tests that need exact control of the bytes.
+
+use sightline_proto::otlp::ExportTraceServiceRequest;
+use sightline_proto::otlp::common::{AnyValue, KeyValue, any_value};
+use sightline_proto::otlp::resource::Resource;
+use sightline_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span};
+
+pub fn string_kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        key_strindex: 0,
+    }
+}
+
+/// A trace id that encodes `n`, so tests can find each request's trace.
+pub fn trace_id(n: u64) -> Vec<u8> {
+    let mut id = vec![0xab; 16];
+    id[8..].copy_from_slice(&n.to_be_bytes());
+    id
+}
+
+pub fn span(trace: &[u8], index: u64) -> Span {
+    Span {
+        trace_id: trace.to_vec(),
+        span_id: (index + 1).to_be_bytes().to_vec(),
+        parent_span_id: if index == 0 {
+            Vec::new()
+        } else {
+            1u64.to_be_bytes().to_vec()
+        },
+        name: format!("op-{index}"),
+        kind: 2,
+        start_time_unix_nano: 1_700_000_000_000_000_000 + index,
+        end_time_unix_nano: 1_700_000_000_500_000_000 + index,
+        ..Default::default()
+    }
+}
+
+/// One request holding one trace of `spans` spans.
+pub fn traces_request(n: u64, spans: u64) -> ExportTraceServiceRequest {
+    let trace = trace_id(n);
+    request_of((0..spans).map(|i| span(&trace, i)).collect())
+}
+
+pub fn request_of(spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![string_kv("service.name", "crash-test")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
