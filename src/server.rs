@@ -121,15 +121,9 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen.grpc))?;
         let grpc_addr = grpc.local_addr()?;
-        let routes = otlp_grpc::routes(pipeline.clone());
-        let stop = cancel.clone();
+        let (grpc_pipeline, stop) = (pipeline.clone(), cancel.clone());
         tasks.push(tokio::spawn(async move {
-            let incoming = tonic::transport::server::TcpIncoming::from(grpc);
-            let served = tonic::transport::Server::builder()
-                .add_routes(routes)
-                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
-                .await;
-            if let Err(e) = served {
+            if let Err(e) = otlp_grpc::serve(grpc_pipeline, grpc, stop.cancelled_owned()).await {
                 tracing::error!(error = %e, "OTLP/gRPC server failed");
             }
         }));

@@ -134,13 +134,13 @@ pub fn log_record(r: &LogRecord, limits: Limits) -> Result<(), String> {
         ));
     }
     attributes(&r.attributes, limits)?;
-    if let Some(body) = &r.body {
-        if !value_depth(body, 1, limits.max_attribute_depth) {
-            return Err(format!(
-                "log body nested deeper than {} levels",
-                limits.max_attribute_depth
-            ));
-        }
+    if let Some(body) = &r.body
+        && !value_depth(body, 1, limits.max_attribute_depth)
+    {
+        return Err(format!(
+            "log body nested deeper than {} levels",
+            limits.max_attribute_depth
+        ));
     }
     Ok(())
 }

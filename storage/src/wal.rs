@@ -463,12 +463,12 @@ impl Writer {
     }
 
     fn write_batch(&mut self, batch: Vec<Request>) {
-        if self.len >= self.config.segment_bytes {
-            if let Err(e) = self.roll() {
-                tracing::error!(error = %e, "cannot start a new write-ahead log segment");
-                self.metrics.errors.inc();
-                return fail_all(batch, &e);
-            }
+        if self.len >= self.config.segment_bytes
+            && let Err(e) = self.roll()
+        {
+            tracing::error!(error = %e, "cannot start a new write-ahead log segment");
+            self.metrics.errors.inc();
+            return fail_all(batch, &e);
         }
         self.buf.clear();
         let mut seqs = Vec::with_capacity(batch.len());

@@ -20,13 +20,16 @@ pub struct TestServer {
 
 /// A config that binds every port on loopback, port 0, in a temp dir.
 pub fn loopback_config(dir: &std::path::Path) -> Config {
-    let mut config = Config::default();
-    config.data_dir = dir.to_path_buf();
     let any = "127.0.0.1:0".parse().expect("address");
-    config.listen.grpc = any;
-    config.listen.http = any;
-    config.listen.api = any;
-    config
+    Config {
+        data_dir: dir.to_path_buf(),
+        listen: sightline::config::Listen {
+            grpc: any,
+            http: any,
+            api: any,
+        },
+        ..Config::default()
+    }
 }
 
 pub async fn start(configure: impl FnOnce(&mut Config)) -> TestServer {

@@ -24,6 +24,40 @@ use crate::metrics;
 use crate::pipeline::{Laned, Pipeline};
 use crate::signal::{Logs, Metrics, SignalKind, Traces};
 
+/// Serves the three OTLP services on `listener` until `shutdown` completes.
+pub async fn serve(
+    pipeline: Arc<Pipeline>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(client_fault_codes))
+        .add_routes(routes(pipeline))
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener),
+            shutdown,
+        )
+        .await
+}
+
+/// tonic answers a message over the size limit with OUT_OF_RANGE (which OTLP
+/// clients retry) and an undecodable one with INTERNAL. Both are the
+/// client's fault and must not be retried: they become RESOURCE_EXHAUSTED
+/// (without retry info) and INVALID_ARGUMENT. The handlers themselves never
+/// answer with either code, so only tonic's decoding errors are rewritten.
+fn client_fault_codes<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let headers = response.headers_mut();
+    let rewritten = match headers.get("grpc-status").map(http::HeaderValue::as_bytes) {
+        Some(b"11") => Some(tonic::Code::ResourceExhausted),
+        Some(b"13") => Some(tonic::Code::InvalidArgument),
+        _ => None,
+    };
+    if let Some(code) = rewritten {
+        headers.insert("grpc-status", http::HeaderValue::from(code as i32));
+    }
+    response
+}
+
 /// A tonic router with the three OTLP services.
 pub fn routes(pipeline: Arc<Pipeline>) -> tonic::service::Routes {
     let limit = pipeline.config().max_body_bytes;

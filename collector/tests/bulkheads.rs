@@ -1,0 +1,221 @@
+//! Bulkheads: when one signal's store stalls, its queue fills and that signal
+//! is refused with 503 + Retry-After, while the other signals keep flowing.
+//! The memory budget refuses the same way. Driven through the OTLP/HTTP
+//! router without a socket.
+
+use std::sync::{Arc, Condvar, Mutex};
+
+use axum::body::Body;
+use http::Request;
+use prometheus_client::registry::Registry;
+use prost::Message;
+use sightline_collector::receivers::otlp_http;
+use sightline_collector::{IngestConfig, Pipeline, Sinks};
+use sightline_proto::otlp::common::{AnyValue, any_value};
+use sightline_proto::otlp::logs::{LogRecord as OtlpLog, ResourceLogs, ScopeLogs};
+use sightline_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span as OtlpSpan};
+use sightline_proto::otlp::{ExportLogsServiceRequest, ExportTraceServiceRequest};
+use sightline_storage::StorageError;
+use sightline_storage::head::Heads;
+use sightline_storage::model::{LogRecord, Span};
+use sightline_storage::sink::{Batch, Sink};
+use sightline_storage::wal::{FsyncPolicy, Wal, WalConfig};
+use tower::ServiceExt;
+
+/// A span store that blocks until it is opened.
+#[derive(Default)]
+struct Gate {
+    open: Mutex<bool>,
+    cv: Condvar,
+    taken: Mutex<u64>,
+}
+
+impl Gate {
+    fn open(&self) {
+        *self.open.lock().expect("lock") = true;
+        self.cv.notify_all();
+    }
+}
+
+impl Sink<Span> for Gate {
+    fn consume(&self, batch: Batch<Span>) -> Result<(), StorageError> {
+        let mut open = self.open.lock().expect("lock");
+        while !*open {
+            open = self.cv.wait(open).expect("wait");
+        }
+        *self.taken.lock().expect("lock") += batch.items.len() as u64;
+        Ok(())
+    }
+}
+
+fn spans_body(n: u8) -> Vec<u8> {
+    let span = OtlpSpan {
+        trace_id: vec![n + 1; 16],
+        span_id: vec![1; 8],
+        name: "op".into(),
+        start_time_unix_nano: 1,
+        end_time_unix_nano: 2,
+        ..Default::default()
+    };
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![span],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+fn logs_body() -> Vec<u8> {
+    let record = OtlpLog {
+        time_unix_nano: 5,
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue("hello".into())),
+        }),
+        ..Default::default()
+    };
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![record],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+fn post(path: &str, body: Vec<u8>) -> Request<Body> {
+    Request::post(path)
+        .header("content-type", "application/x-protobuf")
+        .body(Body::from(body))
+        .expect("request")
+}
+
+fn pipeline(
+    config: IngestConfig,
+    spans: Arc<dyn Sink<Span>>,
+    heads: Arc<Heads>,
+    dir: &std::path::Path,
+) -> Arc<Pipeline> {
+    let mut registry = Registry::default();
+    let wal_config = WalConfig {
+        dir: dir.to_path_buf(),
+        segment_bytes: 1 << 20,
+        fsync: FsyncPolicy::Never,
+        queue_capacity: 64,
+    };
+    let (wal, _) = Wal::open(wal_config, &mut registry).expect("wal");
+    let logs: Arc<dyn Sink<LogRecord>> = heads.clone();
+    Pipeline::start(
+        config,
+        wal,
+        Sinks {
+            spans,
+            logs,
+            metrics: heads,
+        },
+        &mut registry,
+    )
+    .expect("pipeline")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_span_store_does_not_stop_logs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gate = Arc::new(Gate::default());
+    let heads = Arc::new(Heads::default());
+    let mut config = IngestConfig::default();
+    config.queue_capacity.traces = 2;
+    let p = pipeline(config, gate.clone(), heads.clone(), dir.path());
+    let app = otlp_http::router(p.clone());
+
+    // The worker holds one batch in the stalled store, the queue two more.
+    let mut statuses = Vec::new();
+    for n in 0..6 {
+        let r = app
+            .clone()
+            .oneshot(post("/v1/traces", spans_body(n)))
+            .await
+            .expect("response");
+        statuses.push((r.status().as_u16(), r.headers().get("retry-after").cloned()));
+    }
+    let accepted = statuses.iter().filter(|(s, _)| *s == 200).count();
+    assert!((2..=3).contains(&accepted), "{statuses:?}");
+    for (status, retry_after) in &statuses[accepted..] {
+        assert_eq!(*status, 503, "{statuses:?}");
+        assert_eq!(
+            retry_after.as_ref().map(|v| v.to_str().expect("text")),
+            Some("1")
+        );
+    }
+
+    // Logs still flow while spans are refused.
+    let r = app
+        .clone()
+        .oneshot(post("/v1/logs", logs_body()))
+        .await
+        .expect("response");
+    assert_eq!(r.status(), 200);
+    let tenant = sightline_storage::model::Tenant::new("default").expect("tenant");
+    for _ in 0..500 {
+        if heads.counts(&tenant).log_records == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(heads.counts(&tenant).log_records, 1);
+
+    // Once the store moves again, every accepted span is stored and new ones pass.
+    gate.open();
+    let r = app
+        .clone()
+        .oneshot(post("/v1/traces", spans_body(9)))
+        .await
+        .expect("response");
+    assert_eq!(r.status(), 200);
+    let p2 = p.clone();
+    tokio::task::spawn_blocking(move || p2.shutdown_blocking())
+        .await
+        .expect("shutdown");
+    assert_eq!(*gate.taken.lock().expect("lock"), accepted as u64 + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_budget_refuses_with_503() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gate = Arc::new(Gate::default());
+    let heads = Arc::new(Heads::default());
+    let mut config = IngestConfig::default();
+    config.max_body_bytes = 4096;
+    config.memory_limit_bytes = 4096;
+    let p = pipeline(config, gate.clone(), heads, dir.path());
+    let app = otlp_http::router(p.clone());
+    // Each request holds at least 1 KiB of the 4 KiB budget while the store is stalled.
+    let mut statuses = Vec::new();
+    for n in 0..8 {
+        statuses.push(
+            app.clone()
+                .oneshot(post("/v1/traces", spans_body(n)))
+                .await
+                .expect("response")
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        4,
+        "{statuses:?}"
+    );
+    assert!(statuses[4..].iter().all(|s| *s == 503), "{statuses:?}");
+    gate.open();
+    tokio::task::spawn_blocking(move || p.shutdown_blocking())
+        .await
+        .expect("shutdown");
+    assert_eq!(*gate.taken.lock().expect("lock"), 4);
+}
