@@ -259,7 +259,7 @@ async fn http_bad_input_table() {
             assert!(!message.is_empty(), "{}", c.name);
         }
     }
-    // Nothing bad was stored, everything good was.
+    // Nothing bad was stored, everything good was (acknowledged = readable).
     let counts = s.server.heads.counts(&common::tenant("default"));
     assert_eq!(counts.spans, expected_spans);
     assert_eq!(counts.log_records, 1);

@@ -1,6 +1,9 @@
 //! The ingest pipeline: admission, the WAL, and one lane per signal.
 //!
-//! [`Pipeline::submit`] answers only after the items are in the WAL. The
+//! [`Pipeline::submit`] answers only after the items are in the WAL and in
+//! their store's head, so that what a client was told is stored is durable
+//! and readable by every query at once (heads only take batches into
+//! memory; heavy work such as Parquet or tantivy happens behind them). The
 //! WAL's writer thread then hands each batch to its signal's lane (a bounded
 //! queue whose slot was reserved before the append, so a durable batch always
 //! has room) in sequence order; a dedicated thread per lane converts the
@@ -46,15 +49,22 @@ pub struct Outcome {
     pub message: String,
 }
 
+/// Told once the store holds a batch (or could not take it).
+type StoredAck = oneshot::Sender<Result<(), IngestError>>;
+
 struct Work<K: SignalKind> {
     tenant: Tenant,
     seq: u64,
     request: K::Request,
     _memory: MemoryPermit,
+    /// The waiting client, for live requests; `None` for replay.
+    ack: Option<StoredAck>,
 }
 
 enum LaneMsg<K: SignalKind> {
     Work(Work<K>),
+    /// Answered once everything queued before it is in the store.
+    Barrier(std::sync::mpsc::SyncSender<()>),
     Stop,
 }
 
@@ -209,6 +219,9 @@ impl Pipeline {
             return Ok(outcome);
         }
         let memory = self.memory.try_acquire(size)?;
+        self.metrics
+            .memory_in_use
+            .set(self.memory.in_use_bytes() as i64);
         let lane = K::lane(self);
         let slot = lane
             .tx
@@ -221,16 +234,19 @@ impl Pipeline {
         };
         let (ack_tx, ack_rx) = oneshot::channel();
         let work_tenant = tenant.clone();
-        let done = Box::new(move |result: Result<u64, StorageError>| {
-            let reply = result.map(|seq| {
+        let done = Box::new(move |result: Result<u64, StorageError>| match result {
+            Ok(seq) => {
                 slot.send(LaneMsg::Work(Work::<K> {
                     tenant: work_tenant,
                     seq,
                     request,
                     _memory: memory,
+                    ack: Some(ack_tx),
                 }));
-            });
-            let _ = ack_tx.send(reply);
+            }
+            Err(e) => {
+                let _ = ack_tx.send(Err(IngestError::Storage(e.to_string())));
+            }
         });
         self.wal
             .append(K::SIGNAL, tenant.clone(), payload, done)
@@ -244,9 +260,10 @@ impl Pipeline {
                 signal: K::SIGNAL.as_str(),
             })
             .set(depth(&lane.tx));
+        // Durable in the WAL and readable in the store: only now say yes.
         match ack_rx.await {
             Ok(Ok(())) => Ok(outcome),
-            Ok(Err(e)) => Err(IngestError::Storage(e.to_string())),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(IngestError::ShuttingDown),
         }
     }
@@ -273,7 +290,27 @@ impl Pipeline {
             };
             count += u64::from(sent);
         }
+        self.wait_stored_blocking();
         Ok(count)
+    }
+
+    /// Waits until every lane has handed what it had queued to its store.
+    fn wait_stored_blocking(&self) {
+        fn barrier<K: SignalKind>(lane: &Lane<K>) -> Option<std::sync::mpsc::Receiver<()>> {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            lane.tx
+                .blocking_send(LaneMsg::Barrier(tx))
+                .ok()
+                .map(|()| rx)
+        }
+        let waits = [
+            barrier(&self.traces),
+            barrier(&self.logs),
+            barrier(&self.metrics_lane),
+        ];
+        for rx in waits.into_iter().flatten() {
+            let _ = rx.recv();
+        }
     }
 
     fn replay_one<K: Laned>(
@@ -291,6 +328,7 @@ impl Pipeline {
                     seq,
                     request,
                     _memory: memory,
+                    ack: None,
                 }))
                 .is_ok(),
             Err(e) => {
@@ -333,10 +371,19 @@ fn start_lane<K: SignalKind>(
     let depth_tx = tx.downgrade();
     let worker = std::thread::Builder::new().name(format!("sightline-{}", K::SIGNAL)).spawn(move || {
         let label = SignalLabel { signal: K::SIGNAL.as_str() };
-        while let Some(LaneMsg::Work(work)) = rx.blocking_recv() {
+        loop {
+            let work = match rx.blocking_recv() {
+                Some(LaneMsg::Work(work)) => work,
+                Some(LaneMsg::Barrier(done)) => {
+                    let _ = done.send(());
+                    continue;
+                }
+                Some(LaneMsg::Stop) | None => break,
+            };
             let items = K::convert(work.request);
             let n = items.len() as u64;
-            match sink.consume(Batch { tenant: work.tenant, wal_seq: work.seq, items }) {
+            let stored = sink.consume(Batch { tenant: work.tenant, wal_seq: work.seq, items });
+            match &stored {
                 Ok(()) => {
                     metrics.stored.get_or_create(&label).inc_by(n);
                 }
@@ -344,6 +391,9 @@ fn start_lane<K: SignalKind>(
                     metrics.store_errors.get_or_create(&label).inc();
                     tracing::error!(signal = %K::SIGNAL, seq = work.seq, error = %e, "store refused a batch; it stays in the WAL");
                 }
+            }
+            if let Some(ack) = work.ack {
+                let _ = ack.send(stored.map_err(|e| IngestError::Storage(e.to_string())));
             }
             if let Some(tx) = depth_tx.upgrade() {
                 metrics.queue_depth.get_or_create(&label).set(depth(&tx));

@@ -127,6 +127,35 @@ fn pipeline(
     .expect("pipeline")
 }
 
+/// Polls until the traces queue holds `n` requests.
+async fn queued(p: &Pipeline, n: i64) {
+    let label = sightline_collector::metrics::SignalLabel { signal: "traces" };
+    for _ in 0..2000 {
+        if p.metrics().queue_depth.get_or_create(&label).get() == n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!("the traces queue never held {n} requests");
+}
+
+/// Sends a request in the background: an accepted one only answers once the
+/// stalled store has taken it.
+fn spawn_post(
+    app: &axum::Router,
+    path: &'static str,
+    body: Vec<u8>,
+) -> tokio::task::JoinHandle<u16> {
+    let app = app.clone();
+    tokio::spawn(async move {
+        app.oneshot(post(path, body))
+            .await
+            .expect("response")
+            .status()
+            .as_u16()
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_span_store_does_not_stop_logs() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -138,33 +167,29 @@ async fn a_stalled_span_store_does_not_stop_logs() {
     let app = otlp_http::router(p.clone());
 
     // The worker holds the first batch in the stalled store, the queue two more.
-    let first = app
-        .clone()
-        .oneshot(post("/v1/traces", spans_body(0)))
-        .await
-        .expect("response");
-    assert_eq!(first.status(), 200);
-    for _ in 0..1000 {
+    let mut waiting = vec![spawn_post(&app, "/v1/traces", spans_body(0))];
+    for _ in 0..2000 {
         if gate.entered.load(std::sync::atomic::Ordering::SeqCst) == 1 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    let mut statuses = Vec::new();
-    for n in 1..6 {
+    waiting.push(spawn_post(&app, "/v1/traces", spans_body(1)));
+    waiting.push(spawn_post(&app, "/v1/traces", spans_body(2)));
+    queued(&p, 2).await;
+
+    // Further spans are refused at once, retryably.
+    for n in 3..6 {
         let r = app
             .clone()
             .oneshot(post("/v1/traces", spans_body(n)))
             .await
             .expect("response");
-        statuses.push((r.status().as_u16(), r.headers().get("retry-after").cloned()));
-    }
-    let accepted = statuses.iter().filter(|(s, _)| *s == 200).count();
-    assert_eq!(accepted, 2, "{statuses:?}");
-    for (status, retry_after) in &statuses[accepted..] {
-        assert_eq!(*status, 503, "{statuses:?}");
+        assert_eq!(r.status(), 503);
         assert_eq!(
-            retry_after.as_ref().map(|v| v.to_str().expect("text")),
+            r.headers()
+                .get("retry-after")
+                .map(|v| v.to_str().expect("text")),
             Some("1")
         );
     }
@@ -177,27 +202,28 @@ async fn a_stalled_span_store_does_not_stop_logs() {
         .expect("response");
     assert_eq!(r.status(), 200);
     let tenant = sightline_storage::model::Tenant::new("default").expect("tenant");
-    for _ in 0..500 {
-        if heads.counts(&tenant).log_records == 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert_eq!(heads.counts(&tenant).log_records, 1);
+    assert_eq!(
+        heads.counts(&tenant).log_records,
+        1,
+        "acknowledged means readable"
+    );
 
-    // Once the store moves again, every accepted span is stored and new ones pass.
+    // Once the store moves again, the waiting requests are answered, every
+    // accepted span is stored and new ones pass.
     gate.open();
+    for w in waiting {
+        assert_eq!(w.await.expect("task"), 200);
+    }
     let r = app
         .clone()
         .oneshot(post("/v1/traces", spans_body(9)))
         .await
         .expect("response");
     assert_eq!(r.status(), 200);
-    let p2 = p.clone();
-    tokio::task::spawn_blocking(move || p2.shutdown_blocking())
+    assert_eq!(*gate.taken.lock().expect("lock"), 4);
+    tokio::task::spawn_blocking(move || p.shutdown_blocking())
         .await
         .expect("shutdown");
-    assert_eq!(*gate.taken.lock().expect("lock"), 1 + accepted as u64 + 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,25 +236,29 @@ async fn the_memory_budget_refuses_with_503() {
     config.memory_limit_bytes = 4096;
     let p = pipeline(config, gate.clone(), heads, dir.path());
     let app = otlp_http::router(p.clone());
-    // Each request holds at least 1 KiB of the 4 KiB budget while the store is stalled.
-    let mut statuses = Vec::new();
-    for n in 0..8 {
-        statuses.push(
-            app.clone()
-                .oneshot(post("/v1/traces", spans_body(n)))
-                .await
-                .expect("response")
-                .status()
-                .as_u16(),
-        );
+    // Each request holds at least 1 KiB of the 4 KiB budget until it is stored.
+    let waiting: Vec<_> = (0..4)
+        .map(|n| spawn_post(&app, "/v1/traces", spans_body(n)))
+        .collect();
+    for _ in 0..2000 {
+        if p.metrics().memory_in_use.get() == 4096 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        4,
-        "{statuses:?}"
-    );
-    assert!(statuses[4..].iter().all(|s| *s == 503), "{statuses:?}");
+    assert_eq!(p.metrics().memory_in_use.get(), 4096);
+    for n in 4..8 {
+        let r = app
+            .clone()
+            .oneshot(post("/v1/traces", spans_body(n)))
+            .await
+            .expect("response");
+        assert_eq!(r.status(), 503);
+    }
     gate.open();
+    for w in waiting {
+        assert_eq!(w.await.expect("task"), 200);
+    }
     tokio::task::spawn_blocking(move || p.shutdown_blocking())
         .await
         .expect("shutdown");
