@@ -231,9 +231,11 @@ async fn the_memory_budget_refuses_with_503() {
     let dir = tempfile::tempdir().expect("tempdir");
     let gate = Arc::new(Gate::default());
     let heads = Arc::new(Heads::default());
-    let mut config = IngestConfig::default();
-    config.max_body_bytes = 4096;
-    config.memory_limit_bytes = 4096;
+    let config = IngestConfig {
+        max_body_bytes: 4096,
+        memory_limit_bytes: 4096,
+        ..IngestConfig::default()
+    };
     let p = pipeline(config, gate.clone(), heads, dir.path());
     let app = otlp_http::router(p.clone());
     // Each request holds at least 1 KiB of the 4 KiB budget until it is stored.

@@ -1,0 +1,115 @@
+//! The binary as a user runs it: `sightline config`, invalid configuration,
+//! and a clean stop on SIGTERM that keeps everything acknowledged.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::otlp::{trace_id, traces_request};
+use prost::Message;
+
+fn sightline() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sightline"))
+}
+
+#[test]
+fn config_prints_the_effective_configuration() {
+    let out = sightline()
+        .arg("config")
+        .env("SIGHTLINE_WAL__FSYNC", "interval")
+        .args(["--api-listen", "127.0.0.1:9999"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let parsed: toml::Table = toml::from_str(&text).expect("prints TOML");
+    assert_eq!(parsed["wal"]["fsync"].as_str(), Some("interval"));
+    assert_eq!(parsed["listen"]["api"].as_str(), Some("127.0.0.1:9999"));
+    assert_eq!(parsed["data_dir"].as_str(), Some("./sightline-data"));
+}
+
+#[test]
+fn invalid_configuration_stops_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[ingest]\nmax_body_byte = 5\n").expect("write");
+    let out = sightline()
+        .args(["--config", file.to_str().expect("path"), "config"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("max_body_byte"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_and_exits_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let start = || {
+        let mut child = sightline()
+            .args(["--data-dir", dir.path().to_str().expect("path")])
+            .args([
+                "--grpc-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+                "--api-listen",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starts");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let (mut http, mut api) = (String::new(), String::new());
+        for line in lines.by_ref() {
+            let line = line.expect("line");
+            let addr = line.rsplit(' ').next().unwrap_or_default().to_owned();
+            if line.contains("OTLP/HTTP listening on") {
+                http = addr;
+            } else if line.contains("API and /metrics listening on") {
+                api = addr;
+            } else if line.contains("Sightline is ready") {
+                break;
+            }
+        }
+        (child, lines, http, api)
+    };
+    let (mut child, lines, http, _) = start();
+    let client = reqwest::Client::new();
+    for n in 0..20 {
+        let r = client
+            .post(format!("http://{http}/v1/traces"))
+            .header("content-type", "application/x-protobuf")
+            .body(traces_request(n, 3).encode_to_vec())
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(r.status(), 200);
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = child.wait().expect("exits");
+    assert!(status.success(), "exit status {status:?}");
+    let log: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(log.iter().any(|l| l.contains("stopped cleanly")), "{log:?}");
+
+    let (mut child, _lines, _, api) = start();
+    for n in 0..20 {
+        let id: String = trace_id(n).iter().map(|b| format!("{b:02x}")).collect();
+        let body: serde_json::Value = client
+            .get(format!("http://{api}/api/traces/{id}"))
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(body["spans"].as_array().map(Vec::len), Some(3), "trace {n}");
+    }
+    child.kill().expect("kill");
+    child.wait().expect("reaped");
+}
