@@ -6,8 +6,10 @@
 //! memory; heavy work such as Parquet or tantivy happens behind them). The
 //! WAL's writer thread then hands each batch to its signal's lane (a bounded
 //! queue whose slot was reserved before the append, so a durable batch always
-//! has room) in sequence order; a dedicated thread per lane converts the
-//! batch into the storage model and gives it to the store. Lanes are
+//! has room) in sequence order; a dedicated thread per lane gives it to the
+//! store. Validation, encoding and conversion into the storage model happen
+//! before the append, on the submitting task (on a blocking thread for large
+//! batches), so they run in parallel across requests. Lanes are
 //! bulkheads: a flood of logs fills the logs lane and is refused there while
 //! spans keep flowing.
 
@@ -55,7 +57,9 @@ type StoredAck = oneshot::Sender<Result<(), IngestError>>;
 struct Work<K: SignalKind> {
     tenant: Tenant,
     seq: u64,
-    request: K::Request,
+    /// The batch, already converted into the storage model (conversion runs
+    /// on the submitting task, in parallel; the lane thread only stores).
+    items: Vec<K::Item>,
     _memory: MemoryPermit,
     /// The waiting client, for live requests; `None` for replay.
     ack: Option<StoredAck>,
@@ -198,7 +202,7 @@ impl Pipeline {
     async fn admit<K: Laned>(
         &self,
         tenant: &Tenant,
-        mut request: K::Request,
+        request: K::Request,
         raw: Option<Bytes>,
         items: u64,
     ) -> Result<Outcome, IngestError> {
@@ -209,15 +213,6 @@ impl Pipeline {
             .as_ref()
             .map_or_else(|| request.encoded_len(), Bytes::len);
         self.rate.check(tenant.as_str(), items, size as u64)?;
-        let rejections = K::validate(&mut request, self.limits);
-        let outcome = Outcome {
-            accepted: items - rejections.count,
-            rejected: rejections.count,
-            message: rejections.message(K::ITEMS),
-        };
-        if outcome.accepted == 0 {
-            return Ok(outcome);
-        }
         let memory = self.memory.try_acquire(size)?;
         self.metrics
             .memory_in_use
@@ -228,10 +223,22 @@ impl Pipeline {
             .clone()
             .try_reserve_owned()
             .map_err(|_| IngestError::Overloaded(lane_name(K::SIGNAL)))?;
-        let payload = match raw {
-            Some(raw) if rejections.count == 0 && !rejections.rewritten => raw,
-            _ => Bytes::from(request.encode_to_vec()),
+        let limits = self.limits;
+        let prepared = if items > INLINE_PREPARE_ITEMS {
+            tokio::task::spawn_blocking(move || prepare::<K>(request, raw, items, limits))
+                .await
+                .map_err(|_| IngestError::ShuttingDown)?
+        } else {
+            prepare::<K>(request, raw, items, limits)
         };
+        let Prepared {
+            outcome,
+            payload,
+            items,
+        } = prepared;
+        if outcome.accepted == 0 {
+            return Ok(outcome);
+        }
         let (ack_tx, ack_rx) = oneshot::channel();
         let work_tenant = tenant.clone();
         let done = Box::new(move |result: Result<u64, StorageError>| match result {
@@ -239,7 +246,7 @@ impl Pipeline {
                 slot.send(LaneMsg::Work(Work::<K> {
                     tenant: work_tenant,
                     seq,
-                    request,
+                    items,
                     _memory: memory,
                     ack: Some(ack_tx),
                 }));
@@ -326,7 +333,7 @@ impl Pipeline {
                 .blocking_send(LaneMsg::Work(Work {
                     tenant,
                     seq,
-                    request,
+                    items: K::convert(request),
                     _memory: memory,
                     ack: None,
                 }))
@@ -346,6 +353,50 @@ impl Pipeline {
         stop_lane(&self.traces);
         stop_lane(&self.logs);
         stop_lane(&self.metrics_lane);
+    }
+}
+
+/// Batches with more items than this are validated, encoded and converted
+/// on a blocking thread rather than on the reactor.
+const INLINE_PREPARE_ITEMS: u64 = 128;
+
+/// A request made ready for the WAL and the store.
+struct Prepared<T> {
+    outcome: Outcome,
+    /// What the WAL logs: the client's bytes when nothing was changed.
+    payload: Bytes,
+    items: Vec<T>,
+}
+
+/// Validates (dropping invalid items), encodes what the WAL logs, and
+/// converts into the storage model.
+fn prepare<K: SignalKind>(
+    mut request: K::Request,
+    raw: Option<Bytes>,
+    items: u64,
+    limits: Limits,
+) -> Prepared<K::Item> {
+    let rejections = K::validate(&mut request, limits);
+    let outcome = Outcome {
+        accepted: items - rejections.count,
+        rejected: rejections.count,
+        message: rejections.message(K::ITEMS),
+    };
+    if outcome.accepted == 0 {
+        return Prepared {
+            outcome,
+            payload: Bytes::new(),
+            items: Vec::new(),
+        };
+    }
+    let payload = match raw {
+        Some(raw) if rejections.count == 0 && !rejections.rewritten => raw,
+        _ => Bytes::from(request.encode_to_vec()),
+    };
+    Prepared {
+        outcome,
+        payload,
+        items: K::convert(request),
     }
 }
 
@@ -380,9 +431,8 @@ fn start_lane<K: SignalKind>(
                 }
                 Some(LaneMsg::Stop) | None => break,
             };
-            let items = K::convert(work.request);
-            let n = items.len() as u64;
-            let stored = sink.consume(Batch { tenant: work.tenant, wal_seq: work.seq, items });
+            let n = work.items.len() as u64;
+            let stored = sink.consume(Batch { tenant: work.tenant, wal_seq: work.seq, items: work.items });
             match &stored {
                 Ok(()) => {
                     metrics.stored.get_or_create(&label).inc_by(n);
