@@ -7,13 +7,15 @@
 //! Run: `cargo bench --bench front_door` (builds in release). Options via
 //! environment: `BENCH_SECONDS` (default 10), `BENCH_CLIENTS` (default 4).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use prost::Message;
+
+#[path = "../tests/common/binary.rs"]
+#[allow(dead_code)]
+mod binary;
 use sightline_collector::signal::Traces;
 use sightline_collector::{IngestConfig, Pipeline, Sinks};
 use sightline_proto::otlp::ExportTraceServiceRequest;
@@ -280,34 +282,17 @@ fn main() {
     let door_rate = front_door_rate(&payloads, clients, seconds.min(5.0));
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .args(["--data-dir", dir.path().to_str().expect("path")])
-        .args([
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--api-listen",
-            "127.0.0.1:0",
-        ])
-        .env("SIGHTLINE_INGEST__RATE_LIMIT__ITEMS_PER_SECOND", "0")
-        .env("SIGHTLINE_INGEST__RATE_LIMIT__BYTES_PER_SECOND", "0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start sightline");
+    let mut server = binary::spawn(
+        env!("CARGO_BIN_EXE_sightline"),
+        dir.path(),
+        &[
+            ("SIGHTLINE_INGEST__RATE_LIMIT__ITEMS_PER_SECOND", "0"),
+            ("SIGHTLINE_INGEST__RATE_LIMIT__BYTES_PER_SECOND", "0"),
+        ],
+    );
+    server.drain_log();
+    let (mut child, http) = (server.child, server.http);
     let pid = child.id();
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut http = String::new();
-    for line in lines.by_ref() {
-        let line = line.expect("line");
-        if line.contains("OTLP/HTTP listening on") {
-            http = line.rsplit(' ').next().unwrap_or_default().to_owned();
-        }
-        if line.contains("Sightline is ready") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
     std::thread::sleep(Duration::from_secs(1));
     let idle_rss = rss_of(pid);
     let cpu_before = cpu_seconds_of(pid);

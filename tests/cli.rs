@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::otlp::{trace_id, traces_request};
 use prost::Message;
@@ -46,36 +45,9 @@ fn invalid_configuration_stops_start_up_naming_the_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_and_exits_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let start = || {
-        let mut child = sightline()
-            .args(["--data-dir", dir.path().to_str().expect("path")])
-            .args([
-                "--grpc-listen",
-                "127.0.0.1:0",
-                "--http-listen",
-                "127.0.0.1:0",
-                "--api-listen",
-                "127.0.0.1:0",
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starts");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let (mut http, mut api) = (String::new(), String::new());
-        for line in lines.by_ref() {
-            let line = line.expect("line");
-            let addr = line.rsplit(' ').next().unwrap_or_default().to_owned();
-            if line.contains("OTLP/HTTP listening on") {
-                http = addr;
-            } else if line.contains("API and /metrics listening on") {
-                api = addr;
-            } else if line.contains("Sightline is ready") {
-                break;
-            }
-        }
-        (child, lines, http, api)
-    };
-    let (mut child, lines, http, _) = start();
+    let start = || common::binary::spawn(env!("CARGO_BIN_EXE_sightline"), dir.path(), &[]);
+    let first = start();
+    let (mut child, lines, http) = (first.child, first.log, first.http);
     let client = reqwest::Client::new();
     for n in 0..20 {
         let r = client
@@ -97,7 +69,9 @@ async fn sigterm_drains_and_exits_cleanly() {
     let log: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(log.iter().any(|l| l.contains("stopped cleanly")), "{log:?}");
 
-    let (mut child, _lines, _, api) = start();
+    let mut second = start();
+    second.drain_log();
+    let (mut child, api) = (second.child, second.api);
     for n in 0..20 {
         let id: String = trace_id(n).iter().map(|b| format!("{b:02x}")).collect();
         let body: serde_json::Value = client

@@ -4,61 +4,19 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::binary::Running;
 use common::otlp::{trace_id, traces_request};
 use prost::Message;
 
 const SPANS_PER_TRACE: u64 = 5;
 
-struct Running {
-    child: Child,
-    http: String,
-    api: String,
-}
-
-/// Starts the binary on loopback ports chosen by the OS and reads the
-/// addresses from its log.
 fn start(data_dir: &std::path::Path) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .args(["--data-dir", data_dir.to_str().expect("utf-8 path")])
-        .args([
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--api-listen",
-            "127.0.0.1:0",
-        ])
-        .env("SIGHTLINE_LOG__LEVEL", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("binary starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let (mut http, mut api) = (None, None);
-    for line in lines.by_ref() {
-        let line = line.expect("log line");
-        let addr = || line.rsplit(' ').next().map(str::to_owned);
-        if line.contains("OTLP/HTTP listening on") {
-            http = addr();
-        } else if line.contains("API and /metrics listening on") {
-            api = addr();
-        } else if line.contains("Sightline is ready") {
-            break;
-        }
-    }
-    // Keep draining the log so that the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Running {
-        child,
-        http: http.expect("HTTP address logged"),
-        api: api.expect("API address logged"),
-    }
+    let mut running = common::binary::spawn(env!("CARGO_BIN_EXE_sightline"), data_dir, &[]);
+    running.drain_log();
+    running
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -74,28 +74,52 @@ impl Sink<Span> for SpanHead {
     }
 }
 
-/// Log records by tenant, in arrival order.
-#[derive(Default)]
-pub struct LogHead {
-    records: RwLock<HashMap<Tenant, Vec<LogRecord>>>,
+/// Items by tenant, in arrival order.
+pub struct AppendHead<T> {
+    items: RwLock<HashMap<Tenant, Vec<T>>>,
     applied: Applied,
 }
 
-impl LogHead {
-    /// The newest `limit` records of a tenant, newest first.
-    pub fn newest(&self, tenant: &Tenant, limit: usize) -> Vec<LogRecord> {
-        self.records
+impl<T> Default for AppendHead<T> {
+    fn default() -> Self {
+        Self {
+            items: RwLock::default(),
+            applied: Applied::default(),
+        }
+    }
+}
+
+impl<T: Clone> AppendHead<T> {
+    fn len(&self, tenant: &Tenant) -> u64 {
+        self.items.read().get(tenant).map_or(0, |r| r.len() as u64)
+    }
+
+    /// Up to `limit` items of a tenant that match, newest first.
+    fn newest_matching(
+        &self,
+        tenant: &Tenant,
+        limit: usize,
+        matches: impl Fn(&T) -> bool,
+    ) -> Vec<T> {
+        self.items
             .read()
             .get(tenant)
-            .map(|r| r.iter().rev().take(limit).cloned().collect())
+            .map(|r| {
+                r.iter()
+                    .rev()
+                    .filter(|i| matches(i))
+                    .take(limit)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
 
-impl Sink<LogRecord> for LogHead {
-    fn consume(&self, batch: Batch<LogRecord>) -> Result<(), StorageError> {
+impl<T: Send + Sync + 'static> Sink<T> for AppendHead<T> {
+    fn consume(&self, batch: Batch<T>) -> Result<(), StorageError> {
         if self.applied.advance(batch.wal_seq) {
-            self.records
+            self.items
                 .write()
                 .entry(batch.tenant)
                 .or_default()
@@ -105,34 +129,22 @@ impl Sink<LogRecord> for LogHead {
     }
 }
 
-/// Metric points by tenant, in arrival order.
-#[derive(Default)]
-pub struct MetricHead {
-    points: RwLock<HashMap<Tenant, Vec<MetricPoint>>>,
-    applied: Applied,
+pub type LogHead = AppendHead<LogRecord>;
+pub type MetricHead = AppendHead<MetricPoint>;
+
+impl LogHead {
+    /// The newest `limit` records of a tenant, newest first.
+    pub fn newest(&self, tenant: &Tenant, limit: usize) -> Vec<LogRecord> {
+        self.newest_matching(tenant, limit, |_| true)
+    }
 }
 
 impl MetricHead {
     /// Points of one metric name for a tenant, in arrival order.
     pub fn points(&self, tenant: &Tenant, name: &str) -> Vec<MetricPoint> {
-        self.points
-            .read()
-            .get(tenant)
-            .map(|p| p.iter().filter(|p| p.name == name).cloned().collect())
-            .unwrap_or_default()
-    }
-}
-
-impl Sink<MetricPoint> for MetricHead {
-    fn consume(&self, batch: Batch<MetricPoint>) -> Result<(), StorageError> {
-        if self.applied.advance(batch.wal_seq) {
-            self.points
-                .write()
-                .entry(batch.tenant)
-                .or_default()
-                .extend(batch.items);
-        }
-        Ok(())
+        let mut points = self.newest_matching(tenant, usize::MAX, |p| p.name == name);
+        points.reverse();
+        points
     }
 }
 
@@ -148,18 +160,8 @@ impl Heads {
     pub fn counts(&self, tenant: &Tenant) -> HeadCounts {
         let mut out = HeadCounts::default();
         self.spans.counts(tenant, &mut out);
-        out.log_records = self
-            .logs
-            .records
-            .read()
-            .get(tenant)
-            .map_or(0, |r| r.len() as u64);
-        out.metric_points = self
-            .metrics
-            .points
-            .read()
-            .get(tenant)
-            .map_or(0, |p| p.len() as u64);
+        out.log_records = self.logs.len(tenant);
+        out.metric_points = self.metrics.len(tenant);
         out
     }
 }
