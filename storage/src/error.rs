@@ -11,6 +11,10 @@ pub enum StorageError {
     },
     #[error("the write-ahead log is closed")]
     WalClosed,
+    #[error("span part: {0}")]
+    Part(String),
+    #[error("object store: {0}")]
+    ObjectStore(String),
     #[error("write-ahead log write failed: {0}")]
     WalWrite(String),
 }

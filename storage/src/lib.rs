@@ -8,6 +8,7 @@ pub mod error;
 pub mod head;
 pub mod model;
 pub mod sink;
+pub mod spans;
 pub mod wal;
 
 pub use error::StorageError;

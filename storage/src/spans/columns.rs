@@ -1,0 +1,590 @@
+//! Spans ⇄ Arrow record batches: the columns of a span part.
+//!
+//! Typed columns throughout: 16- and 8-byte ids, integer kind and status,
+//! int64 nanosecond start and duration, dictionary-encoded service, name and
+//! scope, dedicated columns for hot attributes (`http.request.method`,
+//! `http.route`, `http.response.status_code`, `db.system`, `rpc.service`),
+//! and every other attribute in a typed key/value list.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, BinaryArray, BooleanArray, DictionaryArray, FixedSizeBinaryArray,
+    Float64Array, Int32Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
+    UInt8Array, UInt32Array,
+};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, Field, Fields, Int32Type, Schema, SchemaRef};
+
+use crate::model::{
+    AttrValue, Attributes, Resource, Scope, Span, SpanEvent, SpanId, SpanKind, SpanLink,
+    StatusCode, TraceId,
+};
+
+/// Hot attributes with their own column: (attribute key, column name).
+const HOT_STR: [(&str, &str); 4] = [
+    ("http.request.method", "http_method"),
+    ("http.route", "http_route"),
+    ("db.system", "db_system"),
+    ("rpc.service", "rpc_service"),
+];
+const HOT_STATUS: (&str, &str) = ("http.response.status_code", "http_status");
+
+fn dict() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
+fn kv_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("key", dict(), false),
+        Field::new("type", DataType::UInt8, false),
+        Field::new("str", dict(), true),
+        Field::new("int", DataType::Int64, true),
+        Field::new("double", DataType::Float64, true),
+        Field::new("bool", DataType::Boolean, true),
+        Field::new("bytes", DataType::Binary, true),
+        Field::new("json", DataType::Utf8, true),
+    ])
+}
+
+fn kv_list() -> DataType {
+    DataType::List(Arc::new(Field::new(
+        "item",
+        DataType::Struct(kv_fields()),
+        false,
+    )))
+}
+
+fn event_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("time_unix_nano", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("attributes", kv_list(), false),
+    ])
+}
+
+fn link_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("trace_id", DataType::FixedSizeBinary(16), false),
+        Field::new("span_id", DataType::FixedSizeBinary(8), false),
+        Field::new("trace_state", DataType::Utf8, false),
+        Field::new("attributes", kv_list(), false),
+    ])
+}
+
+/// The Arrow schema of a span part, format version 1.
+pub fn schema() -> SchemaRef {
+    let mut fields = vec![
+        Field::new("trace_id", DataType::FixedSizeBinary(16), false),
+        Field::new("span_id", DataType::FixedSizeBinary(8), false),
+        Field::new("parent_span_id", DataType::FixedSizeBinary(8), true),
+        Field::new("start_unix_nano", DataType::Int64, false),
+        Field::new("duration_nanos", DataType::Int64, false),
+        Field::new("service", dict(), false),
+        Field::new("name", dict(), false),
+        Field::new("kind", DataType::UInt8, false),
+        Field::new("status_code", DataType::UInt8, false),
+        Field::new("status_message", DataType::Utf8, false),
+        Field::new("trace_state", DataType::Utf8, false),
+        Field::new("flags", DataType::UInt32, false),
+    ];
+    fields.extend(
+        HOT_STR
+            .iter()
+            .map(|(_, col)| Field::new(*col, dict(), true)),
+    );
+    fields.push(Field::new(HOT_STATUS.1, DataType::Int32, true));
+    fields.extend([
+        Field::new("attributes", kv_list(), false),
+        Field::new("resource_attributes", kv_list(), false),
+        Field::new("scope_name", dict(), false),
+        Field::new("scope_version", dict(), false),
+        Field::new(
+            "events",
+            DataType::List(Arc::new(Field::new(
+                "item",
+                DataType::Struct(event_fields()),
+                false,
+            ))),
+            false,
+        ),
+        Field::new(
+            "links",
+            DataType::List(Arc::new(Field::new(
+                "item",
+                DataType::Struct(link_fields()),
+                false,
+            ))),
+            false,
+        ),
+    ]);
+    Arc::new(Schema::new(fields))
+}
+
+/// Collects key/value lists column by column.
+#[derive(Default)]
+struct KvColumns {
+    offsets: Vec<i32>,
+    keys: Vec<String>,
+    types: Vec<u8>,
+    strs: Vec<Option<String>>,
+    ints: Vec<Option<i64>>,
+    doubles: Vec<Option<f64>>,
+    bools: Vec<Option<bool>>,
+    bytes: Vec<Option<Vec<u8>>>,
+    jsons: Vec<Option<String>>,
+}
+
+const T_EMPTY: u8 = 0;
+const T_STR: u8 = 1;
+const T_BOOL: u8 = 2;
+const T_INT: u8 = 3;
+const T_DOUBLE: u8 = 4;
+const T_BYTES: u8 = 5;
+const T_ARRAY: u8 = 6;
+const T_MAP: u8 = 7;
+
+impl KvColumns {
+    fn new() -> Self {
+        Self {
+            offsets: vec![0],
+            ..Self::default()
+        }
+    }
+
+    fn push<'a>(&mut self, attrs: impl IntoIterator<Item = &'a (String, AttrValue)>) {
+        for (k, v) in attrs {
+            self.keys.push(k.clone());
+            let (t, s, i, d, b, by, j) = match v {
+                AttrValue::Empty => (T_EMPTY, None, None, None, None, None, None),
+                AttrValue::Str(s) => (T_STR, Some(s.clone()), None, None, None, None, None),
+                AttrValue::Bool(x) => (T_BOOL, None, None, None, Some(*x), None, None),
+                AttrValue::Int(x) => (T_INT, None, Some(*x), None, None, None, None),
+                AttrValue::Double(x) => (T_DOUBLE, None, None, Some(*x), None, None, None),
+                AttrValue::Bytes(x) => (T_BYTES, None, None, None, None, Some(x.clone()), None),
+                AttrValue::Array(_) => (
+                    T_ARRAY,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    Some(v.to_typed_json().to_string()),
+                ),
+                AttrValue::Map(_) => (
+                    T_MAP,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    Some(v.to_typed_json().to_string()),
+                ),
+            };
+            self.types.push(t);
+            self.strs.push(s);
+            self.ints.push(i);
+            self.doubles.push(d);
+            self.bools.push(b);
+            self.bytes.push(by);
+            self.jsons.push(j);
+        }
+        self.offsets.push(self.keys.len() as i32);
+    }
+
+    fn finish(self) -> ListArray {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(
+                self.keys
+                    .iter()
+                    .map(|k| Some(k.as_str()))
+                    .collect::<DictionaryArray<Int32Type>>(),
+            ),
+            Arc::new(UInt8Array::from(self.types)),
+            Arc::new(
+                self.strs
+                    .iter()
+                    .map(|s| s.as_deref())
+                    .collect::<DictionaryArray<Int32Type>>(),
+            ),
+            Arc::new(Int64Array::from(self.ints)),
+            Arc::new(Float64Array::from(self.doubles)),
+            Arc::new(BooleanArray::from(self.bools)),
+            Arc::new(BinaryArray::from_iter(self.bytes)),
+            Arc::new(StringArray::from(self.jsons)),
+        ];
+        let values = StructArray::new(kv_fields(), columns, None);
+        ListArray::new(
+            Arc::new(Field::new("item", DataType::Struct(kv_fields()), false)),
+            OffsetBuffer::new(self.offsets.into()),
+            Arc::new(values),
+            None,
+        )
+    }
+}
+
+fn fixed<const N: usize>(values: impl Iterator<Item = [u8; N]>) -> FixedSizeBinaryArray {
+    let values: Vec<[u8; N]> = values.collect();
+    if values.is_empty() {
+        return FixedSizeBinaryArray::new_null(N as i32, 0);
+    }
+    FixedSizeBinaryArray::try_from_iter(values.into_iter())
+        .unwrap_or_else(|_| FixedSizeBinaryArray::new_null(N as i32, 0))
+}
+
+/// Encodes spans as one record batch, in the order given.
+pub fn to_batch(spans: &[Span]) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let mut attrs = KvColumns::new();
+    let mut resource = KvColumns::new();
+    let mut hot_str: [Vec<Option<String>>; 4] = Default::default();
+    let mut hot_status = Vec::with_capacity(spans.len());
+    let mut event_offsets = vec![0i32];
+    let (mut event_times, mut event_names, mut event_attrs) =
+        (Vec::new(), Vec::new(), KvColumns::new());
+    let mut link_offsets = vec![0i32];
+    let (mut link_traces, mut link_spans, mut link_states, mut link_attrs) =
+        (Vec::new(), Vec::new(), Vec::new(), KvColumns::new());
+    for s in spans {
+        let mut rest = Vec::with_capacity(s.attributes.0.len());
+        let mut status = None;
+        let mut hot: [Option<String>; 4] = Default::default();
+        for kv in &s.attributes.0 {
+            match (&kv.1, HOT_STR.iter().position(|(k, _)| *k == kv.0)) {
+                (AttrValue::Str(v), Some(i)) if hot[i].is_none() => hot[i] = Some(v.clone()),
+                (AttrValue::Int(v), None)
+                    if kv.0 == HOT_STATUS.0 && status.is_none() && i32::try_from(*v).is_ok() =>
+                {
+                    status = i32::try_from(*v).ok()
+                }
+                _ => rest.push(kv),
+            }
+        }
+        for (col, v) in hot_str.iter_mut().zip(hot) {
+            col.push(v);
+        }
+        hot_status.push(status);
+        attrs.push(rest);
+        resource.push(&s.resource.attributes.0);
+        for e in &s.events {
+            event_times.push(e.time_unix_nano as i64);
+            event_names.push(e.name.clone());
+            event_attrs.push(&e.attributes.0);
+        }
+        event_offsets.push(event_times.len() as i32);
+        for l in &s.links {
+            link_traces.push(l.trace_id.0);
+            link_spans.push(l.span_id.0);
+            link_states.push(l.trace_state.clone());
+            link_attrs.push(&l.attributes.0);
+        }
+        link_offsets.push(link_traces.len() as i32);
+    }
+    let events = StructArray::new(
+        event_fields(),
+        vec![
+            Arc::new(Int64Array::from(event_times)),
+            Arc::new(StringArray::from(event_names)),
+            Arc::new(event_attrs.finish()),
+        ],
+        None,
+    );
+    let links = StructArray::new(
+        link_fields(),
+        vec![
+            Arc::new(fixed(link_traces.into_iter())),
+            Arc::new(fixed(link_spans.into_iter())),
+            Arc::new(StringArray::from(link_states)),
+            Arc::new(link_attrs.finish()),
+        ],
+        None,
+    );
+    let dict_of = |f: &dyn Fn(&Span) -> &str| -> ArrayRef {
+        Arc::new(
+            spans
+                .iter()
+                .map(|s| Some(f(s)))
+                .collect::<DictionaryArray<Int32Type>>(),
+        )
+    };
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(fixed(spans.iter().map(|s| s.trace_id.0))),
+        Arc::new(fixed(spans.iter().map(|s| s.span_id.0))),
+        Arc::new(FixedSizeBinaryArray::try_from_sparse_iter_with_size(
+            spans.iter().map(|s| s.parent_span_id.map(|p| p.0)),
+            8,
+        )?),
+        Arc::new(Int64Array::from_iter_values(
+            spans.iter().map(|s| s.start_unix_nano as i64),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            spans.iter().map(|s| s.duration_nanos() as i64),
+        )),
+        dict_of(&|s| &s.resource.service),
+        dict_of(&|s| &s.name),
+        Arc::new(UInt8Array::from_iter_values(
+            spans.iter().map(|s| s.kind as u8),
+        )),
+        Arc::new(UInt8Array::from_iter_values(
+            spans.iter().map(|s| s.status_code as u8),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            spans.iter().map(|s| &s.status_message),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            spans.iter().map(|s| &s.trace_state),
+        )),
+        Arc::new(UInt32Array::from_iter_values(spans.iter().map(|s| s.flags))),
+    ];
+    for col in hot_str {
+        columns.push(Arc::new(
+            col.iter()
+                .map(|v| v.as_deref())
+                .collect::<DictionaryArray<Int32Type>>(),
+        ));
+    }
+    columns.push(Arc::new(Int32Array::from(hot_status)));
+    let list_of = |fields: Fields, offsets: Vec<i32>, values: StructArray| -> ArrayRef {
+        Arc::new(ListArray::new(
+            Arc::new(Field::new("item", DataType::Struct(fields), false)),
+            OffsetBuffer::new(offsets.into()),
+            Arc::new(values),
+            None,
+        ))
+    };
+    columns.extend([
+        Arc::new(attrs.finish()) as ArrayRef,
+        Arc::new(resource.finish()),
+        dict_of(&|s| &s.scope.name),
+        dict_of(&|s| &s.scope.version),
+        list_of(event_fields(), event_offsets, events),
+        list_of(link_fields(), link_offsets, links),
+    ]);
+    RecordBatch::try_new(schema(), columns)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("span part column {column}: {problem}")]
+pub struct ColumnError {
+    column: String,
+    problem: String,
+}
+
+fn bad(column: &str, problem: impl Into<String>) -> ColumnError {
+    ColumnError {
+        column: column.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, ColumnError> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| bad(name, "missing"))
+}
+
+fn typed<'a, T: 'static>(array: &'a dyn Array, name: &str) -> Result<&'a T, ColumnError> {
+    array
+        .as_any()
+        .downcast_ref::<T>()
+        .ok_or_else(|| bad(name, format!("unexpected type {}", array.data_type())))
+}
+
+/// Any string column (plain or dictionary) as plain strings.
+fn strings(array: &dyn Array, name: &str) -> Result<StringArray, ColumnError> {
+    let cast =
+        arrow::compute::cast(array, &DataType::Utf8).map_err(|e| bad(name, e.to_string()))?;
+    Ok(typed::<StringArray>(cast.as_ref(), name)?.clone())
+}
+
+/// Reads a key/value list column back into one `Attributes` per row.
+struct KvReader {
+    offsets: Vec<i32>,
+    keys: StringArray,
+    types: UInt8Array,
+    strs: StringArray,
+    ints: Int64Array,
+    doubles: Float64Array,
+    bools: BooleanArray,
+    bytes: BinaryArray,
+    jsons: StringArray,
+}
+
+impl KvReader {
+    fn new(list: &dyn Array, name: &str) -> Result<Self, ColumnError> {
+        let list = typed::<ListArray>(list, name)?;
+        let values = typed::<StructArray>(list.values().as_ref(), name)?;
+        let field = |i: usize| values.column(i).as_ref();
+        Ok(Self {
+            offsets: list.value_offsets().to_vec(),
+            keys: strings(field(0), name)?,
+            types: typed::<UInt8Array>(field(1), name)?.clone(),
+            strs: strings(field(2), name)?,
+            ints: typed::<Int64Array>(field(3), name)?.clone(),
+            doubles: typed::<Float64Array>(field(4), name)?.clone(),
+            bools: typed::<BooleanArray>(field(5), name)?.clone(),
+            bytes: typed::<BinaryArray>(field(6), name)?.clone(),
+            jsons: strings(field(7), name)?,
+        })
+    }
+
+    fn row(&self, row: usize) -> Attributes {
+        let (start, end) = (self.offsets[row] as usize, self.offsets[row + 1] as usize);
+        Attributes(
+            (start..end)
+                .map(|i| (self.keys.value(i).to_owned(), self.value(i)))
+                .collect(),
+        )
+    }
+
+    fn value(&self, i: usize) -> AttrValue {
+        match self.types.value(i) {
+            T_STR => AttrValue::Str(self.strs.value(i).to_owned()),
+            T_BOOL => AttrValue::Bool(self.bools.value(i)),
+            T_INT => AttrValue::Int(self.ints.value(i)),
+            T_DOUBLE => AttrValue::Double(self.doubles.value(i)),
+            T_BYTES => AttrValue::Bytes(self.bytes.value(i).to_vec()),
+            T_ARRAY | T_MAP => serde_json::from_str(self.jsons.value(i))
+                .map_or(AttrValue::Empty, |v| AttrValue::from_typed_json(&v)),
+            _ => AttrValue::Empty,
+        }
+    }
+}
+
+fn fixed_at<const N: usize>(array: &FixedSizeBinaryArray, i: usize) -> [u8; N] {
+    array.value(i).try_into().unwrap_or([0; N])
+}
+
+/// Decodes a record batch of a span part back into spans.
+pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Span>, ColumnError> {
+    let fixed_col = |name: &str| -> Result<FixedSizeBinaryArray, ColumnError> {
+        Ok(typed::<FixedSizeBinaryArray>(column(batch, name)?.as_ref(), name)?.clone())
+    };
+    let str_col = |name: &str| strings(column(batch, name)?.as_ref(), name);
+    let (trace_ids, span_ids, parents) = (
+        fixed_col("trace_id")?,
+        fixed_col("span_id")?,
+        fixed_col("parent_span_id")?,
+    );
+    let starts = typed::<Int64Array>(
+        column(batch, "start_unix_nano")?.as_ref(),
+        "start_unix_nano",
+    )?;
+    let durations =
+        typed::<Int64Array>(column(batch, "duration_nanos")?.as_ref(), "duration_nanos")?;
+    let kinds = typed::<UInt8Array>(column(batch, "kind")?.as_ref(), "kind")?;
+    let statuses = typed::<UInt8Array>(column(batch, "status_code")?.as_ref(), "status_code")?;
+    let flags = typed::<UInt32Array>(column(batch, "flags")?.as_ref(), "flags")?;
+    let http_status = typed::<Int32Array>(column(batch, HOT_STATUS.1)?.as_ref(), HOT_STATUS.1)?;
+    let (services, names, messages, states) = (
+        str_col("service")?,
+        str_col("name")?,
+        str_col("status_message")?,
+        str_col("trace_state")?,
+    );
+    let (scope_names, scope_versions) = (str_col("scope_name")?, str_col("scope_version")?);
+    let hot: Vec<StringArray> = HOT_STR
+        .iter()
+        .map(|(_, c)| str_col(c))
+        .collect::<Result<_, _>>()?;
+    let attrs = KvReader::new(column(batch, "attributes")?.as_ref(), "attributes")?;
+    let resources = KvReader::new(
+        column(batch, "resource_attributes")?.as_ref(),
+        "resource_attributes",
+    )?;
+
+    let events = typed::<ListArray>(column(batch, "events")?.as_ref(), "events")?;
+    let event_values = typed::<StructArray>(events.values().as_ref(), "events")?;
+    let event_times = typed::<Int64Array>(event_values.column(0).as_ref(), "events")?;
+    let event_names = strings(event_values.column(1).as_ref(), "events")?;
+    let event_attrs = KvReader::new(event_values.column(2).as_ref(), "events")?;
+    let links = typed::<ListArray>(column(batch, "links")?.as_ref(), "links")?;
+    let link_values = typed::<StructArray>(links.values().as_ref(), "links")?;
+    let link_traces = typed::<FixedSizeBinaryArray>(link_values.column(0).as_ref(), "links")?;
+    let link_spans = typed::<FixedSizeBinaryArray>(link_values.column(1).as_ref(), "links")?;
+    let link_states = strings(link_values.column(2).as_ref(), "links")?;
+    let link_attrs = KvReader::new(link_values.column(3).as_ref(), "links")?;
+
+    let mut out = Vec::with_capacity(batch.num_rows());
+    let mut last_resource: Option<Arc<Resource>> = None;
+    let mut last_scope: Option<Arc<Scope>> = None;
+    for row in 0..batch.num_rows() {
+        let mut attributes = Vec::new();
+        for (i, (key, _)) in HOT_STR.iter().enumerate() {
+            if hot[i].is_valid(row) {
+                attributes.push((
+                    (*key).to_owned(),
+                    AttrValue::Str(hot[i].value(row).to_owned()),
+                ));
+            }
+        }
+        if http_status.is_valid(row) {
+            attributes.push((
+                HOT_STATUS.0.to_owned(),
+                AttrValue::Int(i64::from(http_status.value(row))),
+            ));
+        }
+        attributes.extend(attrs.row(row).0);
+        // Consecutive spans of one resource and scope share them, as on ingest.
+        let resource = Resource {
+            service: services.value(row).to_owned(),
+            attributes: resources.row(row),
+        };
+        let resource = match &last_resource {
+            Some(r) if **r == resource => r.clone(),
+            _ => Arc::new(resource),
+        };
+        last_resource = Some(resource.clone());
+        let scope = Scope {
+            name: scope_names.value(row).to_owned(),
+            version: scope_versions.value(row).to_owned(),
+        };
+        let scope = match &last_scope {
+            Some(s) if **s == scope => s.clone(),
+            _ => Arc::new(scope),
+        };
+        last_scope = Some(scope.clone());
+        let (e0, e1) = (
+            events.value_offsets()[row] as usize,
+            events.value_offsets()[row + 1] as usize,
+        );
+        let (l0, l1) = (
+            links.value_offsets()[row] as usize,
+            links.value_offsets()[row + 1] as usize,
+        );
+        let start = starts.value(row) as u64;
+        out.push(Span {
+            trace_id: TraceId(fixed_at(&trace_ids, row)),
+            span_id: SpanId(fixed_at(&span_ids, row)),
+            parent_span_id: parents
+                .is_valid(row)
+                .then(|| SpanId(fixed_at(&parents, row))),
+            trace_state: states.value(row).to_owned(),
+            flags: flags.value(row),
+            name: names.value(row).to_owned(),
+            kind: SpanKind::from_otlp(i32::from(kinds.value(row))),
+            start_unix_nano: start,
+            end_unix_nano: start + durations.value(row) as u64,
+            status_code: StatusCode::from_otlp(i32::from(statuses.value(row))),
+            status_message: messages.value(row).to_owned(),
+            attributes: Attributes(attributes),
+            events: (e0..e1)
+                .map(|i| SpanEvent {
+                    time_unix_nano: event_times.value(i) as u64,
+                    name: event_names.value(i).to_owned(),
+                    attributes: event_attrs.row(i),
+                })
+                .collect(),
+            links: (l0..l1)
+                .map(|i| SpanLink {
+                    trace_id: TraceId(fixed_at(link_traces, i)),
+                    span_id: SpanId(fixed_at(link_spans, i)),
+                    trace_state: link_states.value(i).to_owned(),
+                    attributes: link_attrs.row(i),
+                })
+                .collect(),
+            resource,
+            scope,
+        });
+    }
+    Ok(out)
+}

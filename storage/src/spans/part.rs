@@ -1,0 +1,321 @@
+//! One immutable span part: a Parquet file of spans sorted by trace id, and
+//! its `meta.json`, both behind `object_store`.
+//!
+//! ```text
+//! spans/<tenant>/<id>.parquet     rows sorted by (trace id, start); zstd;
+//!                                 row groups of `row_group_rows`; bloom filter
+//!                                 and min/max statistics on trace_id
+//! spans/<tenant>/<id>.meta.json   PartMeta; written last: a part exists
+//!                                 (is published) once its meta exists
+//! ```
+//!
+//! Readers pick the reader for `format_version`; version 1 is the only one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use arrow::array::{Array, BooleanArray, FixedSizeBinaryArray, RecordBatch};
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use parquet::arrow::arrow_reader::{ArrowPredicateFn, RowFilter};
+use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+use serde::{Deserialize, Serialize};
+
+use super::columns;
+use super::reader::ObjectReader;
+use crate::StorageError;
+use crate::model::{Span, Tenant, TraceId};
+
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What a part holds, written beside it as `meta.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartMeta {
+    pub format_version: u32,
+    pub id: String,
+    pub tenant: String,
+    /// 0 for a part flushed from the head; one more for each compaction.
+    pub level: u32,
+    pub min_start_unix_nano: u64,
+    pub max_end_unix_nano: u64,
+    pub spans: u64,
+    pub traces: u64,
+    /// Hex of the smallest and largest trace id in the part.
+    pub min_trace_id: String,
+    pub max_trace_id: String,
+    /// Every WAL record of spans up to this sequence is in a published part.
+    pub max_wal_seq: u64,
+    /// Size of the Parquet file.
+    pub bytes: u64,
+    /// Parts this one replaces; they are deleted once it is published.
+    #[serde(default)]
+    pub compacted_from: Vec<String>,
+    /// service → span names (with kind) in the part.
+    #[serde(default)]
+    pub operations: BTreeMap<String, BTreeSet<(String, u8)>>,
+}
+
+impl PartMeta {
+    pub fn may_hold(&self, id: &TraceId) -> bool {
+        let hex = id.to_hex();
+        self.min_trace_id <= hex && hex <= self.max_trace_id
+    }
+
+    pub fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.min_start_unix_nano <= end && self.max_end_unix_nano >= start
+    }
+}
+
+pub fn parquet_path(tenant: &str, id: &str) -> Path {
+    Path::from(format!("spans/{tenant}/{id}.parquet"))
+}
+
+pub fn meta_path(tenant: &str, id: &str) -> Path {
+    Path::from(format!("spans/{tenant}/{id}.meta.json"))
+}
+
+fn parquet_err(e: impl std::fmt::Display) -> StorageError {
+    StorageError::Part(e.to_string())
+}
+
+/// Encodes spans (sorted here by trace id, then start) into Parquet bytes and
+/// the part's meta. CPU-bound: call it on a blocking thread.
+pub fn encode(
+    tenant: &Tenant,
+    id: String,
+    level: u32,
+    mut spans: Vec<Span>,
+    max_wal_seq: u64,
+    row_group_rows: usize,
+) -> Result<(Bytes, PartMeta), StorageError> {
+    spans.sort_by(|a, b| (a.trace_id, a.start_unix_nano).cmp(&(b.trace_id, b.start_unix_nano)));
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).map_err(parquet_err)?,
+        ))
+        .set_max_row_group_row_count(Some(row_group_rows.max(1)))
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_column_bloom_filter_enabled(ColumnPath::from("trace_id"), true)
+        .set_column_bloom_filter_fpp(ColumnPath::from("trace_id"), 0.01)
+        .set_column_bloom_filter_ndv(ColumnPath::from("trace_id"), row_group_rows.max(1) as u64)
+        .build();
+    let mut out = Vec::new();
+    let mut writer =
+        ArrowWriter::try_new(&mut out, columns::schema(), Some(props)).map_err(parquet_err)?;
+    for chunk in spans.chunks(row_group_rows.max(1)) {
+        writer
+            .write(&columns::to_batch(chunk).map_err(parquet_err)?)
+            .map_err(parquet_err)?;
+    }
+    writer.close().map_err(parquet_err)?;
+    let mut operations: BTreeMap<String, BTreeSet<(String, u8)>> = BTreeMap::new();
+    let mut traces = 0;
+    for (i, s) in spans.iter().enumerate() {
+        if i == 0 || spans[i - 1].trace_id != s.trace_id {
+            traces += 1;
+        }
+        operations
+            .entry(s.resource.service.clone())
+            .or_default()
+            .insert((s.name.clone(), s.kind as u8));
+    }
+    let meta = PartMeta {
+        format_version: FORMAT_VERSION,
+        id,
+        tenant: tenant.to_string(),
+        level,
+        min_start_unix_nano: spans.iter().map(|s| s.start_unix_nano).min().unwrap_or(0),
+        max_end_unix_nano: spans.iter().map(|s| s.end_unix_nano).max().unwrap_or(0),
+        spans: spans.len() as u64,
+        traces,
+        min_trace_id: spans
+            .first()
+            .map(|s| s.trace_id.to_hex())
+            .unwrap_or_default(),
+        max_trace_id: spans
+            .last()
+            .map(|s| s.trace_id.to_hex())
+            .unwrap_or_default(),
+        max_wal_seq,
+        bytes: out.len() as u64,
+        compacted_from: Vec::new(),
+        operations,
+    };
+    Ok((Bytes::from(out), meta))
+}
+
+/// Writes the Parquet file, then the meta: the part is published atomically
+/// when its meta appears (object stores write each object whole).
+pub async fn publish(
+    store: &dyn ObjectStore,
+    parquet: Bytes,
+    meta: &PartMeta,
+) -> Result<(), StorageError> {
+    store
+        .put(
+            &parquet_path(&meta.tenant, &meta.id),
+            PutPayload::from(parquet),
+        )
+        .await
+        .map_err(store_err)?;
+    let json = serde_json::to_vec_pretty(meta).map_err(|e| StorageError::Part(e.to_string()))?;
+    store
+        .put(&meta_path(&meta.tenant, &meta.id), PutPayload::from(json))
+        .await
+        .map_err(store_err)?;
+    Ok(())
+}
+
+/// Deletes a part: its meta first, so that a crash never leaves a published
+/// part without its data.
+pub async fn delete(store: &dyn ObjectStore, tenant: &str, id: &str) -> Result<(), StorageError> {
+    for path in [meta_path(tenant, id), parquet_path(tenant, id)] {
+        match store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(store_err(e)),
+        }
+    }
+    Ok(())
+}
+
+pub fn store_err(e: object_store::Error) -> StorageError {
+    StorageError::ObjectStore(e.to_string())
+}
+
+/// Reads every published part's meta, with the files that have no meta
+/// (left by an interrupted write) for removal.
+pub async fn list(store: &dyn ObjectStore) -> Result<(Vec<PartMeta>, Vec<Path>), StorageError> {
+    let objects: Vec<_> = store
+        .list(Some(&Path::from("spans")))
+        .try_collect()
+        .await
+        .map_err(store_err)?;
+    let mut metas = Vec::new();
+    for o in objects
+        .iter()
+        .filter(|o| o.location.as_ref().ends_with(".meta.json"))
+    {
+        let bytes = store
+            .get(&o.location)
+            .await
+            .map_err(store_err)?
+            .bytes()
+            .await
+            .map_err(store_err)?;
+        let meta: PartMeta = serde_json::from_slice(&bytes)
+            .map_err(|e| StorageError::Part(format!("{}: {e}", o.location)))?;
+        if meta.format_version != FORMAT_VERSION {
+            return Err(StorageError::Part(format!(
+                "{}: unknown format version {}",
+                o.location, meta.format_version
+            )));
+        }
+        metas.push(meta);
+    }
+    let orphans = objects
+        .iter()
+        .filter(|o| o.location.as_ref().ends_with(".parquet"))
+        .filter(|o| {
+            !metas
+                .iter()
+                .any(|m| parquet_path(&m.tenant, &m.id) == o.location)
+        })
+        .map(|o| o.location.clone())
+        .collect();
+    Ok((metas, orphans))
+}
+
+async fn builder(
+    store: Arc<dyn ObjectStore>,
+    meta: &PartMeta,
+) -> Result<ParquetRecordBatchStreamBuilder<ObjectReader>, StorageError> {
+    let reader = ObjectReader::new(store, parquet_path(&meta.tenant, &meta.id), meta.bytes);
+    ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .map_err(parquet_err)
+}
+
+async fn collect(
+    builder: ParquetRecordBatchStreamBuilder<ObjectReader>,
+) -> Result<Vec<Span>, StorageError> {
+    let batches: Vec<RecordBatch> = builder
+        .build()
+        .map_err(parquet_err)?
+        .try_collect()
+        .await
+        .map_err(parquet_err)?;
+    let mut spans = Vec::new();
+    for b in &batches {
+        spans.extend(columns::from_batch(b).map_err(parquet_err)?);
+    }
+    Ok(spans)
+}
+
+/// Every span of the part.
+pub async fn read_all(
+    store: Arc<dyn ObjectStore>,
+    meta: &PartMeta,
+) -> Result<Vec<Span>, StorageError> {
+    collect(builder(store, meta).await?).await
+}
+
+/// The spans of one trace: row groups are skipped by their trace-id
+/// statistics and bloom filter, and rows are filtered before decoding.
+pub async fn read_trace(
+    store: Arc<dyn ObjectStore>,
+    meta: &PartMeta,
+    id: TraceId,
+) -> Result<Vec<Span>, StorageError> {
+    let mut b = builder(store, meta).await?;
+    let metadata = b.metadata().clone();
+    let mut groups = Vec::new();
+    for (i, rg) in metadata.row_groups().iter().enumerate() {
+        if let Some(stats) = rg.column(0).statistics() {
+            let below = stats
+                .min_bytes_opt()
+                .is_some_and(|min| id.0.as_slice() < min);
+            let above = stats
+                .max_bytes_opt()
+                .is_some_and(|max| id.0.as_slice() > max);
+            if below || above {
+                continue;
+            }
+        }
+        if let Some(filter) = b
+            .get_row_group_column_bloom_filter(i, 0)
+            .await
+            .map_err(parquet_err)?
+        {
+            if !filter.check(id.0.as_slice()) {
+                continue;
+            }
+        }
+        groups.push(i);
+    }
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mask = ProjectionMask::roots(b.parquet_schema(), [0]);
+    let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
+        let ids = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<FixedSizeBinaryArray>()
+            .ok_or_else(|| {
+                arrow::error::ArrowError::CastError("trace_id is not fixed-size binary".into())
+            })?;
+        Ok((0..ids.len())
+            .map(|i| Some(ids.is_valid(i) && ids.value(i) == id.0))
+            .collect::<BooleanArray>())
+    });
+    b = b
+        .with_row_groups(groups)
+        .with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
+    collect(b).await
+}

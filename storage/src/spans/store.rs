@@ -1,0 +1,600 @@
+//! The span store: an in-memory head, queryable at once, flushed into
+//! immutable Parquet parts by a background thread that also compacts and
+//! applies retention.
+//!
+//! Invariants:
+//! - A batch is skipped if its WAL sequence is not beyond the store's
+//!   watermark (the highest `max_wal_seq` of its parts, or the last batch
+//!   applied), so WAL replay never duplicates a span.
+//! - A flush takes the whole head (every tenant) at once, so each part
+//!   records a WAL watermark that covers everything before it; the WAL is
+//!   released up to it only after every part of the flush is published.
+//! - While a frozen head is being written it stays queryable.
+//! - Compaction publishes the merged part (listing what it replaces) before
+//!   deleting its inputs; at open, parts that a published part replaces are
+//!   deleted, so an interrupted compaction never duplicates a span.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use object_store::{ObjectStore, ObjectStoreExt};
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use super::part::{self, PartMeta};
+use crate::StorageError;
+use crate::model::{Signal, Span, SpanKind, Tenant, TraceId};
+use crate::sink::{Batch, Sink};
+use crate::wal::Wal;
+
+#[derive(Clone, Debug)]
+pub struct SpanStoreConfig {
+    /// Flush the head once it holds this many spans…
+    pub flush_spans: usize,
+    /// …or once its oldest span is this old.
+    pub flush_age: Duration,
+    pub row_group_rows: usize,
+    /// Parts whose spans all ended longer ago than this are deleted.
+    pub retention: Duration,
+    /// Parts whose start falls in the same window of this length are merged.
+    pub compaction_window: Duration,
+    /// A window is compacted once it has this many parts.
+    pub compaction_min_parts: usize,
+    /// How often compaction and retention run.
+    pub maintenance_interval: Duration,
+}
+
+impl Default for SpanStoreConfig {
+    fn default() -> Self {
+        Self {
+            flush_spans: 200_000,
+            flush_age: Duration::from_secs(30),
+            row_group_rows: 8192,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            compaction_window: Duration::from_secs(3600),
+            compaction_min_parts: 4,
+            maintenance_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One tenant's spans in memory, by trace.
+#[derive(Default)]
+struct TenantHead {
+    traces: HashMap<TraceId, Vec<Span>>,
+    spans: usize,
+}
+
+/// The mutable head: spans not yet in a part.
+#[derive(Default)]
+struct Head {
+    tenants: HashMap<Tenant, TenantHead>,
+    spans: usize,
+    max_seq: u64,
+    since: Option<Instant>,
+}
+
+/// What a query sees of one tenant, gathered under one lock.
+#[derive(Default)]
+struct State {
+    head: Head,
+    /// Heads being written into parts, still queryable.
+    flushing: Vec<Arc<Head>>,
+    parts: HashMap<Tenant, Vec<PartMeta>>,
+    /// service → (span name, kind), for the services and operations lists.
+    operations: HashMap<Tenant, BTreeMap<String, BTreeSet<(String, u8)>>>,
+}
+
+/// The spans of one trace, gathered from the head and the parts.
+#[derive(Debug, Default)]
+pub struct TraceSpans {
+    pub spans: Vec<Span>,
+    /// True when the trace has more spans than the limit asked for.
+    pub truncated: bool,
+}
+
+/// A span search; every field that is set must match.
+#[derive(Clone, Debug, Default)]
+pub struct SpanQuery {
+    pub service: Option<String>,
+    pub name: Option<String>,
+    /// Attribute (span or resource) equality, values compared as text.
+    pub attributes: Vec<(String, String)>,
+    pub errors_only: bool,
+    pub min_duration_nanos: Option<u64>,
+    pub max_duration_nanos: Option<u64>,
+    pub start_unix_nano: u64,
+    pub end_unix_nano: u64,
+}
+
+impl SpanQuery {
+    pub fn matches(&self, s: &Span) -> bool {
+        let duration = s.duration_nanos();
+        s.start_unix_nano <= self.end_unix_nano
+            && s.end_unix_nano >= self.start_unix_nano
+            && self
+                .service
+                .as_ref()
+                .is_none_or(|v| *v == s.resource.service)
+            && self.name.as_ref().is_none_or(|v| *v == s.name)
+            && (!self.errors_only || s.status_code == crate::model::StatusCode::Error)
+            && self.min_duration_nanos.is_none_or(|d| duration >= d)
+            && self.max_duration_nanos.is_none_or(|d| duration <= d)
+            && self.attributes.iter().all(|(k, v)| {
+                s.attributes
+                    .get(k)
+                    .or_else(|| s.resource.attributes.get(k))
+                    .is_some_and(|a| a.to_text() == *v)
+            })
+    }
+}
+
+/// Counts of what the store holds for a tenant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SpanCounts {
+    pub head_spans: u64,
+    pub part_spans: u64,
+    pub parts: u64,
+}
+
+struct Inner {
+    store: Arc<dyn ObjectStore>,
+    config: SpanStoreConfig,
+    wal: Option<Wal>,
+    runtime: tokio::runtime::Handle,
+    state: RwLock<State>,
+    /// Highest WAL sequence applied or persisted.
+    applied: AtomicU64,
+    wake: (Mutex<bool>, Condvar),
+    stopping: AtomicBool,
+    next_part: AtomicU64,
+}
+
+/// Handle to the span store; cheap to clone.
+#[derive(Clone)]
+pub struct SpanStore {
+    inner: Arc<Inner>,
+    worker: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl SpanStore {
+    /// Opens the store over `store`: loads the parts' metas, removes what an
+    /// interrupted write or compaction left, and starts the background
+    /// thread. `wal` is released as parts are published.
+    pub async fn open(
+        store: Arc<dyn ObjectStore>,
+        config: SpanStoreConfig,
+        wal: Option<Wal>,
+    ) -> Result<Self, StorageError> {
+        let (mut metas, orphans) = part::list(store.as_ref()).await?;
+        for path in orphans {
+            tracing::warn!(%path, "removing a span part file without meta (interrupted write)");
+            let _ = store.delete(&path).await;
+        }
+        let replaced: BTreeSet<String> = metas
+            .iter()
+            .flat_map(|m| m.compacted_from.iter().cloned())
+            .collect();
+        for m in metas.iter().filter(|m| replaced.contains(&m.id)) {
+            tracing::warn!(part = %m.id, "removing a span part already merged by compaction");
+            part::delete(store.as_ref(), &m.tenant, &m.id).await?;
+        }
+        metas.retain(|m| !replaced.contains(&m.id));
+        let mut state = State::default();
+        let mut watermark = 0;
+        for m in metas {
+            watermark = watermark.max(m.max_wal_seq);
+            let tenant = Tenant::new(&m.tenant).map_err(|e| StorageError::Part(e.to_string()))?;
+            let ops = state.operations.entry(tenant.clone()).or_default();
+            for (service, names) in &m.operations {
+                ops.entry(service.clone())
+                    .or_default()
+                    .extend(names.iter().cloned());
+            }
+            state.parts.entry(tenant).or_default().push(m);
+        }
+        let inner = Arc::new(Inner {
+            store,
+            config,
+            wal,
+            runtime: tokio::runtime::Handle::current(),
+            state: RwLock::new(state),
+            applied: AtomicU64::new(watermark),
+            wake: (Mutex::new(false), Condvar::new()),
+            stopping: AtomicBool::new(false),
+            next_part: AtomicU64::new(0),
+        });
+        let background = inner.clone();
+        let worker = std::thread::Builder::new()
+            .name("sightline-spans".into())
+            .spawn(move || background.run())
+            .map_err(|e| StorageError::Part(format!("cannot start the span store thread: {e}")))?;
+        Ok(Self {
+            inner,
+            worker: Arc::new(Mutex::new(Some(worker))),
+        })
+    }
+
+    /// Writes the head into parts now and waits for it. Blocks.
+    pub fn flush_blocking(&self) -> Result<(), StorageError> {
+        self.inner.flush()
+    }
+
+    /// Runs compaction and retention once now. Blocks.
+    pub fn maintain_blocking(&self) -> Result<(), StorageError> {
+        self.inner.maintain()
+    }
+
+    /// Flushes what the head holds and stops the background thread. Blocks.
+    pub fn shutdown_blocking(&self) {
+        self.inner.stopping.store(true, Ordering::Release);
+        self.inner.wake();
+        if let Some(worker) = self.worker.lock().take() {
+            let _ = worker.join();
+        }
+    }
+
+    pub fn counts(&self, tenant: &Tenant) -> SpanCounts {
+        let state = self.inner.state.read();
+        let in_heads = std::iter::once(&state.head).chain(state.flushing.iter().map(|h| &**h));
+        let parts = state
+            .parts
+            .get(tenant)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        SpanCounts {
+            head_spans: in_heads
+                .map(|h| h.tenants.get(tenant).map_or(0, |t| t.spans as u64))
+                .sum(),
+            part_spans: parts.iter().map(|p| p.spans).sum(),
+            parts: parts.len() as u64,
+        }
+    }
+
+    /// The parts of a tenant, oldest first.
+    pub fn parts(&self, tenant: &Tenant) -> Vec<PartMeta> {
+        let mut parts = self
+            .inner
+            .state
+            .read()
+            .parts
+            .get(tenant)
+            .cloned()
+            .unwrap_or_default();
+        parts.sort_by_key(|p| p.min_start_unix_nano);
+        parts
+    }
+
+    pub fn services(&self, tenant: &Tenant) -> Vec<String> {
+        self.inner
+            .state
+            .read()
+            .operations
+            .get(tenant)
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Span names (with their kinds) of one service.
+    pub fn operations(&self, tenant: &Tenant, service: &str) -> Vec<(String, SpanKind)> {
+        let state = self.inner.state.read();
+        let names = state.operations.get(tenant).and_then(|o| o.get(service));
+        names
+            .map(|n| {
+                n.iter()
+                    .map(|(name, kind)| (name.clone(), SpanKind::from_otlp(i32::from(*kind))))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Every span of a trace, from the head and every part that may hold it,
+    /// at most `limit` of them. No time range needed.
+    pub async fn trace(
+        &self,
+        tenant: &Tenant,
+        id: TraceId,
+        limit: usize,
+    ) -> Result<TraceSpans, StorageError> {
+        let (mut spans, parts) = {
+            let state = self.inner.state.read();
+            let mut spans = Vec::new();
+            for head in std::iter::once(&state.head).chain(state.flushing.iter().map(|h| &**h)) {
+                if let Some(t) = head.tenants.get(tenant).and_then(|t| t.traces.get(&id)) {
+                    spans.extend(t.iter().cloned());
+                }
+            }
+            let parts: Vec<PartMeta> = state
+                .parts
+                .get(tenant)
+                .map(|p| p.iter().filter(|m| m.may_hold(&id)).cloned().collect())
+                .unwrap_or_default();
+            (spans, parts)
+        };
+        let reads = parts
+            .iter()
+            .map(|m| part::read_trace(self.inner.store.clone(), m, id));
+        for found in futures_util::future::try_join_all(reads).await? {
+            spans.extend(found);
+        }
+        let truncated = spans.len() > limit;
+        spans.truncate(limit);
+        Ok(TraceSpans { spans, truncated })
+    }
+
+    /// Calls `each` with every span of the tenant that `query` matches:
+    /// the heads, then the parts whose time range overlaps the query's.
+    pub async fn scan(
+        &self,
+        tenant: &Tenant,
+        query: &SpanQuery,
+        mut each: impl FnMut(&Span),
+    ) -> Result<(), StorageError> {
+        let parts: Vec<PartMeta> = {
+            let state = self.inner.state.read();
+            for head in std::iter::once(&state.head).chain(state.flushing.iter().map(|h| &**h)) {
+                if let Some(t) = head.tenants.get(tenant) {
+                    t.traces
+                        .values()
+                        .flatten()
+                        .filter(|s| query.matches(s))
+                        .for_each(&mut each);
+                }
+            }
+            state
+                .parts
+                .get(tenant)
+                .map(|p| {
+                    p.iter()
+                        .filter(|m| m.overlaps(query.start_unix_nano, query.end_unix_nano))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for m in &parts {
+            for s in part::read_all(self.inner.store.clone(), m).await? {
+                if query.matches(&s) {
+                    each(&s);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Sink<Span> for SpanStore {
+    fn consume(&self, batch: Batch<Span>) -> Result<(), StorageError> {
+        let inner = &self.inner;
+        if inner.applied.fetch_max(batch.wal_seq, Ordering::AcqRel) >= batch.wal_seq {
+            return Ok(());
+        }
+        let full = {
+            let mut state = inner.state.write();
+            let ops = state.operations.entry(batch.tenant.clone()).or_default();
+            for s in &batch.items {
+                if !ops
+                    .get(&s.resource.service)
+                    .is_some_and(|n| n.contains(&(s.name.clone(), s.kind as u8)))
+                {
+                    ops.entry(s.resource.service.clone())
+                        .or_default()
+                        .insert((s.name.clone(), s.kind as u8));
+                }
+            }
+            let head = &mut state.head;
+            head.since.get_or_insert_with(Instant::now);
+            head.max_seq = head.max_seq.max(batch.wal_seq);
+            head.spans += batch.items.len();
+            let tenant = head.tenants.entry(batch.tenant).or_default();
+            tenant.spans += batch.items.len();
+            for span in batch.items {
+                tenant.traces.entry(span.trace_id).or_default().push(span);
+            }
+            head.spans >= inner.config.flush_spans
+        };
+        if full {
+            inner.wake();
+        }
+        Ok(())
+    }
+}
+
+impl Inner {
+    fn wake(&self) {
+        *self.wake.0.lock() = true;
+        self.wake.1.notify_all();
+    }
+
+    fn run(self: Arc<Self>) {
+        let tick =
+            (self.config.flush_age / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let mut last_maintenance = Instant::now();
+        let mut failures = 0u32;
+        loop {
+            {
+                let mut woken = self.wake.0.lock();
+                if !*woken {
+                    self.wake.1.wait_for(&mut woken, tick);
+                }
+                *woken = false;
+            }
+            let stopping = self.stopping.load(Ordering::Acquire);
+            let due = {
+                let state = self.state.read();
+                let h = &state.head;
+                !state.flushing.is_empty()
+                    || h.spans >= self.config.flush_spans
+                    || (h.spans > 0
+                        && (stopping
+                            || h.since
+                                .is_some_and(|t| t.elapsed() >= self.config.flush_age)))
+            };
+            if due {
+                match self.flush() {
+                    Ok(()) => failures = 0,
+                    Err(e) => {
+                        failures += 1;
+                        tracing::error!(error = %e, failures, "span flush failed; the spans stay in memory and in the WAL");
+                        std::thread::sleep(Duration::from_millis(
+                            100 * u64::from(failures.min(50)),
+                        ));
+                    }
+                }
+            }
+            if stopping {
+                return;
+            }
+            if last_maintenance.elapsed() >= self.config.maintenance_interval {
+                last_maintenance = Instant::now();
+                if let Err(e) = self.maintain() {
+                    tracing::error!(error = %e, "span compaction or retention failed; will retry");
+                }
+            }
+        }
+    }
+
+    fn part_id(&self) -> String {
+        let now = crate::wal::now_unix_nanos();
+        format!(
+            "{now:020}-{:06}",
+            self.next_part.fetch_add(1, Ordering::Relaxed) % 1_000_000
+        )
+    }
+
+    /// Freezes the head and writes it (and any earlier frozen head that
+    /// failed) into parts; then releases the WAL.
+    fn flush(&self) -> Result<(), StorageError> {
+        {
+            let mut state = self.state.write();
+            if state.head.spans > 0 {
+                let head = std::mem::take(&mut state.head);
+                state.flushing.push(Arc::new(head));
+            }
+        }
+        loop {
+            let Some(frozen) = self.state.read().flushing.first().cloned() else {
+                return Ok(());
+            };
+            let mut published = Vec::new();
+            for (tenant, t) in &frozen.tenants {
+                let spans: Vec<Span> = t.traces.values().flatten().cloned().collect();
+                let id = self.part_id();
+                let (bytes, meta) = part::encode(
+                    tenant,
+                    id,
+                    0,
+                    spans,
+                    frozen.max_seq,
+                    self.config.row_group_rows,
+                )?;
+                self.runtime
+                    .block_on(part::publish(self.store.as_ref(), bytes, &meta))?;
+                published.push((tenant.clone(), meta));
+            }
+            {
+                let mut state = self.state.write();
+                for (tenant, meta) in published {
+                    state.parts.entry(tenant).or_default().push(meta);
+                }
+                state.flushing.retain(|h| !Arc::ptr_eq(h, &frozen));
+            }
+            if let Some(wal) = &self.wal {
+                wal.release(Signal::Traces, frozen.max_seq)?;
+            }
+        }
+    }
+
+    /// Retention, then compaction of windows with enough parts.
+    fn maintain(&self) -> Result<(), StorageError> {
+        let cutoff =
+            crate::wal::now_unix_nanos().saturating_sub(self.config.retention.as_nanos() as u64);
+        let expired: Vec<(Tenant, PartMeta)> = {
+            let state = self.state.read();
+            state
+                .parts
+                .iter()
+                .flat_map(|(t, ps)| {
+                    ps.iter()
+                        .filter(|p| p.max_end_unix_nano < cutoff)
+                        .map(|p| (t.clone(), p.clone()))
+                })
+                .collect()
+        };
+        for (tenant, meta) in expired {
+            self.forget(&tenant, &[meta.id.clone()]);
+            self.runtime
+                .block_on(part::delete(self.store.as_ref(), tenant.as_str(), &meta.id))?;
+            tracing::info!(part = %meta.id, %tenant, spans = meta.spans, "deleted a span part past retention");
+        }
+        let window = self.config.compaction_window.as_nanos().max(1) as u64;
+        let groups: Vec<(Tenant, Vec<PartMeta>)> = {
+            let state = self.state.read();
+            let mut groups = Vec::new();
+            for (tenant, parts) in &state.parts {
+                let mut by_window: BTreeMap<u64, Vec<PartMeta>> = BTreeMap::new();
+                for p in parts {
+                    by_window
+                        .entry(p.min_start_unix_nano / window)
+                        .or_default()
+                        .push(p.clone());
+                }
+                groups.extend(
+                    by_window
+                        .into_values()
+                        .filter(|g| g.len() >= self.config.compaction_min_parts)
+                        .map(|g| (tenant.clone(), g)),
+                );
+            }
+            groups
+        };
+        for (tenant, inputs) in groups {
+            self.compact(&tenant, inputs)?;
+        }
+        Ok(())
+    }
+
+    /// Merges parts into one, re-sorted by trace id, then deletes them.
+    fn compact(&self, tenant: &Tenant, inputs: Vec<PartMeta>) -> Result<(), StorageError> {
+        let mut spans = Vec::new();
+        for m in &inputs {
+            spans.extend(
+                self.runtime
+                    .block_on(part::read_all(self.store.clone(), m))?,
+            );
+        }
+        let level = inputs.iter().map(|m| m.level).max().unwrap_or(0) + 1;
+        let max_seq = inputs.iter().map(|m| m.max_wal_seq).max().unwrap_or(0);
+        let (bytes, mut meta) = part::encode(
+            tenant,
+            self.part_id(),
+            level,
+            spans,
+            max_seq,
+            self.config.row_group_rows,
+        )?;
+        meta.compacted_from = inputs.iter().map(|m| m.id.clone()).collect();
+        self.runtime
+            .block_on(part::publish(self.store.as_ref(), bytes, &meta))?;
+        {
+            let mut state = self.state.write();
+            let parts = state.parts.entry(tenant.clone()).or_default();
+            parts.retain(|p| !meta.compacted_from.contains(&p.id));
+            parts.push(meta.clone());
+        }
+        for m in &inputs {
+            self.runtime
+                .block_on(part::delete(self.store.as_ref(), tenant.as_str(), &m.id))?;
+        }
+        tracing::info!(part = %meta.id, %tenant, inputs = inputs.len(), spans = meta.spans, "compacted span parts");
+        Ok(())
+    }
+
+    fn forget(&self, tenant: &Tenant, ids: &[String]) {
+        if let Some(parts) = self.state.write().parts.get_mut(tenant) {
+            parts.retain(|p| !ids.contains(&p.id));
+        }
+    }
+}
