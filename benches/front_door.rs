@@ -45,24 +45,14 @@ impl Rng {
 }
 
 fn kv(key: &str, value: Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(value) }),
-        key_strindex: 0,
-    }
+    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), key_strindex: 0 }
 }
 
 /// Traces of ~10 spans with 10 attributes each, from a handful of services.
 fn payloads() -> Vec<Vec<u8>> {
     let mut rng = Rng(0x5eed_1234_abcd_ef01);
     let services = ["gateway", "orders", "payments", "inventory", "users"];
-    let routes = [
-        "/api/orders",
-        "/api/cart",
-        "/api/pay",
-        "/api/items/{id}",
-        "/health",
-    ];
+    let routes = ["/api/orders", "/api/cart", "/api/pay", "/api/items/{id}", "/health"];
     let mut out = Vec::new();
     for _ in 0..REQUESTS {
         let service = rng.pick(&services);
@@ -77,47 +67,24 @@ fn payloads() -> Vec<Vec<u8>> {
             spans.push(Span {
                 trace_id: trace.to_vec(),
                 span_id: (rng.next() | 1).to_be_bytes().to_vec(),
-                parent_span_id: if i % 10 == 0 {
-                    Vec::new()
-                } else {
-                    (rng.next() | 1).to_be_bytes().to_vec()
-                },
+                parent_span_id: if i % 10 == 0 { Vec::new() } else { (rng.next() | 1).to_be_bytes().to_vec() },
                 name: format!("{} {}", rng.pick(&["GET", "POST"]), rng.pick(&routes)),
                 kind: 2,
                 start_time_unix_nano: start,
                 end_time_unix_nano: start + rng.next() % 500_000_000,
                 attributes: vec![
-                    kv(
-                        "http.request.method",
-                        Value::StringValue(rng.pick(&["GET", "POST"]).into()),
-                    ),
+                    kv("http.request.method", Value::StringValue(rng.pick(&["GET", "POST"]).into())),
                     kv("http.route", Value::StringValue(rng.pick(&routes).into())),
                     kv(
                         "http.response.status_code",
                         Value::IntValue([200, 200, 200, 404, 500][(rng.next() % 5) as usize]),
                     ),
                     kv("url.scheme", Value::StringValue("https".into())),
-                    kv(
-                        "server.address",
-                        Value::StringValue(format!("{service}.internal")),
-                    ),
+                    kv("server.address", Value::StringValue(format!("{service}.internal"))),
                     kv("server.port", Value::IntValue(8080)),
-                    kv(
-                        "user.id",
-                        Value::StringValue(format!("user-{}", rng.next() % 10_000)),
-                    ),
-                    kv(
-                        "net.peer.ip",
-                        Value::StringValue(format!(
-                            "10.0.{}.{}",
-                            rng.next() % 255,
-                            rng.next() % 255
-                        )),
-                    ),
-                    kv(
-                        "request.size",
-                        Value::IntValue((rng.next() % 100_000) as i64),
-                    ),
+                    kv("user.id", Value::StringValue(format!("user-{}", rng.next() % 10_000))),
+                    kv("net.peer.ip", Value::StringValue(format!("10.0.{}.{}", rng.next() % 255, rng.next() % 255))),
+                    kv("request.size", Value::IntValue((rng.next() % 100_000) as i64)),
                     kv("cache.hit", Value::BoolValue(rng.next().is_multiple_of(2))),
                 ],
                 status: Some(Status {
@@ -133,10 +100,7 @@ fn payloads() -> Vec<Vec<u8>> {
                     attributes: vec![kv("service.name", Value::StringValue(service.into()))],
                     ..Default::default()
                 }),
-                scope_spans: vec![ScopeSpans {
-                    spans,
-                    ..Default::default()
-                }],
+                scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
                 schema_url: String::new(),
             }],
         };
@@ -171,11 +135,7 @@ impl<T> Sink<T> for Discard {
 /// fsync) and the hand-off to a discarding store, driven by `clients` tasks
 /// on a two-thread runtime, in process.
 fn front_door_rate(payloads: &Arc<Vec<Vec<u8>>>, clients: usize, seconds: f64) -> f64 {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     runtime.block_on(async {
         let mut registry = prometheus_client::registry::Registry::default();
@@ -193,11 +153,7 @@ fn front_door_rate(payloads: &Arc<Vec<Vec<u8>>>, clients: usize, seconds: f64) -
         let pipeline = Pipeline::start(
             config,
             wal,
-            Sinks {
-                spans: sink.clone(),
-                logs: sink.clone(),
-                metrics: sink,
-            },
+            Sinks { spans: sink.clone(), logs: sink.clone(), metrics: sink },
             &mut registry,
         )
         .expect("pipeline");
@@ -206,22 +162,15 @@ fn front_door_rate(payloads: &Arc<Vec<Vec<u8>>>, clients: usize, seconds: f64) -
         let start = Instant::now();
         let mut tasks = Vec::new();
         for c in 0..clients {
-            let (payloads, pipeline, tenant, accepted) = (
-                payloads.clone(),
-                pipeline.clone(),
-                tenant.clone(),
-                accepted.clone(),
-            );
+            let (payloads, pipeline, tenant, accepted) =
+                (payloads.clone(), pipeline.clone(), tenant.clone(), accepted.clone());
             tasks.push(tokio::spawn(async move {
                 let mut i = c;
                 while start.elapsed().as_secs_f64() < seconds {
                     let body = bytes::Bytes::from(payloads[i % payloads.len()].clone());
                     i += clients;
                     let request = ExportTraceServiceRequest::decode(body.clone()).expect("decodes");
-                    let outcome = pipeline
-                        .submit::<Traces>(&tenant, request, Some(body))
-                        .await
-                        .expect("accepted");
+                    let outcome = pipeline.submit::<Traces>(&tenant, request, Some(body)).await.expect("accepted");
                     accepted.fetch_add(outcome.accepted, Ordering::Relaxed);
                 }
             }));
@@ -231,9 +180,7 @@ fn front_door_rate(payloads: &Arc<Vec<Vec<u8>>>, clients: usize, seconds: f64) -
         }
         let rate = accepted.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
         let p = pipeline.clone();
-        tokio::task::spawn_blocking(move || p.shutdown_blocking())
-            .await
-            .expect("shutdown");
+        tokio::task::spawn_blocking(move || p.shutdown_blocking()).await.expect("shutdown");
         rate
     })
 }
@@ -242,9 +189,7 @@ fn rss_of(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         })
         .map_or(0, |kib| kib * 1024)
 }
@@ -263,14 +208,8 @@ fn mib(bytes: u64) -> f64 {
 }
 
 fn main() {
-    let seconds: f64 = std::env::var("BENCH_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10.0);
-    let clients: usize = std::env::var("BENCH_CLIENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
+    let seconds: f64 = std::env::var("BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10.0);
+    let clients: usize = std::env::var("BENCH_CLIENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
     let payloads = Arc::new(payloads());
     let payload_bytes: usize = payloads.iter().map(Vec::len).sum();
     println!(
@@ -297,11 +236,7 @@ fn main() {
     let idle_rss = rss_of(pid);
     let cpu_before = cpu_seconds_of(pid);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let accepted = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -312,25 +247,14 @@ fn main() {
         let url = format!("http://{http}/v1/traces");
         let mut tasks = Vec::new();
         for c in 0..clients {
-            let (client, url, payloads, accepted, refused, stop) = (
-                client.clone(),
-                url.clone(),
-                payloads.clone(),
-                accepted.clone(),
-                refused.clone(),
-                stop.clone(),
-            );
+            let (client, url, payloads, accepted, refused, stop) =
+                (client.clone(), url.clone(), payloads.clone(), accepted.clone(), refused.clone(), stop.clone());
             tasks.push(tokio::spawn(async move {
                 let mut i = c;
                 while !stop.load(Ordering::Relaxed) {
                     let body = payloads[i % payloads.len()].clone();
                     i += clients;
-                    let r = client
-                        .post(&url)
-                        .header("content-type", "application/x-protobuf")
-                        .body(body)
-                        .send()
-                        .await;
+                    let r = client.post(&url).header("content-type", "application/x-protobuf").body(body).send().await;
                     match r.map(|r| r.status().as_u16()) {
                         Ok(200) => accepted.fetch_add(SPANS_PER_REQUEST as u64, Ordering::Relaxed),
                         _ => refused.fetch_add(SPANS_PER_REQUEST as u64, Ordering::Relaxed),
@@ -358,39 +282,20 @@ fn main() {
     println!();
     println!("| figure | value |");
     println!("| --- | --- |");
-    println!(
-        "| bare prost decode, one core | {:.0} spans/s |",
-        decode_rate
-    );
+    println!("| bare prost decode, one core | {:.0} spans/s |", decode_rate);
     println!(
         "| front door in process: decode + validate + WAL (group fsync) + hand-off, {clients} tasks | {:.0} spans/s |",
         door_rate
     );
-    println!(
-        "| ratio front door / bare decode | {:.2} |",
-        door_rate / decode_rate
-    );
+    println!("| ratio front door / bare decode | {:.2} |", door_rate / decode_rate);
     println!(
         "| real binary over OTLP/HTTP, {clients} clients, durable + readable in the heads | {:.0} spans/s |",
         rate
     );
-    println!(
-        "| ratio real binary / bare decode | {:.2} |",
-        rate / decode_rate
-    );
-    println!(
-        "| server CPU per million spans | {:.2} s |",
-        cpu / (accepted as f64 / 1e6)
-    );
+    println!("| ratio real binary / bare decode | {:.2} |", rate / decode_rate);
+    println!("| server CPU per million spans | {:.2} s |", cpu / (accepted as f64 / 1e6));
     println!("| spans refused | {} |", refused.load(Ordering::Relaxed));
     println!("| idle RSS | {:.1} MiB |", mib(idle_rss));
-    println!(
-        "| peak RSS under load | {:.1} MiB |",
-        mib(peak_rss.load(Ordering::Relaxed))
-    );
-    println!(
-        "| RSS at end ({} spans held in memory heads) | {:.1} MiB |",
-        accepted,
-        mib(end_rss)
-    );
+    println!("| peak RSS under load | {:.1} MiB |", mib(peak_rss.load(Ordering::Relaxed)));
+    println!("| RSS at end ({} spans held in memory heads) | {:.1} MiB |", accepted, mib(end_rss));
 }

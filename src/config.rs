@@ -22,6 +22,7 @@ pub struct Config {
     pub listen: Listen,
     pub ingest: IngestConfig,
     pub wal: WalSection,
+    pub spans: SpansSection,
     pub log: LogSection,
 }
 
@@ -32,6 +33,7 @@ impl Default for Config {
             listen: Listen::default(),
             ingest: IngestConfig::default(),
             wal: WalSection::default(),
+            spans: SpansSection::default(),
             log: LogSection::default(),
         }
     }
@@ -81,12 +83,7 @@ pub struct WalSection {
 
 impl Default for WalSection {
     fn default() -> Self {
-        Self {
-            fsync: FsyncMode::Batch,
-            fsync_interval_ms: 10,
-            segment_bytes: 64 << 20,
-            queue_capacity: 4096,
-        }
+        Self { fsync: FsyncMode::Batch, fsync_interval_ms: 10, segment_bytes: 64 << 20, queue_capacity: 4096 }
     }
 }
 
@@ -94,10 +91,53 @@ impl WalSection {
     pub fn policy(&self) -> FsyncPolicy {
         match self.fsync {
             FsyncMode::Batch => FsyncPolicy::Batch,
-            FsyncMode::Interval => {
-                FsyncPolicy::Interval(Duration::from_millis(self.fsync_interval_ms))
-            }
+            FsyncMode::Interval => FsyncPolicy::Interval(Duration::from_millis(self.fsync_interval_ms)),
             FsyncMode::Never => FsyncPolicy::Never,
+        }
+    }
+}
+
+/// The span store: when the head becomes a Parquet part, compaction,
+/// retention, and the per-trace guard rail.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpansSection {
+    pub flush_spans: usize,
+    pub flush_age_seconds: u64,
+    pub row_group_rows: usize,
+    pub retention_hours: u64,
+    pub compaction_window_minutes: u64,
+    pub compaction_min_parts: usize,
+    pub maintenance_interval_seconds: u64,
+    /// Larger traces are returned truncated, with a flag.
+    pub max_spans_per_trace: usize,
+}
+
+impl Default for SpansSection {
+    fn default() -> Self {
+        Self {
+            flush_spans: 200_000,
+            flush_age_seconds: 30,
+            row_group_rows: 8192,
+            retention_hours: 7 * 24,
+            compaction_window_minutes: 60,
+            compaction_min_parts: 4,
+            maintenance_interval_seconds: 60,
+            max_spans_per_trace: 100_000,
+        }
+    }
+}
+
+impl SpansSection {
+    pub fn store_config(&self) -> sightline_storage::spans::SpanStoreConfig {
+        sightline_storage::spans::SpanStoreConfig {
+            flush_spans: self.flush_spans,
+            flush_age: Duration::from_secs(self.flush_age_seconds),
+            row_group_rows: self.row_group_rows,
+            retention: Duration::from_secs(self.retention_hours * 3600),
+            compaction_window: Duration::from_secs(self.compaction_window_minutes * 60),
+            compaction_min_parts: self.compaction_min_parts,
+            maintenance_interval: Duration::from_secs(self.maintenance_interval_seconds),
         }
     }
 }
@@ -111,43 +151,48 @@ pub struct LogSection {
 
 impl Default for LogSection {
     fn default() -> Self {
-        Self {
-            level: "info".into(),
-        }
+        Self { level: "info".into() }
     }
 }
 
 impl Config {
     /// Loads the file (if any) and the environment over the defaults, then validates.
-    pub fn load(
-        file: Option<&Path>,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> anyhow::Result<Self> {
+    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> anyhow::Result<Self> {
         let mut tree = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                toml::from_str::<toml::Table>(&text)
-                    .with_context(|| format!("invalid TOML in {}", path.display()))?
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                toml::from_str::<toml::Table>(&text).with_context(|| format!("invalid TOML in {}", path.display()))?
             }
             None => toml::Table::new(),
         };
         apply_env(&mut tree, env)?;
-        let config: Config = Config::deserialize(toml::Value::Table(tree))
-            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        let config: Config =
+            Config::deserialize(toml::Value::Table(tree)).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         config.validate()?;
         Ok(config)
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
-        self.ingest
-            .validate()
-            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        self.ingest.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         if self.wal.segment_bytes < 4096 {
             bail!("invalid configuration: wal.segment_bytes must be at least 4096");
         }
         if self.wal.fsync == FsyncMode::Interval && self.wal.fsync_interval_ms == 0 {
             bail!("invalid configuration: wal.fsync_interval_ms must be at least 1");
+        }
+        let sp = &self.spans;
+        if sp.flush_spans == 0 || sp.row_group_rows == 0 || sp.max_spans_per_trace == 0 {
+            bail!(
+                "invalid configuration: spans.flush_spans, spans.row_group_rows and spans.max_spans_per_trace must be at least 1"
+            );
+        }
+        if sp.compaction_window_minutes == 0 || sp.compaction_min_parts < 2 {
+            bail!(
+                "invalid configuration: spans.compaction_window_minutes must be at least 1 and spans.compaction_min_parts at least 2"
+            );
+        }
+        if sp.retention_hours == 0 {
+            bail!("invalid configuration: spans.retention_hours must be at least 1");
         }
         if self.wal.queue_capacity == 0 {
             bail!("invalid configuration: wal.queue_capacity must be at least 1");
@@ -162,10 +207,7 @@ impl Config {
 
 /// Sets `SIGHTLINE_A__B=value` as key `a.b`; the value is read as a TOML
 /// value when it parses as one, else as a string.
-fn apply_env(
-    tree: &mut toml::Table,
-    env: impl IntoIterator<Item = (String, String)>,
-) -> anyhow::Result<()> {
+fn apply_env(tree: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> anyhow::Result<()> {
     for (name, raw) in env {
         let Some(path) = name.strip_prefix("SIGHTLINE_") else {
             continue;
@@ -181,12 +223,8 @@ fn apply_env(
         let (last, parents) = keys.split_last().context("empty environment key")?;
         let mut table = &mut *tree;
         for key in parents {
-            let entry = table
-                .entry(key.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            table = entry
-                .as_table_mut()
-                .with_context(|| format!("{name}: {key} is not a section"))?;
+            let entry = table.entry(key.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            table = entry.as_table_mut().with_context(|| format!("{name}: {key} is not a section"))?;
         }
         table.insert(last.clone(), value);
     }
@@ -198,10 +236,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -216,39 +251,30 @@ mod tests {
     fn file_then_environment() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("s.toml");
-        std::fs::write(&path, "data_dir = \"/x\"\n[wal]\nfsync = \"interval\"\n[ingest.rate_limit]\nitems_per_second = 5\n").expect("write");
+        std::fs::write(
+            &path,
+            "data_dir = \"/x\"\n[wal]\nfsync = \"interval\"\n[ingest.rate_limit]\nitems_per_second = 5\n",
+        )
+        .expect("write");
         let c = Config::load(
             Some(&path),
-            env(&[
-                ("SIGHTLINE_WAL__FSYNC_INTERVAL_MS", "25"),
-                ("SIGHTLINE_DATA_DIR", "/y"),
-                ("OTHER", "1"),
-            ]),
+            env(&[("SIGHTLINE_WAL__FSYNC_INTERVAL_MS", "25"), ("SIGHTLINE_DATA_DIR", "/y"), ("OTHER", "1")]),
         )
         .expect("loads");
         assert_eq!(c.data_dir, PathBuf::from("/y"));
         assert_eq!(c.wal.fsync, FsyncMode::Interval);
         assert_eq!(c.wal.fsync_interval_ms, 25);
         assert_eq!(c.ingest.rate_limit.items_per_second, 5);
-        assert_eq!(
-            c.ingest.rate_limit.burst_items, 2_000_000,
-            "other keys keep their defaults"
-        );
+        assert_eq!(c.ingest.rate_limit.burst_items, 2_000_000, "other keys keep their defaults");
     }
 
     #[test]
     fn errors_name_the_key() {
-        let err = Config::load(None, env(&[("SIGHTLINE_WAL__FSYNCH", "never")]))
-            .expect_err("unknown key");
+        let err = Config::load(None, env(&[("SIGHTLINE_WAL__FSYNCH", "never")])).expect_err("unknown key");
         assert!(format!("{err:#}").contains("fsynch"), "{err:#}");
-        let err = Config::load(None, env(&[("SIGHTLINE_INGEST__MAX_BODY_BYTES", "10")]))
-            .expect_err("too small");
-        assert!(
-            format!("{err:#}").contains("ingest.max_body_bytes"),
-            "{err:#}"
-        );
-        let err = Config::load(None, env(&[("SIGHTLINE_WAL__FSYNC", "sometimes")]))
-            .expect_err("bad enum");
+        let err = Config::load(None, env(&[("SIGHTLINE_INGEST__MAX_BODY_BYTES", "10")])).expect_err("too small");
+        assert!(format!("{err:#}").contains("ingest.max_body_bytes"), "{err:#}");
+        let err = Config::load(None, env(&[("SIGHTLINE_WAL__FSYNC", "sometimes")])).expect_err("bad enum");
         assert!(format!("{err:#}").contains("sometimes"), "{err:#}");
     }
 }

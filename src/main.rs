@@ -72,14 +72,9 @@ fn main() -> anyhow::Result<()> {
 fn serve(config: Config) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&config.log.level)
-                .context("invalid log.level")?,
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&config.log.level).context("invalid log.level")?)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let server = Server::start(&config).await?;
         tracing::info!("OTLP/gRPC listening on {}", server.grpc_addr);
@@ -90,11 +85,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         } else {
             server.api_addr.ip().to_string()
         };
-        tracing::info!(
-            "Sightline is ready: open http://{}:{}/",
-            ui_host,
-            server.api_addr.port()
-        );
+        tracing::info!("Sightline is ready: open http://{}:{}/", ui_host, server.api_addr.port());
         wait_for_signal().await?;
         tracing::info!("shutting down: draining in-flight requests");
         server.shutdown().await?;

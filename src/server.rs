@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use sightline_collector::receivers::{otlp_grpc, otlp_http};
@@ -16,6 +18,7 @@ use sightline_query::ops::OpsState;
 use sightline_query::{QueryState, ops};
 use sightline_storage::head::Heads;
 use sightline_storage::model::Tenant;
+use sightline_storage::spans::SpanStore;
 use sightline_storage::wal::{Wal, WalConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -29,6 +32,7 @@ pub struct Server {
     pub http_addr: SocketAddr,
     pub api_addr: SocketAddr,
     pub heads: Arc<Heads>,
+    pub spans: SpanStore,
     /// Records replayed from the WAL at start.
     pub replayed: u64,
     pipeline: Arc<Pipeline>,
@@ -47,21 +51,21 @@ impl Server {
             fsync: config.wal.policy(),
             queue_capacity: config.wal.queue_capacity,
         };
-        let (wal, replay) =
-            Wal::open(wal_config, &mut registry).context("cannot open the write-ahead log")?;
+        let (wal, replay) = Wal::open(wal_config, &mut registry).context("cannot open the write-ahead log")?;
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+        let objects: Arc<dyn ObjectStore> = Arc::new(
+            LocalFileSystem::new_with_prefix(&config.data_dir)
+                .with_context(|| format!("cannot open {}", config.data_dir.display()))?,
+        );
+        let spans = SpanStore::open(objects, config.spans.store_config(), Some(wal.clone()))
+            .await
+            .context("cannot open the span store")?;
         let heads = Arc::new(Heads::default());
-        let sinks = Sinks {
-            spans: heads.clone(),
-            logs: heads.clone(),
-            metrics: heads.clone(),
-        };
+        let sinks = Sinks { spans: Arc::new(spans.clone()), logs: heads.clone(), metrics: heads.clone() };
         let pipeline = Pipeline::start(config.ingest.clone(), wal, sinks, &mut registry)?;
         let rss = Gauge::<i64>::default();
-        registry.register(
-            "sightline_process_resident_memory_bytes",
-            "Resident set size of the process",
-            rss.clone(),
-        );
+        registry.register("sightline_process_resident_memory_bytes", "Resident set size of the process", rss.clone());
         let registry = Arc::new(registry);
 
         let cancel = CancellationToken::new();
@@ -74,21 +78,19 @@ impl Server {
             .with_context(|| format!("cannot listen on {}", config.listen.api))?;
         let api_addr = api.local_addr()?;
         let default_tenant = Tenant::new(&config.ingest.default_tenant)?;
-        let app = sightline_query::router(QueryState {
+        let query = QueryState {
+            spans: spans.clone(),
             heads: heads.clone(),
             tenant_header: config.ingest.tenant_header.clone(),
             default_tenant,
-        })
-        .merge(ops::router(OpsState {
-            registry,
-            ready: ready.clone(),
-        }));
+            max_spans_per_trace: config.spans.max_spans_per_trace,
+        };
+        let app = sightline_query::router(query.clone())
+            .merge(sightline_query::jaeger::router(query))
+            .merge(ops::router(OpsState { registry, ready: ready.clone() }));
         let stop = cancel.clone();
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = axum::serve(api, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-            {
+            if let Err(e) = axum::serve(api, app).with_graceful_shutdown(stop.cancelled_owned()).await {
                 tracing::error!(error = %e, "API server failed");
             }
         }));
@@ -109,10 +111,7 @@ impl Server {
         let app = otlp_http::router(pipeline.clone());
         let stop = cancel.clone();
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = axum::serve(http, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-            {
+            if let Err(e) = axum::serve(http, app).with_graceful_shutdown(stop.cancelled_owned()).await {
                 tracing::error!(error = %e, "OTLP/HTTP server failed");
             }
         }));
@@ -128,16 +127,7 @@ impl Server {
             }
         }));
         ready.store(true, Ordering::Release);
-        Ok(Server {
-            grpc_addr,
-            http_addr,
-            api_addr,
-            heads,
-            replayed,
-            pipeline,
-            cancel,
-            tasks,
-        })
+        Ok(Server { grpc_addr, http_addr, api_addr, heads, spans, replayed, pipeline, cancel, tasks })
     }
 
     /// Stops accepting, finishes in-flight requests, writes the WAL, and
@@ -147,8 +137,12 @@ impl Server {
         for task in self.tasks {
             let _ = task.await;
         }
-        let pipeline = self.pipeline;
-        tokio::task::spawn_blocking(move || pipeline.shutdown_blocking()).await?;
+        let (pipeline, spans) = (self.pipeline, self.spans);
+        tokio::task::spawn_blocking(move || {
+            pipeline.shutdown_blocking();
+            spans.shutdown_blocking();
+        })
+        .await?;
         Ok(())
     }
 }

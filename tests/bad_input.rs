@@ -31,23 +31,16 @@ fn proto(spans: Vec<Span>) -> Vec<u8> {
 }
 
 fn nested(depth: usize) -> AnyValue {
-    let mut v = AnyValue {
-        value: Some(any_value::Value::IntValue(1)),
-    };
+    let mut v = AnyValue { value: Some(any_value::Value::IntValue(1)) };
     for _ in 0..depth {
-        v = AnyValue {
-            value: Some(any_value::Value::ArrayValue(ArrayValue { values: vec![v] })),
-        };
+        v = AnyValue { value: Some(any_value::Value::ArrayValue(ArrayValue { values: vec![v] })) };
     }
     v
 }
 
 /// Replaces the bytes of `needle` in an encoded message (same length).
 fn patch(mut body: Vec<u8>, needle: &[u8], with: &[u8]) -> Vec<u8> {
-    let at = body
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .expect("needle present");
+    let at = body.windows(needle.len()).position(|w| w == needle).expect("needle present");
     body[at..at + with.len()].copy_from_slice(with);
     body
 }
@@ -63,22 +56,8 @@ struct Case {
     rejected: i64,
 }
 
-fn case(
-    name: &'static str,
-    content_type: &'static str,
-    body: Vec<u8>,
-    status: u16,
-    rejected: i64,
-) -> Case {
-    Case {
-        name,
-        path: "/v1/traces",
-        content_type,
-        headers: Vec::new(),
-        body,
-        status,
-        rejected,
-    }
+fn case(name: &'static str, content_type: &'static str, body: Vec<u8>, status: u16, rejected: i64) -> Case {
+    Case { name, path: "/v1/traces", content_type, headers: Vec::new(), body, status, rejected }
 }
 
 const PB: &str = "application/x-protobuf";
@@ -95,23 +74,15 @@ fn cases() -> Vec<Case> {
     absurd.start_time_unix_nano = u64::MAX - 1;
     absurd.end_time_unix_nano = u64::MAX;
     let mut deep = good(6);
-    deep.attributes = vec![KeyValue {
-        key: "deep".into(),
-        value: Some(nested(20)),
-        key_strindex: 0,
-    }];
+    deep.attributes = vec![KeyValue { key: "deep".into(), value: Some(nested(20)), key_strindex: 0 }];
     let mut bad_parent = good(7);
     bad_parent.parent_span_id = vec![1, 2, 3];
     let mut bad_utf8 = good(8);
     bad_utf8.name = "XXXX".into();
-    let bomb = gzip(&proto(vec![Span {
-        name: "a".repeat(50 << 20),
-        ..good(9)
-    }]));
+    let bomb = gzip(&proto(vec![Span { name: "a".repeat(50 << 20), ..good(9) }]));
     assert!(bomb.len() < LIMIT, "the bomb itself is small");
 
-    let mut deep_json =
-        String::from(r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"k","value":"#);
+    let mut deep_json = String::from(r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"k","value":"#);
     deep_json.push_str(&r#"{"arrayValue":{"values":["#.repeat(200));
     let mut c = vec![
         case("malformed protobuf", PB, vec![0x0a, 0xff, 0xff, 0xff, 0x0f], 400, 0),
@@ -156,18 +127,9 @@ fn cases() -> Vec<Case> {
     c[17].path = "/v1/metrics";
     c.push(Case {
         headers: vec![("content-encoding", "br")],
-        ..case(
-            "unsupported content encoding",
-            PB,
-            proto(vec![good(20)]),
-            415,
-            0,
-        )
+        ..case("unsupported content encoding", PB, proto(vec![good(20)]), 415, 0)
     });
-    c.push(Case {
-        headers: vec![("content-encoding", "gzip")],
-        ..case("gzip bomb", PB, bomb, 413, 0)
-    });
+    c.push(Case { headers: vec![("content-encoding", "gzip")], ..case("gzip bomb", PB, bomb, 413, 0) });
     c.push(Case {
         headers: vec![("content-encoding", "gzip")],
         ..case("corrupt gzip", PB, b"\x1f\x8bnot gzip".to_vec(), 400, 0)
@@ -178,13 +140,7 @@ fn cases() -> Vec<Case> {
     });
     c.push(Case {
         headers: vec![("content-encoding", "gzip")],
-        ..case(
-            "gzip good request",
-            PB,
-            gzip(&proto(vec![good(22)])),
-            200,
-            0,
-        )
+        ..case("gzip good request", PB, gzip(&proto(vec![good(22)])), 200, 0)
     });
     c
 }
@@ -203,9 +159,7 @@ fn rejected_of(content_type: &str, path: &str, body: &[u8]) -> i64 {
         "/v1/logs" => "rejectedLogRecords",
         _ => "rejectedDataPoints",
     };
-    v["partialSuccess"][key]
-        .as_str()
-        .map_or(0, |n| n.parse().expect("int64 as string"))
+    v["partialSuccess"][key].as_str().map_or(0, |n| n.parse().expect("int64 as string"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -214,42 +168,24 @@ async fn http_bad_input_table() {
     let client = reqwest::Client::new();
     let mut expected_spans = 0;
     for c in cases() {
-        let mut req = client
-            .post(format!("http://{}{}", s.server.http_addr, c.path))
-            .header("content-type", c.content_type);
+        let mut req =
+            client.post(format!("http://{}{}", s.server.http_addr, c.path)).header("content-type", c.content_type);
         for (k, v) in &c.headers {
             req = req.header(*k, *v);
         }
-        let r = req
-            .body(c.body.clone())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", c.name));
+        let r = req.body(c.body.clone()).send().await.unwrap_or_else(|e| panic!("{}: {e}", c.name));
         let status = r.status().as_u16();
         let body = r.bytes().await.expect("body");
-        assert_eq!(
-            status,
-            c.status,
-            "{}: {}",
-            c.name,
-            String::from_utf8_lossy(&body)
-        );
+        assert_eq!(status, c.status, "{}: {}", c.name, String::from_utf8_lossy(&body));
         if status == 200 {
-            assert_eq!(
-                rejected_of(c.content_type, c.path, &body),
-                c.rejected,
-                "{}",
-                c.name
-            );
+            assert_eq!(rejected_of(c.content_type, c.path, &body), c.rejected, "{}", c.name);
             if c.path == "/v1/traces" && c.name != "empty request" {
                 expected_spans += 1;
             }
         } else {
             // Errors carry a google.rpc.Status with a message, in the request's format.
             let message = if c.content_type == PB {
-                tonic_types::Status::decode(body.as_ref())
-                    .expect("Status")
-                    .message
+                tonic_types::Status::decode(body.as_ref()).expect("Status").message
             } else {
                 serde_json::from_slice::<serde_json::Value>(&body).expect("JSON")["message"]
                     .as_str()
@@ -260,8 +196,10 @@ async fn http_bad_input_table() {
         }
     }
     // Nothing bad was stored, everything good was (acknowledged = readable).
-    let counts = s.server.heads.counts(&common::tenant("default"));
-    assert_eq!(counts.spans, expected_spans);
+    let default = common::tenant("default");
+    let spans = s.server.spans.counts(&default);
+    assert_eq!(spans.head_spans + spans.part_spans, expected_spans);
+    let counts = s.server.heads.counts(&default);
     assert_eq!(counts.log_records, 1);
     assert_eq!(counts.metric_points, 1);
     s.server.shutdown().await.expect("shutdown");
@@ -283,17 +221,11 @@ async fn http_chunked_body_is_accepted() {
         request.extend(b"\r\n");
     }
     request.extend(b"0\r\n\r\n");
-    let mut stream = tokio::net::TcpStream::connect(s.server.http_addr)
-        .await
-        .expect("connect");
+    let mut stream = tokio::net::TcpStream::connect(s.server.http_addr).await.expect("connect");
     stream.write_all(&request).await.expect("write");
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.expect("read");
-    assert!(
-        response.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&response)
-    );
+    assert!(response.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&response));
     s.server.shutdown().await.expect("shutdown");
 }
 
@@ -323,11 +255,8 @@ impl Message for Raw {
 }
 
 async fn raw_grpc(url: &str, body: Vec<u8>) -> Result<ExportTraceServiceResponse, tonic::Status> {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
-        .expect("url")
-        .connect()
-        .await
-        .expect("connect");
+    let channel =
+        tonic::transport::Endpoint::from_shared(url.to_owned()).expect("url").connect().await.expect("connect");
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.expect("ready");
     let path = tonic::codegen::http::uri::PathAndQuery::from_static(
@@ -346,63 +275,35 @@ async fn raw_grpc(url: &str, body: Vec<u8>) -> Result<ExportTraceServiceResponse
 async fn grpc_bad_input_table() {
     let s = common::start(|c| c.ingest.max_body_bytes = LIMIT).await;
     let url = s.grpc_url();
-    let mut client = TraceServiceClient::connect(url.clone())
-        .await
-        .expect("connect");
+    let mut client = TraceServiceClient::connect(url.clone()).await.expect("connect");
 
     // Invalid items: partial success, the rest stored.
     let mut bad = good(1);
     bad.trace_id = vec![1; 3];
     let mut deep = good(2);
-    deep.attributes = vec![KeyValue {
-        key: "deep".into(),
-        value: Some(nested(20)),
-        key_strindex: 0,
-    }];
-    let r = client
-        .export(request_of(vec![bad, deep, good(3)]))
-        .await
-        .expect("accepted")
-        .into_inner();
+    deep.attributes = vec![KeyValue { key: "deep".into(), value: Some(nested(20)), key_strindex: 0 }];
+    let r = client.export(request_of(vec![bad, deep, good(3)])).await.expect("accepted").into_inner();
     let partial = r.partial_success.expect("partial success");
     assert_eq!(partial.rejected_spans, 2);
-    assert!(
-        partial.error_message.contains("trace id must be 16 bytes"),
-        "{}",
-        partial.error_message
-    );
+    assert!(partial.error_message.contains("trace id must be 16 bytes"), "{}", partial.error_message);
 
     // Undecodable bytes and invalid UTF-8: INVALID_ARGUMENT.
-    let status = raw_grpc(&url, vec![0x0a, 0xff, 0xff, 0xff, 0x0f])
-        .await
-        .expect_err("malformed");
+    let status = raw_grpc(&url, vec![0x0a, 0xff, 0xff, 0xff, 0x0f]).await.expect_err("malformed");
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     let mut utf8 = good(4);
     utf8.name = "XXXX".into();
-    let status = raw_grpc(
-        &url,
-        patch(proto(vec![utf8]), b"XXXX", &[0xff, 0xfe, 0xfd, 0xfc]),
-    )
-    .await
-    .expect_err("bad UTF-8");
+    let status =
+        raw_grpc(&url, patch(proto(vec![utf8]), b"XXXX", &[0xff, 0xfe, 0xfd, 0xfc])).await.expect_err("bad UTF-8");
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
 
     // Over the size limit, plain or as a gzip bomb: RESOURCE_EXHAUSTED without retry info.
     let big = ExportTraceServiceRequest {
-        resource_spans: request_of(vec![Span {
-            name: "a".repeat(LIMIT),
-            ..good(5)
-        }])
-        .resource_spans,
+        resource_spans: request_of(vec![Span { name: "a".repeat(LIMIT), ..good(5) }]).resource_spans,
     };
     let status = client.export(big.clone()).await.expect_err("too large");
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
     let bomb = ExportTraceServiceRequest {
-        resource_spans: request_of(vec![Span {
-            name: "a".repeat(50 << 20),
-            ..good(6)
-        }])
-        .resource_spans,
+        resource_spans: request_of(vec![Span { name: "a".repeat(50 << 20), ..good(6) }]).resource_spans,
     };
     let mut gz = TraceServiceClient::connect(url.clone())
         .await
@@ -416,19 +317,12 @@ async fn grpc_bad_input_table() {
 
     // Invalid tenant metadata.
     let mut req = tonic::Request::new(request_of(vec![good(7)]));
-    req.metadata_mut()
-        .insert("x-scope-orgid", "a b".parse().expect("metadata"));
-    assert_eq!(
-        client.export(req).await.expect_err("tenant").code(),
-        tonic::Code::InvalidArgument
-    );
+    req.metadata_mut().insert("x-scope-orgid", "a b".parse().expect("metadata"));
+    assert_eq!(client.export(req).await.expect_err("tenant").code(), tonic::Code::InvalidArgument);
 
     // The server is unharmed and stored only the valid span.
-    client
-        .export(request_of(vec![good(8)]))
-        .await
-        .expect("still serving");
-    let counts = s.server.heads.counts(&common::tenant("default"));
-    assert_eq!(counts.spans, 2);
+    client.export(request_of(vec![good(8)])).await.expect("still serving");
+    let counts = s.server.spans.counts(&common::tenant("default"));
+    assert_eq!(counts.head_spans + counts.part_spans, 2);
     s.server.shutdown().await.expect("shutdown");
 }

@@ -33,10 +33,7 @@ fn invalid_configuration_stops_start_up_naming_the_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("bad.toml");
     std::fs::write(&file, "[ingest]\nmax_body_byte = 5\n").expect("write");
-    let out = sightline()
-        .args(["--config", file.to_str().expect("path"), "config"])
-        .output()
-        .expect("runs");
+    let out = sightline().args(["--config", file.to_str().expect("path"), "config"]).output().expect("runs");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("max_body_byte"), "{err}");
@@ -59,10 +56,7 @@ async fn sigterm_drains_and_exits_cleanly() {
             .expect("sent");
         assert_eq!(r.status(), 200);
     }
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(killed.success());
     let status = child.wait().expect("exits");
     assert!(status.success(), "exit status {status:?}");
@@ -74,14 +68,8 @@ async fn sigterm_drains_and_exits_cleanly() {
     let (mut child, api) = (second.child, second.api);
     for n in 0..20 {
         let id: String = trace_id(n).iter().map(|b| format!("{b:02x}")).collect();
-        let body: serde_json::Value = client
-            .get(format!("http://{api}/api/traces/{id}"))
-            .send()
-            .await
-            .expect("GET")
-            .json()
-            .await
-            .expect("JSON");
+        let body: serde_json::Value =
+            client.get(format!("http://{api}/api/traces/{id}")).send().await.expect("GET").json().await.expect("JSON");
         assert_eq!(body["spans"].as_array().map(Vec::len), Some(3), "trace {n}");
     }
     child.kill().expect("kill");

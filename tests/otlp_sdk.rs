@@ -12,9 +12,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::{Span as _, TraceContextExt as _, Tracer as _, TracerProvider as _};
-use opentelemetry_otlp::{
-    Compression, Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig,
-};
+use opentelemetry_otlp::{Compression, Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::{SdkMeterProvider, Temporality};
@@ -36,15 +34,8 @@ struct Providers {
 
 /// Builds the three providers for one transport, tagging every request with
 /// the tenant header and gzip where the transport takes it.
-fn providers(
-    s: &TestServer,
-    transport: Transport,
-    tenant: &str,
-    temporality: Temporality,
-) -> Providers {
-    let resource = Resource::builder()
-        .with_service_name(format!("svc-{tenant}"))
-        .build();
+fn providers(s: &TestServer, transport: Transport, tenant: &str, temporality: Temporality) -> Providers {
+    let resource = Resource::builder().with_service_name(format!("svc-{tenant}")).build();
     let mut metadata = tonic::metadata::MetadataMap::new();
     metadata.insert("x-scope-orgid", tenant.parse().expect("metadata"));
     let headers = HashMap::from([("X-Scope-OrgID".to_owned(), tenant.to_owned())]);
@@ -79,23 +70,11 @@ fn providers(
     }
     let spans = exporter!(opentelemetry_otlp::SpanExporter::builder(), "traces");
     let logs = exporter!(opentelemetry_otlp::LogExporter::builder(), "logs");
-    let metrics = exporter!(
-        opentelemetry_otlp::MetricExporter::builder().with_temporality(temporality),
-        "metrics"
-    );
+    let metrics = exporter!(opentelemetry_otlp::MetricExporter::builder().with_temporality(temporality), "metrics");
     Providers {
-        tracer: SdkTracerProvider::builder()
-            .with_resource(resource.clone())
-            .with_batch_exporter(spans)
-            .build(),
-        logger: SdkLoggerProvider::builder()
-            .with_resource(resource.clone())
-            .with_batch_exporter(logs)
-            .build(),
-        meter: SdkMeterProvider::builder()
-            .with_resource(resource)
-            .with_periodic_exporter(metrics)
-            .build(),
+        tracer: SdkTracerProvider::builder().with_resource(resource.clone()).with_batch_exporter(spans).build(),
+        logger: SdkLoggerProvider::builder().with_resource(resource.clone()).with_batch_exporter(logs).build(),
+        meter: SdkMeterProvider::builder().with_resource(resource).with_periodic_exporter(metrics).build(),
     }
 }
 
@@ -130,10 +109,7 @@ fn emit(p: &Providers) -> Sent {
         child.end();
         span.span_context().trace_id()
     });
-    for (body, severity) in [
-        ("started", Severity::Info),
-        ("payment failed", Severity::Error),
-    ] {
+    for (body, severity) in [("started", Severity::Info), ("payment failed", Severity::Error)] {
         let mut record = logger.create_log_record();
         record.set_body(AnyValue::from(body));
         record.set_severity_number(severity);
@@ -154,9 +130,7 @@ fn emit(p: &Providers) -> Sent {
     p.tracer.shutdown().expect("tracer shutdown");
     p.logger.shutdown().expect("logger shutdown");
     p.meter.shutdown().expect("meter shutdown");
-    Sent {
-        trace_id: TraceId(trace_id.to_bytes()),
-    }
+    Sent { trace_id: TraceId(trace_id.to_bytes()) }
 }
 
 async fn round_trip(transport: Transport, temporality: Temporality) {
@@ -165,18 +139,14 @@ async fn round_trip(transport: Transport, temporality: Temporality) {
     let p = providers(&s, transport, &tenant_name, temporality);
     // The SDK's batch processors and blocking HTTP client run on their own
     // threads; keep them off the async workers.
-    let sent = tokio::task::spawn_blocking(move || emit(&p))
-        .await
-        .expect("emit");
+    let sent = tokio::task::spawn_blocking(move || emit(&p)).await.expect("emit");
     let t = tenant(&tenant_name);
     let heads = s.server.heads.clone();
 
     // Traces: three spans of one trace, with parent links and the resource.
-    let spans = eventually("three spans", || {
-        let spans = heads.spans.trace(&t, &sent.trace_id);
-        async move { (spans.len() == 3).then_some(spans) }
-    })
-    .await;
+    // Acknowledged means readable: no waiting.
+    let spans = s.server.spans.trace(&t, sent.trace_id, 100).await.expect("trace").spans;
+    assert_eq!(spans.len(), 3);
     let by_name: HashMap<_, _> = spans.iter().map(|s| (s.name.as_str(), s)).collect();
     let root = by_name["GET /checkout"];
     assert_eq!(root.parent_span_id, None);
@@ -189,12 +159,7 @@ async fn round_trip(transport: Transport, temporality: Temporality) {
     }
     assert_eq!(by_name["charge card"].events[0].name, "retry");
     // Other tenants do not see it.
-    assert!(
-        heads
-            .spans
-            .trace(&tenant("default"), &sent.trace_id)
-            .is_empty()
-    );
+    assert!(s.server.spans.trace(&tenant("default"), sent.trace_id, 100).await.expect("trace").spans.is_empty());
 
     // The same trace through the HTTP API, scoped by the tenant header.
     let client = reqwest::Client::new();
@@ -209,11 +174,9 @@ async fn round_trip(transport: Transport, temporality: Temporality) {
         .await
         .expect("JSON");
     assert_eq!(body["spans"].as_array().map(Vec::len), Some(3));
-    assert_eq!(
-        client.get(&url).send().await.expect("GET").status(),
-        404,
-        "the default tenant has no such trace"
-    );
+    assert_eq!(body["roots"].as_array().map(Vec::len), Some(1));
+    assert_eq!(body["spans"][0]["name"], "GET /checkout", "the root comes first");
+    assert_eq!(client.get(&url).send().await.expect("GET").status(), 404, "the default tenant has no such trace");
 
     // Logs: three records; the one emitted inside a span carries its trace.
     let logs = eventually("three log records", || {
@@ -224,17 +187,11 @@ async fn round_trip(transport: Transport, temporality: Temporality) {
     let mut bodies: Vec<_> = logs.iter().map(|l| l.body.to_text()).collect();
     bodies.sort();
     assert_eq!(bodies, ["payment failed", "query took too long", "started"]);
-    let in_span = logs
-        .iter()
-        .find(|l| l.body.to_text() == "query took too long")
-        .expect("log in span");
+    let in_span = logs.iter().find(|l| l.body.to_text() == "query took too long").expect("log in span");
     assert_eq!(in_span.trace_id, Some(sent.trace_id));
     assert!(in_span.span_id.is_some());
     assert_eq!(in_span.severity_number, 13);
-    let failed = logs
-        .iter()
-        .find(|l| l.body.to_text() == "payment failed")
-        .expect("error log");
+    let failed = logs.iter().find(|l| l.body.to_text() == "payment failed").expect("error log");
     assert_eq!(failed.severity_number, 17);
     assert_eq!(failed.trace_id, None);
     assert!(failed.observed_unix_nano > 0 && failed.time_unix_nano > 0);
@@ -247,28 +204,13 @@ async fn round_trip(transport: Transport, temporality: Temporality) {
     .await;
     let total: f64 = match temporality {
         Temporality::Delta => orders.iter().map(|p| sum_value(&p.value)).sum(),
-        _ => orders
-            .iter()
-            .map(|p| sum_value(&p.value))
-            .fold(0.0, f64::max),
+        _ => orders.iter().map(|p| sum_value(&p.value)).fold(0.0, f64::max),
     };
     assert_eq!(total, 12.0);
-    assert!(matches!(
-        orders[0].value,
-        PointValue::Sum {
-            monotonic: true,
-            ..
-        }
-    ));
+    assert!(matches!(orders[0].value, PointValue::Sum { monotonic: true, .. }));
     assert_eq!(orders[0].attributes.get_str("route"), Some("/checkout"));
     let queue = heads.metrics.points(&t, "queue_size");
-    assert!(matches!(
-        queue.last().map(|p| &p.value),
-        Some(PointValue::Sum {
-            monotonic: false,
-            ..
-        })
-    ));
+    assert!(matches!(queue.last().map(|p| &p.value), Some(PointValue::Sum { monotonic: false, .. })));
     let latency = heads.metrics.points(&t, "latency");
     match latency.last().map(|p| &p.value) {
         Some(PointValue::Histogram { count, sum, .. }) => {
@@ -279,9 +221,7 @@ async fn round_trip(transport: Transport, temporality: Temporality) {
     }
     assert_eq!(latency[0].unit, "s");
     let temperature = heads.metrics.points(&t, "temperature");
-    assert!(
-        matches!(temperature.last().map(|p| &p.value), Some(PointValue::Gauge(v)) if *v == 21.5)
-    );
+    assert!(matches!(temperature.last().map(|p| &p.value), Some(PointValue::Gauge(v)) if *v == 21.5));
 
     s.server.shutdown().await.expect("clean shutdown");
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::otlp::traces_request;
-use common::{eventually, tenant};
+use common::tenant;
 use prost::Message;
 use sightline_proto::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
 use tonic_types::StatusExt;
@@ -37,14 +37,10 @@ async fn a_tenant_over_its_rate_is_refused_retryably_and_others_are_not() {
             200 => accepted += 1,
             429 => {
                 refused += 1;
-                let after: u64 = r.headers()["retry-after"]
-                    .to_str()
-                    .expect("text")
-                    .parse()
-                    .expect("seconds");
+                let after: u64 = r.headers()["retry-after"].to_str().expect("text").parse().expect("seconds");
                 assert!(after >= 1, "Retry-After {after}");
-                let status = tonic_types::Status::decode(r.bytes().await.expect("body"))
-                    .expect("google.rpc.Status body");
+                let status =
+                    tonic_types::Status::decode(r.bytes().await.expect("body")).expect("google.rpc.Status body");
                 assert_eq!(status.code, tonic::Code::ResourceExhausted as i32);
                 assert!(status.message.contains("rate limit"), "{}", status.message);
             }
@@ -56,13 +52,9 @@ async fn a_tenant_over_its_rate_is_refused_retryably_and_others_are_not() {
 
     // The same tenant over gRPC: RESOURCE_EXHAUSTED with RetryInfo, as OTLP
     // requires for the refusal to be retryable.
-    let mut grpc = TraceServiceClient::connect(s.grpc_url())
-        .await
-        .expect("connect");
+    let mut grpc = TraceServiceClient::connect(s.grpc_url()).await.expect("connect");
     let mut request = tonic::Request::new(traces_request(100, SPANS));
-    request
-        .metadata_mut()
-        .insert("x-scope-orgid", "noisy".parse().expect("metadata"));
+    request.metadata_mut().insert("x-scope-orgid", "noisy".parse().expect("metadata"));
     let status = grpc.export(request).await.expect_err("refused");
     assert_eq!(status.code(), tonic::Code::ResourceExhausted);
     let retry = status.get_details_retry_info().expect("RetryInfo detail");
@@ -72,24 +64,11 @@ async fn a_tenant_over_its_rate_is_refused_retryably_and_others_are_not() {
     assert_eq!(post(1000, "quiet").await.expect("response").status(), 200);
 
     // Every accepted span arrived; none of the refused ones did.
-    let noisy = tenant("noisy");
-    let heads = s.server.heads.clone();
-    eventually("accepted spans stored", || {
-        let counts = heads.counts(&noisy);
-        async move { (counts.spans == 4 * SPANS).then_some(()) }
-    })
-    .await;
-    assert_eq!(heads.counts(&noisy).traces, 4);
+    let counts = s.server.spans.counts(&tenant("noisy"));
+    assert_eq!(counts.head_spans + counts.part_spans, 4 * SPANS);
 
     // The refusals are counted in the self-metrics.
-    let metrics = client
-        .get(s.api_url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = client.get(s.api_url("/metrics")).send().await.expect("metrics").text().await.expect("text");
     let refused_line = metrics
         .lines()
         .find(|l| {
@@ -98,9 +77,6 @@ async fn a_tenant_over_its_rate_is_refused_retryably_and_others_are_not() {
                 && l.contains("rate_limited")
         })
         .expect("refusal counter");
-    assert!(
-        refused_line.ends_with(&format!(" {}", 17 * SPANS)),
-        "{refused_line}"
-    );
+    assert!(refused_line.ends_with(&format!(" {}", 17 * SPANS)), "{refused_line}");
     s.server.shutdown().await.expect("shutdown");
 }

@@ -22,12 +22,7 @@ struct Bucket {
 
 impl Bucket {
     fn new(rate: u64, burst: u64, now: Instant) -> Self {
-        Self {
-            rate: rate as f64,
-            burst: burst as f64,
-            tokens: burst as f64,
-            last: now,
-        }
+        Self { rate: rate as f64, burst: burst as f64, tokens: burst as f64, last: now }
     }
 
     fn refill(&mut self, now: Instant) {
@@ -62,10 +57,7 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(config: RateLimit) -> Self {
-        Self {
-            config,
-            tenants: Mutex::new(HashMap::new()),
-        }
+        Self { config, tenants: Mutex::new(HashMap::new()) }
     }
 
     /// Takes `items` and `bytes` from the tenant's buckets, or refuses the
@@ -74,28 +66,15 @@ impl RateLimiter {
         self.check_at(tenant, items, bytes, Instant::now())
     }
 
-    fn check_at(
-        &self,
-        tenant: &str,
-        items: u64,
-        bytes: u64,
-        now: Instant,
-    ) -> Result<(), IngestError> {
+    fn check_at(&self, tenant: &str, items: u64, bytes: u64, now: Instant) -> Result<(), IngestError> {
         let c = &self.config;
         let mut tenants = self.tenants.lock();
-        let b = tenants
-            .entry(tenant.to_owned())
-            .or_insert_with(|| TenantBuckets {
-                items: (c.items_per_second > 0)
-                    .then(|| Bucket::new(c.items_per_second, c.burst_items, now)),
-                bytes: (c.bytes_per_second > 0)
-                    .then(|| Bucket::new(c.bytes_per_second, c.burst_bytes, now)),
-            });
+        let b = tenants.entry(tenant.to_owned()).or_insert_with(|| TenantBuckets {
+            items: (c.items_per_second > 0).then(|| Bucket::new(c.items_per_second, c.burst_items, now)),
+            bytes: (c.bytes_per_second > 0).then(|| Bucket::new(c.bytes_per_second, c.burst_bytes, now)),
+        });
         let (items, bytes) = (items as f64, bytes as f64);
-        for (bucket, n, what) in [
-            (&mut b.items, items, "items"),
-            (&mut b.bytes, bytes, "bytes"),
-        ] {
+        for (bucket, n, what) in [(&mut b.items, items, "items"), (&mut b.bytes, bytes, "bytes")] {
             if let Some(bucket) = bucket {
                 bucket.refill(now);
                 let wait = bucket.wait_for(n);
@@ -131,16 +110,11 @@ pub struct MemoryPermit(#[allow(dead_code)] OwnedSemaphorePermit);
 impl MemoryBudget {
     pub fn new(limit_bytes: u64) -> Self {
         let limit_kib = u32::try_from(limit_bytes / 1024).unwrap_or(u32::MAX).max(1);
-        Self {
-            semaphore: Arc::new(Semaphore::new(limit_kib as usize)),
-            limit_kib,
-        }
+        Self { semaphore: Arc::new(Semaphore::new(limit_kib as usize)), limit_kib }
     }
 
     fn kib(bytes: usize) -> u32 {
-        u32::try_from(bytes.div_ceil(1024))
-            .unwrap_or(u32::MAX)
-            .max(1)
+        u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX).max(1)
     }
 
     /// Takes `bytes` from the budget, or refuses at once.
@@ -172,12 +146,7 @@ mod tests {
     use super::*;
 
     fn limiter(items_per_second: u64, burst_items: u64) -> RateLimiter {
-        RateLimiter::new(RateLimit {
-            items_per_second,
-            burst_items,
-            bytes_per_second: 0,
-            burst_bytes: 0,
-        })
+        RateLimiter::new(RateLimit { items_per_second, burst_items, bytes_per_second: 0, burst_bytes: 0 })
     }
 
     #[test]
@@ -186,19 +155,13 @@ mod tests {
         let t0 = Instant::now();
         l.check_at("a", 150, 0, t0).expect("within burst");
         let err = l.check_at("a", 100, 0, t0).expect_err("burst exhausted");
-        let IngestError::RateLimited {
-            retry_after, what, ..
-        } = err
-        else {
-            panic!("{err:?}")
-        };
+        let IngestError::RateLimited { retry_after, what, .. } = err else { panic!("{err:?}") };
         assert_eq!(what, "items");
         assert!(retry_after >= Duration::from_secs(1));
         // Another tenant has its own bucket.
         l.check_at("b", 200, 0, t0).expect("tenant b is separate");
         // Half a second refills 50 tokens: 100 available.
-        l.check_at("a", 100, 0, t0 + Duration::from_millis(500))
-            .expect("refilled");
+        l.check_at("a", 100, 0, t0 + Duration::from_millis(500)).expect("refilled");
     }
 
     #[test]
@@ -212,8 +175,7 @@ mod tests {
         let t0 = Instant::now();
         l.check_at("a", 0, 8, t0).expect("bytes within burst");
         assert!(l.check_at("a", 5, 5, t0).is_err(), "only 2 bytes left");
-        l.check_at("a", 10, 0, t0)
-            .expect("items were not taken by the refused request");
+        l.check_at("a", 10, 0, t0).expect("items were not taken by the refused request");
     }
 
     #[test]

@@ -45,11 +45,7 @@ pub struct QueueCapacity {
 
 impl Default for QueueCapacity {
     fn default() -> Self {
-        Self {
-            traces: 1024,
-            logs: 1024,
-            metrics: 1024,
-        }
+        Self { traces: 1024, logs: 1024, metrics: 1024 }
     }
 }
 
@@ -77,13 +73,8 @@ impl Default for RateLimit {
 impl IngestConfig {
     /// Checks what serde cannot; names the offending key.
     pub fn validate(&self) -> Result<(), String> {
-        if self.tenant_header.is_empty()
-            || http::HeaderName::from_bytes(self.tenant_header.as_bytes()).is_err()
-        {
-            return Err(format!(
-                "ingest.tenant_header: {:?} is not a valid header name",
-                self.tenant_header
-            ));
+        if self.tenant_header.is_empty() || http::HeaderName::from_bytes(self.tenant_header.as_bytes()).is_err() {
+            return Err(format!("ingest.tenant_header: {:?} is not a valid header name", self.tenant_header));
         }
         sightline_storage::model::Tenant::new(&self.default_tenant)
             .map_err(|e| format!("ingest.default_tenant: {e}"))?;
@@ -98,17 +89,11 @@ impl IngestConfig {
         }
         let q = &self.queue_capacity;
         if q.traces == 0 || q.logs == 0 || q.metrics == 0 {
-            return Err(
-                "ingest.queue_capacity: every signal needs a capacity of at least 1".into(),
-            );
+            return Err("ingest.queue_capacity: every signal needs a capacity of at least 1".into());
         }
         let r = &self.rate_limit;
-        if (r.items_per_second > 0 && r.burst_items == 0)
-            || (r.bytes_per_second > 0 && r.burst_bytes == 0)
-        {
-            return Err(
-                "ingest.rate_limit: a burst of 0 with a non-zero rate refuses everything".into(),
-            );
+        if (r.items_per_second > 0 && r.burst_items == 0) || (r.bytes_per_second > 0 && r.burst_bytes == 0) {
+            return Err("ingest.rate_limit: a burst of 0 with a non-zero rate refuses everything".into());
         }
         Ok(())
     }

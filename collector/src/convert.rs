@@ -4,23 +4,17 @@
 use std::sync::Arc;
 
 use sightline_proto::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
-use sightline_proto::otlp::metrics::{
-    Exemplar as OtlpExemplar, exemplar, metric, number_data_point,
-};
+use sightline_proto::otlp::metrics::{Exemplar as OtlpExemplar, exemplar, metric, number_data_point};
 use sightline_proto::otlp::resource::Resource as OtlpResource;
-use sightline_proto::otlp::{
-    ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest,
-};
+use sightline_proto::otlp::{ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest};
 use sightline_storage::model::{
-    AttrValue, Attributes, Exemplar, LogRecord, MetricPoint, PointValue, Resource, Scope, Span,
-    SpanEvent, SpanId, SpanKind, SpanLink, StatusCode, Temporality, TraceId,
+    AttrValue, Attributes, Exemplar, LogRecord, MetricPoint, PointValue, Resource, Scope, Span, SpanEvent, SpanId,
+    SpanKind, SpanLink, StatusCode, Temporality, TraceId,
 };
 
 /// Nanoseconds since the epoch, now.
 pub fn now_nanos() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
 pub fn value(v: AnyValue) -> AttrValue {
@@ -38,31 +32,18 @@ pub fn value(v: AnyValue) -> AttrValue {
 }
 
 pub fn attributes(kvs: Vec<KeyValue>) -> Attributes {
-    Attributes(
-        kvs.into_iter()
-            .map(|kv| (kv.key, kv.value.map_or(AttrValue::Empty, value)))
-            .collect(),
-    )
+    Attributes(kvs.into_iter().map(|kv| (kv.key, kv.value.map_or(AttrValue::Empty, value))).collect())
 }
 
 fn resource(r: Option<OtlpResource>) -> Arc<Resource> {
     let attributes = attributes(r.map(|r| r.attributes).unwrap_or_default());
-    let service = attributes
-        .get_str("service.name")
-        .unwrap_or("unknown_service")
-        .to_owned();
-    Arc::new(Resource {
-        service,
-        attributes,
-    })
+    let service = attributes.get_str("service.name").unwrap_or("unknown_service").to_owned();
+    Arc::new(Resource { service, attributes })
 }
 
 fn scope(s: Option<InstrumentationScope>) -> Arc<Scope> {
     let s = s.unwrap_or_default();
-    Arc::new(Scope {
-        name: s.name,
-        version: s.version,
-    })
+    Arc::new(Scope { name: s.name, version: s.version })
 }
 
 fn span_id(bytes: &[u8]) -> Option<SpanId> {
@@ -133,11 +114,7 @@ pub fn logs(req: ExportLogsServiceRequest) -> Vec<LogRecord> {
             out.extend(sl.log_records.into_iter().map(|r| {
                 let observed = r.observed_time_unix_nano;
                 LogRecord {
-                    time_unix_nano: if r.time_unix_nano == 0 {
-                        observed
-                    } else {
-                        r.time_unix_nano
-                    },
+                    time_unix_nano: if r.time_unix_nano == 0 { observed } else { r.time_unix_nano },
                     observed_unix_nano: observed,
                     severity_number: r.severity_number.clamp(0, 24) as u8,
                     severity_text: r.severity_text,
@@ -219,19 +196,9 @@ pub fn metric_points(req: ExportMetricsServiceRequest) -> Vec<MetricPoint> {
                     Some(Data::Sum(s)) => {
                         let temporality = Temporality::from_otlp(s.aggregation_temporality);
                         out.extend(s.data_points.into_iter().map(|p| {
-                            let value = PointValue::Sum {
-                                value: number(p.value),
-                                monotonic: s.is_monotonic,
-                                temporality,
-                            };
-                            point(
-                                p.attributes,
-                                p.start_time_unix_nano,
-                                p.time_unix_nano,
-                                p.flags,
-                                value,
-                                p.exemplars,
-                            )
+                            let value =
+                                PointValue::Sum { value: number(p.value), monotonic: s.is_monotonic, temporality };
+                            point(p.attributes, p.start_time_unix_nano, p.time_unix_nano, p.flags, value, p.exemplars)
                         }))
                     }
                     Some(Data::Histogram(h)) => {
@@ -244,25 +211,14 @@ pub fn metric_points(req: ExportMetricsServiceRequest) -> Vec<MetricPoint> {
                                 bucket_counts: p.bucket_counts,
                                 temporality,
                             };
-                            point(
-                                p.attributes,
-                                p.start_time_unix_nano,
-                                p.time_unix_nano,
-                                p.flags,
-                                value,
-                                p.exemplars,
-                            )
+                            point(p.attributes, p.start_time_unix_nano, p.time_unix_nano, p.flags, value, p.exemplars)
                         }))
                     }
                     Some(Data::ExponentialHistogram(h)) => {
                         let temporality = Temporality::from_otlp(h.aggregation_temporality);
                         out.extend(h.data_points.into_iter().map(|p| {
-                            let (po, pos) = p
-                                .positive
-                                .map_or((0, Vec::new()), |b| (b.offset, b.bucket_counts));
-                            let (no, neg) = p
-                                .negative
-                                .map_or((0, Vec::new()), |b| (b.offset, b.bucket_counts));
+                            let (po, pos) = p.positive.map_or((0, Vec::new()), |b| (b.offset, b.bucket_counts));
+                            let (no, neg) = p.negative.map_or((0, Vec::new()), |b| (b.offset, b.bucket_counts));
                             let value = PointValue::ExponentialHistogram {
                                 count: p.count,
                                 sum: p.sum,
@@ -274,34 +230,16 @@ pub fn metric_points(req: ExportMetricsServiceRequest) -> Vec<MetricPoint> {
                                 negative: neg,
                                 temporality,
                             };
-                            point(
-                                p.attributes,
-                                p.start_time_unix_nano,
-                                p.time_unix_nano,
-                                p.flags,
-                                value,
-                                p.exemplars,
-                            )
+                            point(p.attributes, p.start_time_unix_nano, p.time_unix_nano, p.flags, value, p.exemplars)
                         }))
                     }
                     Some(Data::Summary(s)) => out.extend(s.data_points.into_iter().map(|p| {
                         let value = PointValue::Summary {
                             count: p.count,
                             sum: p.sum,
-                            quantiles: p
-                                .quantile_values
-                                .into_iter()
-                                .map(|q| (q.quantile, q.value))
-                                .collect(),
+                            quantiles: p.quantile_values.into_iter().map(|q| (q.quantile, q.value)).collect(),
                         };
-                        point(
-                            p.attributes,
-                            p.start_time_unix_nano,
-                            p.time_unix_nano,
-                            p.flags,
-                            value,
-                            Vec::new(),
-                        )
+                        point(p.attributes, p.start_time_unix_nano, p.time_unix_nano, p.flags, value, Vec::new())
                     })),
                 }
             }

@@ -13,11 +13,7 @@ pub enum IngestError {
     TooLarge { limit: usize },
     /// The tenant is over its rate: retry after the delay.
     #[error("tenant {tenant} is over its {what} rate limit")]
-    RateLimited {
-        tenant: String,
-        what: &'static str,
-        retry_after: Duration,
-    },
+    RateLimited { tenant: String, what: &'static str, retry_after: Duration },
     /// A queue or the memory budget is full: retry after the delay.
     #[error("server overloaded: {0} is full")]
     Overloaded(&'static str),

@@ -55,41 +55,15 @@ impl IngestMetrics {
             store_errors: Family::default(),
             queue_depth: Family::default(),
             memory_in_use: Gauge::default(),
-            request_seconds: Family::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.0001, 2.5, 14))
-            }),
+            request_seconds: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 2.5, 14))),
         };
         let r = registry;
-        r.register(
-            "sightline_ingest_received_items",
-            "Items received, before any check",
-            m.received.clone(),
-        );
-        r.register(
-            "sightline_ingest_accepted_items",
-            "Items written to the WAL and acknowledged",
-            m.accepted.clone(),
-        );
-        r.register(
-            "sightline_ingest_invalid_items",
-            "Items rejected as invalid (partial success)",
-            m.invalid.clone(),
-        );
-        r.register(
-            "sightline_ingest_refused_items",
-            "Items refused whole-request, by reason",
-            m.refused.clone(),
-        );
-        r.register(
-            "sightline_ingest_stored_items",
-            "Items handed to the stores",
-            m.stored.clone(),
-        );
-        r.register(
-            "sightline_ingest_store_errors",
-            "Batches a store failed to take",
-            m.store_errors.clone(),
-        );
+        r.register("sightline_ingest_received_items", "Items received, before any check", m.received.clone());
+        r.register("sightline_ingest_accepted_items", "Items written to the WAL and acknowledged", m.accepted.clone());
+        r.register("sightline_ingest_invalid_items", "Items rejected as invalid (partial success)", m.invalid.clone());
+        r.register("sightline_ingest_refused_items", "Items refused whole-request, by reason", m.refused.clone());
+        r.register("sightline_ingest_stored_items", "Items handed to the stores", m.stored.clone());
+        r.register("sightline_ingest_store_errors", "Batches a store failed to take", m.store_errors.clone());
         r.register(
             "sightline_ingest_queue_depth",
             "Acknowledged requests waiting for their store",
@@ -100,18 +74,11 @@ impl IngestMetrics {
             "Bytes of accepted requests not yet stored",
             m.memory_in_use.clone(),
         );
-        r.register(
-            "sightline_ingest_request_duration_seconds",
-            "Export request latency",
-            m.request_seconds.clone(),
-        );
+        r.register("sightline_ingest_request_duration_seconds", "Export request latency", m.request_seconds.clone());
         m
     }
 
     pub fn signal_tenant(signal: &'static str, tenant: &str) -> SignalTenant {
-        SignalTenant {
-            signal,
-            tenant: tenant.to_owned(),
-        }
+        SignalTenant { signal, tenant: tenant.to_owned() }
     }
 }

@@ -117,18 +117,11 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Starts the lanes' threads. Call [`Pipeline::replay`] before serving.
-    pub fn start(
-        config: IngestConfig,
-        wal: Wal,
-        sinks: Sinks,
-        registry: &mut Registry,
-    ) -> std::io::Result<Arc<Self>> {
+    pub fn start(config: IngestConfig, wal: Wal, sinks: Sinks, registry: &mut Registry) -> std::io::Result<Arc<Self>> {
         let metrics = Arc::new(IngestMetrics::register(registry));
         let q = &config.queue_capacity;
         Ok(Arc::new(Self {
-            limits: Limits {
-                max_attribute_depth: config.max_attribute_depth,
-            },
+            limits: Limits { max_attribute_depth: config.max_attribute_depth },
             rate: RateLimiter::new(config.rate_limit.clone()),
             memory: MemoryBudget::new(config.memory_limit_bytes),
             traces: start_lane::<Traces>(q.traces, sinks.spans, metrics.clone())?,
@@ -153,8 +146,9 @@ impl Pipeline {
     pub fn tenant(&self, header: Option<&[u8]>) -> Result<Tenant, IngestError> {
         let name = match header {
             None => self.config.default_tenant.as_str(),
-            Some(bytes) => std::str::from_utf8(bytes)
-                .map_err(|_| IngestError::Invalid("tenant header is not UTF-8".into()))?,
+            Some(bytes) => {
+                std::str::from_utf8(bytes).map_err(|_| IngestError::Invalid("tenant header is not UTF-8".into()))?
+            }
         };
         Tenant::new(name).map_err(|e| IngestError::Invalid(e.to_string()))
     }
@@ -175,27 +169,15 @@ impl Pipeline {
         let result = self.admit::<K>(tenant, request, raw, items).await;
         match &result {
             Ok(outcome) => {
-                self.metrics
-                    .accepted
-                    .get_or_create(&labels)
-                    .inc_by(outcome.accepted);
-                self.metrics
-                    .invalid
-                    .get_or_create(&labels)
-                    .inc_by(outcome.rejected);
+                self.metrics.accepted.get_or_create(&labels).inc_by(outcome.accepted);
+                self.metrics.invalid.get_or_create(&labels).inc_by(outcome.rejected);
             }
             Err(e) => {
-                let refusal = Refusal {
-                    signal: K::SIGNAL.as_str(),
-                    tenant: tenant.to_string(),
-                    reason: e.reason(),
-                };
+                let refusal = Refusal { signal: K::SIGNAL.as_str(), tenant: tenant.to_string(), reason: e.reason() };
                 self.metrics.refused.get_or_create(&refusal).inc_by(items);
             }
         }
-        self.metrics
-            .memory_in_use
-            .set(self.memory.in_use_bytes() as i64);
+        self.metrics.memory_in_use.set(self.memory.in_use_bytes() as i64);
         result
     }
 
@@ -209,20 +191,12 @@ impl Pipeline {
         if self.closing.load(Ordering::Acquire) {
             return Err(IngestError::ShuttingDown);
         }
-        let size = raw
-            .as_ref()
-            .map_or_else(|| request.encoded_len(), Bytes::len);
+        let size = raw.as_ref().map_or_else(|| request.encoded_len(), Bytes::len);
         self.rate.check(tenant.as_str(), items, size as u64)?;
         let memory = self.memory.try_acquire(size)?;
-        self.metrics
-            .memory_in_use
-            .set(self.memory.in_use_bytes() as i64);
+        self.metrics.memory_in_use.set(self.memory.in_use_bytes() as i64);
         let lane = K::lane(self);
-        let slot = lane
-            .tx
-            .clone()
-            .try_reserve_owned()
-            .map_err(|_| IngestError::Overloaded(lane_name(K::SIGNAL)))?;
+        let slot = lane.tx.clone().try_reserve_owned().map_err(|_| IngestError::Overloaded(lane_name(K::SIGNAL)))?;
         let limits = self.limits;
         let prepared = if items > INLINE_PREPARE_ITEMS {
             tokio::task::spawn_blocking(move || prepare::<K>(request, raw, items, limits))
@@ -231,11 +205,7 @@ impl Pipeline {
         } else {
             prepare::<K>(request, raw, items, limits)
         };
-        let Prepared {
-            outcome,
-            payload,
-            items,
-        } = prepared;
+        let Prepared { outcome, payload, items } = prepared;
         if outcome.accepted == 0 {
             return Ok(outcome);
         }
@@ -255,18 +225,11 @@ impl Pipeline {
                 let _ = ack_tx.send(Err(IngestError::Storage(e.to_string())));
             }
         });
-        self.wal
-            .append(K::SIGNAL, tenant.clone(), payload, done)
-            .map_err(|e| match e {
-                AppendError::Full => IngestError::Overloaded("the write-ahead log queue"),
-                AppendError::Closed => IngestError::ShuttingDown,
-            })?;
-        self.metrics
-            .queue_depth
-            .get_or_create(&SignalLabel {
-                signal: K::SIGNAL.as_str(),
-            })
-            .set(depth(&lane.tx));
+        self.wal.append(K::SIGNAL, tenant.clone(), payload, done).map_err(|e| match e {
+            AppendError::Full => IngestError::Overloaded("the write-ahead log queue"),
+            AppendError::Closed => IngestError::ShuttingDown,
+        })?;
+        self.metrics.queue_depth.get_or_create(&SignalLabel { signal: K::SIGNAL.as_str() }).set(depth(&lane.tx));
         // Durable in the WAL and readable in the store: only now say yes.
         match ack_rx.await {
             Ok(Ok(())) => Ok(outcome),
@@ -285,15 +248,9 @@ impl Pipeline {
             let memory = runtime.block_on(self.memory.acquire(record.payload.len()));
             use sightline_storage::model::Signal;
             let sent = match record.signal {
-                Signal::Traces => {
-                    self.replay_one::<Traces>(record.tenant, record.seq, record.payload, memory)
-                }
-                Signal::Logs => {
-                    self.replay_one::<Logs>(record.tenant, record.seq, record.payload, memory)
-                }
-                Signal::Metrics => {
-                    self.replay_one::<Metrics>(record.tenant, record.seq, record.payload, memory)
-                }
+                Signal::Traces => self.replay_one::<Traces>(record.tenant, record.seq, record.payload, memory),
+                Signal::Logs => self.replay_one::<Logs>(record.tenant, record.seq, record.payload, memory),
+                Signal::Metrics => self.replay_one::<Metrics>(record.tenant, record.seq, record.payload, memory),
             };
             count += u64::from(sent);
         }
@@ -305,28 +262,15 @@ impl Pipeline {
     fn wait_stored_blocking(&self) {
         fn barrier<K: SignalKind>(lane: &Lane<K>) -> Option<std::sync::mpsc::Receiver<()>> {
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            lane.tx
-                .blocking_send(LaneMsg::Barrier(tx))
-                .ok()
-                .map(|()| rx)
+            lane.tx.blocking_send(LaneMsg::Barrier(tx)).ok().map(|()| rx)
         }
-        let waits = [
-            barrier(&self.traces),
-            barrier(&self.logs),
-            barrier(&self.metrics_lane),
-        ];
+        let waits = [barrier(&self.traces), barrier(&self.logs), barrier(&self.metrics_lane)];
         for rx in waits.into_iter().flatten() {
             let _ = rx.recv();
         }
     }
 
-    fn replay_one<K: Laned>(
-        &self,
-        tenant: Tenant,
-        seq: u64,
-        payload: Bytes,
-        memory: MemoryPermit,
-    ) -> bool {
+    fn replay_one<K: Laned>(&self, tenant: Tenant, seq: u64, payload: Bytes, memory: MemoryPermit) -> bool {
         match K::Request::decode(payload) {
             Ok(request) => K::lane(self)
                 .tx
@@ -383,21 +327,13 @@ fn prepare<K: SignalKind>(
         message: rejections.message(K::ITEMS),
     };
     if outcome.accepted == 0 {
-        return Prepared {
-            outcome,
-            payload: Bytes::new(),
-            items: Vec::new(),
-        };
+        return Prepared { outcome, payload: Bytes::new(), items: Vec::new() };
     }
     let payload = match raw {
         Some(raw) if rejections.count == 0 && !rejections.rewritten => raw,
         _ => Bytes::from(request.encode_to_vec()),
     };
-    Prepared {
-        outcome,
-        payload,
-        items: K::convert(request),
-    }
+    Prepared { outcome, payload, items: K::convert(request) }
 }
 
 fn lane_name(signal: sightline_storage::model::Signal) -> &'static str {
@@ -450,10 +386,7 @@ fn start_lane<K: SignalKind>(
             }
         }
     })?;
-    Ok(Lane {
-        tx,
-        worker: Mutex::new(Some(worker)),
-    })
+    Ok(Lane { tx, worker: Mutex::new(Some(worker)) })
 }
 
 fn stop_lane<K: SignalKind>(lane: &Lane<K>) {

@@ -3,9 +3,9 @@
 
 use prost::Message;
 use sightline_proto::otlp::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse, ExportMetricsPartialSuccess,
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse, ExportTracePartialSuccess, ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
 };
 use sightline_storage::model::{LogRecord, MetricPoint, Signal, Span};
 
@@ -36,11 +36,7 @@ pub struct Logs;
 pub struct Metrics;
 
 /// Keeps the items of nested vectors that pass `check`, counting the others.
-fn retain_valid<T>(
-    items: &mut Vec<T>,
-    rejections: &mut Rejections,
-    check: impl Fn(&T) -> Result<(), String>,
-) {
+fn retain_valid<T>(items: &mut Vec<T>, rejections: &mut Rejections, check: impl Fn(&T) -> Result<(), String>) {
     let mut first = None;
     let before = items.len();
     items.retain(|item| match check(item) {
@@ -66,20 +62,13 @@ impl SignalKind for Traces {
     }
 
     fn count(req: &Self::Request) -> u64 {
-        req.resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len() as u64)
-            .sum()
+        req.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len() as u64).sum()
     }
 
     fn validate(req: &mut Self::Request, limits: Limits) -> Rejections {
         let mut rej = Rejections::default();
         for rs in &mut req.resource_spans {
-            let resource_ok = rs
-                .resource
-                .as_ref()
-                .map_or(Ok(()), |r| validate::attributes(&r.attributes, limits));
+            let resource_ok = rs.resource.as_ref().map_or(Ok(()), |r| validate::attributes(&r.attributes, limits));
             for ss in &mut rs.scope_spans {
                 retain_valid(&mut ss.spans, &mut rej, |s| {
                     resource_ok.clone().map_err(|e| format!("resource: {e}"))?;
@@ -96,12 +85,8 @@ impl SignalKind for Traces {
 
     fn response(rejected: i64, message: String) -> Self::Response {
         ExportTraceServiceResponse {
-            partial_success: (rejected > 0 || !message.is_empty()).then_some(
-                ExportTracePartialSuccess {
-                    rejected_spans: rejected,
-                    error_message: message,
-                },
-            ),
+            partial_success: (rejected > 0 || !message.is_empty())
+                .then_some(ExportTracePartialSuccess { rejected_spans: rejected, error_message: message }),
         }
     }
 }
@@ -119,11 +104,7 @@ impl SignalKind for Logs {
     }
 
     fn count(req: &Self::Request) -> u64 {
-        req.resource_logs
-            .iter()
-            .flat_map(|r| &r.scope_logs)
-            .map(|s| s.log_records.len() as u64)
-            .sum()
+        req.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len() as u64).sum()
     }
 
     fn validate(req: &mut Self::Request, limits: Limits) -> Rejections {
@@ -132,20 +113,13 @@ impl SignalKind for Logs {
         // before it is logged, so that replay restores the same value.
         let now = convert::now_nanos();
         for rl in &mut req.resource_logs {
-            let resource_ok = rl
-                .resource
-                .as_ref()
-                .map_or(Ok(()), |r| validate::attributes(&r.attributes, limits));
+            let resource_ok = rl.resource.as_ref().map_or(Ok(()), |r| validate::attributes(&r.attributes, limits));
             for sl in &mut rl.scope_logs {
                 retain_valid(&mut sl.log_records, &mut rej, |r| {
                     resource_ok.clone().map_err(|e| format!("resource: {e}"))?;
                     validate::log_record(r, limits)
                 });
-                for r in sl
-                    .log_records
-                    .iter_mut()
-                    .filter(|r| r.observed_time_unix_nano == 0)
-                {
+                for r in sl.log_records.iter_mut().filter(|r| r.observed_time_unix_nano == 0) {
                     r.observed_time_unix_nano = now;
                     rej.rewritten = true;
                 }
@@ -160,12 +134,8 @@ impl SignalKind for Logs {
 
     fn response(rejected: i64, message: String) -> Self::Response {
         ExportLogsServiceResponse {
-            partial_success: (rejected > 0 || !message.is_empty()).then_some(
-                ExportLogsPartialSuccess {
-                    rejected_log_records: rejected,
-                    error_message: message,
-                },
-            ),
+            partial_success: (rejected > 0 || !message.is_empty())
+                .then_some(ExportLogsPartialSuccess { rejected_log_records: rejected, error_message: message }),
         }
     }
 }
@@ -202,10 +172,7 @@ impl SignalKind for Metrics {
     fn validate(req: &mut Self::Request, limits: Limits) -> Rejections {
         let mut rej = Rejections::default();
         for rm in &mut req.resource_metrics {
-            let resource_bad = rm
-                .resource
-                .as_ref()
-                .and_then(|r| validate::attributes(&r.attributes, limits).err());
+            let resource_bad = rm.resource.as_ref().and_then(|r| validate::attributes(&r.attributes, limits).err());
             for sm in &mut rm.scope_metrics {
                 if let Some(problem) = &resource_bad {
                     let n = Self::count(&ExportMetricsServiceRequest {
@@ -234,12 +201,8 @@ impl SignalKind for Metrics {
 
     fn response(rejected: i64, message: String) -> Self::Response {
         ExportMetricsServiceResponse {
-            partial_success: (rejected > 0 || !message.is_empty()).then_some(
-                ExportMetricsPartialSuccess {
-                    rejected_data_points: rejected,
-                    error_message: message,
-                },
-            ),
+            partial_success: (rejected > 0 || !message.is_empty())
+                .then_some(ExportMetricsPartialSuccess { rejected_data_points: rejected, error_message: message }),
         }
     }
 }

@@ -52,18 +52,14 @@ fn value_depth(v: &AnyValue, depth: usize, max: usize) -> bool {
         return false;
     }
     match &v.value {
-        Some(any_value::Value::ArrayValue(a)) => {
-            a.values.iter().all(|v| value_depth(v, depth + 1, max))
-        }
+        Some(any_value::Value::ArrayValue(a)) => a.values.iter().all(|v| value_depth(v, depth + 1, max)),
         Some(any_value::Value::KvlistValue(kv)) => attrs_ok(&kv.values, depth + 1, max),
         _ => true,
     }
 }
 
 fn attrs_ok(attrs: &[KeyValue], depth: usize, max: usize) -> bool {
-    attrs
-        .iter()
-        .all(|kv| kv.value.as_ref().is_none_or(|v| value_depth(v, depth, max)))
+    attrs.iter().all(|kv| kv.value.as_ref().is_none_or(|v| value_depth(v, depth, max)))
 }
 
 /// Checks attributes against the depth limit.
@@ -71,10 +67,7 @@ pub fn attributes(attrs: &[KeyValue], limits: Limits) -> Result<(), String> {
     if attrs_ok(attrs, 1, limits.max_attribute_depth) {
         Ok(())
     } else {
-        Err(format!(
-            "attribute values nested deeper than {} levels",
-            limits.max_attribute_depth
-        ))
+        Err(format!("attribute values nested deeper than {} levels", limits.max_attribute_depth))
     }
 }
 
@@ -82,18 +75,14 @@ fn optional_span_id(bytes: &[u8], what: &str) -> Result<(), String> {
     if bytes.is_empty() || bytes == [0; 8] {
         return Ok(());
     }
-    SpanId::try_from(bytes)
-        .map(drop)
-        .map_err(|e| format!("{what}: {e}"))
+    SpanId::try_from(bytes).map(drop).map_err(|e| format!("{what}: {e}"))
 }
 
 fn optional_trace_id(bytes: &[u8], what: &str) -> Result<(), String> {
     if bytes.is_empty() || bytes == [0; 16] {
         return Ok(());
     }
-    TraceId::try_from(bytes)
-        .map(drop)
-        .map_err(|e| format!("{what}: {e}"))
+    TraceId::try_from(bytes).map(drop).map_err(|e| format!("{what}: {e}"))
 }
 
 pub fn span(s: &Span, limits: Limits) -> Result<(), String> {
@@ -128,29 +117,18 @@ pub fn log_record(r: &LogRecord, limits: Limits) -> Result<(), String> {
         return Err("log timestamp is out of range".into());
     }
     if !(0..=24).contains(&r.severity_number) {
-        return Err(format!(
-            "severity number {} is not between 0 and 24",
-            r.severity_number
-        ));
+        return Err(format!("severity number {} is not between 0 and 24", r.severity_number));
     }
     attributes(&r.attributes, limits)?;
     if let Some(body) = &r.body
         && !value_depth(body, 1, limits.max_attribute_depth)
     {
-        return Err(format!(
-            "log body nested deeper than {} levels",
-            limits.max_attribute_depth
-        ));
+        return Err(format!("log body nested deeper than {} levels", limits.max_attribute_depth));
     }
     Ok(())
 }
 
-fn point_common(
-    time: u64,
-    attrs: &[KeyValue],
-    exemplars: &[Exemplar],
-    limits: Limits,
-) -> Result<(), String> {
+fn point_common(time: u64, attrs: &[KeyValue], exemplars: &[Exemplar], limits: Limits) -> Result<(), String> {
     if time == 0 {
         return Err("data point time is missing".into());
     }
@@ -216,18 +194,11 @@ fn filter_points<P: Point>(
         r.map_err(|e| first.get_or_insert(e)).is_ok()
     });
     let removed = (before - points.len()) as u64;
-    rejections.add(removed, || {
-        format!("metric {name:?}: {}", first.unwrap_or_default())
-    });
+    rejections.add(removed, || format!("metric {name:?}: {}", first.unwrap_or_default()));
 }
 
 /// Removes the invalid points of one metric; all of them if the metric itself is invalid.
-pub fn metric_points(
-    name: &str,
-    data: &mut metric::Data,
-    limits: Limits,
-    rejections: &mut Rejections,
-) {
+pub fn metric_points(name: &str, data: &mut metric::Data, limits: Limits, rejections: &mut Rejections) {
     use metric::Data;
     let ok = |_: &_| Ok(());
     match data {
@@ -235,24 +206,14 @@ pub fn metric_points(
         Data::Sum(s) => filter_points(name, &mut s.data_points, limits, rejections, ok),
         Data::Histogram(h) => filter_points(name, &mut h.data_points, limits, rejections, |p| {
             if !p.bucket_counts.is_empty() && p.bucket_counts.len() != p.explicit_bounds.len() + 1 {
-                Err(format!(
-                    "{} bucket counts for {} bounds",
-                    p.bucket_counts.len(),
-                    p.explicit_bounds.len()
-                ))
+                Err(format!("{} bucket counts for {} bounds", p.bucket_counts.len(), p.explicit_bounds.len()))
             } else {
                 Ok(())
             }
         }),
-        Data::ExponentialHistogram(h) => {
-            filter_points(name, &mut h.data_points, limits, rejections, |p| {
-                if (-10..=20).contains(&p.scale) {
-                    Ok(())
-                } else {
-                    Err(format!("scale {} is out of range", p.scale))
-                }
-            })
-        }
+        Data::ExponentialHistogram(h) => filter_points(name, &mut h.data_points, limits, rejections, |p| {
+            if (-10..=20).contains(&p.scale) { Ok(()) } else { Err(format!("scale {} is out of range", p.scale)) }
+        }),
         Data::Summary(s) => filter_points(name, &mut s.data_points, limits, rejections, |_| Ok(())),
     }
 }
@@ -264,39 +225,27 @@ mod tests {
     use super::*;
 
     fn nested(depth: usize) -> AnyValue {
-        let mut v = AnyValue {
-            value: Some(Value::IntValue(1)),
-        };
+        let mut v = AnyValue { value: Some(Value::IntValue(1)) };
         for _ in 0..depth {
-            v = AnyValue {
-                value: Some(Value::ArrayValue(ArrayValue { values: vec![v] })),
-            };
+            v = AnyValue { value: Some(Value::ArrayValue(ArrayValue { values: vec![v] })) };
         }
         v
     }
 
     fn kv(v: AnyValue) -> Vec<KeyValue> {
-        vec![KeyValue {
-            key: "k".into(),
-            value: Some(v),
-            key_strindex: 0,
-        }]
+        vec![KeyValue { key: "k".into(), value: Some(v), key_strindex: 0 }]
     }
 
     #[test]
     fn attribute_depth_is_limited() {
-        let limits = Limits {
-            max_attribute_depth: 3,
-        };
+        let limits = Limits { max_attribute_depth: 3 };
         assert!(attributes(&kv(nested(2)), limits).is_ok());
         assert!(attributes(&kv(nested(3)), limits).is_err());
     }
 
     #[test]
     fn spans_need_valid_ids_and_times() {
-        let limits = Limits {
-            max_attribute_depth: 8,
-        };
+        let limits = Limits { max_attribute_depth: 8 };
         let good = Span {
             trace_id: vec![1; 16],
             span_id: vec![2; 8],
@@ -305,53 +254,11 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(span(&good, limits), Ok(()));
-        let short = Span {
-            trace_id: vec![1; 3],
-            ..good.clone()
-        };
-        assert_eq!(
-            span(&short, limits),
-            Err("trace id must be 16 bytes, got 3".into())
-        );
-        assert!(
-            span(
-                &Span {
-                    span_id: vec![0; 8],
-                    ..good.clone()
-                },
-                limits
-            )
-            .is_err()
-        );
-        assert!(
-            span(
-                &Span {
-                    parent_span_id: vec![1; 4],
-                    ..good.clone()
-                },
-                limits
-            )
-            .is_err()
-        );
-        assert!(
-            span(
-                &Span {
-                    end_time_unix_nano: 5,
-                    ..good.clone()
-                },
-                limits
-            )
-            .is_err()
-        );
-        assert!(
-            span(
-                &Span {
-                    start_time_unix_nano: 0,
-                    ..good
-                },
-                limits
-            )
-            .is_err()
-        );
+        let short = Span { trace_id: vec![1; 3], ..good.clone() };
+        assert_eq!(span(&short, limits), Err("trace id must be 16 bytes, got 3".into()));
+        assert!(span(&Span { span_id: vec![0; 8], ..good.clone() }, limits).is_err());
+        assert!(span(&Span { parent_span_id: vec![1; 4], ..good.clone() }, limits).is_err());
+        assert!(span(&Span { end_time_unix_nano: 5, ..good.clone() }, limits).is_err());
+        assert!(span(&Span { start_time_unix_nano: 0, ..good }, limits).is_err());
     }
 }

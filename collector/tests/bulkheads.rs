@@ -40,8 +40,7 @@ impl Gate {
 
 impl Sink<Span> for Gate {
     fn consume(&self, batch: Batch<Span>) -> Result<(), StorageError> {
-        self.entered
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.entered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut open = self.open.lock().expect("lock");
         while !*open {
             open = self.cv.wait(open).expect("wait");
@@ -62,10 +61,7 @@ fn spans_body(n: u8) -> Vec<u8> {
     };
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans: vec![span],
-                ..Default::default()
-            }],
+            scope_spans: vec![ScopeSpans { spans: vec![span], ..Default::default() }],
             ..Default::default()
         }],
     }
@@ -75,17 +71,12 @@ fn spans_body(n: u8) -> Vec<u8> {
 fn logs_body() -> Vec<u8> {
     let record = OtlpLog {
         time_unix_nano: 5,
-        body: Some(AnyValue {
-            value: Some(any_value::Value::StringValue("hello".into())),
-        }),
+        body: Some(AnyValue { value: Some(any_value::Value::StringValue("hello".into())) }),
         ..Default::default()
     };
     ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
-            scope_logs: vec![ScopeLogs {
-                log_records: vec![record],
-                ..Default::default()
-            }],
+            scope_logs: vec![ScopeLogs { log_records: vec![record], ..Default::default() }],
             ..Default::default()
         }],
     }
@@ -93,10 +84,7 @@ fn logs_body() -> Vec<u8> {
 }
 
 fn post(path: &str, body: Vec<u8>) -> Request<Body> {
-    Request::post(path)
-        .header("content-type", "application/x-protobuf")
-        .body(Body::from(body))
-        .expect("request")
+    Request::post(path).header("content-type", "application/x-protobuf").body(Body::from(body)).expect("request")
 }
 
 fn pipeline(
@@ -106,25 +94,11 @@ fn pipeline(
     dir: &std::path::Path,
 ) -> Arc<Pipeline> {
     let mut registry = Registry::default();
-    let wal_config = WalConfig {
-        dir: dir.to_path_buf(),
-        segment_bytes: 1 << 20,
-        fsync: FsyncPolicy::Never,
-        queue_capacity: 64,
-    };
+    let wal_config =
+        WalConfig { dir: dir.to_path_buf(), segment_bytes: 1 << 20, fsync: FsyncPolicy::Never, queue_capacity: 64 };
     let (wal, _) = Wal::open(wal_config, &mut registry).expect("wal");
     let logs: Arc<dyn Sink<LogRecord>> = heads.clone();
-    Pipeline::start(
-        config,
-        wal,
-        Sinks {
-            spans,
-            logs,
-            metrics: heads,
-        },
-        &mut registry,
-    )
-    .expect("pipeline")
+    Pipeline::start(config, wal, Sinks { spans, logs, metrics: heads }, &mut registry).expect("pipeline")
 }
 
 /// Polls until the traces queue holds `n` requests.
@@ -141,19 +115,9 @@ async fn queued(p: &Pipeline, n: i64) {
 
 /// Sends a request in the background: an accepted one only answers once the
 /// stalled store has taken it.
-fn spawn_post(
-    app: &axum::Router,
-    path: &'static str,
-    body: Vec<u8>,
-) -> tokio::task::JoinHandle<u16> {
+fn spawn_post(app: &axum::Router, path: &'static str, body: Vec<u8>) -> tokio::task::JoinHandle<u16> {
     let app = app.clone();
-    tokio::spawn(async move {
-        app.oneshot(post(path, body))
-            .await
-            .expect("response")
-            .status()
-            .as_u16()
-    })
+    tokio::spawn(async move { app.oneshot(post(path, body)).await.expect("response").status().as_u16() })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,33 +144,16 @@ async fn a_stalled_span_store_does_not_stop_logs() {
 
     // Further spans are refused at once, retryably.
     for n in 3..6 {
-        let r = app
-            .clone()
-            .oneshot(post("/v1/traces", spans_body(n)))
-            .await
-            .expect("response");
+        let r = app.clone().oneshot(post("/v1/traces", spans_body(n))).await.expect("response");
         assert_eq!(r.status(), 503);
-        assert_eq!(
-            r.headers()
-                .get("retry-after")
-                .map(|v| v.to_str().expect("text")),
-            Some("1")
-        );
+        assert_eq!(r.headers().get("retry-after").map(|v| v.to_str().expect("text")), Some("1"));
     }
 
     // Logs still flow while spans are refused.
-    let r = app
-        .clone()
-        .oneshot(post("/v1/logs", logs_body()))
-        .await
-        .expect("response");
+    let r = app.clone().oneshot(post("/v1/logs", logs_body())).await.expect("response");
     assert_eq!(r.status(), 200);
     let tenant = sightline_storage::model::Tenant::new("default").expect("tenant");
-    assert_eq!(
-        heads.counts(&tenant).log_records,
-        1,
-        "acknowledged means readable"
-    );
+    assert_eq!(heads.counts(&tenant).log_records, 1, "acknowledged means readable");
 
     // Once the store moves again, the waiting requests are answered, every
     // accepted span is stored and new ones pass.
@@ -214,16 +161,10 @@ async fn a_stalled_span_store_does_not_stop_logs() {
     for w in waiting {
         assert_eq!(w.await.expect("task"), 200);
     }
-    let r = app
-        .clone()
-        .oneshot(post("/v1/traces", spans_body(9)))
-        .await
-        .expect("response");
+    let r = app.clone().oneshot(post("/v1/traces", spans_body(9))).await.expect("response");
     assert_eq!(r.status(), 200);
     assert_eq!(*gate.taken.lock().expect("lock"), 4);
-    tokio::task::spawn_blocking(move || p.shutdown_blocking())
-        .await
-        .expect("shutdown");
+    tokio::task::spawn_blocking(move || p.shutdown_blocking()).await.expect("shutdown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,17 +172,11 @@ async fn the_memory_budget_refuses_with_503() {
     let dir = tempfile::tempdir().expect("tempdir");
     let gate = Arc::new(Gate::default());
     let heads = Arc::new(Heads::default());
-    let config = IngestConfig {
-        max_body_bytes: 4096,
-        memory_limit_bytes: 4096,
-        ..IngestConfig::default()
-    };
+    let config = IngestConfig { max_body_bytes: 4096, memory_limit_bytes: 4096, ..IngestConfig::default() };
     let p = pipeline(config, gate.clone(), heads, dir.path());
     let app = otlp_http::router(p.clone());
     // Each request holds at least 1 KiB of the 4 KiB budget until it is stored.
-    let waiting: Vec<_> = (0..4)
-        .map(|n| spawn_post(&app, "/v1/traces", spans_body(n)))
-        .collect();
+    let waiting: Vec<_> = (0..4).map(|n| spawn_post(&app, "/v1/traces", spans_body(n))).collect();
     for _ in 0..2000 {
         if p.metrics().memory_in_use.get() == 4096 {
             break;
@@ -250,19 +185,13 @@ async fn the_memory_budget_refuses_with_503() {
     }
     assert_eq!(p.metrics().memory_in_use.get(), 4096);
     for n in 4..8 {
-        let r = app
-            .clone()
-            .oneshot(post("/v1/traces", spans_body(n)))
-            .await
-            .expect("response");
+        let r = app.clone().oneshot(post("/v1/traces", spans_body(n))).await.expect("response");
         assert_eq!(r.status(), 503);
     }
     gate.open();
     for w in waiting {
         assert_eq!(w.await.expect("task"), 200);
     }
-    tokio::task::spawn_blocking(move || p.shutdown_blocking())
-        .await
-        .expect("shutdown");
+    tokio::task::spawn_blocking(move || p.shutdown_blocking()).await.expect("shutdown");
     assert_eq!(*gate.taken.lock().expect("lock"), 4);
 }

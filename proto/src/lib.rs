@@ -19,15 +19,11 @@ pub mod otlp {
     pub use opentelemetry_proto::tonic::resource::v1 as resource;
     pub use opentelemetry_proto::tonic::trace::v1 as trace;
 
-    pub use collector::logs::v1::{
-        ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-    };
+    pub use collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse};
     pub use collector::metrics::v1::{
         ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
     };
-    pub use collector::trace::v1::{
-        ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-    };
+    pub use collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse};
 }
 
 pub use prost;

@@ -1,32 +1,35 @@
-//! The native JSON API under `/api/`.
-//!
-//! - `GET /api/traces/{traceId}`: every span of a trace that Sightline holds
-//!   (no time range needed); 400 for a malformed id, 404 for an unknown one.
-//! - `GET /api/stats`: how many items the caller's tenant has stored.
-//!
-//! The tenant is taken from the configured tenant header, else the default.
+//! The native JSON API under `/api/`. See `docs/api.md` for every route.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
+use serde::Deserialize;
 use serde_json::{Value, json};
-use sightline_storage::head::{HeadCounts, Heads};
-use sightline_storage::model::{Span, Tenant, TraceId};
+use sightline_storage::head::Heads;
+use sightline_storage::model::{SpanKind, StatusCode, Tenant, TraceId};
+use sightline_storage::spans::{SpanQuery, SpanStore};
 
 use crate::error::ApiError;
+use crate::params;
+use crate::traces::assemble::{Node, Trace, assemble};
+use crate::traces::search;
 
 #[derive(Clone)]
 pub struct QueryState {
+    pub spans: SpanStore,
     pub heads: Arc<Heads>,
     pub tenant_header: String,
     pub default_tenant: Tenant,
+    /// Traces with more spans are returned truncated, and flagged.
+    pub max_spans_per_trace: usize,
 }
 
 impl QueryState {
-    fn tenant(&self, headers: &HeaderMap) -> Result<Tenant, ApiError> {
+    /// The caller's tenant, from the tenant header or the default.
+    pub fn tenant(&self, headers: &HeaderMap) -> Result<Tenant, ApiError> {
         match headers.get(self.tenant_header.as_str()) {
             None => Ok(self.default_tenant.clone()),
             Some(v) => v
@@ -35,54 +38,197 @@ impl QueryState {
                 .and_then(|t| Tenant::new(t).map_err(|e| ApiError::BadRequest(e.to_string()))),
         }
     }
+
+    /// One trace, assembled; 404 when the tenant holds no span of it.
+    pub async fn trace(&self, tenant: &Tenant, id: &str, adjust_skew: bool) -> Result<Trace, ApiError> {
+        let trace_id: TraceId = id.parse().map_err(|e| ApiError::BadRequest(format!("trace id {id:?}: {e}")))?;
+        let found = self.spans.trace(tenant, trace_id, self.max_spans_per_trace).await?;
+        if found.spans.is_empty() {
+            return Err(ApiError::NotFound(format!("trace {trace_id} not found")));
+        }
+        Ok(assemble(trace_id, found.spans, found.truncated, adjust_skew))
+    }
 }
 
 pub fn router(state: QueryState) -> Router {
     Router::new()
+        .route("/api/traces", get(search_traces))
         .route("/api/traces/{trace_id}", get(trace))
+        .route("/api/services", get(services))
+        .route("/api/services/{service}/operations", get(operations))
+        .route("/api/dependencies", get(dependencies))
         .route("/api/stats", get(stats))
         .with_state(state)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TraceParams {
+    /// Clock-skew adjustment, on by default.
+    skew: Option<bool>,
 }
 
 async fn trace(
     State(state): State<QueryState>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Query(p): Query<TraceParams>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = state.tenant(&headers)?;
-    let trace_id: TraceId = id
-        .parse()
-        .map_err(|e| ApiError::BadRequest(format!("trace id {id:?}: {e}")))?;
-    let spans = state.heads.spans.trace(&tenant, &trace_id);
-    if spans.is_empty() {
-        return Err(ApiError::NotFound(format!("trace {trace_id} not found")));
-    }
+    let trace = state.trace(&tenant, &id, p.skew.unwrap_or(true)).await?;
+    Ok(Json(trace_json(&trace)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SearchParams {
+    service: Option<String>,
+    operation: Option<String>,
+    /// `key=value` pairs, space or comma separated.
+    attributes: Option<String>,
+    /// `error` keeps traces with a span whose status is error.
+    status: Option<String>,
+    min_duration: Option<String>,
+    max_duration: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The time range of a query: `end` defaults to now, `start` to an hour before it.
+fn time_range(start: Option<&str>, end: Option<&str>) -> Result<(u64, u64), ApiError> {
+    let end = end.map(|e| params::time_nanos("end", e)).transpose()?.unwrap_or_else(params::now_nanos);
+    let start =
+        start.map(|s| params::time_nanos("start", s)).transpose()?.unwrap_or(end.saturating_sub(3_600_000_000_000));
+    params::range(start, end)
+}
+
+async fn search_traces(
+    State(state): State<QueryState>,
+    headers: HeaderMap,
+    Query(p): Query<SearchParams>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = state.tenant(&headers)?;
+    let (start, end) = time_range(p.start.as_deref(), p.end.as_deref())?;
+    let errors_only = match p.status.as_deref() {
+        None | Some("" | "any") => false,
+        Some("error") => true,
+        Some(other) => return Err(ApiError::BadRequest(format!("status: {other:?} is not error or any"))),
+    };
+    let query = SpanQuery {
+        service: p.service.filter(|s| !s.is_empty()),
+        name: p.operation.filter(|s| !s.is_empty()),
+        attributes: p
+            .attributes
+            .as_deref()
+            .map(|a| params::attributes("attributes", a))
+            .transpose()?
+            .unwrap_or_default(),
+        errors_only,
+        min_duration_nanos: p
+            .min_duration
+            .as_deref()
+            .map(|d| params::duration("minDuration", d))
+            .transpose()?
+            .map(|d| d.as_nanos() as u64),
+        max_duration_nanos: p
+            .max_duration
+            .as_deref()
+            .map(|d| params::duration("maxDuration", d))
+            .transpose()?
+            .map(|d| d.as_nanos() as u64),
+        start_unix_nano: start,
+        end_unix_nano: end,
+    };
+    let limit = params::limit("limit", p.limit, 20)?;
+    let traces = search::search(&state.spans, &tenant, &query, limit, state.max_spans_per_trace).await?;
+    Ok(Json(json!({ "traces": traces.iter().map(summary_json).collect::<Vec<_>>() })))
+}
+
+async fn services(State(state): State<QueryState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let tenant = state.tenant(&headers)?;
+    Ok(Json(json!({ "services": state.spans.services(&tenant) })))
+}
+
+async fn operations(
+    State(state): State<QueryState>,
+    headers: HeaderMap,
+    Path(service): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = state.tenant(&headers)?;
+    let ops = state.spans.operations(&tenant, &service);
     Ok(Json(json!({
-        "traceId": trace_id.to_hex(),
-        "spans": spans.iter().map(span_json).collect::<Vec<_>>(),
+        "operations": ops.iter().map(|(name, kind)| json!({ "name": name, "kind": kind_name(*kind) })).collect::<Vec<_>>()
     })))
 }
 
-async fn stats(
-    State(state): State<QueryState>,
-    headers: HeaderMap,
-) -> Result<Json<HeadCounts>, ApiError> {
-    let tenant = state.tenant(&headers)?;
-    Ok(Json(state.heads.counts(&tenant)))
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RangeParams {
+    start: Option<String>,
+    end: Option<String>,
 }
 
-fn span_json(s: &Span) -> Value {
+async fn dependencies(
+    State(state): State<QueryState>,
+    headers: HeaderMap,
+    Query(p): Query<RangeParams>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = state.tenant(&headers)?;
+    let (start, end) = time_range(p.start.as_deref(), p.end.as_deref())?;
+    let edges = search::dependencies(&state.spans, &tenant, start, end).await?;
+    Ok(Json(json!({ "edges": edges })))
+}
+
+async fn stats(State(state): State<QueryState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let tenant = state.tenant(&headers)?;
+    let spans = state.spans.counts(&tenant);
+    let heads = state.heads.counts(&tenant);
+    Ok(Json(json!({
+        "spans": spans.head_spans + spans.part_spans,
+        "spansInHead": spans.head_spans,
+        "spanParts": spans.parts,
+        "logRecords": heads.log_records,
+        "metricPoints": heads.metric_points,
+    })))
+}
+
+pub fn kind_name(kind: SpanKind) -> &'static str {
+    match kind {
+        SpanKind::Unspecified => "unspecified",
+        SpanKind::Internal => "internal",
+        SpanKind::Server => "server",
+        SpanKind::Client => "client",
+        SpanKind::Producer => "producer",
+        SpanKind::Consumer => "consumer",
+    }
+}
+
+fn status_name(code: StatusCode) -> &'static str {
+    match code {
+        StatusCode::Unset => "unset",
+        StatusCode::Ok => "ok",
+        StatusCode::Error => "error",
+    }
+}
+
+fn node_json(n: &Node) -> Value {
+    let s = &n.span;
     json!({
-        "traceId": s.trace_id.to_hex(),
         "spanId": s.span_id.to_hex(),
         "parentSpanId": s.parent_span_id.map(|p| p.to_hex()),
+        "depth": n.depth,
         "name": s.name,
-        "kind": s.kind as u8,
+        "kind": kind_name(s.kind),
         "service": s.resource.service,
-        "startTimeUnixNano": s.start_unix_nano.to_string(),
-        "endTimeUnixNano": s.end_unix_nano.to_string(),
+        "startTimeUnixNano": n.start_unix_nano.to_string(),
         "durationNanos": s.duration_nanos(),
-        "status": { "code": s.status_code as u8, "message": s.status_message },
+        "selfNanos": n.self_nanos,
+        "status": { "code": status_name(s.status_code), "message": s.status_message },
+        "criticalPath": n.on_critical_path,
+        "parentMissing": n.parent_missing,
+        "duplicates": n.duplicates,
+        "skewAdjustmentNanos": n.skew_adjustment_nanos,
         "attributes": s.attributes.to_json(),
         "resource": s.resource.attributes.to_json(),
         "scope": { "name": s.scope.name, "version": s.scope.version },
@@ -96,5 +242,36 @@ fn span_json(s: &Span) -> Value {
             "spanId": l.span_id.to_hex(),
             "attributes": l.attributes.to_json(),
         })).collect::<Vec<_>>(),
+    })
+}
+
+pub fn trace_json(t: &Trace) -> Value {
+    let id = |i: &usize| t.nodes[*i].span.span_id.to_hex();
+    json!({
+        "traceId": t.trace_id.to_hex(),
+        "startTimeUnixNano": t.start_unix_nano.to_string(),
+        "durationNanos": t.duration_nanos(),
+        "spanCount": t.nodes.len(),
+        "errorCount": t.errors(),
+        "truncated": t.truncated,
+        "services": t.services,
+        "roots": t.roots.iter().map(id).collect::<Vec<_>>(),
+        "orphans": t.orphans.iter().map(id).collect::<Vec<_>>(),
+        "spans": t.nodes.iter().map(node_json).collect::<Vec<_>>(),
+    })
+}
+
+fn summary_json(t: &Trace) -> Value {
+    let root = t.root();
+    json!({
+        "traceId": t.trace_id.to_hex(),
+        "rootService": root.map(|n| n.span.resource.service.as_str()),
+        "rootName": root.map(|n| n.span.name.as_str()),
+        "startTimeUnixNano": t.start_unix_nano.to_string(),
+        "durationNanos": t.duration_nanos(),
+        "spanCount": t.nodes.len(),
+        "errorCount": t.errors(),
+        "services": t.services.keys().collect::<Vec<_>>(),
+        "truncated": t.truncated,
     })
 }

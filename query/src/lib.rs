@@ -4,7 +4,10 @@
 
 pub mod api;
 pub mod error;
+pub mod jaeger;
 pub mod ops;
+pub mod params;
+pub mod traces;
 
 pub use api::{QueryState, router};
 pub use error::ApiError;

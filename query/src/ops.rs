@@ -30,10 +30,7 @@ async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
     match prometheus_client::encoding::text::encode(&mut text, &state.registry) {
         Ok(()) => (
             StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
+            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
             text,
         ),
         Err(e) => (
@@ -48,9 +45,6 @@ async fn ready(State(state): State<OpsState>) -> impl IntoResponse {
     if state.ready.load(Ordering::Acquire) {
         (StatusCode::OK, "ready\n")
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "replaying the write-ahead log\n",
-        )
+        (StatusCode::SERVICE_UNAVAILABLE, "replaying the write-ahead log\n")
     }
 }

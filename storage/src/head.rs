@@ -1,5 +1,6 @@
-//! In-memory heads: the most recent items of each signal, queryable the
-//! moment the pipeline hands them over.
+//! In-memory heads for logs and metrics: every item, queryable the moment
+//! the pipeline hands it over, until their on-disk stores exist. (Spans
+//! have their own store in [`crate::spans`].)
 //!
 //! Batches arrive in WAL order per signal, so a head skips any batch whose
 //! WAL sequence is not beyond the last one it applied: replaying the log
@@ -11,14 +12,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::RwLock;
 
 use crate::StorageError;
-use crate::model::{LogRecord, MetricPoint, Span, Tenant, TraceId};
+use crate::model::{LogRecord, MetricPoint, Tenant};
 use crate::sink::{Batch, Sink};
 
 /// Counts of what a head holds for one tenant.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct HeadCounts {
-    pub spans: u64,
-    pub traces: u64,
     pub log_records: u64,
     pub metric_points: u64,
 }
@@ -34,46 +33,6 @@ impl Applied {
     }
 }
 
-/// Spans by tenant and trace id.
-#[derive(Default)]
-pub struct SpanHead {
-    traces: RwLock<HashMap<Tenant, HashMap<TraceId, Vec<Span>>>>,
-    applied: Applied,
-}
-
-impl SpanHead {
-    /// Every span of one trace that the head holds, in arrival order.
-    pub fn trace(&self, tenant: &Tenant, trace_id: &TraceId) -> Vec<Span> {
-        self.traces
-            .read()
-            .get(tenant)
-            .and_then(|t| t.get(trace_id))
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    fn counts(&self, tenant: &Tenant, out: &mut HeadCounts) {
-        if let Some(t) = self.traces.read().get(tenant) {
-            out.traces = t.len() as u64;
-            out.spans = t.values().map(|s| s.len() as u64).sum();
-        }
-    }
-}
-
-impl Sink<Span> for SpanHead {
-    fn consume(&self, batch: Batch<Span>) -> Result<(), StorageError> {
-        if !self.applied.advance(batch.wal_seq) {
-            return Ok(());
-        }
-        let mut traces = self.traces.write();
-        let tenant = traces.entry(batch.tenant).or_default();
-        for span in batch.items {
-            tenant.entry(span.trace_id).or_default().push(span);
-        }
-        Ok(())
-    }
-}
-
 /// Items by tenant, in arrival order.
 pub struct AppendHead<T> {
     items: RwLock<HashMap<Tenant, Vec<T>>>,
@@ -82,10 +41,7 @@ pub struct AppendHead<T> {
 
 impl<T> Default for AppendHead<T> {
     fn default() -> Self {
-        Self {
-            items: RwLock::default(),
-            applied: Applied::default(),
-        }
+        Self { items: RwLock::default(), applied: Applied::default() }
     }
 }
 
@@ -95,23 +51,11 @@ impl<T: Clone> AppendHead<T> {
     }
 
     /// Up to `limit` items of a tenant that match, newest first.
-    fn newest_matching(
-        &self,
-        tenant: &Tenant,
-        limit: usize,
-        matches: impl Fn(&T) -> bool,
-    ) -> Vec<T> {
+    fn newest_matching(&self, tenant: &Tenant, limit: usize, matches: impl Fn(&T) -> bool) -> Vec<T> {
         self.items
             .read()
             .get(tenant)
-            .map(|r| {
-                r.iter()
-                    .rev()
-                    .filter(|i| matches(i))
-                    .take(limit)
-                    .cloned()
-                    .collect()
-            })
+            .map(|r| r.iter().rev().filter(|i| matches(i)).take(limit).cloned().collect())
             .unwrap_or_default()
     }
 }
@@ -119,11 +63,7 @@ impl<T: Clone> AppendHead<T> {
 impl<T: Send + Sync + 'static> Sink<T> for AppendHead<T> {
     fn consume(&self, batch: Batch<T>) -> Result<(), StorageError> {
         if self.applied.advance(batch.wal_seq) {
-            self.items
-                .write()
-                .entry(batch.tenant)
-                .or_default()
-                .extend(batch.items);
+            self.items.write().entry(batch.tenant).or_default().extend(batch.items);
         }
         Ok(())
     }
@@ -148,21 +88,16 @@ impl MetricHead {
     }
 }
 
-/// The three heads together.
+/// The heads of the signals whose on-disk stores do not exist yet.
 #[derive(Default)]
 pub struct Heads {
-    pub spans: SpanHead,
     pub logs: LogHead,
     pub metrics: MetricHead,
 }
 
 impl Heads {
     pub fn counts(&self, tenant: &Tenant) -> HeadCounts {
-        let mut out = HeadCounts::default();
-        self.spans.counts(tenant, &mut out);
-        out.log_records = self.logs.len(tenant);
-        out.metric_points = self.metrics.len(tenant);
-        out
+        HeadCounts { log_records: self.logs.len(tenant), metric_points: self.metrics.len(tenant) }
     }
 }
 
@@ -176,7 +111,6 @@ macro_rules! delegate_sink {
     };
 }
 
-delegate_sink!(Span, spans);
 delegate_sink!(LogRecord, logs);
 delegate_sink!(MetricPoint, metrics);
 
@@ -207,24 +141,13 @@ mod tests {
     fn replayed_batches_are_applied_once() {
         let head = LogHead::default();
         let tenant = Tenant::new("a").expect("tenant");
-        let batch = |seq, body: &str| Batch {
-            tenant: tenant.clone(),
-            wal_seq: seq,
-            items: vec![log(body)],
-        };
+        let batch = |seq, body: &str| Batch { tenant: tenant.clone(), wal_seq: seq, items: vec![log(body)] };
         head.consume(batch(1, "one")).expect("consume");
         head.consume(batch(2, "two")).expect("consume");
         head.consume(batch(2, "two")).expect("consume again");
         head.consume(batch(1, "one")).expect("consume again");
-        let newest: Vec<_> = head
-            .newest(&tenant, 10)
-            .into_iter()
-            .map(|r| r.body.to_text())
-            .collect();
+        let newest: Vec<_> = head.newest(&tenant, 10).into_iter().map(|r| r.body.to_text()).collect();
         assert_eq!(newest, ["two", "one"]);
-        assert!(
-            head.newest(&Tenant::new("b").expect("tenant"), 10)
-                .is_empty()
-        );
+        assert!(head.newest(&Tenant::new("b").expect("tenant"), 10).is_empty());
     }
 }

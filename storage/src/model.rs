@@ -48,14 +48,8 @@ impl Tenant {
     pub fn new(name: &str) -> Result<Self, InvalidTenant> {
         let ok = !name.is_empty()
             && name.len() <= 64
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-        if ok {
-            Ok(Self(name.into()))
-        } else {
-            Err(InvalidTenant(name.to_owned()))
-        }
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        if ok { Ok(Self(name.into())) } else { Err(InvalidTenant(name.to_owned())) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -72,11 +66,7 @@ impl fmt::Display for Tenant {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IdError {
     #[error("{kind} must be {expected} bytes, got {got}")]
-    Length {
-        kind: &'static str,
-        expected: usize,
-        got: usize,
-    },
+    Length { kind: &'static str, expected: usize, got: usize },
     #[error("{0} must not be all zeros")]
     Zero(&'static str),
     #[error("{0} is not valid hex")]
@@ -98,11 +88,8 @@ macro_rules! id_type {
         impl TryFrom<&[u8]> for $name {
             type Error = IdError;
             fn try_from(bytes: &[u8]) -> Result<Self, IdError> {
-                let arr: [u8; $len] = bytes.try_into().map_err(|_| IdError::Length {
-                    kind: $kind,
-                    expected: $len,
-                    got: bytes.len(),
-                })?;
+                let arr: [u8; $len] =
+                    bytes.try_into().map_err(|_| IdError::Length { kind: $kind, expected: $len, got: bytes.len() })?;
                 if arr == [0; $len] {
                     return Err(IdError::Zero($kind));
                 }
@@ -169,8 +156,9 @@ impl AttrValue {
             AttrValue::Str(s) => Value::String(s.clone()),
             AttrValue::Bool(b) => Value::Bool(*b),
             AttrValue::Int(i) => Value::from(*i),
-            AttrValue::Double(d) => serde_json::Number::from_f64(*d)
-                .map_or_else(|| Value::String(d.to_string()), Value::Number),
+            AttrValue::Double(d) => {
+                serde_json::Number::from_f64(*d).map_or_else(|| Value::String(d.to_string()), Value::Number)
+            }
             AttrValue::Bytes(b) => Value::String(hex::encode(b)),
             AttrValue::Array(items) => Value::Array(items.iter().map(Self::to_json).collect()),
             AttrValue::Map(attrs) => attrs.to_json(),
@@ -206,24 +194,13 @@ impl AttrValue {
             return AttrValue::Empty;
         };
         match tag.as_str() {
-            "s" => inner
-                .as_str()
-                .map_or(AttrValue::Empty, |s| AttrValue::Str(s.to_owned())),
+            "s" => inner.as_str().map_or(AttrValue::Empty, |s| AttrValue::Str(s.to_owned())),
             "b" => inner.as_bool().map_or(AttrValue::Empty, AttrValue::Bool),
             "i" => inner.as_i64().map_or(AttrValue::Empty, AttrValue::Int),
-            "d" => inner
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .map_or(AttrValue::Empty, AttrValue::Double),
-            "x" => inner
-                .as_str()
-                .and_then(|s| hex::decode(s).ok())
-                .map_or(AttrValue::Empty, AttrValue::Bytes),
+            "d" => inner.as_str().and_then(|s| s.parse().ok()).map_or(AttrValue::Empty, AttrValue::Double),
+            "x" => inner.as_str().and_then(|s| hex::decode(s).ok()).map_or(AttrValue::Empty, AttrValue::Bytes),
             "a" => AttrValue::Array(
-                inner
-                    .as_array()
-                    .map(|a| a.iter().map(Self::from_typed_json).collect())
-                    .unwrap_or_default(),
+                inner.as_array().map(|a| a.iter().map(Self::from_typed_json).collect()).unwrap_or_default(),
             ),
             "m" => AttrValue::Map(Attributes(
                 inner
@@ -231,12 +208,7 @@ impl AttrValue {
                     .map(|pairs| {
                         pairs
                             .iter()
-                            .filter_map(|p| {
-                                Some((
-                                    p.get(0)?.as_str()?.to_owned(),
-                                    Self::from_typed_json(p.get(1)?),
-                                ))
-                            })
+                            .filter_map(|p| Some((p.get(0)?.as_str()?.to_owned(), Self::from_typed_json(p.get(1)?))))
                             .collect()
                     })
                     .unwrap_or_default(),
@@ -263,12 +235,7 @@ impl Attributes {
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::Value::Object(
-            self.0
-                .iter()
-                .map(|(k, v)| (k.clone(), v.to_json()))
-                .collect(),
-        )
+        serde_json::Value::Object(self.0.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
     }
 }
 
@@ -470,18 +437,8 @@ mod tests {
     fn ids_parse_and_refuse_bad_lengths_and_zero() {
         let id: TraceId = "5b8efff798038103d269b633813fc60c".parse().expect("valid");
         assert_eq!(id.to_string(), "5b8efff798038103d269b633813fc60c");
-        assert_eq!(
-            TraceId::try_from(&[1u8; 15][..]),
-            Err(IdError::Length {
-                kind: "trace id",
-                expected: 16,
-                got: 15
-            })
-        );
-        assert_eq!(
-            SpanId::try_from(&[0u8; 8][..]),
-            Err(IdError::Zero("span id"))
-        );
+        assert_eq!(TraceId::try_from(&[1u8; 15][..]), Err(IdError::Length { kind: "trace id", expected: 16, got: 15 }));
+        assert_eq!(SpanId::try_from(&[0u8; 8][..]), Err(IdError::Zero("span id")));
         assert_eq!("zz".parse::<SpanId>(), Err(IdError::Hex("span id")));
     }
 

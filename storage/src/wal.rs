@@ -94,31 +94,11 @@ impl WalMetrics {
             segments: Gauge::default(),
             errors: Counter::default(),
         };
-        registry.register(
-            "sightline_wal_written_bytes",
-            "Bytes appended to the write-ahead log",
-            m.bytes.clone(),
-        );
-        registry.register(
-            "sightline_wal_records",
-            "Records appended to the write-ahead log",
-            m.records.clone(),
-        );
-        registry.register(
-            "sightline_wal_fsync_seconds",
-            "Latency of write-ahead log fsyncs",
-            m.fsyncs.clone(),
-        );
-        registry.register(
-            "sightline_wal_segments",
-            "Write-ahead log segment files on disk",
-            m.segments.clone(),
-        );
-        registry.register(
-            "sightline_wal_write_errors",
-            "Failed write-ahead log writes",
-            m.errors.clone(),
-        );
+        registry.register("sightline_wal_written_bytes", "Bytes appended to the write-ahead log", m.bytes.clone());
+        registry.register("sightline_wal_records", "Records appended to the write-ahead log", m.records.clone());
+        registry.register("sightline_wal_fsync_seconds", "Latency of write-ahead log fsyncs", m.fsyncs.clone());
+        registry.register("sightline_wal_segments", "Write-ahead log segment files on disk", m.segments.clone());
+        registry.register("sightline_wal_write_errors", "Failed write-ahead log writes", m.errors.clone());
         m
     }
 }
@@ -158,18 +138,11 @@ impl Ledger {
             .filter(|(first, info)| {
                 **first != active
                     && info.scanned
-                    && info
-                        .max
-                        .iter()
-                        .zip(released)
-                        .all(|(m, r)| m.is_none_or(|m| m <= r))
+                    && info.max.iter().zip(released).all(|(m, r)| m.is_none_or(|m| m <= r))
             })
             .map(|(first, _)| *first)
             .collect();
-        done.iter()
-            .filter_map(|f| self.segments.remove(f))
-            .map(|i| i.path)
-            .collect()
+        done.iter().filter_map(|f| self.segments.remove(f)).map(|i| i.path).collect()
     }
 }
 
@@ -217,12 +190,8 @@ impl Wal {
                     }
                     if reader.damaged() {
                         tracing::warn!(path = %path.display(), valid_bytes = reader.valid_len(), "truncating torn tail of the write-ahead log");
-                        let f = OpenOptions::new()
-                            .write(true)
-                            .open(path)
-                            .map_err(StorageError::io(path))?;
-                        f.set_len(reader.valid_len() as u64)
-                            .map_err(StorageError::io(path))?;
+                        let f = OpenOptions::new().write(true).open(path).map_err(StorageError::io(path))?;
+                        f.set_len(reader.valid_len() as u64).map_err(StorageError::io(path))?;
                         f.sync_all().map_err(StorageError::io(path))?;
                     }
                 }
@@ -234,14 +203,7 @@ impl Wal {
 
         let mut ledger = Ledger::default();
         for (first, path) in &existing {
-            ledger.segments.insert(
-                *first,
-                SegmentInfo {
-                    path: path.clone(),
-                    max: [None; 3],
-                    scanned: false,
-                },
-            );
+            ledger.segments.insert(*first, SegmentInfo { path: path.clone(), max: [None; 3], scanned: false });
         }
         let ledger = Arc::new(Mutex::new(ledger));
         let writer = Writer::create(config.clone(), next_seq, ledger.clone(), metrics.clone())?;
@@ -250,36 +212,15 @@ impl Wal {
             .name("sightline-wal".into())
             .spawn(move || writer.run(rx))
             .map_err(StorageError::io(&dir))?;
-        let replay = Replay {
-            segments: existing,
-            index: 0,
-            current: None,
-            ledger: ledger.clone(),
-        };
-        let wal = Wal {
-            tx,
-            ledger,
-            metrics,
-            writer: Arc::new(Mutex::new(Some(handle))),
-        };
+        let replay = Replay { segments: existing, index: 0, current: None, ledger: ledger.clone() };
+        let wal = Wal { tx, ledger, metrics, writer: Arc::new(Mutex::new(Some(handle))) };
         Ok((wal, replay))
     }
 
     /// Queues one append; `done` runs on the writer thread once it is durable.
     /// Never blocks: a full queue is refused so that the caller can answer "retry".
-    pub fn append(
-        &self,
-        signal: Signal,
-        tenant: Tenant,
-        payload: Bytes,
-        done: Completion,
-    ) -> Result<(), AppendError> {
-        match self.tx.try_send(Msg::Append(Request {
-            signal,
-            tenant,
-            payload,
-            done,
-        })) {
+    pub fn append(&self, signal: Signal, tenant: Tenant, payload: Bytes, done: Completion) -> Result<(), AppendError> {
+        match self.tx.try_send(Msg::Append(Request { signal, tenant, payload, done })) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(AppendError::Full),
             Err(TrySendError::Disconnected(_)) => Err(AppendError::Closed),
@@ -299,9 +240,7 @@ impl Wal {
         for path in &paths {
             fs::remove_file(path).map_err(StorageError::io(path))?;
         }
-        self.metrics
-            .segments
-            .set(self.ledger.lock().segments.len() as i64);
+        self.metrics.segments.set(self.ledger.lock().segments.len() as i64);
         Ok(paths.len())
     }
 
@@ -387,14 +326,7 @@ impl Writer {
         let (file, path) = new_segment(&config.dir, next_seq)?;
         {
             let mut l = ledger.lock();
-            l.segments.insert(
-                next_seq,
-                SegmentInfo {
-                    path,
-                    max: [None; 3],
-                    scanned: true,
-                },
-            );
+            l.segments.insert(next_seq, SegmentInfo { path, max: [None; 3], scanned: true });
             l.active_first_seq = next_seq;
             metrics.segments.set(l.segments.len() as i64);
         }
@@ -416,9 +348,7 @@ impl Writer {
         const MAX_BATCH: usize = 4096;
         loop {
             let wait = match self.config.fsync {
-                FsyncPolicy::Interval(every) if self.dirty => {
-                    every.saturating_sub(self.last_sync.elapsed())
-                }
+                FsyncPolicy::Interval(every) if self.dirty => every.saturating_sub(self.last_sync.elapsed()),
                 _ => Duration::from_secs(3600),
             };
             let first = match rx.recv_timeout(wait) {
@@ -478,28 +408,17 @@ impl Writer {
             segment::encode(&mut self.buf, seq, req.signal, &req.tenant, &req.payload);
             seqs.push(seq);
         }
-        let result = self
-            .file
-            .write_all(&self.buf)
-            .and_then(|()| match self.config.fsync {
-                FsyncPolicy::Batch => self.sync_now(),
-                FsyncPolicy::Interval(every) if self.last_sync.elapsed() >= every => {
-                    self.sync_now()
-                }
-                _ => Ok(()),
-            });
+        let result = self.file.write_all(&self.buf).and_then(|()| match self.config.fsync {
+            FsyncPolicy::Batch => self.sync_now(),
+            FsyncPolicy::Interval(every) if self.last_sync.elapsed() >= every => self.sync_now(),
+            _ => Ok(()),
+        });
         if let Err(e) = result {
             self.metrics.errors.inc();
             tracing::error!(error = %e, "write-ahead log write failed; the batch is refused");
             // Cut back to the last good record so that the segment stays readable.
-            let _ = self
-                .file
-                .set_len(self.len)
-                .and_then(|()| self.file.seek(SeekFrom::Start(self.len)).map(drop));
-            let err = StorageError::Io {
-                path: self.path(),
-                source: e,
-            };
+            let _ = self.file.set_len(self.len).and_then(|()| self.file.seek(SeekFrom::Start(self.len)).map(drop));
+            let err = StorageError::Io { path: self.path(), source: e };
             return fail_all(batch, &err);
         }
         self.len += self.buf.len() as u64;
@@ -540,9 +459,7 @@ impl Writer {
     /// Closes the active segment and starts the next one.
     fn roll(&mut self) -> Result<(), StorageError> {
         if self.config.fsync != FsyncPolicy::Never {
-            self.file
-                .sync_all()
-                .map_err(StorageError::io(self.path()))?;
+            self.file.sync_all().map_err(StorageError::io(self.path()))?;
         }
         let (file, path) = new_segment(&self.config.dir, self.next_seq)?;
         self.file = file;
@@ -551,23 +468,14 @@ impl Writer {
         self.dirty = false;
         let doomed = {
             let mut l = self.ledger.lock();
-            l.segments.insert(
-                self.first_seq,
-                SegmentInfo {
-                    path,
-                    max: [None; 3],
-                    scanned: true,
-                },
-            );
+            l.segments.insert(self.first_seq, SegmentInfo { path, max: [None; 3], scanned: true });
             l.active_first_seq = self.first_seq;
             l.take_releasable()
         };
         for path in doomed {
             fs::remove_file(&path).map_err(StorageError::io(&path))?;
         }
-        self.metrics
-            .segments
-            .set(self.ledger.lock().segments.len() as i64);
+        self.metrics.segments.set(self.ledger.lock().segments.len() as i64);
         Ok(())
     }
 }
@@ -580,27 +488,18 @@ fn fail_all(batch: Vec<Request>, err: &StorageError) {
 
 fn new_segment(dir: &Path, first_seq: u64) -> Result<(File, PathBuf), StorageError> {
     let path = dir.join(segment::file_name(first_seq));
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(&path)
-        .map_err(StorageError::io(&path))?;
-    file.write_all(segment::MAGIC)
-        .map_err(StorageError::io(&path))?;
+    let mut file =
+        OpenOptions::new().create(true).truncate(true).write(true).open(&path).map_err(StorageError::io(&path))?;
+    file.write_all(segment::MAGIC).map_err(StorageError::io(&path))?;
     file.sync_all().map_err(StorageError::io(&path))?;
     // Make the new file's directory entry durable too.
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(StorageError::io(dir))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(StorageError::io(dir))?;
     Ok((file, path))
 }
 
 /// Nanoseconds since the Unix epoch, now.
 pub fn now_unix_nanos() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
 #[cfg(test)]

@@ -24,10 +24,7 @@ impl Running {
 }
 
 fn empty_stdout() -> ChildStdout {
-    let mut child = Command::new("true")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("true runs");
+    let mut child = Command::new("true").stdout(Stdio::piped()).spawn().expect("true runs");
     let out = child.stdout.take().expect("stdout");
     let _ = child.wait();
     out
@@ -37,14 +34,7 @@ fn empty_stdout() -> ChildStdout {
 pub fn spawn(binary: &str, data_dir: &Path, env: &[(&str, &str)]) -> Running {
     let mut child = Command::new(binary)
         .args(["--data-dir", data_dir.to_str().expect("utf-8 path")])
-        .args([
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--api-listen",
-            "127.0.0.1:0",
-        ])
+        .args(["--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .spawn()

@@ -24,11 +24,7 @@ pub fn loopback_config(dir: &std::path::Path) -> Config {
     let any = "127.0.0.1:0".parse().expect("address");
     Config {
         data_dir: dir.to_path_buf(),
-        listen: sightline::config::Listen {
-            grpc: any,
-            http: any,
-            api: any,
-        },
+        listen: sightline::config::Listen { grpc: any, http: any, api: any },
         ..Config::default()
     }
 }
@@ -38,11 +34,7 @@ pub async fn start(configure: impl FnOnce(&mut Config)) -> TestServer {
     let mut config = loopback_config(dir.path());
     configure(&mut config);
     let server = Server::start(&config).await.expect("server starts");
-    TestServer {
-        server,
-        config,
-        dir,
-    }
+    TestServer { server, config, dir }
 }
 
 impl TestServer {
@@ -65,10 +57,7 @@ pub fn tenant(name: &str) -> Tenant {
 
 /// Polls `check` until it returns `Some`, for at most 20 s (a deadline for
 /// eventual state, not a timing assertion).
-pub async fn eventually<T, F: Future<Output = Option<T>>>(
-    what: &str,
-    mut check: impl FnMut() -> F,
-) -> T {
+pub async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut check: impl FnMut() -> F) -> T {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(v) = check().await {

@@ -8,9 +8,7 @@ use sightline_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span};
 pub fn string_kv(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.into())) }),
         key_strindex: 0,
     }
 }
@@ -26,11 +24,7 @@ pub fn span(trace: &[u8], index: u64) -> Span {
     Span {
         trace_id: trace.to_vec(),
         span_id: (index + 1).to_be_bytes().to_vec(),
-        parent_span_id: if index == 0 {
-            Vec::new()
-        } else {
-            1u64.to_be_bytes().to_vec()
-        },
+        parent_span_id: if index == 0 { Vec::new() } else { 1u64.to_be_bytes().to_vec() },
         name: format!("op-{index}"),
         kind: 2,
         start_time_unix_nano: 1_700_000_000_000_000_000 + index,
@@ -52,10 +46,7 @@ pub fn request_of(spans: Vec<Span>) -> ExportTraceServiceRequest {
                 attributes: vec![string_kv("service.name", "crash-test")],
                 ..Default::default()
             }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
+            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
             schema_url: String::new(),
         }],
     }

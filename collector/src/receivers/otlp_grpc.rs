@@ -5,15 +5,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use sightline_proto::otlp::collector::logs::v1::logs_service_server::{
-    LogsService, LogsServiceServer,
-};
-use sightline_proto::otlp::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use sightline_proto::otlp::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
+use sightline_proto::otlp::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
+use sightline_proto::otlp::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
+use sightline_proto::otlp::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -33,10 +27,7 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .layer(tower::util::MapResponseLayer::new(client_fault_codes))
         .add_routes(routes(pipeline))
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), shutdown)
         .await
 }
 
@@ -79,10 +70,7 @@ pub fn routes(pipeline: Arc<Pipeline>) -> tonic::service::Routes {
 struct Otlp(Arc<Pipeline>);
 
 impl Otlp {
-    async fn export<K: Laned>(
-        &self,
-        request: Request<K::Request>,
-    ) -> Result<Response<K::Response>, Status> {
+    async fn export<K: Laned>(&self, request: Request<K::Request>) -> Result<Response<K::Response>, Status> {
         let start = Instant::now();
         let p = &self.0;
         let key = p.config().tenant_header.to_ascii_lowercase();
@@ -94,11 +82,7 @@ impl Otlp {
         let outcome = if result.is_ok() { "ok" } else { "error" };
         p.metrics()
             .request_seconds
-            .get_or_create(&metrics::Request {
-                transport: "grpc",
-                signal: K::SIGNAL.as_str(),
-                outcome,
-            })
+            .get_or_create(&metrics::Request { transport: "grpc", signal: K::SIGNAL.as_str(), outcome })
             .observe(start.elapsed().as_secs_f64());
         match result {
             Ok(o) => Ok(Response::new(K::response(o.rejected as i64, o.message))),
@@ -110,11 +94,7 @@ impl Otlp {
 fn to_status(e: &IngestError) -> Status {
     let (_, code) = status_of(e);
     match e.retry_after() {
-        Some(after) => Status::with_error_details(
-            code,
-            e.to_string(),
-            ErrorDetails::with_retry_info(Some(after)),
-        ),
+        Some(after) => Status::with_error_details(code, e.to_string(), ErrorDetails::with_retry_info(Some(after))),
         None => Status::new(code, e.to_string()),
     }
 }

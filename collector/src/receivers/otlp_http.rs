@@ -51,16 +51,8 @@ impl Format {
 }
 
 fn format(headers: &HeaderMap) -> Result<Format, IngestError> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mime = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match mime.as_str() {
         "application/x-protobuf" | "application/protobuf" => Ok(Format::Protobuf),
         "application/json" => Ok(Format::Json),
@@ -77,10 +69,7 @@ enum Encoding {
 }
 
 fn encoding(headers: &HeaderMap) -> Result<Encoding, IngestError> {
-    match headers
-        .get(header::CONTENT_ENCODING)
-        .map(|v| v.to_str().map(str::trim))
-    {
+    match headers.get(header::CONTENT_ENCODING).map(|v| v.to_str().map(str::trim)) {
         None | Some(Ok("" | "identity")) => Ok(Encoding::Identity),
         Some(Ok(v)) if v.eq_ignore_ascii_case("gzip") => Ok(Encoding::Gzip),
         Some(v) => Err(IngestError::UnsupportedMediaType(format!(
@@ -110,28 +99,22 @@ fn decompress(encoding: Encoding, body: Bytes, limit: usize) -> Result<Bytes, In
 
 fn decode<K: SignalKind>(format: Format, body: &Bytes) -> Result<K::Request, IngestError> {
     match format {
-        Format::Protobuf => K::Request::decode(body.clone())
-            .map_err(|e| IngestError::Invalid(format!("invalid protobuf: {e}"))),
+        Format::Protobuf => {
+            K::Request::decode(body.clone()).map_err(|e| IngestError::Invalid(format!("invalid protobuf: {e}")))
+        }
         Format::Json => K::decode_json(body).map_err(|e| IngestError::Invalid(e.to_string())),
     }
 }
 
-async fn export<K: Laned>(
-    State(pipeline): State<Arc<Pipeline>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn export<K: Laned>(State(pipeline): State<Arc<Pipeline>>, headers: HeaderMap, body: Body) -> Response {
     let start = Instant::now();
     let fmt = format(&headers);
     let reply_format = *fmt.as_ref().unwrap_or(&Format::Json);
     let result = async {
         let fmt = fmt?;
         let enc = encoding(&headers)?;
-        let tenant = pipeline.tenant(
-            headers
-                .get(pipeline.config().tenant_header.as_str())
-                .map(HeaderValue::as_bytes),
-        )?;
+        let tenant =
+            pipeline.tenant(headers.get(pipeline.config().tenant_header.as_str()).map(HeaderValue::as_bytes))?;
         let limit = pipeline.config().max_body_bytes;
         let body = Limited::new(body, limit)
             .collect()
@@ -149,9 +132,7 @@ async fn export<K: Laned>(
         let (request, raw) = if headers_say_small(&headers, limit) {
             work()?
         } else {
-            tokio::task::spawn_blocking(work)
-                .await
-                .map_err(|_| IngestError::ShuttingDown)??
+            tokio::task::spawn_blocking(work).await.map_err(|_| IngestError::ShuttingDown)??
         };
         pipeline.submit::<K>(&tenant, request, raw).await
     }
@@ -160,11 +141,7 @@ async fn export<K: Laned>(
     pipeline
         .metrics()
         .request_seconds
-        .get_or_create(&Request {
-            transport: "http",
-            signal: K::SIGNAL.as_str(),
-            outcome,
-        })
+        .get_or_create(&Request { transport: "http", signal: K::SIGNAL.as_str(), outcome })
         .observe(start.elapsed().as_secs_f64());
     match result {
         Ok(outcome) => success::<K>(reply_format, outcome),
@@ -175,21 +152,16 @@ async fn export<K: Laned>(
 /// Small identity bodies are decoded inline; the rest on a blocking thread.
 fn headers_say_small(headers: &HeaderMap, _limit: usize) -> bool {
     let identity = headers.get(header::CONTENT_ENCODING).is_none();
-    let len = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let len = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     identity && len.is_some_and(|l| l <= INLINE_DECODE_BYTES)
 }
 
 fn success<K: SignalKind>(format: Format, outcome: Outcome) -> Response {
     let body = match format {
         Format::Protobuf => K::response(outcome.rejected as i64, outcome.message).encode_to_vec(),
-        Format::Json => sightline_proto::json::encode_response(
-            K::REJECTED_JSON_KEY,
-            outcome.rejected as i64,
-            &outcome.message,
-        ),
+        Format::Json => {
+            sightline_proto::json::encode_response(K::REJECTED_JSON_KEY, outcome.rejected as i64, &outcome.message)
+        }
     };
     ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
 }
@@ -198,18 +170,9 @@ fn success<K: SignalKind>(format: Format, outcome: Outcome) -> Response {
 pub fn status_of(e: &IngestError) -> (StatusCode, tonic::Code) {
     match e {
         IngestError::Invalid(_) => (StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument),
-        IngestError::UnsupportedMediaType(_) => (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            tonic::Code::InvalidArgument,
-        ),
-        IngestError::TooLarge { .. } => (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            tonic::Code::ResourceExhausted,
-        ),
-        IngestError::RateLimited { .. } => (
-            StatusCode::TOO_MANY_REQUESTS,
-            tonic::Code::ResourceExhausted,
-        ),
+        IngestError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, tonic::Code::InvalidArgument),
+        IngestError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, tonic::Code::ResourceExhausted),
+        IngestError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, tonic::Code::ResourceExhausted),
         IngestError::Overloaded(_) | IngestError::Storage(_) | IngestError::ShuttingDown => {
             (StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable)
         }
@@ -220,27 +183,13 @@ fn failure(format: Format, e: &IngestError) -> Response {
     let (status, code) = status_of(e);
     let message = e.to_string();
     let body = match format {
-        Format::Protobuf => tonic_types::Status {
-            code: code as i32,
-            message,
-            details: Vec::new(),
-        }
-        .encode_to_vec(),
-        Format::Json => serde_json::json!({ "code": code as i32, "message": message })
-            .to_string()
-            .into_bytes(),
+        Format::Protobuf => tonic_types::Status { code: code as i32, message, details: Vec::new() }.encode_to_vec(),
+        Format::Json => serde_json::json!({ "code": code as i32, "message": message }).to_string().into_bytes(),
     };
-    let mut response = (
-        status,
-        [(header::CONTENT_TYPE, format.content_type())],
-        body,
-    )
-        .into_response();
+    let mut response = (status, [(header::CONTENT_TYPE, format.content_type())], body).into_response();
     if let Some(after) = e.retry_after() {
         let secs = after.as_secs_f64().ceil().max(1.0) as u64;
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     response
 }

@@ -3,9 +3,7 @@
 use serde_json::Value;
 
 use super::reader::{JsonError, Obj, Result};
-use crate::otlp::common::{
-    AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value,
-};
+use crate::otlp::common::{AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value};
 use crate::otlp::resource::Resource;
 
 pub(crate) fn any_value(o: Obj<'_>) -> Result<AnyValue> {
@@ -14,10 +12,7 @@ pub(crate) fn any_value(o: Obj<'_>) -> Result<AnyValue> {
         match v {
             Value::String(s) => Some(V::StringValue(s.clone())),
             _ => {
-                return Err(JsonError {
-                    path: o.path().to_owned(),
-                    message: "stringValue must be a string".into(),
-                });
+                return Err(JsonError { path: o.path().to_owned(), message: "stringValue must be a string".into() });
             }
         }
     } else if o.get("boolValue", "bool_value").is_some() {
@@ -27,15 +22,11 @@ pub(crate) fn any_value(o: Obj<'_>) -> Result<AnyValue> {
     } else if o.get("doubleValue", "double_value").is_some() {
         Some(V::DoubleValue(o.f64("doubleValue", "double_value")?))
     } else if let Some(a) = o.message("arrayValue", "array_value", |a| {
-        Ok(ArrayValue {
-            values: a.messages("values", "values", any_value)?,
-        })
+        Ok(ArrayValue { values: a.messages("values", "values", any_value)? })
     })? {
         Some(V::ArrayValue(a))
     } else if let Some(kv) = o.message("kvlistValue", "kvlist_value", |l| {
-        Ok(KeyValueList {
-            values: l.messages("values", "values", key_value)?,
-        })
+        Ok(KeyValueList { values: l.messages("values", "values", key_value)? })
     })? {
         Some(V::KvlistValue(kv))
     } else if o.get("bytesValue", "bytes_value").is_some() {
@@ -47,11 +38,7 @@ pub(crate) fn any_value(o: Obj<'_>) -> Result<AnyValue> {
 }
 
 pub(crate) fn key_value(o: Obj<'_>) -> Result<KeyValue> {
-    Ok(KeyValue {
-        key: o.string("key", "key")?,
-        value: o.message("value", "value", any_value)?,
-        key_strindex: 0,
-    })
+    Ok(KeyValue { key: o.string("key", "key")?, value: o.message("value", "value", any_value)?, key_strindex: 0 })
 }
 
 pub(crate) fn attributes(o: &Obj<'_>) -> Result<Vec<KeyValue>> {

@@ -37,9 +37,7 @@ const SEVERITIES: &[(&str, i32)] = &[
 
 pub(crate) fn request(v: &Value) -> Result<ExportLogsServiceRequest> {
     let o = Obj::new(v, "$")?;
-    Ok(ExportLogsServiceRequest {
-        resource_logs: o.messages("resourceLogs", "resource_logs", resource_logs)?,
-    })
+    Ok(ExportLogsServiceRequest { resource_logs: o.messages("resourceLogs", "resource_logs", resource_logs)? })
 }
 
 fn resource_logs(o: Obj<'_>) -> Result<ResourceLogs> {

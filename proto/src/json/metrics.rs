@@ -6,10 +6,9 @@ use super::common::{attributes, key_value, resource, scope};
 use super::reader::{Obj, Result, float, uint};
 use crate::otlp::ExportMetricsServiceRequest;
 use crate::otlp::metrics::{
-    Exemplar, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram,
-    HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary,
-    SummaryDataPoint, exemplar, exponential_histogram_data_point::Buckets, metric,
-    number_data_point, summary_data_point::ValueAtQuantile,
+    Exemplar, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint, Metric,
+    NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary, SummaryDataPoint, exemplar,
+    exponential_histogram_data_point::Buckets, metric, number_data_point, summary_data_point::ValueAtQuantile,
 };
 
 const TEMPORALITIES: &[(&str, i32)] = &[
@@ -44,9 +43,7 @@ fn scope_metrics(o: Obj<'_>) -> Result<ScopeMetrics> {
 fn metric(o: Obj<'_>) -> Result<Metric> {
     use metric::Data;
     let data = if let Some(g) = o.message("gauge", "gauge", |g| {
-        Ok(Gauge {
-            data_points: g.messages("dataPoints", "data_points", number_point)?,
-        })
+        Ok(Gauge { data_points: g.messages("dataPoints", "data_points", number_point)? })
     })? {
         Some(Data::Gauge(g))
     } else if let Some(s) = o.message("sum", "sum", |s| {
@@ -73,9 +70,7 @@ fn metric(o: Obj<'_>) -> Result<Metric> {
         Some(Data::ExponentialHistogram(h))
     } else {
         o.message("summary", "summary", |s| {
-            Ok(Summary {
-                data_points: s.messages("dataPoints", "data_points", summary_point)?,
-            })
+            Ok(Summary { data_points: s.messages("dataPoints", "data_points", summary_point)? })
         })?
         .map(Data::Summary)
     };
@@ -89,18 +84,11 @@ fn metric(o: Obj<'_>) -> Result<Metric> {
 }
 
 fn temporality(o: &Obj<'_>) -> Result<i32> {
-    o.enumeration(
-        "aggregationTemporality",
-        "aggregation_temporality",
-        TEMPORALITIES,
-    )
+    o.enumeration("aggregationTemporality", "aggregation_temporality", TEMPORALITIES)
 }
 
 fn times(o: &Obj<'_>) -> Result<(u64, u64)> {
-    Ok((
-        o.u64("startTimeUnixNano", "start_time_unix_nano")?,
-        o.u64("timeUnixNano", "time_unix_nano")?,
-    ))
+    Ok((o.u64("startTimeUnixNano", "start_time_unix_nano")?, o.u64("timeUnixNano", "time_unix_nano")?))
 }
 
 fn number_point(o: Obj<'_>) -> Result<NumberDataPoint> {
@@ -141,10 +129,7 @@ fn histogram_point(o: Obj<'_>) -> Result<HistogramDataPoint> {
 }
 
 fn buckets(o: Obj<'_>) -> Result<Buckets> {
-    Ok(Buckets {
-        offset: o.i32("offset", "offset")?,
-        bucket_counts: o.scalars("bucketCounts", "bucket_counts", uint)?,
-    })
+    Ok(Buckets { offset: o.i32("offset", "offset")?, bucket_counts: o.scalars("bucketCounts", "bucket_counts", uint)? })
 }
 
 fn exponential_point(o: Obj<'_>) -> Result<ExponentialHistogramDataPoint> {
@@ -176,10 +161,7 @@ fn summary_point(o: Obj<'_>) -> Result<SummaryDataPoint> {
         count: o.u64("count", "count")?,
         sum: o.f64("sum", "sum")?,
         quantile_values: o.messages("quantileValues", "quantile_values", |q| {
-            Ok(ValueAtQuantile {
-                quantile: q.f64("quantile", "quantile")?,
-                value: q.f64("value", "value")?,
-            })
+            Ok(ValueAtQuantile { quantile: q.f64("quantile", "quantile")?, value: q.f64("value", "value")? })
         })?,
         flags: o.u32("flags", "flags")?,
     })
@@ -217,14 +199,10 @@ mod tests {
             "bucketCounts":["1",2],"explicitBounds":[0.5]}]}}]}]}]}"#;
         let req = decode_metrics(body).expect("decodes");
         let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;
-        let Some(Data::Sum(sum)) = &metrics[0].data else {
-            panic!("sum")
-        };
+        let Some(Data::Sum(sum)) = &metrics[0].data else { panic!("sum") };
         assert_eq!(sum.aggregation_temporality, 1);
         assert!(sum.is_monotonic);
-        let Some(Data::Histogram(h)) = &metrics[1].data else {
-            panic!("histogram")
-        };
+        let Some(Data::Histogram(h)) = &metrics[1].data else { panic!("histogram") };
         assert_eq!(h.data_points[0].bucket_counts, vec![1, 2]);
         assert_eq!(h.data_points[0].count, 3);
     }

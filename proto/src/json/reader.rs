@@ -13,10 +13,7 @@ pub struct JsonError {
 
 impl JsonError {
     fn new(path: &str, message: impl Into<String>) -> Self {
-        Self {
-            path: path.to_owned(),
-            message: message.into(),
-        }
+        Self { path: path.to_owned(), message: message.into() }
     }
 }
 
@@ -37,15 +34,9 @@ impl<'a> Obj<'a> {
     /// Reads `value` as a message; `null` is the empty message.
     pub fn new(value: &'a Value, path: &'a str) -> Result<Self> {
         match value {
-            Value::Object(map) => Ok(Self {
-                map: Some(map),
-                path,
-            }),
+            Value::Object(map) => Ok(Self { map: Some(map), path }),
             Value::Null => Ok(Self { map: None, path }),
-            other => Err(JsonError::new(
-                path,
-                format!("expected an object, got {}", kind(other)),
-            )),
+            other => Err(JsonError::new(path, format!("expected an object, got {}", kind(other)))),
         }
     }
 
@@ -57,9 +48,7 @@ impl<'a> Obj<'a> {
     /// `None` when absent or `null`.
     pub fn get(&self, camel: &str, snake: &str) -> Option<&'a Value> {
         let map = self.map?;
-        map.get(camel)
-            .or_else(|| map.get(snake))
-            .filter(|v| !v.is_null())
+        map.get(camel).or_else(|| map.get(snake)).filter(|v| !v.is_null())
     }
 
     fn err(&self, field: &str, message: impl Into<String>) -> JsonError {
@@ -83,8 +72,7 @@ impl<'a> Obj<'a> {
     }
 
     pub fn u64(&self, camel: &str, snake: &str) -> Result<u64> {
-        self.get(camel, snake)
-            .map_or(Ok(0), |v| uint(v).map_err(|m| self.err(camel, m)))
+        self.get(camel, snake).map_or(Ok(0), |v| uint(v).map_err(|m| self.err(camel, m)))
     }
 
     pub fn u32(&self, camel: &str, snake: &str) -> Result<u32> {
@@ -93,8 +81,7 @@ impl<'a> Obj<'a> {
     }
 
     pub fn i64(&self, camel: &str, snake: &str) -> Result<i64> {
-        self.get(camel, snake)
-            .map_or(Ok(0), |v| int(v).map_err(|m| self.err(camel, m)))
+        self.get(camel, snake).map_or(Ok(0), |v| int(v).map_err(|m| self.err(camel, m)))
     }
 
     pub fn i32(&self, camel: &str, snake: &str) -> Result<i32> {
@@ -103,9 +90,7 @@ impl<'a> Obj<'a> {
     }
 
     pub fn opt_f64(&self, camel: &str, snake: &str) -> Result<Option<f64>> {
-        self.get(camel, snake)
-            .map(|v| float(v).map_err(|m| self.err(camel, m)))
-            .transpose()
+        self.get(camel, snake).map(|v| float(v).map_err(|m| self.err(camel, m))).transpose()
     }
 
     pub fn f64(&self, camel: &str, snake: &str) -> Result<f64> {
@@ -118,9 +103,7 @@ impl<'a> Obj<'a> {
             None => Ok(0),
             Some(Value::String(s)) => match names.iter().find(|(n, _)| n == s) {
                 Some((_, v)) => Ok(*v),
-                None => s
-                    .parse::<i32>()
-                    .map_err(|_| self.err(camel, format!("unknown enum value {s:?}"))),
+                None => s.parse::<i32>().map_err(|_| self.err(camel, format!("unknown enum value {s:?}"))),
             },
             Some(v) => {
                 let n = int(v).map_err(|m| self.err(camel, m))?;
@@ -133,12 +116,8 @@ impl<'a> Obj<'a> {
     pub fn hex_bytes(&self, camel: &str, snake: &str) -> Result<Vec<u8>> {
         match self.get(camel, snake) {
             None => Ok(Vec::new()),
-            Some(Value::String(s)) => {
-                hex::decode(s).map_err(|e| self.err(camel, format!("invalid hex id: {e}")))
-            }
-            Some(other) => {
-                Err(self.err(camel, format!("expected a hex string, got {}", kind(other))))
-            }
+            Some(Value::String(s)) => hex::decode(s).map_err(|e| self.err(camel, format!("invalid hex id: {e}"))),
+            Some(other) => Err(self.err(camel, format!("expected a hex string, got {}", kind(other)))),
         }
     }
 
@@ -152,20 +131,12 @@ impl<'a> Obj<'a> {
                 .decode(s)
                 .or_else(|_| URL_SAFE.decode(s))
                 .map_err(|e| self.err(camel, format!("invalid base64: {e}"))),
-            Some(other) => Err(self.err(
-                camel,
-                format!("expected a base64 string, got {}", kind(other)),
-            )),
+            Some(other) => Err(self.err(camel, format!("expected a base64 string, got {}", kind(other)))),
         }
     }
 
     /// A nested message, `None` when absent or `null`.
-    pub fn message<T>(
-        &self,
-        camel: &str,
-        snake: &str,
-        read: impl Fn(Obj<'_>) -> Result<T>,
-    ) -> Result<Option<T>> {
+    pub fn message<T>(&self, camel: &str, snake: &str, read: impl Fn(Obj<'_>) -> Result<T>) -> Result<Option<T>> {
         match self.get(camel, snake) {
             None => Ok(None),
             Some(v) => {
@@ -176,12 +147,7 @@ impl<'a> Obj<'a> {
     }
 
     /// A repeated message field.
-    pub fn messages<T>(
-        &self,
-        camel: &str,
-        snake: &str,
-        read: impl Fn(Obj<'_>) -> Result<T>,
-    ) -> Result<Vec<T>> {
+    pub fn messages<T>(&self, camel: &str, snake: &str, read: impl Fn(Obj<'_>) -> Result<T>) -> Result<Vec<T>> {
         let items = self.array(camel, snake)?;
         let mut out = Vec::with_capacity(items.len());
         for (i, v) in items.iter().enumerate() {
@@ -198,10 +164,7 @@ impl<'a> Obj<'a> {
         snake: &str,
         read: fn(&Value) -> std::result::Result<T, String>,
     ) -> Result<Vec<T>> {
-        self.array(camel, snake)?
-            .iter()
-            .map(|v| read(v).map_err(|m| self.err(camel, m)))
-            .collect()
+        self.array(camel, snake)?.iter().map(|v| read(v).map_err(|m| self.err(camel, m))).collect()
     }
 
     fn array(&self, camel: &str, snake: &str) -> Result<&'a [Value]> {
@@ -229,15 +192,9 @@ pub(crate) fn uint(v: &Value) -> std::result::Result<u64, String> {
     match v {
         Value::Number(n) => n
             .as_u64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1.8e19)
-                    .map(|f| f as u64)
-            })
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1.8e19).map(|f| f as u64))
             .ok_or_else(|| format!("expected an unsigned integer, got {n}")),
-        Value::String(s) => s
-            .parse::<u64>()
-            .map_err(|_| format!("expected an unsigned integer, got {s:?}")),
+        Value::String(s) => s.parse::<u64>().map_err(|_| format!("expected an unsigned integer, got {s:?}")),
         other => Err(format!("expected an unsigned integer, got {}", kind(other))),
     }
 }
@@ -247,15 +204,9 @@ pub(crate) fn int(v: &Value) -> std::result::Result<i64, String> {
     match v {
         Value::Number(n) => n
             .as_i64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
-                    .map(|f| f as i64)
-            })
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64))
             .ok_or_else(|| format!("expected an integer, got {n}")),
-        Value::String(s) => s
-            .parse::<i64>()
-            .map_err(|_| format!("expected an integer, got {s:?}")),
+        Value::String(s) => s.parse::<i64>().map_err(|_| format!("expected an integer, got {s:?}")),
         other => Err(format!("expected an integer, got {}", kind(other))),
     }
 }
@@ -263,16 +214,12 @@ pub(crate) fn int(v: &Value) -> std::result::Result<i64, String> {
 /// A double from a number, a numeric string, or `"NaN"` / `"Infinity"` / `"-Infinity"`.
 pub(crate) fn float(v: &Value) -> std::result::Result<f64, String> {
     match v {
-        Value::Number(n) => n
-            .as_f64()
-            .ok_or_else(|| format!("expected a number, got {n}")),
+        Value::Number(n) => n.as_f64().ok_or_else(|| format!("expected a number, got {n}")),
         Value::String(s) => match s.as_str() {
             "NaN" => Ok(f64::NAN),
             "Infinity" => Ok(f64::INFINITY),
             "-Infinity" => Ok(f64::NEG_INFINITY),
-            _ => s
-                .parse::<f64>()
-                .map_err(|_| format!("expected a number, got {s:?}")),
+            _ => s.parse::<f64>().map_err(|_| format!("expected a number, got {s:?}")),
         },
         other => Err(format!("expected a number, got {}", kind(other))),
     }

@@ -16,17 +16,11 @@ const SPAN_KINDS: &[(&str, i32)] = &[
     ("SPAN_KIND_CONSUMER", 5),
 ];
 
-const STATUS_CODES: &[(&str, i32)] = &[
-    ("STATUS_CODE_UNSET", 0),
-    ("STATUS_CODE_OK", 1),
-    ("STATUS_CODE_ERROR", 2),
-];
+const STATUS_CODES: &[(&str, i32)] = &[("STATUS_CODE_UNSET", 0), ("STATUS_CODE_OK", 1), ("STATUS_CODE_ERROR", 2)];
 
 pub(crate) fn request(v: &Value) -> Result<ExportTraceServiceRequest> {
     let o = Obj::new(v, "$")?;
-    Ok(ExportTraceServiceRequest {
-        resource_spans: o.messages("resourceSpans", "resource_spans", resource_spans)?,
-    })
+    Ok(ExportTraceServiceRequest { resource_spans: o.messages("resourceSpans", "resource_spans", resource_spans)? })
 }
 
 fn resource_spans(o: Obj<'_>) -> Result<ResourceSpans> {
@@ -87,10 +81,7 @@ fn link(o: Obj<'_>) -> Result<span::Link> {
 }
 
 fn status(o: Obj<'_>) -> Result<Status> {
-    Ok(Status {
-        message: o.string("message", "message")?,
-        code: o.enumeration("code", "code", STATUS_CODES)?,
-    })
+    Ok(Status { message: o.string("message", "message")?, code: o.enumeration("code", "code", STATUS_CODES)? })
 }
 
 #[cfg(test)]
@@ -121,10 +112,8 @@ mod tests {
         let err = decode_traces(br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":5}]}]}]}"#)
             .expect_err("name must be a string");
         assert!(err.to_string().contains("spans[0].name"), "{err}");
-        let err = decode_traces(
-            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":"SPAN_KIND_BOGUS"}]}]}]}"#,
-        )
-        .expect_err("unknown enum");
+        let err = decode_traces(br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":"SPAN_KIND_BOGUS"}]}]}]}"#)
+            .expect_err("unknown enum");
         assert!(err.to_string().contains("SPAN_KIND_BOGUS"), "{err}");
         assert!(decode_traces(b"{").is_err());
         assert!(decode_traces(b"[]").is_err());

@@ -9,16 +9,14 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BinaryArray, BooleanArray, DictionaryArray, FixedSizeBinaryArray,
-    Float64Array, Int32Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
-    UInt8Array, UInt32Array,
+    Array, ArrayRef, BinaryArray, BooleanArray, DictionaryArray, FixedSizeBinaryArray, Float64Array, Int32Array,
+    Int64Array, ListArray, RecordBatch, StringArray, StructArray, UInt8Array, UInt32Array,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Fields, Int32Type, Schema, SchemaRef};
 
 use crate::model::{
-    AttrValue, Attributes, Resource, Scope, Span, SpanEvent, SpanId, SpanKind, SpanLink,
-    StatusCode, TraceId,
+    AttrValue, Attributes, Resource, Scope, Span, SpanEvent, SpanId, SpanKind, SpanLink, StatusCode, TraceId,
 };
 
 /// Hot attributes with their own column: (attribute key, column name).
@@ -48,11 +46,7 @@ fn kv_fields() -> Fields {
 }
 
 fn kv_list() -> DataType {
-    DataType::List(Arc::new(Field::new(
-        "item",
-        DataType::Struct(kv_fields()),
-        false,
-    )))
+    DataType::List(Arc::new(Field::new("item", DataType::Struct(kv_fields()), false)))
 }
 
 fn event_fields() -> Fields {
@@ -88,11 +82,7 @@ pub fn schema() -> SchemaRef {
         Field::new("trace_state", DataType::Utf8, false),
         Field::new("flags", DataType::UInt32, false),
     ];
-    fields.extend(
-        HOT_STR
-            .iter()
-            .map(|(_, col)| Field::new(*col, dict(), true)),
-    );
+    fields.extend(HOT_STR.iter().map(|(_, col)| Field::new(*col, dict(), true)));
     fields.push(Field::new(HOT_STATUS.1, DataType::Int32, true));
     fields.extend([
         Field::new("attributes", kv_list(), false),
@@ -101,20 +91,12 @@ pub fn schema() -> SchemaRef {
         Field::new("scope_version", dict(), false),
         Field::new(
             "events",
-            DataType::List(Arc::new(Field::new(
-                "item",
-                DataType::Struct(event_fields()),
-                false,
-            ))),
+            DataType::List(Arc::new(Field::new("item", DataType::Struct(event_fields()), false))),
             false,
         ),
         Field::new(
             "links",
-            DataType::List(Arc::new(Field::new(
-                "item",
-                DataType::Struct(link_fields()),
-                false,
-            ))),
+            DataType::List(Arc::new(Field::new("item", DataType::Struct(link_fields()), false))),
             false,
         ),
     ]);
@@ -146,10 +128,7 @@ const T_MAP: u8 = 7;
 
 impl KvColumns {
     fn new() -> Self {
-        Self {
-            offsets: vec![0],
-            ..Self::default()
-        }
+        Self { offsets: vec![0], ..Self::default() }
     }
 
     fn push<'a>(&mut self, attrs: impl IntoIterator<Item = &'a (String, AttrValue)>) {
@@ -162,24 +141,8 @@ impl KvColumns {
                 AttrValue::Int(x) => (T_INT, None, Some(*x), None, None, None, None),
                 AttrValue::Double(x) => (T_DOUBLE, None, None, Some(*x), None, None, None),
                 AttrValue::Bytes(x) => (T_BYTES, None, None, None, None, Some(x.clone()), None),
-                AttrValue::Array(_) => (
-                    T_ARRAY,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    Some(v.to_typed_json().to_string()),
-                ),
-                AttrValue::Map(_) => (
-                    T_MAP,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    Some(v.to_typed_json().to_string()),
-                ),
+                AttrValue::Array(_) => (T_ARRAY, None, None, None, None, None, Some(v.to_typed_json().to_string())),
+                AttrValue::Map(_) => (T_MAP, None, None, None, None, None, Some(v.to_typed_json().to_string())),
             };
             self.types.push(t);
             self.strs.push(s);
@@ -194,19 +157,9 @@ impl KvColumns {
 
     fn finish(self) -> ListArray {
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(
-                self.keys
-                    .iter()
-                    .map(|k| Some(k.as_str()))
-                    .collect::<DictionaryArray<Int32Type>>(),
-            ),
+            Arc::new(self.keys.iter().map(|k| Some(k.as_str())).collect::<DictionaryArray<Int32Type>>()),
             Arc::new(UInt8Array::from(self.types)),
-            Arc::new(
-                self.strs
-                    .iter()
-                    .map(|s| s.as_deref())
-                    .collect::<DictionaryArray<Int32Type>>(),
-            ),
+            Arc::new(self.strs.iter().map(|s| s.as_deref()).collect::<DictionaryArray<Int32Type>>()),
             Arc::new(Int64Array::from(self.ints)),
             Arc::new(Float64Array::from(self.doubles)),
             Arc::new(BooleanArray::from(self.bools)),
@@ -239,8 +192,7 @@ pub fn to_batch(spans: &[Span]) -> Result<RecordBatch, arrow::error::ArrowError>
     let mut hot_str: [Vec<Option<String>>; 4] = Default::default();
     let mut hot_status = Vec::with_capacity(spans.len());
     let mut event_offsets = vec![0i32];
-    let (mut event_times, mut event_names, mut event_attrs) =
-        (Vec::new(), Vec::new(), KvColumns::new());
+    let (mut event_times, mut event_names, mut event_attrs) = (Vec::new(), Vec::new(), KvColumns::new());
     let mut link_offsets = vec![0i32];
     let (mut link_traces, mut link_spans, mut link_states, mut link_attrs) =
         (Vec::new(), Vec::new(), Vec::new(), KvColumns::new());
@@ -251,9 +203,7 @@ pub fn to_batch(spans: &[Span]) -> Result<RecordBatch, arrow::error::ArrowError>
         for kv in &s.attributes.0 {
             match (&kv.1, HOT_STR.iter().position(|(k, _)| *k == kv.0)) {
                 (AttrValue::Str(v), Some(i)) if hot[i].is_none() => hot[i] = Some(v.clone()),
-                (AttrValue::Int(v), None)
-                    if kv.0 == HOT_STATUS.0 && status.is_none() && i32::try_from(*v).is_ok() =>
-                {
+                (AttrValue::Int(v), None) if kv.0 == HOT_STATUS.0 && status.is_none() && i32::try_from(*v).is_ok() => {
                     status = i32::try_from(*v).ok()
                 }
                 _ => rest.push(kv),
@@ -299,12 +249,7 @@ pub fn to_batch(spans: &[Span]) -> Result<RecordBatch, arrow::error::ArrowError>
         None,
     );
     let dict_of = |f: &dyn Fn(&Span) -> &str| -> ArrayRef {
-        Arc::new(
-            spans
-                .iter()
-                .map(|s| Some(f(s)))
-                .collect::<DictionaryArray<Int32Type>>(),
-        )
+        Arc::new(spans.iter().map(|s| Some(f(s))).collect::<DictionaryArray<Int32Type>>())
     };
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(fixed(spans.iter().map(|s| s.trace_id.0))),
@@ -313,34 +258,18 @@ pub fn to_batch(spans: &[Span]) -> Result<RecordBatch, arrow::error::ArrowError>
             spans.iter().map(|s| s.parent_span_id.map(|p| p.0)),
             8,
         )?),
-        Arc::new(Int64Array::from_iter_values(
-            spans.iter().map(|s| s.start_unix_nano as i64),
-        )),
-        Arc::new(Int64Array::from_iter_values(
-            spans.iter().map(|s| s.duration_nanos() as i64),
-        )),
+        Arc::new(Int64Array::from_iter_values(spans.iter().map(|s| s.start_unix_nano as i64))),
+        Arc::new(Int64Array::from_iter_values(spans.iter().map(|s| s.duration_nanos() as i64))),
         dict_of(&|s| &s.resource.service),
         dict_of(&|s| &s.name),
-        Arc::new(UInt8Array::from_iter_values(
-            spans.iter().map(|s| s.kind as u8),
-        )),
-        Arc::new(UInt8Array::from_iter_values(
-            spans.iter().map(|s| s.status_code as u8),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            spans.iter().map(|s| &s.status_message),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            spans.iter().map(|s| &s.trace_state),
-        )),
+        Arc::new(UInt8Array::from_iter_values(spans.iter().map(|s| s.kind as u8))),
+        Arc::new(UInt8Array::from_iter_values(spans.iter().map(|s| s.status_code as u8))),
+        Arc::new(StringArray::from_iter_values(spans.iter().map(|s| &s.status_message))),
+        Arc::new(StringArray::from_iter_values(spans.iter().map(|s| &s.trace_state))),
         Arc::new(UInt32Array::from_iter_values(spans.iter().map(|s| s.flags))),
     ];
     for col in hot_str {
-        columns.push(Arc::new(
-            col.iter()
-                .map(|v| v.as_deref())
-                .collect::<DictionaryArray<Int32Type>>(),
-        ));
+        columns.push(Arc::new(col.iter().map(|v| v.as_deref()).collect::<DictionaryArray<Int32Type>>()));
     }
     columns.push(Arc::new(Int32Array::from(hot_status)));
     let list_of = |fields: Fields, offsets: Vec<i32>, values: StructArray| -> ArrayRef {
@@ -370,29 +299,20 @@ pub struct ColumnError {
 }
 
 fn bad(column: &str, problem: impl Into<String>) -> ColumnError {
-    ColumnError {
-        column: column.to_owned(),
-        problem: problem.into(),
-    }
+    ColumnError { column: column.to_owned(), problem: problem.into() }
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, ColumnError> {
-    batch
-        .column_by_name(name)
-        .ok_or_else(|| bad(name, "missing"))
+    batch.column_by_name(name).ok_or_else(|| bad(name, "missing"))
 }
 
 fn typed<'a, T: 'static>(array: &'a dyn Array, name: &str) -> Result<&'a T, ColumnError> {
-    array
-        .as_any()
-        .downcast_ref::<T>()
-        .ok_or_else(|| bad(name, format!("unexpected type {}", array.data_type())))
+    array.as_any().downcast_ref::<T>().ok_or_else(|| bad(name, format!("unexpected type {}", array.data_type())))
 }
 
 /// Any string column (plain or dictionary) as plain strings.
 fn strings(array: &dyn Array, name: &str) -> Result<StringArray, ColumnError> {
-    let cast =
-        arrow::compute::cast(array, &DataType::Utf8).map_err(|e| bad(name, e.to_string()))?;
+    let cast = arrow::compute::cast(array, &DataType::Utf8).map_err(|e| bad(name, e.to_string()))?;
     Ok(typed::<StringArray>(cast.as_ref(), name)?.clone())
 }
 
@@ -429,11 +349,7 @@ impl KvReader {
 
     fn row(&self, row: usize) -> Attributes {
         let (start, end) = (self.offsets[row] as usize, self.offsets[row + 1] as usize);
-        Attributes(
-            (start..end)
-                .map(|i| (self.keys.value(i).to_owned(), self.value(i)))
-                .collect(),
-        )
+        Attributes((start..end).map(|i| (self.keys.value(i).to_owned(), self.value(i))).collect())
     }
 
     fn value(&self, i: usize) -> AttrValue {
@@ -443,8 +359,9 @@ impl KvReader {
             T_INT => AttrValue::Int(self.ints.value(i)),
             T_DOUBLE => AttrValue::Double(self.doubles.value(i)),
             T_BYTES => AttrValue::Bytes(self.bytes.value(i).to_vec()),
-            T_ARRAY | T_MAP => serde_json::from_str(self.jsons.value(i))
-                .map_or(AttrValue::Empty, |v| AttrValue::from_typed_json(&v)),
+            T_ARRAY | T_MAP => {
+                serde_json::from_str(self.jsons.value(i)).map_or(AttrValue::Empty, |v| AttrValue::from_typed_json(&v))
+            }
             _ => AttrValue::Empty,
         }
     }
@@ -460,37 +377,19 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Span>, ColumnError> {
         Ok(typed::<FixedSizeBinaryArray>(column(batch, name)?.as_ref(), name)?.clone())
     };
     let str_col = |name: &str| strings(column(batch, name)?.as_ref(), name);
-    let (trace_ids, span_ids, parents) = (
-        fixed_col("trace_id")?,
-        fixed_col("span_id")?,
-        fixed_col("parent_span_id")?,
-    );
-    let starts = typed::<Int64Array>(
-        column(batch, "start_unix_nano")?.as_ref(),
-        "start_unix_nano",
-    )?;
-    let durations =
-        typed::<Int64Array>(column(batch, "duration_nanos")?.as_ref(), "duration_nanos")?;
+    let (trace_ids, span_ids, parents) = (fixed_col("trace_id")?, fixed_col("span_id")?, fixed_col("parent_span_id")?);
+    let starts = typed::<Int64Array>(column(batch, "start_unix_nano")?.as_ref(), "start_unix_nano")?;
+    let durations = typed::<Int64Array>(column(batch, "duration_nanos")?.as_ref(), "duration_nanos")?;
     let kinds = typed::<UInt8Array>(column(batch, "kind")?.as_ref(), "kind")?;
     let statuses = typed::<UInt8Array>(column(batch, "status_code")?.as_ref(), "status_code")?;
     let flags = typed::<UInt32Array>(column(batch, "flags")?.as_ref(), "flags")?;
     let http_status = typed::<Int32Array>(column(batch, HOT_STATUS.1)?.as_ref(), HOT_STATUS.1)?;
-    let (services, names, messages, states) = (
-        str_col("service")?,
-        str_col("name")?,
-        str_col("status_message")?,
-        str_col("trace_state")?,
-    );
+    let (services, names, messages, states) =
+        (str_col("service")?, str_col("name")?, str_col("status_message")?, str_col("trace_state")?);
     let (scope_names, scope_versions) = (str_col("scope_name")?, str_col("scope_version")?);
-    let hot: Vec<StringArray> = HOT_STR
-        .iter()
-        .map(|(_, c)| str_col(c))
-        .collect::<Result<_, _>>()?;
+    let hot: Vec<StringArray> = HOT_STR.iter().map(|(_, c)| str_col(c)).collect::<Result<_, _>>()?;
     let attrs = KvReader::new(column(batch, "attributes")?.as_ref(), "attributes")?;
-    let resources = KvReader::new(
-        column(batch, "resource_attributes")?.as_ref(),
-        "resource_attributes",
-    )?;
+    let resources = KvReader::new(column(batch, "resource_attributes")?.as_ref(), "resource_attributes")?;
 
     let events = typed::<ListArray>(column(batch, "events")?.as_ref(), "events")?;
     let event_values = typed::<StructArray>(events.values().as_ref(), "events")?;
@@ -511,53 +410,33 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Span>, ColumnError> {
         let mut attributes = Vec::new();
         for (i, (key, _)) in HOT_STR.iter().enumerate() {
             if hot[i].is_valid(row) {
-                attributes.push((
-                    (*key).to_owned(),
-                    AttrValue::Str(hot[i].value(row).to_owned()),
-                ));
+                attributes.push(((*key).to_owned(), AttrValue::Str(hot[i].value(row).to_owned())));
             }
         }
         if http_status.is_valid(row) {
-            attributes.push((
-                HOT_STATUS.0.to_owned(),
-                AttrValue::Int(i64::from(http_status.value(row))),
-            ));
+            attributes.push((HOT_STATUS.0.to_owned(), AttrValue::Int(i64::from(http_status.value(row)))));
         }
         attributes.extend(attrs.row(row).0);
         // Consecutive spans of one resource and scope share them, as on ingest.
-        let resource = Resource {
-            service: services.value(row).to_owned(),
-            attributes: resources.row(row),
-        };
+        let resource = Resource { service: services.value(row).to_owned(), attributes: resources.row(row) };
         let resource = match &last_resource {
             Some(r) if **r == resource => r.clone(),
             _ => Arc::new(resource),
         };
         last_resource = Some(resource.clone());
-        let scope = Scope {
-            name: scope_names.value(row).to_owned(),
-            version: scope_versions.value(row).to_owned(),
-        };
+        let scope = Scope { name: scope_names.value(row).to_owned(), version: scope_versions.value(row).to_owned() };
         let scope = match &last_scope {
             Some(s) if **s == scope => s.clone(),
             _ => Arc::new(scope),
         };
         last_scope = Some(scope.clone());
-        let (e0, e1) = (
-            events.value_offsets()[row] as usize,
-            events.value_offsets()[row + 1] as usize,
-        );
-        let (l0, l1) = (
-            links.value_offsets()[row] as usize,
-            links.value_offsets()[row + 1] as usize,
-        );
+        let (e0, e1) = (events.value_offsets()[row] as usize, events.value_offsets()[row + 1] as usize);
+        let (l0, l1) = (links.value_offsets()[row] as usize, links.value_offsets()[row + 1] as usize);
         let start = starts.value(row) as u64;
         out.push(Span {
             trace_id: TraceId(fixed_at(&trace_ids, row)),
             span_id: SpanId(fixed_at(&span_ids, row)),
-            parent_span_id: parents
-                .is_valid(row)
-                .then(|| SpanId(fixed_at(&parents, row))),
+            parent_span_id: parents.is_valid(row).then(|| SpanId(fixed_at(&parents, row))),
             trace_state: states.value(row).to_owned(),
             flags: flags.value(row),
             name: names.value(row).to_owned(),

@@ -94,24 +94,19 @@ pub fn encode(
     max_wal_seq: u64,
     row_group_rows: usize,
 ) -> Result<(Bytes, PartMeta), StorageError> {
-    spans.sort_by(|a, b| (a.trace_id, a.start_unix_nano).cmp(&(b.trace_id, b.start_unix_nano)));
+    spans.sort_by_key(|s| (s.trace_id, s.start_unix_nano));
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).map_err(parquet_err)?,
-        ))
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(parquet_err)?))
         .set_max_row_group_row_count(Some(row_group_rows.max(1)))
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_column_bloom_filter_enabled(ColumnPath::from("trace_id"), true)
         .set_column_bloom_filter_fpp(ColumnPath::from("trace_id"), 0.01)
-        .set_column_bloom_filter_ndv(ColumnPath::from("trace_id"), row_group_rows.max(1) as u64)
+        .set_column_bloom_filter_max_ndv(ColumnPath::from("trace_id"), row_group_rows.max(1) as u64)
         .build();
     let mut out = Vec::new();
-    let mut writer =
-        ArrowWriter::try_new(&mut out, columns::schema(), Some(props)).map_err(parquet_err)?;
+    let mut writer = ArrowWriter::try_new(&mut out, columns::schema(), Some(props)).map_err(parquet_err)?;
     for chunk in spans.chunks(row_group_rows.max(1)) {
-        writer
-            .write(&columns::to_batch(chunk).map_err(parquet_err)?)
-            .map_err(parquet_err)?;
+        writer.write(&columns::to_batch(chunk).map_err(parquet_err)?).map_err(parquet_err)?;
     }
     writer.close().map_err(parquet_err)?;
     let mut operations: BTreeMap<String, BTreeSet<(String, u8)>> = BTreeMap::new();
@@ -120,10 +115,7 @@ pub fn encode(
         if i == 0 || spans[i - 1].trace_id != s.trace_id {
             traces += 1;
         }
-        operations
-            .entry(s.resource.service.clone())
-            .or_default()
-            .insert((s.name.clone(), s.kind as u8));
+        operations.entry(s.resource.service.clone()).or_default().insert((s.name.clone(), s.kind as u8));
     }
     let meta = PartMeta {
         format_version: FORMAT_VERSION,
@@ -134,14 +126,8 @@ pub fn encode(
         max_end_unix_nano: spans.iter().map(|s| s.end_unix_nano).max().unwrap_or(0),
         spans: spans.len() as u64,
         traces,
-        min_trace_id: spans
-            .first()
-            .map(|s| s.trace_id.to_hex())
-            .unwrap_or_default(),
-        max_trace_id: spans
-            .last()
-            .map(|s| s.trace_id.to_hex())
-            .unwrap_or_default(),
+        min_trace_id: spans.first().map(|s| s.trace_id.to_hex()).unwrap_or_default(),
+        max_trace_id: spans.last().map(|s| s.trace_id.to_hex()).unwrap_or_default(),
         max_wal_seq,
         bytes: out.len() as u64,
         compacted_from: Vec::new(),
@@ -152,23 +138,10 @@ pub fn encode(
 
 /// Writes the Parquet file, then the meta: the part is published atomically
 /// when its meta appears (object stores write each object whole).
-pub async fn publish(
-    store: &dyn ObjectStore,
-    parquet: Bytes,
-    meta: &PartMeta,
-) -> Result<(), StorageError> {
-    store
-        .put(
-            &parquet_path(&meta.tenant, &meta.id),
-            PutPayload::from(parquet),
-        )
-        .await
-        .map_err(store_err)?;
+pub async fn publish(store: &dyn ObjectStore, parquet: Bytes, meta: &PartMeta) -> Result<(), StorageError> {
+    store.put(&parquet_path(&meta.tenant, &meta.id), PutPayload::from(parquet)).await.map_err(store_err)?;
     let json = serde_json::to_vec_pretty(meta).map_err(|e| StorageError::Part(e.to_string()))?;
-    store
-        .put(&meta_path(&meta.tenant, &meta.id), PutPayload::from(json))
-        .await
-        .map_err(store_err)?;
+    store.put(&meta_path(&meta.tenant, &meta.id), PutPayload::from(json)).await.map_err(store_err)?;
     Ok(())
 }
 
@@ -191,41 +164,21 @@ pub fn store_err(e: object_store::Error) -> StorageError {
 /// Reads every published part's meta, with the files that have no meta
 /// (left by an interrupted write) for removal.
 pub async fn list(store: &dyn ObjectStore) -> Result<(Vec<PartMeta>, Vec<Path>), StorageError> {
-    let objects: Vec<_> = store
-        .list(Some(&Path::from("spans")))
-        .try_collect()
-        .await
-        .map_err(store_err)?;
+    let objects: Vec<_> = store.list(Some(&Path::from("spans"))).try_collect().await.map_err(store_err)?;
     let mut metas = Vec::new();
-    for o in objects
-        .iter()
-        .filter(|o| o.location.as_ref().ends_with(".meta.json"))
-    {
-        let bytes = store
-            .get(&o.location)
-            .await
-            .map_err(store_err)?
-            .bytes()
-            .await
-            .map_err(store_err)?;
-        let meta: PartMeta = serde_json::from_slice(&bytes)
-            .map_err(|e| StorageError::Part(format!("{}: {e}", o.location)))?;
+    for o in objects.iter().filter(|o| o.location.as_ref().ends_with(".meta.json")) {
+        let bytes = store.get(&o.location).await.map_err(store_err)?.bytes().await.map_err(store_err)?;
+        let meta: PartMeta =
+            serde_json::from_slice(&bytes).map_err(|e| StorageError::Part(format!("{}: {e}", o.location)))?;
         if meta.format_version != FORMAT_VERSION {
-            return Err(StorageError::Part(format!(
-                "{}: unknown format version {}",
-                o.location, meta.format_version
-            )));
+            return Err(StorageError::Part(format!("{}: unknown format version {}", o.location, meta.format_version)));
         }
         metas.push(meta);
     }
     let orphans = objects
         .iter()
         .filter(|o| o.location.as_ref().ends_with(".parquet"))
-        .filter(|o| {
-            !metas
-                .iter()
-                .any(|m| parquet_path(&m.tenant, &m.id) == o.location)
-        })
+        .filter(|o| !metas.iter().any(|m| parquet_path(&m.tenant, &m.id) == o.location))
         .map(|o| o.location.clone())
         .collect();
     Ok((metas, orphans))
@@ -236,20 +189,11 @@ async fn builder(
     meta: &PartMeta,
 ) -> Result<ParquetRecordBatchStreamBuilder<ObjectReader>, StorageError> {
     let reader = ObjectReader::new(store, parquet_path(&meta.tenant, &meta.id), meta.bytes);
-    ParquetRecordBatchStreamBuilder::new(reader)
-        .await
-        .map_err(parquet_err)
+    ParquetRecordBatchStreamBuilder::new(reader).await.map_err(parquet_err)
 }
 
-async fn collect(
-    builder: ParquetRecordBatchStreamBuilder<ObjectReader>,
-) -> Result<Vec<Span>, StorageError> {
-    let batches: Vec<RecordBatch> = builder
-        .build()
-        .map_err(parquet_err)?
-        .try_collect()
-        .await
-        .map_err(parquet_err)?;
+async fn collect(builder: ParquetRecordBatchStreamBuilder<ObjectReader>) -> Result<Vec<Span>, StorageError> {
+    let batches: Vec<RecordBatch> = builder.build().map_err(parquet_err)?.try_collect().await.map_err(parquet_err)?;
     let mut spans = Vec::new();
     for b in &batches {
         spans.extend(columns::from_batch(b).map_err(parquet_err)?);
@@ -258,43 +202,28 @@ async fn collect(
 }
 
 /// Every span of the part.
-pub async fn read_all(
-    store: Arc<dyn ObjectStore>,
-    meta: &PartMeta,
-) -> Result<Vec<Span>, StorageError> {
+pub async fn read_all(store: Arc<dyn ObjectStore>, meta: &PartMeta) -> Result<Vec<Span>, StorageError> {
     collect(builder(store, meta).await?).await
 }
 
 /// The spans of one trace: row groups are skipped by their trace-id
 /// statistics and bloom filter, and rows are filtered before decoding.
-pub async fn read_trace(
-    store: Arc<dyn ObjectStore>,
-    meta: &PartMeta,
-    id: TraceId,
-) -> Result<Vec<Span>, StorageError> {
+pub async fn read_trace(store: Arc<dyn ObjectStore>, meta: &PartMeta, id: TraceId) -> Result<Vec<Span>, StorageError> {
     let mut b = builder(store, meta).await?;
     let metadata = b.metadata().clone();
     let mut groups = Vec::new();
     for (i, rg) in metadata.row_groups().iter().enumerate() {
         if let Some(stats) = rg.column(0).statistics() {
-            let below = stats
-                .min_bytes_opt()
-                .is_some_and(|min| id.0.as_slice() < min);
-            let above = stats
-                .max_bytes_opt()
-                .is_some_and(|max| id.0.as_slice() > max);
+            let below = stats.min_bytes_opt().is_some_and(|min| id.0.as_slice() < min);
+            let above = stats.max_bytes_opt().is_some_and(|max| id.0.as_slice() > max);
             if below || above {
                 continue;
             }
         }
-        if let Some(filter) = b
-            .get_row_group_column_bloom_filter(i, 0)
-            .await
-            .map_err(parquet_err)?
+        if let Some(filter) = b.get_row_group_column_bloom_filter(i, 0).await.map_err(parquet_err)?
+            && !filter.check(id.0.as_slice())
         {
-            if !filter.check(id.0.as_slice()) {
-                continue;
-            }
+            continue;
         }
         groups.push(i);
     }
@@ -307,15 +236,9 @@ pub async fn read_trace(
             .column(0)
             .as_any()
             .downcast_ref::<FixedSizeBinaryArray>()
-            .ok_or_else(|| {
-                arrow::error::ArrowError::CastError("trace_id is not fixed-size binary".into())
-            })?;
-        Ok((0..ids.len())
-            .map(|i| Some(ids.is_valid(i) && ids.value(i) == id.0))
-            .collect::<BooleanArray>())
+            .ok_or_else(|| arrow::error::ArrowError::CastError("trace_id is not fixed-size binary".into()))?;
+        Ok((0..ids.len()).map(|i| Some(ids.is_valid(i) && ids.value(i) == id.0)).collect::<BooleanArray>())
     });
-    b = b
-        .with_row_groups(groups)
-        .with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
+    b = b.with_row_groups(groups).with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
     collect(b).await
 }

@@ -114,19 +114,13 @@ impl SpanQuery {
         let duration = s.duration_nanos();
         s.start_unix_nano <= self.end_unix_nano
             && s.end_unix_nano >= self.start_unix_nano
-            && self
-                .service
-                .as_ref()
-                .is_none_or(|v| *v == s.resource.service)
+            && self.service.as_ref().is_none_or(|v| *v == s.resource.service)
             && self.name.as_ref().is_none_or(|v| *v == s.name)
             && (!self.errors_only || s.status_code == crate::model::StatusCode::Error)
             && self.min_duration_nanos.is_none_or(|d| duration >= d)
             && self.max_duration_nanos.is_none_or(|d| duration <= d)
             && self.attributes.iter().all(|(k, v)| {
-                s.attributes
-                    .get(k)
-                    .or_else(|| s.resource.attributes.get(k))
-                    .is_some_and(|a| a.to_text() == *v)
+                s.attributes.get(k).or_else(|| s.resource.attributes.get(k)).is_some_and(|a| a.to_text() == *v)
             })
     }
 }
@@ -173,10 +167,7 @@ impl SpanStore {
             tracing::warn!(%path, "removing a span part file without meta (interrupted write)");
             let _ = store.delete(&path).await;
         }
-        let replaced: BTreeSet<String> = metas
-            .iter()
-            .flat_map(|m| m.compacted_from.iter().cloned())
-            .collect();
+        let replaced: BTreeSet<String> = metas.iter().flat_map(|m| m.compacted_from.iter().cloned()).collect();
         for m in metas.iter().filter(|m| replaced.contains(&m.id)) {
             tracing::warn!(part = %m.id, "removing a span part already merged by compaction");
             part::delete(store.as_ref(), &m.tenant, &m.id).await?;
@@ -189,9 +180,7 @@ impl SpanStore {
             let tenant = Tenant::new(&m.tenant).map_err(|e| StorageError::Part(e.to_string()))?;
             let ops = state.operations.entry(tenant.clone()).or_default();
             for (service, names) in &m.operations {
-                ops.entry(service.clone())
-                    .or_default()
-                    .extend(names.iter().cloned());
+                ops.entry(service.clone()).or_default().extend(names.iter().cloned());
             }
             state.parts.entry(tenant).or_default().push(m);
         }
@@ -211,10 +200,7 @@ impl SpanStore {
             .name("sightline-spans".into())
             .spawn(move || background.run())
             .map_err(|e| StorageError::Part(format!("cannot start the span store thread: {e}")))?;
-        Ok(Self {
-            inner,
-            worker: Arc::new(Mutex::new(Some(worker))),
-        })
+        Ok(Self { inner, worker: Arc::new(Mutex::new(Some(worker))) })
     }
 
     /// Writes the head into parts now and waits for it. Blocks.
@@ -239,15 +225,9 @@ impl SpanStore {
     pub fn counts(&self, tenant: &Tenant) -> SpanCounts {
         let state = self.inner.state.read();
         let in_heads = std::iter::once(&state.head).chain(state.flushing.iter().map(|h| &**h));
-        let parts = state
-            .parts
-            .get(tenant)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let parts = state.parts.get(tenant).map(Vec::as_slice).unwrap_or_default();
         SpanCounts {
-            head_spans: in_heads
-                .map(|h| h.tenants.get(tenant).map_or(0, |t| t.spans as u64))
-                .sum(),
+            head_spans: in_heads.map(|h| h.tenants.get(tenant).map_or(0, |t| t.spans as u64)).sum(),
             part_spans: parts.iter().map(|p| p.spans).sum(),
             parts: parts.len() as u64,
         }
@@ -255,26 +235,13 @@ impl SpanStore {
 
     /// The parts of a tenant, oldest first.
     pub fn parts(&self, tenant: &Tenant) -> Vec<PartMeta> {
-        let mut parts = self
-            .inner
-            .state
-            .read()
-            .parts
-            .get(tenant)
-            .cloned()
-            .unwrap_or_default();
+        let mut parts = self.inner.state.read().parts.get(tenant).cloned().unwrap_or_default();
         parts.sort_by_key(|p| p.min_start_unix_nano);
         parts
     }
 
     pub fn services(&self, tenant: &Tenant) -> Vec<String> {
-        self.inner
-            .state
-            .read()
-            .operations
-            .get(tenant)
-            .map(|o| o.keys().cloned().collect())
-            .unwrap_or_default()
+        self.inner.state.read().operations.get(tenant).map(|o| o.keys().cloned().collect()).unwrap_or_default()
     }
 
     /// Span names (with their kinds) of one service.
@@ -282,22 +249,13 @@ impl SpanStore {
         let state = self.inner.state.read();
         let names = state.operations.get(tenant).and_then(|o| o.get(service));
         names
-            .map(|n| {
-                n.iter()
-                    .map(|(name, kind)| (name.clone(), SpanKind::from_otlp(i32::from(*kind))))
-                    .collect()
-            })
+            .map(|n| n.iter().map(|(name, kind)| (name.clone(), SpanKind::from_otlp(i32::from(*kind)))).collect())
             .unwrap_or_default()
     }
 
     /// Every span of a trace, from the head and every part that may hold it,
     /// at most `limit` of them. No time range needed.
-    pub async fn trace(
-        &self,
-        tenant: &Tenant,
-        id: TraceId,
-        limit: usize,
-    ) -> Result<TraceSpans, StorageError> {
+    pub async fn trace(&self, tenant: &Tenant, id: TraceId, limit: usize) -> Result<TraceSpans, StorageError> {
         let (mut spans, parts) = {
             let state = self.inner.state.read();
             let mut spans = Vec::new();
@@ -313,9 +271,7 @@ impl SpanStore {
                 .unwrap_or_default();
             (spans, parts)
         };
-        let reads = parts
-            .iter()
-            .map(|m| part::read_trace(self.inner.store.clone(), m, id));
+        let reads = parts.iter().map(|m| part::read_trace(self.inner.store.clone(), m, id));
         for found in futures_util::future::try_join_all(reads).await? {
             spans.extend(found);
         }
@@ -336,22 +292,13 @@ impl SpanStore {
             let state = self.inner.state.read();
             for head in std::iter::once(&state.head).chain(state.flushing.iter().map(|h| &**h)) {
                 if let Some(t) = head.tenants.get(tenant) {
-                    t.traces
-                        .values()
-                        .flatten()
-                        .filter(|s| query.matches(s))
-                        .for_each(&mut each);
+                    t.traces.values().flatten().filter(|s| query.matches(s)).for_each(&mut each);
                 }
             }
             state
                 .parts
                 .get(tenant)
-                .map(|p| {
-                    p.iter()
-                        .filter(|m| m.overlaps(query.start_unix_nano, query.end_unix_nano))
-                        .cloned()
-                        .collect()
-                })
+                .map(|p| p.iter().filter(|m| m.overlaps(query.start_unix_nano, query.end_unix_nano)).cloned().collect())
                 .unwrap_or_default()
         };
         for m in &parts {
@@ -375,13 +322,8 @@ impl Sink<Span> for SpanStore {
             let mut state = inner.state.write();
             let ops = state.operations.entry(batch.tenant.clone()).or_default();
             for s in &batch.items {
-                if !ops
-                    .get(&s.resource.service)
-                    .is_some_and(|n| n.contains(&(s.name.clone(), s.kind as u8)))
-                {
-                    ops.entry(s.resource.service.clone())
-                        .or_default()
-                        .insert((s.name.clone(), s.kind as u8));
+                if !ops.get(&s.resource.service).is_some_and(|n| n.contains(&(s.name.clone(), s.kind as u8))) {
+                    ops.entry(s.resource.service.clone()).or_default().insert((s.name.clone(), s.kind as u8));
                 }
             }
             let head = &mut state.head;
@@ -409,8 +351,7 @@ impl Inner {
     }
 
     fn run(self: Arc<Self>) {
-        let tick =
-            (self.config.flush_age / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let tick = (self.config.flush_age / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
         let mut last_maintenance = Instant::now();
         let mut failures = 0u32;
         loop {
@@ -427,10 +368,7 @@ impl Inner {
                 let h = &state.head;
                 !state.flushing.is_empty()
                     || h.spans >= self.config.flush_spans
-                    || (h.spans > 0
-                        && (stopping
-                            || h.since
-                                .is_some_and(|t| t.elapsed() >= self.config.flush_age)))
+                    || (h.spans > 0 && (stopping || h.since.is_some_and(|t| t.elapsed() >= self.config.flush_age)))
             };
             if due {
                 match self.flush() {
@@ -438,9 +376,7 @@ impl Inner {
                     Err(e) => {
                         failures += 1;
                         tracing::error!(error = %e, failures, "span flush failed; the spans stay in memory and in the WAL");
-                        std::thread::sleep(Duration::from_millis(
-                            100 * u64::from(failures.min(50)),
-                        ));
+                        std::thread::sleep(Duration::from_millis(100 * u64::from(failures.min(50))));
                     }
                 }
             }
@@ -458,10 +394,7 @@ impl Inner {
 
     fn part_id(&self) -> String {
         let now = crate::wal::now_unix_nanos();
-        format!(
-            "{now:020}-{:06}",
-            self.next_part.fetch_add(1, Ordering::Relaxed) % 1_000_000
-        )
+        format!("{now:020}-{:06}", self.next_part.fetch_add(1, Ordering::Relaxed) % 1_000_000)
     }
 
     /// Freezes the head and writes it (and any earlier frozen head that
@@ -482,16 +415,8 @@ impl Inner {
             for (tenant, t) in &frozen.tenants {
                 let spans: Vec<Span> = t.traces.values().flatten().cloned().collect();
                 let id = self.part_id();
-                let (bytes, meta) = part::encode(
-                    tenant,
-                    id,
-                    0,
-                    spans,
-                    frozen.max_seq,
-                    self.config.row_group_rows,
-                )?;
-                self.runtime
-                    .block_on(part::publish(self.store.as_ref(), bytes, &meta))?;
+                let (bytes, meta) = part::encode(tenant, id, 0, spans, frozen.max_seq, self.config.row_group_rows)?;
+                self.runtime.block_on(part::publish(self.store.as_ref(), bytes, &meta))?;
                 published.push((tenant.clone(), meta));
             }
             {
@@ -509,24 +434,18 @@ impl Inner {
 
     /// Retention, then compaction of windows with enough parts.
     fn maintain(&self) -> Result<(), StorageError> {
-        let cutoff =
-            crate::wal::now_unix_nanos().saturating_sub(self.config.retention.as_nanos() as u64);
+        let cutoff = crate::wal::now_unix_nanos().saturating_sub(self.config.retention.as_nanos() as u64);
         let expired: Vec<(Tenant, PartMeta)> = {
             let state = self.state.read();
             state
                 .parts
                 .iter()
-                .flat_map(|(t, ps)| {
-                    ps.iter()
-                        .filter(|p| p.max_end_unix_nano < cutoff)
-                        .map(|p| (t.clone(), p.clone()))
-                })
+                .flat_map(|(t, ps)| ps.iter().filter(|p| p.max_end_unix_nano < cutoff).map(|p| (t.clone(), p.clone())))
                 .collect()
         };
         for (tenant, meta) in expired {
-            self.forget(&tenant, &[meta.id.clone()]);
-            self.runtime
-                .block_on(part::delete(self.store.as_ref(), tenant.as_str(), &meta.id))?;
+            self.forget(&tenant, std::slice::from_ref(&meta.id));
+            self.runtime.block_on(part::delete(self.store.as_ref(), tenant.as_str(), &meta.id))?;
             tracing::info!(part = %meta.id, %tenant, spans = meta.spans, "deleted a span part past retention");
         }
         let window = self.config.compaction_window.as_nanos().max(1) as u64;
@@ -536,10 +455,7 @@ impl Inner {
             for (tenant, parts) in &state.parts {
                 let mut by_window: BTreeMap<u64, Vec<PartMeta>> = BTreeMap::new();
                 for p in parts {
-                    by_window
-                        .entry(p.min_start_unix_nano / window)
-                        .or_default()
-                        .push(p.clone());
+                    by_window.entry(p.min_start_unix_nano / window).or_default().push(p.clone());
                 }
                 groups.extend(
                     by_window
@@ -560,24 +476,14 @@ impl Inner {
     fn compact(&self, tenant: &Tenant, inputs: Vec<PartMeta>) -> Result<(), StorageError> {
         let mut spans = Vec::new();
         for m in &inputs {
-            spans.extend(
-                self.runtime
-                    .block_on(part::read_all(self.store.clone(), m))?,
-            );
+            spans.extend(self.runtime.block_on(part::read_all(self.store.clone(), m))?);
         }
         let level = inputs.iter().map(|m| m.level).max().unwrap_or(0) + 1;
         let max_seq = inputs.iter().map(|m| m.max_wal_seq).max().unwrap_or(0);
-        let (bytes, mut meta) = part::encode(
-            tenant,
-            self.part_id(),
-            level,
-            spans,
-            max_seq,
-            self.config.row_group_rows,
-        )?;
+        let (bytes, mut meta) =
+            part::encode(tenant, self.part_id(), level, spans, max_seq, self.config.row_group_rows)?;
         meta.compacted_from = inputs.iter().map(|m| m.id.clone()).collect();
-        self.runtime
-            .block_on(part::publish(self.store.as_ref(), bytes, &meta))?;
+        self.runtime.block_on(part::publish(self.store.as_ref(), bytes, &meta))?;
         {
             let mut state = self.state.write();
             let parts = state.parts.entry(tenant.clone()).or_default();
@@ -585,8 +491,7 @@ impl Inner {
             parts.push(meta.clone());
         }
         for m in &inputs {
-            self.runtime
-                .block_on(part::delete(self.store.as_ref(), tenant.as_str(), &m.id))?;
+            self.runtime.block_on(part::delete(self.store.as_ref(), tenant.as_str(), &m.id))?;
         }
         tracing::info!(part = %meta.id, %tenant, inputs = inputs.len(), spans = meta.spans, "compacted span parts");
         Ok(())

@@ -5,18 +5,12 @@ use object_store::local::LocalFileSystem;
 
 use super::*;
 use crate::model::{
-    AttrValue, Attributes, Resource, Scope, Span, SpanEvent, SpanId, SpanKind, SpanLink,
-    StatusCode, Tenant, TraceId,
+    AttrValue, Attributes, Resource, Scope, Span, SpanEvent, SpanId, SpanKind, SpanLink, StatusCode, Tenant, TraceId,
 };
 use crate::sink::{Batch, Sink};
 
 fn attrs(pairs: &[(&str, AttrValue)]) -> Attributes {
-    Attributes(
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect(),
-    )
+    Attributes(pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect())
 }
 
 fn span(trace: u8, id: u8, parent: Option<u8>, start: u64) -> Span {
@@ -30,11 +24,7 @@ fn span(trace: u8, id: u8, parent: Option<u8>, start: u64) -> Span {
         kind: SpanKind::Server,
         start_unix_nano: start,
         end_unix_nano: start + 1_000,
-        status_code: if id % 2 == 0 {
-            StatusCode::Error
-        } else {
-            StatusCode::Unset
-        },
+        status_code: if id.is_multiple_of(2) { StatusCode::Error } else { StatusCode::Unset },
         status_message: String::new(),
         attributes: attrs(&[
             ("http.route", AttrValue::Str("/cart".into())),
@@ -43,14 +33,8 @@ fn span(trace: u8, id: u8, parent: Option<u8>, start: u64) -> Span {
             ("ratio", AttrValue::Double(0.5)),
             ("ok", AttrValue::Bool(true)),
             ("raw", AttrValue::Bytes(vec![1, 2])),
-            (
-                "list",
-                AttrValue::Array(vec![AttrValue::Int(1), AttrValue::Str("x".into())]),
-            ),
-            (
-                "map",
-                AttrValue::Map(attrs(&[("inner", AttrValue::Double(1.25))])),
-            ),
+            ("list", AttrValue::Array(vec![AttrValue::Int(1), AttrValue::Str("x".into())])),
+            ("map", AttrValue::Map(attrs(&[("inner", AttrValue::Double(1.25))]))),
             ("nothing", AttrValue::Empty),
         ]),
         events: vec![SpanEvent {
@@ -68,10 +52,7 @@ fn span(trace: u8, id: u8, parent: Option<u8>, start: u64) -> Span {
             service: "checkout".into(),
             attributes: attrs(&[("service.name", AttrValue::Str("checkout".into()))]),
         }),
-        scope: Arc::new(Scope {
-            name: "lib".into(),
-            version: "1.0".into(),
-        }),
+        scope: Arc::new(Scope { name: "lib".into(), version: "1.0".into() }),
     }
 }
 
@@ -82,11 +63,7 @@ fn sorted_attrs(mut s: Span) -> Span {
 
 #[test]
 fn spans_round_trip_through_record_batches() {
-    let spans = vec![
-        span(1, 1, None, 100),
-        span(1, 2, Some(1), 200),
-        span(2, 3, None, 300),
-    ];
+    let spans = vec![span(1, 1, None, 100), span(1, 2, Some(1), 200), span(2, 3, None, 300)];
     let batch = columns::to_batch(&spans).expect("encodes");
     let back = columns::from_batch(&batch).expect("decodes");
     assert_eq!(back.len(), 3);
@@ -100,11 +77,7 @@ fn tenant() -> Tenant {
 }
 
 fn batch(seq: u64, spans: Vec<Span>) -> Batch<Span> {
-    Batch {
-        tenant: tenant(),
-        wal_seq: seq,
-        items: spans,
-    }
+    Batch { tenant: tenant(), wal_seq: seq, items: spans }
 }
 
 fn config() -> SpanStoreConfig {
@@ -118,8 +91,7 @@ fn config() -> SpanStoreConfig {
 }
 
 async fn open(dir: &std::path::Path, config: SpanStoreConfig) -> SpanStore {
-    let fs: Arc<dyn object_store::ObjectStore> =
-        Arc::new(LocalFileSystem::new_with_prefix(dir).expect("fs"));
+    let fs: Arc<dyn object_store::ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir).expect("fs"));
     SpanStore::open(fs, config, None).await.expect("opens")
 }
 
@@ -136,92 +108,40 @@ async fn traces_are_found_in_the_head_and_in_parts_and_replay_is_idempotent() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path(), config()).await;
     let t0 = now();
-    store
-        .consume(batch(1, vec![span(1, 1, None, t0), span(2, 5, None, t0)]))
-        .expect("consume");
+    store.consume(batch(1, vec![span(1, 1, None, t0), span(2, 5, None, t0)])).expect("consume");
     let s = store.clone();
     blocking(move || s.flush_blocking()).await.expect("flush");
     // Part of trace 1 in a part, part still in the head.
-    store
-        .consume(batch(2, vec![span(1, 2, Some(1), t0 + 10)]))
-        .expect("consume");
-    let trace = store
-        .trace(&tenant(), TraceId([1; 16]), 100)
-        .await
-        .expect("trace");
+    store.consume(batch(2, vec![span(1, 2, Some(1), t0 + 10)])).expect("consume");
+    let trace = store.trace(&tenant(), TraceId([1; 16]), 100).await.expect("trace");
     let mut ids: Vec<u8> = trace.spans.iter().map(|s| s.span_id.0[0]).collect();
     ids.sort();
     assert_eq!(ids, [1, 2]);
     assert!(!trace.truncated);
-    let limited = store
-        .trace(&tenant(), TraceId([1; 16]), 1)
-        .await
-        .expect("trace");
+    let limited = store.trace(&tenant(), TraceId([1; 16]), 1).await.expect("trace");
     assert_eq!((limited.spans.len(), limited.truncated), (1, true));
+    assert!(store.trace(&tenant(), TraceId([7; 16]), 100).await.expect("trace").spans.is_empty());
     assert!(
         store
-            .trace(&tenant(), TraceId([7; 16]), 100)
+            .trace(&Tenant::new("other").expect("tenant"), TraceId([1; 16]), 100)
             .await
             .expect("trace")
             .spans
             .is_empty()
     );
-    assert!(
-        store
-            .trace(
-                &Tenant::new("other").expect("tenant"),
-                TraceId([1; 16]),
-                100
-            )
-            .await
-            .expect("trace")
-            .spans
-            .is_empty()
-    );
-    assert_eq!(
-        store.counts(&tenant()),
-        SpanCounts {
-            head_spans: 1,
-            part_spans: 2,
-            parts: 1
-        }
-    );
+    assert_eq!(store.counts(&tenant()), SpanCounts { head_spans: 1, part_spans: 2, parts: 1 });
     assert_eq!(store.services(&tenant()), ["checkout"]);
     let s = store.clone();
     blocking(move || s.shutdown_blocking()).await;
 
     // Reopen: the shutdown flushed the head; replaying the WAL skips what parts hold.
     let store = open(dir.path(), config()).await;
-    assert_eq!(
-        store.counts(&tenant()),
-        SpanCounts {
-            head_spans: 0,
-            part_spans: 3,
-            parts: 2
-        }
-    );
-    store
-        .consume(batch(1, vec![span(1, 1, None, t0), span(2, 5, None, t0)]))
-        .expect("replay 1");
-    store
-        .consume(batch(2, vec![span(1, 2, Some(1), t0 + 10)]))
-        .expect("replay 2");
-    store
-        .consume(batch(3, vec![span(3, 7, None, t0)]))
-        .expect("new");
-    assert_eq!(
-        store.counts(&tenant()),
-        SpanCounts {
-            head_spans: 1,
-            part_spans: 3,
-            parts: 2
-        }
-    );
-    assert_eq!(
-        store.operations(&tenant(), "checkout").len(),
-        4,
-        "op-1, op-2, op-5 and op-7"
-    );
+    assert_eq!(store.counts(&tenant()), SpanCounts { head_spans: 0, part_spans: 3, parts: 2 });
+    store.consume(batch(1, vec![span(1, 1, None, t0), span(2, 5, None, t0)])).expect("replay 1");
+    store.consume(batch(2, vec![span(1, 2, Some(1), t0 + 10)])).expect("replay 2");
+    store.consume(batch(3, vec![span(3, 7, None, t0)])).expect("new");
+    assert_eq!(store.counts(&tenant()), SpanCounts { head_spans: 1, part_spans: 3, parts: 2 });
+    assert_eq!(store.operations(&tenant(), "checkout").len(), 4, "op-1, op-2, op-5 and op-7");
     let s = store.clone();
     blocking(move || s.shutdown_blocking()).await;
 }
@@ -233,48 +153,19 @@ async fn compaction_merges_parts_and_an_interrupted_one_is_cleaned_up() {
     let t0 = now();
     for seq in 1..=4u64 {
         let n = seq as u8;
-        store
-            .consume(batch(
-                seq,
-                vec![span(n, n, None, t0), span(9, 10 + n, None, t0)],
-            ))
-            .expect("consume");
+        store.consume(batch(seq, vec![span(n, n, None, t0), span(9, 10 + n, None, t0)])).expect("consume");
         let s = store.clone();
         blocking(move || s.flush_blocking()).await.expect("flush");
     }
-    assert_eq!(
-        store.counts(&tenant()),
-        SpanCounts {
-            head_spans: 0,
-            part_spans: 8,
-            parts: 4
-        }
-    );
+    assert_eq!(store.counts(&tenant()), SpanCounts { head_spans: 0, part_spans: 8, parts: 4 });
     let s = store.clone();
-    blocking(move || s.maintain_blocking())
-        .await
-        .expect("compaction");
-    assert_eq!(
-        store.counts(&tenant()),
-        SpanCounts {
-            head_spans: 0,
-            part_spans: 8,
-            parts: 1
-        }
-    );
+    blocking(move || s.maintain_blocking()).await.expect("compaction");
+    assert_eq!(store.counts(&tenant()), SpanCounts { head_spans: 0, part_spans: 8, parts: 1 });
     let merged = store.parts(&tenant());
     assert_eq!(merged[0].level, 1);
     assert_eq!(merged[0].traces, 5);
     // Trace 9 was spread over four parts; now it is whole in one.
-    assert_eq!(
-        store
-            .trace(&tenant(), TraceId([9; 16]), 100)
-            .await
-            .expect("trace")
-            .spans
-            .len(),
-        4
-    );
+    assert_eq!(store.trace(&tenant(), TraceId([9; 16]), 100).await.expect("trace").spans.len(), 4);
     let s = store.clone();
     blocking(move || s.shutdown_blocking()).await;
 
@@ -282,18 +173,9 @@ async fn compaction_merges_parts_and_an_interrupted_one_is_cleaned_up() {
     // survived. Opening deletes it, so nothing is counted twice.
     let fs = LocalFileSystem::new_with_prefix(dir.path()).expect("fs");
     let input = span(9, 99, None, t0);
-    let (bytes, meta) = part::encode(
-        &tenant(),
-        "00000000000000000001-000000".into(),
-        0,
-        vec![input],
-        0,
-        2,
-    )
-    .expect("encode");
-    part::publish(&fs, bytes, &meta)
-        .await
-        .expect("publish stray input");
+    let (bytes, meta) =
+        part::encode(&tenant(), "00000000000000000001-000000".into(), 0, vec![input], 0, 2).expect("encode");
+    part::publish(&fs, bytes, &meta).await.expect("publish stray input");
     let mut merged_meta = merged[0].clone();
     merged_meta.compacted_from.push(meta.id.clone());
     let json = serde_json::to_vec(&merged_meta).expect("json");
@@ -301,14 +183,7 @@ async fn compaction_merges_parts_and_an_interrupted_one_is_cleaned_up() {
         .await
         .expect("rewrite meta");
     let store = open(dir.path(), config()).await;
-    assert_eq!(
-        store.counts(&tenant()),
-        SpanCounts {
-            head_spans: 0,
-            part_spans: 8,
-            parts: 1
-        }
-    );
+    assert_eq!(store.counts(&tenant()), SpanCounts { head_spans: 0, part_spans: 8, parts: 1 });
     let s = store.clone();
     blocking(move || s.shutdown_blocking()).await;
 }
@@ -316,46 +191,20 @@ async fn compaction_merges_parts_and_an_interrupted_one_is_cleaned_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_deletes_whole_parts_past_their_age() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = SpanStoreConfig {
-        retention: Duration::from_secs(3600),
-        ..config()
-    };
+    let config = SpanStoreConfig { retention: Duration::from_secs(3600), ..config() };
     let store = open(dir.path(), config.clone()).await;
     let old = now() - 2 * 3600 * 1_000_000_000;
-    store
-        .consume(batch(
-            1,
-            vec![span(1, 1, None, old), span(1, 2, Some(1), old)],
-        ))
-        .expect("consume");
+    store.consume(batch(1, vec![span(1, 1, None, old), span(1, 2, Some(1), old)])).expect("consume");
     let s = store.clone();
     blocking(move || s.flush_blocking()).await.expect("flush");
-    store
-        .consume(batch(2, vec![span(2, 3, None, now())]))
-        .expect("consume");
+    store.consume(batch(2, vec![span(2, 3, None, now())])).expect("consume");
     let s = store.clone();
     blocking(move || s.flush_blocking()).await.expect("flush");
     assert_eq!(store.counts(&tenant()).part_spans, 3);
     let s = store.clone();
-    blocking(move || s.maintain_blocking())
-        .await
-        .expect("retention");
-    assert_eq!(
-        store.counts(&tenant()),
-        SpanCounts {
-            head_spans: 0,
-            part_spans: 1,
-            parts: 1
-        }
-    );
-    assert!(
-        store
-            .trace(&tenant(), TraceId([1; 16]), 10)
-            .await
-            .expect("trace")
-            .spans
-            .is_empty()
-    );
+    blocking(move || s.maintain_blocking()).await.expect("retention");
+    assert_eq!(store.counts(&tenant()), SpanCounts { head_spans: 0, part_spans: 1, parts: 1 });
+    assert!(store.trace(&tenant(), TraceId([1; 16]), 10).await.expect("trace").spans.is_empty());
     let s = store.clone();
     blocking(move || s.shutdown_blocking()).await;
     let reopened = open(dir.path(), config).await;
@@ -377,35 +226,12 @@ async fn checked_in_version_1_part_still_reads() {
     }
     let store = open(copy.path(), config()).await;
     let tenant = Tenant::new("compat").expect("tenant");
-    assert_eq!(
-        store.counts(&tenant),
-        SpanCounts {
-            head_spans: 0,
-            part_spans: 3,
-            parts: 1
-        }
-    );
-    let trace = store
-        .trace(&tenant, TraceId([1; 16]), 10)
-        .await
-        .expect("trace");
+    assert_eq!(store.counts(&tenant), SpanCounts { head_spans: 0, part_spans: 3, parts: 1 });
+    let trace = store.trace(&tenant, TraceId([1; 16]), 10).await.expect("trace");
     assert_eq!(trace.spans.len(), 2);
-    let root = trace
-        .spans
-        .iter()
-        .find(|s| s.parent_span_id.is_none())
-        .expect("root");
-    assert_eq!(
-        root.attributes.get("http.route"),
-        Some(&AttrValue::Str("/cart".into()))
-    );
-    assert_eq!(
-        root.attributes.get("map"),
-        Some(&AttrValue::Map(attrs(&[(
-            "inner",
-            AttrValue::Double(1.25)
-        )])))
-    );
+    let root = trace.spans.iter().find(|s| s.parent_span_id.is_none()).expect("root");
+    assert_eq!(root.attributes.get("http.route"), Some(&AttrValue::Str("/cart".into())));
+    assert_eq!(root.attributes.get("map"), Some(&AttrValue::Map(attrs(&[("inner", AttrValue::Double(1.25))]))));
     assert_eq!(root.events[0].name, "retry");
     blocking(move || store.shutdown_blocking()).await;
 }
@@ -424,14 +250,6 @@ async fn write_version_1_sample() {
         span(1, 2, Some(1), 1_700_000_000_000_000_100),
         span(2, 3, None, 1_700_000_000_000_000_200),
     ];
-    let (bytes, meta) = part::encode(
-        &tenant,
-        "00000000000000000001-000001".into(),
-        0,
-        spans,
-        3,
-        2,
-    )
-    .expect("encode");
+    let (bytes, meta) = part::encode(&tenant, "00000000000000000001-000001".into(), 0, spans, 3, 2).expect("encode");
     part::publish(&fs, bytes, &meta).await.expect("publish");
 }

@@ -68,11 +68,7 @@ impl Reader {
         if data.len() < MAGIC.len() || &data[..MAGIC.len()] != MAGIC {
             return None;
         }
-        Some(Self {
-            data,
-            pos: MAGIC.len(),
-            damaged: false,
-        })
+        Some(Self { data, pos: MAGIC.len(), damaged: false })
     }
 
     pub fn valid_len(&self) -> usize {
@@ -104,15 +100,7 @@ impl Reader {
         let payload_start = self.pos + HEADER + 10 + tenant_len;
         let end = self.pos + HEADER + len;
         let payload = self.data.slice(payload_start..end);
-        Some((
-            WalRecord {
-                seq,
-                signal,
-                tenant,
-                payload,
-            },
-            end,
-        ))
+        Some((WalRecord { seq, signal, tenant, payload }, end))
     }
 }
 
@@ -154,10 +142,7 @@ mod tests {
         let data = segment(&[(1, "a", b"one"), (2, "b", b""), (3, "a", b"three")]);
         let len = data.len();
         let mut reader = Reader::new(Bytes::from(data)).expect("magic");
-        let got: Vec<_> = reader
-            .by_ref()
-            .map(|r| (r.seq, r.tenant.to_string(), r.payload))
-            .collect();
+        let got: Vec<_> = reader.by_ref().map(|r| (r.seq, r.tenant.to_string(), r.payload)).collect();
         assert_eq!(got.len(), 3);
         assert_eq!(got[2], (3, "a".to_owned(), Bytes::from_static(b"three")));
         assert_eq!(reader.valid_len(), len);

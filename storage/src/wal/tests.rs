@@ -3,12 +3,7 @@ use std::sync::mpsc;
 use super::*;
 
 fn config(dir: &Path, segment_bytes: u64) -> WalConfig {
-    WalConfig {
-        dir: dir.to_path_buf(),
-        segment_bytes,
-        fsync: FsyncPolicy::Batch,
-        queue_capacity: 1024,
-    }
+    WalConfig { dir: dir.to_path_buf(), segment_bytes, fsync: FsyncPolicy::Batch, queue_capacity: 1024 }
 }
 
 fn tenant() -> Tenant {
@@ -30,42 +25,28 @@ fn append_all(wal: &Wal, signal: Signal, payloads: &[&str]) -> Vec<u64> {
         )
         .expect("queued");
     }
-    payloads
-        .iter()
-        .map(|_| rx.recv().expect("completed").expect("durable"))
-        .collect()
+    payloads.iter().map(|_| rx.recv().expect("completed").expect("durable")).collect()
 }
 
 fn replay_all(replay: Replay) -> Vec<(u64, Signal, String)> {
     replay
         .map(|r| r.expect("readable"))
-        .map(|r| {
-            (
-                r.seq,
-                r.signal,
-                String::from_utf8_lossy(&r.payload).into_owned(),
-            )
-        })
+        .map(|r| (r.seq, r.signal, String::from_utf8_lossy(&r.payload).into_owned()))
         .collect()
 }
 
 #[test]
 fn appended_records_are_replayed_after_reopen_in_order() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (wal, replay) =
-        Wal::open(config(dir.path(), 1 << 20), &mut Registry::default()).expect("open");
+    let (wal, replay) = Wal::open(config(dir.path(), 1 << 20), &mut Registry::default()).expect("open");
     assert_eq!(replay_all(replay).len(), 0);
     let seqs = append_all(&wal, Signal::Traces, &["a", "b", "c"]);
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     wal.shutdown();
 
-    let (wal, replay) =
-        Wal::open(config(dir.path(), 1 << 20), &mut Registry::default()).expect("reopen");
+    let (wal, replay) = Wal::open(config(dir.path(), 1 << 20), &mut Registry::default()).expect("reopen");
     let got = replay_all(replay);
-    assert_eq!(
-        got.iter().map(|r| r.2.as_str()).collect::<Vec<_>>(),
-        ["a", "b", "c"]
-    );
+    assert_eq!(got.iter().map(|r| r.2.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
     assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), seqs);
     // New records continue the sequence.
     let more = append_all(&wal, Signal::Logs, &["d"]);
@@ -79,40 +60,17 @@ fn a_torn_tail_is_truncated_and_earlier_records_survive() {
     let (wal, _) = Wal::open(config(dir.path(), 1 << 20), &mut Registry::default()).expect("open");
     append_all(&wal, Signal::Metrics, &["one", "two"]);
     wal.shutdown();
-    let seg = fs::read_dir(dir.path())
-        .expect("dir")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .max()
-        .expect("segment");
-    let mut f = OpenOptions::new()
-        .append(true)
-        .open(&seg)
-        .expect("open segment");
-    f.write_all(&[200, 0, 0, 0, 1, 2, 3])
-        .expect("write torn record");
+    let seg = fs::read_dir(dir.path()).expect("dir").filter_map(|e| e.ok()).map(|e| e.path()).max().expect("segment");
+    let mut f = OpenOptions::new().append(true).open(&seg).expect("open segment");
+    f.write_all(&[200, 0, 0, 0, 1, 2, 3]).expect("write torn record");
     drop(f);
 
-    let (wal, replay) =
-        Wal::open(config(dir.path(), 1 << 20), &mut Registry::default()).expect("reopen");
-    assert_eq!(
-        replay_all(replay)
-            .iter()
-            .map(|r| r.2.clone())
-            .collect::<Vec<_>>(),
-        ["one", "two"]
-    );
+    let (wal, replay) = Wal::open(config(dir.path(), 1 << 20), &mut Registry::default()).expect("reopen");
+    assert_eq!(replay_all(replay).iter().map(|r| r.2.clone()).collect::<Vec<_>>(), ["one", "two"]);
     append_all(&wal, Signal::Metrics, &["three"]);
     wal.shutdown();
-    let (_wal, replay) =
-        Wal::open(config(dir.path(), 1 << 20), &mut Registry::default()).expect("reopen twice");
-    assert_eq!(
-        replay_all(replay)
-            .iter()
-            .map(|r| r.2.clone())
-            .collect::<Vec<_>>(),
-        ["one", "two", "three"]
-    );
+    let (_wal, replay) = Wal::open(config(dir.path(), 1 << 20), &mut Registry::default()).expect("reopen twice");
+    assert_eq!(replay_all(replay).iter().map(|r| r.2.clone()).collect::<Vec<_>>(), ["one", "two", "three"]);
 }
 
 #[test]
@@ -135,15 +93,8 @@ fn segments_are_deleted_only_once_every_signal_in_them_is_released() {
     assert_eq!(wal.release(Signal::Logs, l[0]).expect("release"), 1);
     wal.shutdown();
 
-    let (_wal, replay) =
-        Wal::open(config(dir.path(), 16), &mut Registry::default()).expect("reopen");
-    assert_eq!(
-        replay_all(replay)
-            .iter()
-            .map(|r| r.2.clone())
-            .collect::<Vec<_>>(),
-        ["t2"]
-    );
+    let (_wal, replay) = Wal::open(config(dir.path(), 16), &mut Registry::default()).expect("reopen");
+    assert_eq!(replay_all(replay).iter().map(|r| r.2.clone()).collect::<Vec<_>>(), ["t2"]);
 }
 
 #[test]
@@ -166,24 +117,10 @@ fn a_full_queue_is_refused_not_blocked() {
     )
     .expect("first");
     entered_rx.recv().expect("writer entered completion");
-    wal.append(
-        Signal::Logs,
-        tenant(),
-        Bytes::from_static(b"y"),
-        Box::new(|_| {}),
-    )
-    .expect("fills the queue");
-    let refused = wal.append(
-        Signal::Logs,
-        tenant(),
-        Bytes::from_static(b"z"),
-        Box::new(|_| {}),
-    );
+    wal.append(Signal::Logs, tenant(), Bytes::from_static(b"y"), Box::new(|_| {})).expect("fills the queue");
+    let refused = wal.append(Signal::Logs, tenant(), Bytes::from_static(b"z"), Box::new(|_| {}));
     assert!(matches!(refused, Err(AppendError::Full)));
     block_tx.send(()).expect("unblock");
     wal.shutdown();
-    assert!(matches!(
-        wal.append(Signal::Logs, tenant(), Bytes::new(), Box::new(|_| {})),
-        Err(AppendError::Closed)
-    ));
+    assert!(matches!(wal.append(Signal::Logs, tenant(), Bytes::new(), Box::new(|_| {})), Err(AppendError::Closed)));
 }

@@ -1,0 +1,7 @@
+//! Trace queries over the span store: assembly of one trace, search
+//! summaries, and the service dependency graph.
+
+pub mod assemble;
+pub mod search;
+
+pub use assemble::{Trace, assemble};
