@@ -244,17 +244,19 @@ fn self_time(nodes: &[Node], n: usize) -> u64 {
 
 /// The critical path: from the span, the child that finished last, then
 /// going back in time the child that finished last before that one
-/// started, and so on, recursively.
+/// started, and so on, recursively. A child that ends after its parent is
+/// cut at the parent's end, as if the parent had waited for it.
 fn mark_critical_path(nodes: &mut [Node], top: usize) {
-    let mut stack = vec![top];
-    while let Some(n) = stack.pop() {
+    let mut stack = vec![(top, nodes[top].end_unix_nano())];
+    while let Some((n, window_end)) = stack.pop() {
         nodes[n].on_critical_path = true;
+        let end = |c: usize, nodes: &[Node]| nodes[c].end_unix_nano().min(window_end);
         let mut children: Vec<usize> = nodes[n].children.clone();
-        children.sort_by_key(|&c| std::cmp::Reverse(nodes[c].end_unix_nano()));
-        let mut cursor = nodes[n].end_unix_nano();
+        children.sort_by_key(|&c| std::cmp::Reverse(end(c, nodes)));
+        let mut cursor = window_end;
         for c in children {
-            if nodes[c].end_unix_nano() <= cursor {
-                stack.push(c);
+            if end(c, nodes) <= cursor {
+                stack.push((c, end(c, nodes)));
                 cursor = nodes[c].start_unix_nano;
             }
         }

@@ -19,10 +19,11 @@ use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use parquet::arrow::arrow_reader::{ArrowPredicateFn, RowFilter};
+use parquet::arrow::arrow_reader::{ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter};
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::bloom_filter::Sbbf;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
@@ -184,12 +185,55 @@ pub async fn list(store: &dyn ObjectStore) -> Result<(Vec<PartMeta>, Vec<Path>),
     Ok((metas, orphans))
 }
 
-async fn builder(
+/// What a reader needs of a part before reading rows, kept in memory so
+/// that a trace lookup reads only the row groups that may hold the trace:
+/// the footer (schema, row-group statistics) and the trace-id bloom filters.
+pub struct PartIndex {
+    metadata: ArrowReaderMetadata,
+    blooms: Vec<Option<Sbbf>>,
+}
+
+impl PartIndex {
+    /// Row groups whose statistics and bloom filter admit the trace id.
+    fn row_groups_for(&self, id: &TraceId) -> Vec<usize> {
+        let mut groups = Vec::new();
+        for (i, rg) in self.metadata.metadata().row_groups().iter().enumerate() {
+            if let Some(stats) = rg.column(0).statistics() {
+                let below = stats.min_bytes_opt().is_some_and(|min| id.0.as_slice() < min);
+                let above = stats.max_bytes_opt().is_some_and(|max| id.0.as_slice() > max);
+                if below || above {
+                    continue;
+                }
+            }
+            if self.blooms.get(i).and_then(Option::as_ref).is_some_and(|f| !f.check(id.0.as_slice())) {
+                continue;
+            }
+            groups.push(i);
+        }
+        groups
+    }
+}
+
+/// Reads a part's footer and bloom filters.
+pub async fn load_index(store: Arc<dyn ObjectStore>, meta: &PartMeta) -> Result<PartIndex, StorageError> {
+    let mut reader = ObjectReader::new(store, parquet_path(&meta.tenant, &meta.id), meta.bytes);
+    let metadata =
+        ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await.map_err(parquet_err)?;
+    let mut b = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata.clone());
+    let mut blooms = Vec::with_capacity(metadata.metadata().num_row_groups());
+    for i in 0..metadata.metadata().num_row_groups() {
+        blooms.push(b.get_row_group_column_bloom_filter(i, 0).await.map_err(parquet_err)?);
+    }
+    Ok(PartIndex { metadata, blooms })
+}
+
+fn builder(
     store: Arc<dyn ObjectStore>,
     meta: &PartMeta,
-) -> Result<ParquetRecordBatchStreamBuilder<ObjectReader>, StorageError> {
+    index: &PartIndex,
+) -> ParquetRecordBatchStreamBuilder<ObjectReader> {
     let reader = ObjectReader::new(store, parquet_path(&meta.tenant, &meta.id), meta.bytes);
-    ParquetRecordBatchStreamBuilder::new(reader).await.map_err(parquet_err)
+    ParquetRecordBatchStreamBuilder::new_with_metadata(reader, index.metadata.clone())
 }
 
 async fn collect(builder: ParquetRecordBatchStreamBuilder<ObjectReader>) -> Result<Vec<Span>, StorageError> {
@@ -202,34 +246,27 @@ async fn collect(builder: ParquetRecordBatchStreamBuilder<ObjectReader>) -> Resu
 }
 
 /// Every span of the part.
-pub async fn read_all(store: Arc<dyn ObjectStore>, meta: &PartMeta) -> Result<Vec<Span>, StorageError> {
-    collect(builder(store, meta).await?).await
+pub async fn read_all(
+    store: Arc<dyn ObjectStore>,
+    meta: &PartMeta,
+    index: &PartIndex,
+) -> Result<Vec<Span>, StorageError> {
+    collect(builder(store, meta, index)).await
 }
 
 /// The spans of one trace: row groups are skipped by their trace-id
 /// statistics and bloom filter, and rows are filtered before decoding.
-pub async fn read_trace(store: Arc<dyn ObjectStore>, meta: &PartMeta, id: TraceId) -> Result<Vec<Span>, StorageError> {
-    let mut b = builder(store, meta).await?;
-    let metadata = b.metadata().clone();
-    let mut groups = Vec::new();
-    for (i, rg) in metadata.row_groups().iter().enumerate() {
-        if let Some(stats) = rg.column(0).statistics() {
-            let below = stats.min_bytes_opt().is_some_and(|min| id.0.as_slice() < min);
-            let above = stats.max_bytes_opt().is_some_and(|max| id.0.as_slice() > max);
-            if below || above {
-                continue;
-            }
-        }
-        if let Some(filter) = b.get_row_group_column_bloom_filter(i, 0).await.map_err(parquet_err)?
-            && !filter.check(id.0.as_slice())
-        {
-            continue;
-        }
-        groups.push(i);
-    }
+pub async fn read_trace(
+    store: Arc<dyn ObjectStore>,
+    meta: &PartMeta,
+    index: &PartIndex,
+    id: TraceId,
+) -> Result<Vec<Span>, StorageError> {
+    let groups = index.row_groups_for(&id);
     if groups.is_empty() {
         return Ok(Vec::new());
     }
+    let b = builder(store, meta, index);
     let mask = ProjectionMask::roots(b.parquet_schema(), [0]);
     let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
         let ids = batch
@@ -239,6 +276,5 @@ pub async fn read_trace(store: Arc<dyn ObjectStore>, meta: &PartMeta, id: TraceI
             .ok_or_else(|| arrow::error::ArrowError::CastError("trace_id is not fixed-size binary".into()))?;
         Ok((0..ids.len()).map(|i| Some(ids.is_valid(i) && ids.value(i) == id.0)).collect::<BooleanArray>())
     });
-    b = b.with_row_groups(groups).with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
-    collect(b).await
+    collect(b.with_row_groups(groups).with_row_filter(RowFilter::new(vec![Box::new(predicate)]))).await
 }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use object_store::{ObjectStore, ObjectStoreExt};
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use super::part::{self, PartMeta};
+use super::part::{self, PartIndex, PartMeta};
 use crate::StorageError;
 use crate::model::{Signal, Span, SpanKind, Tenant, TraceId};
 use crate::sink::{Batch, Sink};
@@ -144,6 +144,8 @@ struct Inner {
     wake: (Mutex<bool>, Condvar),
     stopping: AtomicBool,
     next_part: AtomicU64,
+    /// Footers and bloom filters of parts, by part id, loaded on first use.
+    indexes: Mutex<HashMap<String, Arc<PartIndex>>>,
 }
 
 /// Handle to the span store; cheap to clone.
@@ -194,6 +196,7 @@ impl SpanStore {
             wake: (Mutex::new(false), Condvar::new()),
             stopping: AtomicBool::new(false),
             next_part: AtomicU64::new(0),
+            indexes: Mutex::new(HashMap::new()),
         });
         let background = inner.clone();
         let worker = std::thread::Builder::new()
@@ -271,7 +274,10 @@ impl SpanStore {
                 .unwrap_or_default();
             (spans, parts)
         };
-        let reads = parts.iter().map(|m| part::read_trace(self.inner.store.clone(), m, id));
+        let reads = parts.iter().map(|m| async move {
+            let index = self.inner.index(m).await?;
+            part::read_trace(self.inner.store.clone(), m, &index, id).await
+        });
         for found in futures_util::future::try_join_all(reads).await? {
             spans.extend(found);
         }
@@ -302,7 +308,8 @@ impl SpanStore {
                 .unwrap_or_default()
         };
         for m in &parts {
-            for s in part::read_all(self.inner.store.clone(), m).await? {
+            let index = self.inner.index(m).await?;
+            for s in part::read_all(self.inner.store.clone(), m, &index).await? {
                 if query.matches(&s) {
                     each(&s);
                 }
@@ -476,7 +483,10 @@ impl Inner {
     fn compact(&self, tenant: &Tenant, inputs: Vec<PartMeta>) -> Result<(), StorageError> {
         let mut spans = Vec::new();
         for m in &inputs {
-            spans.extend(self.runtime.block_on(part::read_all(self.store.clone(), m))?);
+            spans.extend(self.runtime.block_on(async {
+                let index = self.index(m).await?;
+                part::read_all(self.store.clone(), m, &index).await
+            })?);
         }
         let level = inputs.iter().map(|m| m.level).max().unwrap_or(0) + 1;
         let max_seq = inputs.iter().map(|m| m.max_wal_seq).max().unwrap_or(0);
@@ -490,6 +500,12 @@ impl Inner {
             parts.retain(|p| !meta.compacted_from.contains(&p.id));
             parts.push(meta.clone());
         }
+        {
+            let mut indexes = self.indexes.lock();
+            for id in &meta.compacted_from {
+                indexes.remove(id);
+            }
+        }
         for m in &inputs {
             self.runtime.block_on(part::delete(self.store.as_ref(), tenant.as_str(), &m.id))?;
         }
@@ -501,5 +517,19 @@ impl Inner {
         if let Some(parts) = self.state.write().parts.get_mut(tenant) {
             parts.retain(|p| !ids.contains(&p.id));
         }
+        let mut indexes = self.indexes.lock();
+        for id in ids {
+            indexes.remove(id);
+        }
+    }
+
+    /// The part's footer and bloom filters, read once and then kept.
+    async fn index(&self, meta: &PartMeta) -> Result<Arc<PartIndex>, StorageError> {
+        if let Some(index) = self.indexes.lock().get(&meta.id) {
+            return Ok(index.clone());
+        }
+        let index = Arc::new(part::load_index(self.store.clone(), meta).await?);
+        self.indexes.lock().insert(meta.id.clone(), index.clone());
+        Ok(index)
     }
 }
