@@ -16,12 +16,11 @@ use prost::Message;
 #[path = "../tests/common/binary.rs"]
 #[allow(dead_code)]
 mod binary;
+#[path = "support/otlp_gen.rs"]
+mod otlp_gen;
 use sightline_collector::signal::Traces;
 use sightline_collector::{IngestConfig, Pipeline, Sinks};
 use sightline_proto::otlp::ExportTraceServiceRequest;
-use sightline_proto::otlp::common::{AnyValue, KeyValue, any_value::Value};
-use sightline_proto::otlp::resource::Resource;
-use sightline_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status};
 use sightline_storage::model::Tenant;
 use sightline_storage::sink::{Batch, Sink};
 use sightline_storage::wal::{FsyncPolicy, Wal, WalConfig};
@@ -29,84 +28,16 @@ use sightline_storage::wal::{FsyncPolicy, Wal, WalConfig};
 const REQUESTS: usize = 64;
 const SPANS_PER_REQUEST: usize = 500;
 
-/// A small seeded generator, so that every run sends the same bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[(self.next() % items.len() as u64) as usize]
-    }
-}
-
-fn kv(key: &str, value: Value) -> KeyValue {
-    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), key_strindex: 0 }
-}
-
-/// Traces of ~10 spans with 10 attributes each, from a handful of services.
+/// 64 requests of 50 traces of 10 spans.
 fn payloads() -> Vec<Vec<u8>> {
-    let mut rng = Rng(0x5eed_1234_abcd_ef01);
-    let services = ["gateway", "orders", "payments", "inventory", "users"];
-    let routes = ["/api/orders", "/api/cart", "/api/pay", "/api/items/{id}", "/health"];
-    let mut out = Vec::new();
-    for _ in 0..REQUESTS {
-        let service = rng.pick(&services);
-        let mut spans = Vec::with_capacity(SPANS_PER_REQUEST);
-        let mut trace = [0u8; 16];
-        for i in 0..SPANS_PER_REQUEST {
-            if i % 10 == 0 {
-                trace[..8].copy_from_slice(&rng.next().to_be_bytes());
-                trace[8..].copy_from_slice(&rng.next().to_be_bytes());
-            }
-            let start = 1_700_000_000_000_000_000 + rng.next() % 1_000_000_000_000;
-            spans.push(Span {
-                trace_id: trace.to_vec(),
-                span_id: (rng.next() | 1).to_be_bytes().to_vec(),
-                parent_span_id: if i % 10 == 0 { Vec::new() } else { (rng.next() | 1).to_be_bytes().to_vec() },
-                name: format!("{} {}", rng.pick(&["GET", "POST"]), rng.pick(&routes)),
-                kind: 2,
-                start_time_unix_nano: start,
-                end_time_unix_nano: start + rng.next() % 500_000_000,
-                attributes: vec![
-                    kv("http.request.method", Value::StringValue(rng.pick(&["GET", "POST"]).into())),
-                    kv("http.route", Value::StringValue(rng.pick(&routes).into())),
-                    kv(
-                        "http.response.status_code",
-                        Value::IntValue([200, 200, 200, 404, 500][(rng.next() % 5) as usize]),
-                    ),
-                    kv("url.scheme", Value::StringValue("https".into())),
-                    kv("server.address", Value::StringValue(format!("{service}.internal"))),
-                    kv("server.port", Value::IntValue(8080)),
-                    kv("user.id", Value::StringValue(format!("user-{}", rng.next() % 10_000))),
-                    kv("net.peer.ip", Value::StringValue(format!("10.0.{}.{}", rng.next() % 255, rng.next() % 255))),
-                    kv("request.size", Value::IntValue((rng.next() % 100_000) as i64)),
-                    kv("cache.hit", Value::BoolValue(rng.next().is_multiple_of(2))),
-                ],
-                status: Some(Status {
-                    code: if rng.next().is_multiple_of(20) { 2 } else { 0 },
-                    message: String::new(),
-                }),
-                ..Default::default()
-            });
-        }
-        let req = ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                resource: Some(Resource {
-                    attributes: vec![kv("service.name", Value::StringValue(service.into()))],
-                    ..Default::default()
-                }),
-                scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
-                schema_url: String::new(),
-            }],
-        };
-        out.push(req.encode_to_vec());
-    }
-    out
+    let mut rng = otlp_gen::Rng(0x5eed_1234_abcd_ef01);
+    (0..REQUESTS)
+        .map(|_| {
+            otlp_gen::traces_request(&mut rng, SPANS_PER_REQUEST / 10, 10, 1_700_000_000_000_000_000, 3_600_000_000_000)
+                .0
+                .encode_to_vec()
+        })
+        .collect()
 }
 
 /// Spans per second that one core decodes with prost.
@@ -116,7 +47,7 @@ fn bare_decode_rate(payloads: &[Vec<u8>], seconds: f64) -> f64 {
     while start.elapsed().as_secs_f64() < seconds {
         for p in payloads {
             let req = ExportTraceServiceRequest::decode(p.as_slice()).expect("decodes");
-            spans += req.resource_spans[0].scope_spans[0].spans.len() as u64;
+            spans += req.resource_spans.iter().map(|r| r.scope_spans[0].spans.len() as u64).sum::<u64>();
         }
     }
     spans as f64 / start.elapsed().as_secs_f64()

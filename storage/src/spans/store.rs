@@ -3,12 +3,14 @@
 //! applies retention.
 //!
 //! Invariants:
-//! - A batch is skipped if its WAL sequence is not beyond the store's
-//!   watermark (the highest `max_wal_seq` of its parts, or the last batch
-//!   applied), so WAL replay never duplicates a span.
-//! - A flush takes the whole head (every tenant) at once, so each part
-//!   records a WAL watermark that covers everything before it; the WAL is
-//!   released up to it only after every part of the flush is published.
+//! - A flush takes the whole head at once and writes one part per tenant;
+//!   each part records the head's last WAL sequence, so a tenant's parts
+//!   say that all of its batches up to that sequence are on disk. A batch is
+//!   skipped if its sequence is not beyond its tenant's persisted watermark
+//!   or the last batch applied, so WAL replay never duplicates a span, and a
+//!   flush interrupted between two tenants' parts loses nothing.
+//! - The WAL is released up to a flush's last sequence only after every part
+//!   of the flush is published.
 //! - While a frozen head is being written it stays queryable.
 //! - Compaction publishes the merged part (listing what it replaces) before
 //!   deleting its inputs; at open, parts that a published part replaces are
@@ -139,13 +141,18 @@ struct Inner {
     wal: Option<Wal>,
     runtime: tokio::runtime::Handle,
     state: RwLock<State>,
-    /// Highest WAL sequence applied or persisted.
+    /// Per tenant: every batch up to this WAL sequence is in a part (at open).
+    persisted: HashMap<Tenant, u64>,
+    /// Highest WAL sequence applied since open.
     applied: AtomicU64,
     wake: (Mutex<bool>, Condvar),
     stopping: AtomicBool,
     next_part: AtomicU64,
     /// Footers and bloom filters of parts, by part id, loaded on first use.
     indexes: Mutex<HashMap<String, Arc<PartIndex>>>,
+    /// Held by a flush or a maintenance run, so that two never write the
+    /// same frozen head or merge the same parts.
+    work: Mutex<()>,
 }
 
 /// Handle to the span store; cheap to clone.
@@ -176,10 +183,11 @@ impl SpanStore {
         }
         metas.retain(|m| !replaced.contains(&m.id));
         let mut state = State::default();
-        let mut watermark = 0;
+        let mut persisted: HashMap<Tenant, u64> = HashMap::new();
         for m in metas {
-            watermark = watermark.max(m.max_wal_seq);
             let tenant = Tenant::new(&m.tenant).map_err(|e| StorageError::Part(e.to_string()))?;
+            let mark = persisted.entry(tenant.clone()).or_default();
+            *mark = (*mark).max(m.max_wal_seq);
             let ops = state.operations.entry(tenant.clone()).or_default();
             for (service, names) in &m.operations {
                 ops.entry(service.clone()).or_default().extend(names.iter().cloned());
@@ -192,11 +200,13 @@ impl SpanStore {
             wal,
             runtime: tokio::runtime::Handle::current(),
             state: RwLock::new(state),
-            applied: AtomicU64::new(watermark),
+            persisted,
+            applied: AtomicU64::new(0),
             wake: (Mutex::new(false), Condvar::new()),
             stopping: AtomicBool::new(false),
             next_part: AtomicU64::new(0),
             indexes: Mutex::new(HashMap::new()),
+            work: Mutex::new(()),
         });
         let background = inner.clone();
         let worker = std::thread::Builder::new()
@@ -322,7 +332,9 @@ impl SpanStore {
 impl Sink<Span> for SpanStore {
     fn consume(&self, batch: Batch<Span>) -> Result<(), StorageError> {
         let inner = &self.inner;
-        if inner.applied.fetch_max(batch.wal_seq, Ordering::AcqRel) >= batch.wal_seq {
+        if inner.persisted.get(&batch.tenant).is_some_and(|&p| batch.wal_seq <= p)
+            || inner.applied.fetch_max(batch.wal_seq, Ordering::AcqRel) >= batch.wal_seq
+        {
             return Ok(());
         }
         let full = {
@@ -407,6 +419,7 @@ impl Inner {
     /// Freezes the head and writes it (and any earlier frozen head that
     /// failed) into parts; then releases the WAL.
     fn flush(&self) -> Result<(), StorageError> {
+        let _work = self.work.lock();
         {
             let mut state = self.state.write();
             if state.head.spans > 0 {
@@ -441,6 +454,7 @@ impl Inner {
 
     /// Retention, then compaction of windows with enough parts.
     fn maintain(&self) -> Result<(), StorageError> {
+        let _work = self.work.lock();
         let cutoff = crate::wal::now_unix_nanos().saturating_sub(self.config.retention.as_nanos() as u64);
         let expired: Vec<(Tenant, PartMeta)> = {
             let state = self.state.read();

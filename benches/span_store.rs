@@ -1,0 +1,145 @@
+//! Span store benchmark: bytes on disk per span after compaction, beside the
+//! raw OTLP protobuf bytes and zstd of them; trace-by-id latency over the
+//! whole set with a warm page cache; and the rate at which the store takes
+//! spans (conversion excluded) into Parquet parts.
+//!
+//! Run: `cargo bench --bench span_store`. Options via environment:
+//! `BENCH_SPANS` (default 10,000,000), `BENCH_LOOKUPS` (default 1,000).
+
+#[path = "support/otlp_gen.rs"]
+mod otlp_gen;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use object_store::local::LocalFileSystem;
+use prost::Message;
+use sightline_storage::model::{Tenant, TraceId};
+use sightline_storage::sink::{Batch, Sink};
+use sightline_storage::spans::{SpanStore, SpanStoreConfig};
+
+const SPANS_PER_TRACE: usize = 10;
+const TRACES_PER_REQUEST: usize = 100;
+const DAY_NS: u64 = 24 * 3600 * 1_000_000_000;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn dir_bytes(path: &std::path::Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    let total_spans = env("BENCH_SPANS", 10_000_000);
+    let lookups = env("BENCH_LOOKUPS", 1_000);
+    let requests = total_spans / (SPANS_PER_TRACE * TRACES_PER_REQUEST);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = SpanStoreConfig {
+        flush_spans: 250_000,
+        flush_age: Duration::from_secs(3600),
+        compaction_window: Duration::from_secs(2 * 3600),
+        compaction_min_parts: 2,
+        maintenance_interval: Duration::from_secs(24 * 3600),
+        ..SpanStoreConfig::default()
+    };
+    let fs: Arc<dyn object_store::ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir.path()).expect("fs"));
+    let store = runtime.block_on(SpanStore::open(fs, config, None)).expect("store");
+    let tenant = Tenant::new("bench").expect("tenant");
+
+    // One day of traffic, in time order, as requests of 100 traces.
+    let mut rng = otlp_gen::Rng(0x5eed_0f_5a4e5);
+    let mut zstd = zstd::stream::Encoder::new(Vec::new(), 3).expect("zstd");
+    let (mut raw_bytes, mut spans, mut sample) = (0u64, 0u64, Vec::new());
+    let base = sightline_storage::wal::now_unix_nanos() - DAY_NS;
+    let mut store_time = Duration::ZERO;
+    for r in 0..requests {
+        let at = base + DAY_NS / requests as u64 * r as u64;
+        let (request, ids) =
+            otlp_gen::traces_request(&mut rng, TRACES_PER_REQUEST, SPANS_PER_TRACE, at, DAY_NS / requests as u64);
+        let bytes = request.encode_to_vec();
+        raw_bytes += bytes.len() as u64;
+        zstd.write_all(&bytes).expect("zstd");
+        if rng.below((requests / lookups.max(1)).max(1) as u64) == 0 && sample.len() < lookups {
+            sample.push(TraceId(ids[rng.below(ids.len() as u64) as usize]));
+        }
+        let items = sightline_collector::convert::spans(request);
+        spans += items.len() as u64;
+        let start = Instant::now();
+        store.consume(Batch { tenant: tenant.clone(), wal_seq: r as u64 + 1, items }).expect("consume");
+        store_time += start.elapsed();
+    }
+    let zstd_bytes = zstd.finish().expect("zstd").len() as u64;
+    let start = Instant::now();
+    store.flush_blocking().expect("flush");
+    let flush_wait = start.elapsed();
+    let before = store.counts(&tenant);
+    let start = Instant::now();
+    store.maintain_blocking().expect("compaction");
+    let compaction = start.elapsed();
+    let after = store.counts(&tenant);
+    assert_eq!(after.part_spans, spans, "compaction kept every span");
+    let disk = dir_bytes(dir.path());
+
+    // Trace by id over the whole set: one warm-up pass, then measured.
+    let mut latencies = Vec::with_capacity(sample.len());
+    runtime.block_on(async {
+        for id in &sample {
+            store.trace(&tenant, *id, 100_000).await.expect("trace");
+        }
+        for id in &sample {
+            let start = Instant::now();
+            let found = store.trace(&tenant, *id, 100_000).await.expect("trace");
+            latencies.push(start.elapsed());
+            assert_eq!(found.spans.len(), SPANS_PER_TRACE, "trace {id} is whole");
+        }
+    });
+    latencies.sort();
+    store.shutdown_blocking();
+
+    let per = |b: u64| b as f64 / spans as f64;
+    println!(
+        "spans: {spans} in {requests} requests ({SPANS_PER_TRACE} spans per trace, 10 attributes per span, one day)"
+    );
+    println!();
+    println!("| figure | value |");
+    println!("| --- | --- |");
+    println!("| raw OTLP protobuf | {:.1} B/span |", per(raw_bytes));
+    println!("| zstd (level 3) of the OTLP protobuf | {:.1} B/span |", per(zstd_bytes));
+    println!(
+        "| Sightline parts after compaction ({} parts from {}) | {:.1} B/span |",
+        after.parts,
+        before.parts,
+        per(disk)
+    );
+    println!("| ratio Sightline / zstd of OTLP | {:.2} |", disk as f64 / zstd_bytes as f64);
+    println!(
+        "| store intake (head insert; flushing runs behind) | {:.0} spans/s |",
+        spans as f64 / store_time.as_secs_f64()
+    );
+    println!("| last flush wait | {:.1} s |", flush_wait.as_secs_f64());
+    println!("| compaction of the whole set | {:.1} s |", compaction.as_secs_f64());
+    println!(
+        "| trace by id, {} lookups, p50 | {:.2} ms |",
+        latencies.len(),
+        percentile(&latencies, 0.5).as_secs_f64() * 1e3
+    );
+    println!("| trace by id, p99 | {:.2} ms |", percentile(&latencies, 0.99).as_secs_f64() * 1e3);
+}
