@@ -118,7 +118,7 @@ impl Default for SpansSection {
         Self {
             flush_spans: 200_000,
             flush_age_seconds: 30,
-            row_group_rows: 8192,
+            row_group_rows: 32768,
             retention_hours: 7 * 24,
             compaction_window_minutes: 60,
             compaction_min_parts: 4,

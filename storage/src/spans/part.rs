@@ -22,7 +22,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::{ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter};
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::{ArrowWriter, ProjectionMask};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::bloom_filter::Sbbf;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
@@ -97,7 +97,12 @@ pub fn encode(
 ) -> Result<(Bytes, PartMeta), StorageError> {
     spans.sort_by_key(|s| (s.trace_id, s.start_unix_nano));
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(parquet_err)?))
+        // Parts flushed from the head favour speed; compaction's output, size.
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(if level == 0 { 3 } else { 9 }).map_err(parquet_err)?))
+        .set_column_dictionary_enabled(ColumnPath::from("start_unix_nano"), false)
+        .set_column_encoding(ColumnPath::from("start_unix_nano"), Encoding::DELTA_BINARY_PACKED)
+        .set_column_dictionary_enabled(ColumnPath::from("duration_nanos"), false)
+        .set_column_encoding(ColumnPath::from("duration_nanos"), Encoding::DELTA_BINARY_PACKED)
         .set_max_row_group_row_count(Some(row_group_rows.max(1)))
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_column_bloom_filter_enabled(ColumnPath::from("trace_id"), true)

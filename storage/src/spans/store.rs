@@ -53,7 +53,7 @@ impl Default for SpanStoreConfig {
         Self {
             flush_spans: 200_000,
             flush_age: Duration::from_secs(30),
-            row_group_rows: 8192,
+            row_group_rows: 32768,
             retention: Duration::from_secs(7 * 24 * 3600),
             compaction_window: Duration::from_secs(3600),
             compaction_min_parts: 4,
