@@ -91,7 +91,7 @@ fn main() {
     let tenant = Tenant::new("bench").expect("tenant");
 
     // One day of traffic, in time order, as requests of 100 traces.
-    let mut rng = otlp_gen::Rng(0x5eed_0f_5a4e5);
+    let mut rng = otlp_gen::Rng(0x05ee_d0f5_a4e5);
     let mut zstd = zstd::stream::Encoder::new(Vec::new(), 3).expect("zstd");
     let (mut raw_bytes, mut spans, mut sample) = (0u64, 0u64, Vec::new());
     let base = sightline_storage::wal::now_unix_nanos() - DAY_NS;
