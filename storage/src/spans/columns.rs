@@ -105,15 +105,17 @@ pub fn schema() -> SchemaRef {
 
 /// Collects key/value lists column by column.
 #[derive(Default)]
-struct KvColumns {
+/// Borrows from the spans being encoded: no string is copied before Arrow
+/// copies it into its buffers.
+struct KvColumns<'a> {
     offsets: Vec<i32>,
-    keys: Vec<String>,
+    keys: Vec<&'a str>,
     types: Vec<u8>,
-    strs: Vec<Option<String>>,
+    strs: Vec<Option<&'a str>>,
     ints: Vec<Option<i64>>,
     doubles: Vec<Option<f64>>,
     bools: Vec<Option<bool>>,
-    bytes: Vec<Option<Vec<u8>>>,
+    bytes: Vec<Option<&'a [u8]>>,
     jsons: Vec<Option<String>>,
 }
 
@@ -126,21 +128,31 @@ const T_BYTES: u8 = 5;
 const T_ARRAY: u8 = 6;
 const T_MAP: u8 = 7;
 
-impl KvColumns {
+impl<'a> KvColumns<'a> {
     fn new() -> Self {
-        Self { offsets: vec![0], ..Self::default() }
+        Self {
+            offsets: vec![0],
+            keys: Vec::new(),
+            types: Vec::new(),
+            strs: Vec::new(),
+            ints: Vec::new(),
+            doubles: Vec::new(),
+            bools: Vec::new(),
+            bytes: Vec::new(),
+            jsons: Vec::new(),
+        }
     }
 
-    fn push<'a>(&mut self, attrs: impl IntoIterator<Item = &'a (String, AttrValue)>) {
+    fn push(&mut self, attrs: impl IntoIterator<Item = &'a (String, AttrValue)>) {
         for (k, v) in attrs {
-            self.keys.push(k.clone());
+            self.keys.push(k);
             let (t, s, i, d, b, by, j) = match v {
                 AttrValue::Empty => (T_EMPTY, None, None, None, None, None, None),
-                AttrValue::Str(s) => (T_STR, Some(s.clone()), None, None, None, None, None),
+                AttrValue::Str(s) => (T_STR, Some(s.as_str()), None, None, None, None, None),
                 AttrValue::Bool(x) => (T_BOOL, None, None, None, Some(*x), None, None),
                 AttrValue::Int(x) => (T_INT, None, Some(*x), None, None, None, None),
                 AttrValue::Double(x) => (T_DOUBLE, None, None, Some(*x), None, None, None),
-                AttrValue::Bytes(x) => (T_BYTES, None, None, None, None, Some(x.clone()), None),
+                AttrValue::Bytes(x) => (T_BYTES, None, None, None, None, Some(x.as_slice()), None),
                 AttrValue::Array(_) => (T_ARRAY, None, None, None, None, None, Some(v.to_typed_json().to_string())),
                 AttrValue::Map(_) => (T_MAP, None, None, None, None, None, Some(v.to_typed_json().to_string())),
             };
@@ -157,9 +169,9 @@ impl KvColumns {
 
     fn finish(self) -> ListArray {
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.keys.iter().map(|k| Some(k.as_str())).collect::<DictionaryArray<Int32Type>>()),
+            Arc::new(self.keys.iter().map(|k| Some(*k)).collect::<DictionaryArray<Int32Type>>()),
             Arc::new(UInt8Array::from(self.types)),
-            Arc::new(self.strs.iter().map(|s| s.as_deref()).collect::<DictionaryArray<Int32Type>>()),
+            Arc::new(self.strs.iter().copied().collect::<DictionaryArray<Int32Type>>()),
             Arc::new(Int64Array::from(self.ints)),
             Arc::new(Float64Array::from(self.doubles)),
             Arc::new(BooleanArray::from(self.bools)),
@@ -186,23 +198,23 @@ fn fixed<const N: usize>(values: impl Iterator<Item = [u8; N]>) -> FixedSizeBina
 }
 
 /// Encodes spans as one record batch, in the order given.
-pub fn to_batch(spans: &[Span]) -> Result<RecordBatch, arrow::error::ArrowError> {
+pub fn to_batch(spans: &[&Span]) -> Result<RecordBatch, arrow::error::ArrowError> {
     let mut attrs = KvColumns::new();
     let mut resource = KvColumns::new();
-    let mut hot_str: [Vec<Option<String>>; 4] = Default::default();
+    let mut hot_str: [Vec<Option<&str>>; 4] = Default::default();
     let mut hot_status = Vec::with_capacity(spans.len());
     let mut event_offsets = vec![0i32];
     let (mut event_times, mut event_names, mut event_attrs) = (Vec::new(), Vec::new(), KvColumns::new());
     let mut link_offsets = vec![0i32];
     let (mut link_traces, mut link_spans, mut link_states, mut link_attrs) =
         (Vec::new(), Vec::new(), Vec::new(), KvColumns::new());
-    for s in spans {
+    for s in spans.iter().copied() {
         let mut rest = Vec::with_capacity(s.attributes.0.len());
         let mut status = None;
-        let mut hot: [Option<String>; 4] = Default::default();
+        let mut hot: [Option<&str>; 4] = Default::default();
         for kv in &s.attributes.0 {
             match (&kv.1, HOT_STR.iter().position(|(k, _)| *k == kv.0)) {
-                (AttrValue::Str(v), Some(i)) if hot[i].is_none() => hot[i] = Some(v.clone()),
+                (AttrValue::Str(v), Some(i)) if hot[i].is_none() => hot[i] = Some(v.as_str()),
                 (AttrValue::Int(v), None) if kv.0 == HOT_STATUS.0 && status.is_none() && i32::try_from(*v).is_ok() => {
                     status = i32::try_from(*v).ok()
                 }
@@ -217,14 +229,14 @@ pub fn to_batch(spans: &[Span]) -> Result<RecordBatch, arrow::error::ArrowError>
         resource.push(&s.resource.attributes.0);
         for e in &s.events {
             event_times.push(e.time_unix_nano as i64);
-            event_names.push(e.name.clone());
+            event_names.push(e.name.as_str());
             event_attrs.push(&e.attributes.0);
         }
         event_offsets.push(event_times.len() as i32);
         for l in &s.links {
             link_traces.push(l.trace_id.0);
             link_spans.push(l.span_id.0);
-            link_states.push(l.trace_state.clone());
+            link_states.push(l.trace_state.as_str());
             link_attrs.push(&l.attributes.0);
         }
         link_offsets.push(link_traces.len() as i32);
@@ -269,7 +281,7 @@ pub fn to_batch(spans: &[Span]) -> Result<RecordBatch, arrow::error::ArrowError>
         Arc::new(UInt32Array::from_iter_values(spans.iter().map(|s| s.flags))),
     ];
     for col in hot_str {
-        columns.push(Arc::new(col.iter().map(|v| v.as_deref()).collect::<DictionaryArray<Int32Type>>()));
+        columns.push(Arc::new(col.iter().copied().collect::<DictionaryArray<Int32Type>>()));
     }
     columns.push(Arc::new(Int32Array::from(hot_status)));
     let list_of = |fields: Fields, offsets: Vec<i32>, values: StructArray| -> ArrayRef {

@@ -85,13 +85,14 @@ fn parquet_err(e: impl std::fmt::Display) -> StorageError {
     StorageError::Part(e.to_string())
 }
 
-/// Encodes spans (sorted here by trace id, then start) into Parquet bytes and
+/// Encodes spans (sorted here by trace id, then start; borrowed, so that a
+/// flush copies nothing) into Parquet bytes and
 /// the part's meta. CPU-bound: call it on a blocking thread.
 pub fn encode(
     tenant: &Tenant,
     id: String,
     level: u32,
-    mut spans: Vec<Span>,
+    mut spans: Vec<&Span>,
     max_wal_seq: u64,
     row_group_rows: usize,
 ) -> Result<(Bytes, PartMeta), StorageError> {

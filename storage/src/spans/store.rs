@@ -433,7 +433,7 @@ impl Inner {
             };
             let mut published = Vec::new();
             for (tenant, t) in &frozen.tenants {
-                let spans: Vec<Span> = t.traces.values().flatten().cloned().collect();
+                let spans: Vec<&Span> = t.traces.values().flatten().collect();
                 let id = self.part_id();
                 let (bytes, meta) = part::encode(tenant, id, 0, spans, frozen.max_seq, self.config.row_group_rows)?;
                 self.runtime.block_on(part::publish(self.store.as_ref(), bytes, &meta))?;
@@ -505,7 +505,7 @@ impl Inner {
         let level = inputs.iter().map(|m| m.level).max().unwrap_or(0) + 1;
         let max_seq = inputs.iter().map(|m| m.max_wal_seq).max().unwrap_or(0);
         let (bytes, mut meta) =
-            part::encode(tenant, self.part_id(), level, spans, max_seq, self.config.row_group_rows)?;
+            part::encode(tenant, self.part_id(), level, spans.iter().collect(), max_seq, self.config.row_group_rows)?;
         meta.compacted_from = inputs.iter().map(|m| m.id.clone()).collect();
         self.runtime.block_on(part::publish(self.store.as_ref(), bytes, &meta))?;
         {

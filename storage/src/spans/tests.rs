@@ -64,7 +64,7 @@ fn sorted_attrs(mut s: Span) -> Span {
 #[test]
 fn spans_round_trip_through_record_batches() {
     let spans = vec![span(1, 1, None, 100), span(1, 2, Some(1), 200), span(2, 3, None, 300)];
-    let batch = columns::to_batch(&spans).expect("encodes");
+    let batch = columns::to_batch(&spans.iter().collect::<Vec<_>>()).expect("encodes");
     let back = columns::from_batch(&batch).expect("decodes");
     assert_eq!(back.len(), 3);
     for (a, b) in spans.into_iter().zip(back) {
@@ -174,7 +174,7 @@ async fn compaction_merges_parts_and_an_interrupted_one_is_cleaned_up() {
     let fs = LocalFileSystem::new_with_prefix(dir.path()).expect("fs");
     let input = span(9, 99, None, t0);
     let (bytes, meta) =
-        part::encode(&tenant(), "00000000000000000001-000000".into(), 0, vec![input], 0, 2).expect("encode");
+        part::encode(&tenant(), "00000000000000000001-000000".into(), 0, vec![&input], 0, 2).expect("encode");
     part::publish(&fs, bytes, &meta).await.expect("publish stray input");
     let mut merged_meta = merged[0].clone();
     merged_meta.compacted_from.push(meta.id.clone());
@@ -250,7 +250,8 @@ async fn write_version_1_sample() {
         span(1, 2, Some(1), 1_700_000_000_000_000_100),
         span(2, 3, None, 1_700_000_000_000_000_200),
     ];
-    let (bytes, meta) = part::encode(&tenant, "00000000000000000001-000001".into(), 0, spans, 3, 2).expect("encode");
+    let (bytes, meta) =
+        part::encode(&tenant, "00000000000000000001-000001".into(), 0, spans.iter().collect(), 3, 2).expect("encode");
     part::publish(&fs, bytes, &meta).await.expect("publish");
 }
 
@@ -261,8 +262,8 @@ async fn a_flush_interrupted_between_tenants_loses_nothing_on_replay() {
     let (a, b) = (Tenant::new("a").expect("tenant"), Tenant::new("b").expect("tenant"));
     // The flush of a head holding seq 1 (tenant a) and seq 2 (tenant b)
     // published a's part, then the process died before b's.
-    let (bytes, meta) =
-        part::encode(&a, "00000000000000000001-000000".into(), 0, vec![span(1, 1, None, now())], 2, 2).expect("encode");
+    let (bytes, meta) = part::encode(&a, "00000000000000000001-000000".into(), 0, vec![&span(1, 1, None, now())], 2, 2)
+        .expect("encode");
     part::publish(&fs, bytes, &meta).await.expect("publish");
     let store = open(dir.path(), config()).await;
     store.consume(Batch { tenant: a.clone(), wal_seq: 1, items: vec![span(1, 1, None, now())] }).expect("replay a");
