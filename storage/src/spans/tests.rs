@@ -245,7 +245,7 @@ async fn write_version_1_sample() {
     std::fs::create_dir_all(&out).expect("mkdir");
     let fs = LocalFileSystem::new_with_prefix(&out).expect("fs");
     let tenant = Tenant::new("compat").expect("tenant");
-    let spans = vec![
+    let spans = [
         span(1, 1, None, 1_700_000_000_000_000_000),
         span(1, 2, Some(1), 1_700_000_000_000_000_100),
         span(2, 3, None, 1_700_000_000_000_000_200),
