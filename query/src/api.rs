@@ -125,18 +125,8 @@ async fn search_traces(
             .transpose()?
             .unwrap_or_default(),
         errors_only,
-        min_duration_nanos: p
-            .min_duration
-            .as_deref()
-            .map(|d| params::duration("minDuration", d))
-            .transpose()?
-            .map(|d| d.as_nanos() as u64),
-        max_duration_nanos: p
-            .max_duration
-            .as_deref()
-            .map(|d| params::duration("maxDuration", d))
-            .transpose()?
-            .map(|d| d.as_nanos() as u64),
+        min_duration_nanos: params::duration_nanos("minDuration", p.min_duration.as_deref())?,
+        max_duration_nanos: params::duration_nanos("maxDuration", p.max_duration.as_deref())?,
         start_unix_nano: start,
         end_unix_nano: end,
     };

@@ -32,6 +32,11 @@ pub fn duration(name: &str, value: &str) -> Result<Duration, ApiError> {
     humantime::parse_duration(value).map_err(|_| bad())
 }
 
+/// An optional duration parameter in nanoseconds; empty means absent.
+pub fn duration_nanos(name: &str, value: Option<&str>) -> Result<Option<u64>, ApiError> {
+    value.filter(|v| !v.is_empty()).map(|v| duration(name, v).map(|d| d.as_nanos() as u64)).transpose()
+}
+
 pub fn limit(name: &str, value: Option<usize>, default: usize) -> Result<usize, ApiError> {
     match value.unwrap_or(default) {
         0 => Err(ApiError::BadRequest(format!("{name} must be at least 1"))),
