@@ -111,6 +111,8 @@ pub struct SpansSection {
     pub maintenance_interval_seconds: u64,
     /// Larger traces are returned truncated, with a flag.
     pub max_spans_per_trace: usize,
+    /// Spans not yet in parts beyond which new spans are refused (503, retryable).
+    pub max_unflushed_spans: usize,
 }
 
 impl Default for SpansSection {
@@ -124,6 +126,7 @@ impl Default for SpansSection {
             compaction_min_parts: 4,
             maintenance_interval_seconds: 60,
             max_spans_per_trace: 100_000,
+            max_unflushed_spans: 600_000,
         }
     }
 }
@@ -138,6 +141,7 @@ impl SpansSection {
             compaction_window: Duration::from_secs(self.compaction_window_minutes * 60),
             compaction_min_parts: self.compaction_min_parts,
             maintenance_interval: Duration::from_secs(self.maintenance_interval_seconds),
+            max_unflushed_spans: self.max_unflushed_spans,
         }
     }
 }
@@ -185,6 +189,9 @@ impl Config {
             bail!(
                 "invalid configuration: spans.flush_spans, spans.row_group_rows and spans.max_spans_per_trace must be at least 1"
             );
+        }
+        if sp.max_unflushed_spans < sp.flush_spans {
+            bail!("invalid configuration: spans.max_unflushed_spans must be at least spans.flush_spans");
         }
         if sp.compaction_window_minutes == 0 || sp.compaction_min_parts < 2 {
             bail!(

@@ -76,6 +76,7 @@ enum LaneMsg<K: SignalKind> {
 pub struct Lane<K: SignalKind> {
     tx: mpsc::Sender<LaneMsg<K>>,
     worker: Mutex<Option<JoinHandle<()>>>,
+    sink: Arc<dyn Sink<K::Item>>,
 }
 
 /// A signal whose lane the pipeline knows.
@@ -196,6 +197,9 @@ impl Pipeline {
         let memory = self.memory.try_acquire(size)?;
         self.metrics.memory_in_use.set(self.memory.in_use_bytes() as i64);
         let lane = K::lane(self);
+        if lane.sink.backlogged() {
+            return Err(IngestError::Overloaded(store_name(K::SIGNAL)));
+        }
         let slot = lane.tx.clone().try_reserve_owned().map_err(|_| IngestError::Overloaded(lane_name(K::SIGNAL)))?;
         let limits = self.limits;
         let prepared = if items > INLINE_PREPARE_ITEMS {
@@ -345,6 +349,15 @@ fn lane_name(signal: sightline_storage::model::Signal) -> &'static str {
     }
 }
 
+fn store_name(signal: sightline_storage::model::Signal) -> &'static str {
+    use sightline_storage::model::Signal;
+    match signal {
+        Signal::Traces => "the span store's unwritten backlog",
+        Signal::Logs => "the log store's unwritten backlog",
+        Signal::Metrics => "the metric store's unwritten backlog",
+    }
+}
+
 fn depth<T>(tx: &mpsc::Sender<T>) -> i64 {
     (tx.max_capacity() - tx.capacity()) as i64
 }
@@ -356,6 +369,7 @@ fn start_lane<K: SignalKind>(
 ) -> std::io::Result<Lane<K>> {
     let (tx, mut rx) = mpsc::channel::<LaneMsg<K>>(capacity);
     let depth_tx = tx.downgrade();
+    let lane_sink = sink.clone();
     let worker = std::thread::Builder::new().name(format!("sightline-{}", K::SIGNAL)).spawn(move || {
         let label = SignalLabel { signal: K::SIGNAL.as_str() };
         loop {
@@ -386,7 +400,7 @@ fn start_lane<K: SignalKind>(
             }
         }
     })?;
-    Ok(Lane { tx, worker: Mutex::new(Some(worker)) })
+    Ok(Lane { tx, worker: Mutex::new(Some(worker)), sink: lane_sink })
 }
 
 fn stop_lane<K: SignalKind>(lane: &Lane<K>) {

@@ -195,3 +195,29 @@ async fn the_memory_budget_refuses_with_503() {
     tokio::task::spawn_blocking(move || p.shutdown_blocking()).await.expect("shutdown");
     assert_eq!(*gate.taken.lock().expect("lock"), 4);
 }
+
+/// A store that says it is behind.
+struct Behind;
+
+impl Sink<Span> for Behind {
+    fn consume(&self, _: Batch<Span>) -> Result<(), StorageError> {
+        panic!("a backlogged store is not given new batches")
+    }
+    fn backlogged(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlogged_store_refuses_its_signal_before_the_wal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let heads = Arc::new(Heads::default());
+    let p = pipeline(IngestConfig::default(), Arc::new(Behind), heads.clone(), dir.path());
+    let app = otlp_http::router(p.clone());
+    let r = app.clone().oneshot(post("/v1/traces", spans_body(1))).await.expect("response");
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers().get("retry-after").map(|v| v.to_str().expect("text")), Some("1"));
+    let r = app.clone().oneshot(post("/v1/logs", logs_body())).await.expect("response");
+    assert_eq!(r.status(), 200, "other signals are unaffected");
+    tokio::task::spawn_blocking(move || p.shutdown_blocking()).await.expect("shutdown");
+}

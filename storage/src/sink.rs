@@ -21,6 +21,13 @@ pub struct Batch<T> {
 /// a crash, so implementations ignore what they already hold.
 pub trait Sink<T>: Send + Sync + 'static {
     fn consume(&self, batch: Batch<T>) -> Result<(), StorageError>;
+
+    /// True while the store holds more unwritten data than it should; the
+    /// door then refuses new items of its signal (retryably) before they
+    /// reach the WAL, so that memory stays bounded.
+    fn backlogged(&self) -> bool {
+        false
+    }
 }
 
 pub type SpanSink = dyn Sink<Span>;

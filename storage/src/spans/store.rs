@@ -46,6 +46,9 @@ pub struct SpanStoreConfig {
     pub compaction_min_parts: usize,
     /// How often compaction and retention run.
     pub maintenance_interval: Duration,
+    /// Spans in memory (the head and heads being written) beyond which the
+    /// store reports itself backlogged and the door refuses spans.
+    pub max_unflushed_spans: usize,
 }
 
 impl Default for SpanStoreConfig {
@@ -58,6 +61,7 @@ impl Default for SpanStoreConfig {
             compaction_window: Duration::from_secs(3600),
             compaction_min_parts: 4,
             maintenance_interval: Duration::from_secs(60),
+            max_unflushed_spans: 600_000,
         }
     }
 }
@@ -330,6 +334,12 @@ impl SpanStore {
 }
 
 impl Sink<Span> for SpanStore {
+    fn backlogged(&self) -> bool {
+        let state = self.inner.state.read();
+        let unflushed = state.head.spans + state.flushing.iter().map(|h| h.spans).sum::<usize>();
+        unflushed >= self.inner.config.max_unflushed_spans
+    }
+
     fn consume(&self, batch: Batch<Span>) -> Result<(), StorageError> {
         let inner = &self.inner;
         if inner.persisted.get(&batch.tenant).is_some_and(|&p| batch.wal_seq <= p)

@@ -292,3 +292,17 @@ async fn concurrent_flushes_write_each_span_once() {
     assert_eq!(store.counts(&tenant()), SpanCounts { head_spans: 0, part_spans: 1000, parts: 1 });
     blocking(move || store.shutdown_blocking()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_reports_a_backlog_until_it_is_flushed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path(), SpanStoreConfig { max_unflushed_spans: 30, ..config() }).await;
+    store.consume(batch(1, (1..=20).map(|i| span(1, i, None, now())).collect())).expect("consume");
+    assert!(!store.backlogged());
+    store.consume(batch(2, (21..=40).map(|i| span(2, i, None, now())).collect())).expect("consume");
+    assert!(store.backlogged(), "40 unflushed spans >= 30");
+    let s = store.clone();
+    blocking(move || s.flush_blocking()).await.expect("flush");
+    assert!(!store.backlogged());
+    blocking(move || store.shutdown_blocking()).await;
+}
