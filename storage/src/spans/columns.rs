@@ -9,11 +9,11 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BinaryArray, BooleanArray, DictionaryArray, FixedSizeBinaryArray, Float64Array, Int32Array,
-    Int64Array, ListArray, RecordBatch, StringArray, StructArray, UInt8Array, UInt32Array,
+    Array, ArrayRef, BinaryArray, BooleanArray, FixedSizeBinaryArray, Float64Array, Int32Array, Int64Array, ListArray,
+    RecordBatch, StringArray, StructArray, UInt8Array, UInt32Array,
 };
 use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::{DataType, Field, Fields, Int32Type, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 
 use crate::model::{
     AttrValue, Attributes, Resource, Scope, Span, SpanEvent, SpanId, SpanKind, SpanLink, StatusCode, TraceId,
@@ -28,8 +28,12 @@ const HOT_STR: [(&str, &str); 4] = [
 ];
 const HOT_STATUS: (&str, &str) = ("http.response.status_code", "http_status");
 
+/// Repetitive strings (service, name, keys, values). Parquet dictionary-
+/// encodes them on disk; in Arrow they stay plain, which spares a second
+/// hashing pass on write. (Parts written with Arrow dictionaries read the
+/// same: readers cast any string column to plain strings.)
 fn dict() -> DataType {
-    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+    DataType::Utf8
 }
 
 fn kv_fields() -> Fields {
@@ -169,9 +173,9 @@ impl<'a> KvColumns<'a> {
 
     fn finish(self) -> ListArray {
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.keys.iter().map(|k| Some(*k)).collect::<DictionaryArray<Int32Type>>()),
+            Arc::new(self.keys.iter().map(|k| Some(*k)).collect::<StringArray>()),
             Arc::new(UInt8Array::from(self.types)),
-            Arc::new(self.strs.iter().copied().collect::<DictionaryArray<Int32Type>>()),
+            Arc::new(self.strs.iter().copied().collect::<StringArray>()),
             Arc::new(Int64Array::from(self.ints)),
             Arc::new(Float64Array::from(self.doubles)),
             Arc::new(BooleanArray::from(self.bools)),
@@ -260,9 +264,8 @@ pub fn to_batch(spans: &[&Span]) -> Result<RecordBatch, arrow::error::ArrowError
         ],
         None,
     );
-    let dict_of = |f: &dyn Fn(&Span) -> &str| -> ArrayRef {
-        Arc::new(spans.iter().map(|s| Some(f(s))).collect::<DictionaryArray<Int32Type>>())
-    };
+    let dict_of =
+        |f: &dyn Fn(&Span) -> &str| -> ArrayRef { Arc::new(spans.iter().map(|s| Some(f(s))).collect::<StringArray>()) };
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(fixed(spans.iter().map(|s| s.trace_id.0))),
         Arc::new(fixed(spans.iter().map(|s| s.span_id.0))),
@@ -281,7 +284,7 @@ pub fn to_batch(spans: &[&Span]) -> Result<RecordBatch, arrow::error::ArrowError
         Arc::new(UInt32Array::from_iter_values(spans.iter().map(|s| s.flags))),
     ];
     for col in hot_str {
-        columns.push(Arc::new(col.iter().copied().collect::<DictionaryArray<Int32Type>>()));
+        columns.push(Arc::new(col.iter().copied().collect::<StringArray>()));
     }
     columns.push(Arc::new(Int32Array::from(hot_status)));
     let list_of = |fields: Fields, offsets: Vec<i32>, values: StructArray| -> ArrayRef {
