@@ -42,12 +42,39 @@ impl QueryState {
     /// One trace, assembled; 404 when the tenant holds no span of it.
     pub async fn trace(&self, tenant: &Tenant, id: &str, adjust_skew: bool) -> Result<Trace, ApiError> {
         let trace_id: TraceId = id.parse().map_err(|e| ApiError::BadRequest(format!("trace id {id:?}: {e}")))?;
-        let found = self.spans.trace(tenant, trace_id, self.max_spans_per_trace).await?;
-        if found.spans.is_empty() {
-            return Err(ApiError::NotFound(format!("trace {trace_id} not found")));
-        }
-        Ok(assemble(trace_id, found.spans, found.truncated, adjust_skew))
+        let (spans, tenant, limit) = (self.spans.clone(), tenant.clone(), self.max_spans_per_trace);
+        let trace = off_reactor(async move {
+            let found = spans.trace(&tenant, trace_id, limit).await?;
+            Ok::<_, ApiError>(
+                (!found.spans.is_empty()).then(|| assemble(trace_id, found.spans, found.truncated, adjust_skew)),
+            )
+        })
+        .await??;
+        trace.ok_or_else(|| ApiError::NotFound(format!("trace {trace_id} not found")))
     }
+
+    /// Trace search, off the reactor.
+    pub async fn search(&self, tenant: &Tenant, query: SpanQuery, limit: usize) -> Result<Vec<Trace>, ApiError> {
+        let (spans, tenant, max) = (self.spans.clone(), tenant.clone(), self.max_spans_per_trace);
+        Ok(off_reactor(async move { search::search(&spans, &tenant, &query, limit, max).await }).await??)
+    }
+
+    /// The service graph, off the reactor.
+    pub async fn dependencies(&self, tenant: &Tenant, start: u64, end: u64) -> Result<Vec<search::Edge>, ApiError> {
+        let (spans, tenant) = (self.spans.clone(), tenant.clone());
+        Ok(off_reactor(async move { search::dependencies(&spans, &tenant, start, end).await }).await??)
+    }
+}
+
+/// Runs a store read (Parquet decoding is CPU work) on a blocking thread,
+/// so that the async reactor stays responsive.
+async fn off_reactor<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, ApiError> {
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || runtime.block_on(work))
+        .await
+        .map_err(|e| ApiError::Storage(sightline_storage::StorageError::Part(format!("query task failed: {e}"))))
 }
 
 pub fn router(state: QueryState) -> Router {
@@ -131,7 +158,7 @@ async fn search_traces(
         end_unix_nano: end,
     };
     let limit = params::limit("limit", p.limit, 20)?;
-    let traces = search::search(&state.spans, &tenant, &query, limit, state.max_spans_per_trace).await?;
+    let traces = state.search(&tenant, query, limit).await?;
     Ok(Json(json!({ "traces": traces.iter().map(summary_json).collect::<Vec<_>>() })))
 }
 
@@ -166,7 +193,7 @@ async fn dependencies(
 ) -> Result<Json<Value>, ApiError> {
     let tenant = state.tenant(&headers)?;
     let (start, end) = time_range(p.start.as_deref(), p.end.as_deref())?;
-    let edges = search::dependencies(&state.spans, &tenant, start, end).await?;
+    let edges = state.dependencies(&tenant, start, end).await?;
     Ok(Json(json!({ "edges": edges })))
 }
 

@@ -19,7 +19,6 @@ use crate::api::{QueryState, kind_name};
 use crate::error::ApiError;
 use crate::params;
 use crate::traces::assemble::Trace;
-use crate::traces::search;
 
 pub fn router(state: QueryState) -> Router {
     Router::new()
@@ -133,9 +132,7 @@ async fn find_traces(State(state): State<QueryState>, headers: HeaderMap, Query(
         end_unix_nano: end,
     };
     let limit = params::limit("limit", p.limit, 20)?;
-    let traces = search::search(&state.spans, &tenant, &query, limit, state.max_spans_per_trace)
-        .await
-        .map_err(ApiError::from)?;
+    let traces = state.search(&tenant, query, limit).await?;
     let n = traces.len();
     Ok(envelope(Value::Array(traces.iter().map(trace_json).collect()), n))
 }
@@ -176,7 +173,7 @@ async fn dependencies(State(state): State<QueryState>, headers: HeaderMap, Query
     let tenant = state.tenant(&headers)?;
     let end = p.end_ts.map_or_else(params::now_nanos, |ms| ms.saturating_mul(1_000_000));
     let start = end.saturating_sub(p.lookback.unwrap_or(86_400_000).saturating_mul(1_000_000));
-    let edges = search::dependencies(&state.spans, &tenant, start, end).await.map_err(ApiError::from)?;
+    let edges = state.dependencies(&tenant, start, end).await?;
     let data: Vec<Value> =
         edges.iter().map(|e| json!({ "parent": e.parent, "child": e.child, "callCount": e.call_count })).collect();
     let n = data.len();
