@@ -61,6 +61,7 @@ impl Server {
         let spans = SpanStore::open(objects, config.spans.store_config(), Some(wal.clone()))
             .await
             .context("cannot open the span store")?;
+        spans.register_metrics(&mut registry);
         let heads = Arc::new(Heads::default());
         let sinks = Sinks { spans: Arc::new(spans.clone()), logs: heads.clone(), metrics: heads.clone() };
         let pipeline = Pipeline::start(config.ingest.clone(), wal, sinks, &mut registry)?;

@@ -113,6 +113,10 @@ async fn a_request_across_three_services_is_one_tree_in_both_apis() {
     .expect("request");
     let counts = s.server.spans.counts(&common::tenant("default"));
     assert_eq!((counts.part_spans, counts.head_spans), (2, 3), "gateway spans in a part, the rest in the head");
+    let metrics = reqwest::get(s.api_url("/metrics")).await.expect("metrics").text().await.expect("text");
+    for line in ["sightline_spans_flushed_total 2", "sightline_spans_unflushed 3", "sightline_spans_parts 1"] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in /metrics");
+    }
 
     let client = reqwest::Client::new();
     let (status, t) = get(&client, s.api_url(&format!("/api/traces/{trace_id}"))).await;

@@ -24,6 +24,10 @@ use std::time::{Duration, Instant};
 
 use object_store::{ObjectStore, ObjectStoreExt};
 use parking_lot::{Condvar, Mutex, RwLock};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
 
 use super::part::{self, PartIndex, PartMeta};
 use crate::StorageError;
@@ -139,6 +143,32 @@ pub struct SpanCounts {
     pub parts: u64,
 }
 
+/// The store's own metrics, served on `/metrics` once registered.
+#[derive(Clone)]
+struct SpanMetrics {
+    unflushed: Gauge,
+    parts: Gauge,
+    flushed: Counter,
+    flush_seconds: Histogram,
+    compactions: Counter,
+    expired_parts: Counter,
+    errors: Counter,
+}
+
+impl Default for SpanMetrics {
+    fn default() -> Self {
+        Self {
+            unflushed: Gauge::default(),
+            parts: Gauge::default(),
+            flushed: Counter::default(),
+            flush_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
+            compactions: Counter::default(),
+            expired_parts: Counter::default(),
+            errors: Counter::default(),
+        }
+    }
+}
+
 struct Inner {
     store: Arc<dyn ObjectStore>,
     config: SpanStoreConfig,
@@ -157,6 +187,7 @@ struct Inner {
     /// Held by a flush or a maintenance run, so that two never write the
     /// same frozen head or merge the same parts.
     work: Mutex<()>,
+    metrics: SpanMetrics,
 }
 
 /// Handle to the span store; cheap to clone.
@@ -211,6 +242,7 @@ impl SpanStore {
             next_part: AtomicU64::new(0),
             indexes: Mutex::new(HashMap::new()),
             work: Mutex::new(()),
+            metrics: SpanMetrics::default(),
         });
         let background = inner.clone();
         let worker = std::thread::Builder::new()
@@ -218,6 +250,19 @@ impl SpanStore {
             .spawn(move || background.run())
             .map_err(|e| StorageError::Part(format!("cannot start the span store thread: {e}")))?;
         Ok(Self { inner, worker: Arc::new(Mutex::new(Some(worker))) })
+    }
+
+    /// Adds the store's metrics to `registry` (`sightline_spans_*`).
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        let m = &self.inner.metrics;
+        registry.register("sightline_spans_unflushed", "Spans in memory, not yet in a part", m.unflushed.clone());
+        registry.register("sightline_spans_parts", "Published span parts", m.parts.clone());
+        registry.register("sightline_spans_flushed", "Spans written into parts by flushes", m.flushed.clone());
+        registry.register("sightline_spans_flush_seconds", "Duration of a flush", m.flush_seconds.clone());
+        registry.register("sightline_spans_compactions", "Compactions of span parts", m.compactions.clone());
+        registry.register("sightline_spans_expired_parts", "Span parts deleted by retention", m.expired_parts.clone());
+        registry.register("sightline_spans_errors", "Failed flushes, compactions or deletions", m.errors.clone());
+        self.inner.update_gauges();
     }
 
     /// Writes the head into parts now and waits for it. Blocks.
@@ -366,6 +411,7 @@ impl Sink<Span> for SpanStore {
             }
             head.spans >= inner.config.flush_spans
         };
+        inner.update_gauges();
         if full {
             inner.wake();
         }
@@ -374,6 +420,13 @@ impl Sink<Span> for SpanStore {
 }
 
 impl Inner {
+    fn update_gauges(&self) {
+        let state = self.state.read();
+        let unflushed = state.head.spans + state.flushing.iter().map(|h| h.spans).sum::<usize>();
+        self.metrics.unflushed.set(unflushed as i64);
+        self.metrics.parts.set(state.parts.values().map(Vec::len).sum::<usize>() as i64);
+    }
+
     fn wake(&self) {
         *self.wake.0.lock() = true;
         self.wake.1.notify_all();
@@ -403,6 +456,7 @@ impl Inner {
                 match self.flush() {
                     Ok(()) => failures = 0,
                     Err(e) => {
+                        self.metrics.errors.inc();
                         failures += 1;
                         tracing::error!(error = %e, failures, "span flush failed; the spans stay in memory and in the WAL");
                         std::thread::sleep(Duration::from_millis(100 * u64::from(failures.min(50))));
@@ -415,6 +469,7 @@ impl Inner {
             if last_maintenance.elapsed() >= self.config.maintenance_interval {
                 last_maintenance = Instant::now();
                 if let Err(e) = self.maintain() {
+                    self.metrics.errors.inc();
                     tracing::error!(error = %e, "span compaction or retention failed; will retry");
                 }
             }
@@ -441,6 +496,7 @@ impl Inner {
             let Some(frozen) = self.state.read().flushing.first().cloned() else {
                 return Ok(());
             };
+            let started = Instant::now();
             let mut published = Vec::new();
             for (tenant, t) in &frozen.tenants {
                 let spans: Vec<&Span> = t.traces.values().flatten().collect();
@@ -456,6 +512,9 @@ impl Inner {
                 }
                 state.flushing.retain(|h| !Arc::ptr_eq(h, &frozen));
             }
+            self.metrics.flushed.inc_by(frozen.spans as u64);
+            self.metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
+            self.update_gauges();
             if let Some(wal) = &self.wal {
                 wal.release(Signal::Traces, frozen.max_seq)?;
             }
@@ -478,6 +537,8 @@ impl Inner {
             self.forget(&tenant, std::slice::from_ref(&meta.id));
             self.runtime.block_on(part::delete(self.store.as_ref(), tenant.as_str(), &meta.id))?;
             tracing::info!(part = %meta.id, %tenant, spans = meta.spans, "deleted a span part past retention");
+            self.metrics.expired_parts.inc();
+            self.update_gauges();
         }
         let window = self.config.compaction_window.as_nanos().max(1) as u64;
         let groups: Vec<(Tenant, Vec<PartMeta>)> = {
@@ -534,6 +595,8 @@ impl Inner {
             self.runtime.block_on(part::delete(self.store.as_ref(), tenant.as_str(), &m.id))?;
         }
         tracing::info!(part = %meta.id, %tenant, inputs = inputs.len(), spans = meta.spans, "compacted span parts");
+        self.metrics.compactions.inc();
+        self.update_gauges();
         Ok(())
     }
 
