@@ -66,6 +66,9 @@ async fn sigterm_drains_and_exits_cleanly() {
     let mut second = start();
     second.drain_log();
     let (mut child, api) = (second.child, second.api);
+    let index = client.get(format!("http://{api}/")).send().await.expect("GET /");
+    assert_eq!(index.status(), 200);
+    assert!(index.text().await.expect("text").contains("/jaeger/api/services"), "the front page lists the APIs");
     for n in 0..20 {
         let id: String = trace_id(n).iter().map(|b| format!("{b:02x}")).collect();
         let body: serde_json::Value =

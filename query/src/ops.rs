@@ -22,6 +22,7 @@ pub fn router(state: OpsState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        .route("/", get(index))
         .with_state(state)
 }
 
@@ -39,6 +40,22 @@ async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
             format!("cannot encode metrics: {e}\n"),
         ),
     }
+}
+
+/// The front page: what this server answers, until the web UI is served here.
+async fn index() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        concat!(
+            "<!doctype html><title>Sightline</title><h1>Sightline</h1>",
+            "<p>Send OpenTelemetry data to OTLP/gRPC <code>:4317</code> or OTLP/HTTP <code>:4318</code>.</p><ul>",
+            "<li><a href=\"/api/services\">/api/services</a>, <code>/api/traces?service=…</code>, ",
+            "<code>/api/traces/{traceId}</code>, <a href=\"/api/dependencies\">/api/dependencies</a></li>",
+            "<li>Jaeger API: <a href=\"/jaeger/api/services\">/jaeger/api/services</a> ",
+            "(Grafana's Jaeger data source: <code>http://this-host:7070/jaeger</code>)</li>",
+            "<li><a href=\"/metrics\">/metrics</a>, <a href=\"/readyz\">/readyz</a></li></ul>",
+        ),
+    )
 }
 
 async fn ready(State(state): State<OpsState>) -> impl IntoResponse {
