@@ -93,8 +93,8 @@ struct State {
     /// Heads being written into parts, still queryable.
     flushing: Vec<Arc<Head>>,
     parts: HashMap<Tenant, Vec<PartMeta>>,
-    /// service → (span name, kind), for the services and operations lists.
-    operations: HashMap<Tenant, BTreeMap<String, BTreeSet<(String, u8)>>>,
+    /// The services and operations lists, per tenant.
+    operations: HashMap<Tenant, Catalog>,
 }
 
 /// The spans of one trace, gathered from the head and the parts.
@@ -225,7 +225,9 @@ impl SpanStore {
             *mark = (*mark).max(m.max_wal_seq);
             let ops = state.operations.entry(tenant.clone()).or_default();
             for (service, names) in &m.operations {
-                ops.entry(service.clone()).or_default().extend(names.iter().cloned());
+                for (name, kind) in names {
+                    note_operation(ops, service, name, *kind);
+                }
             }
             state.parts.entry(tenant).or_default().push(m);
         }
@@ -311,7 +313,11 @@ impl SpanStore {
         let state = self.inner.state.read();
         let names = state.operations.get(tenant).and_then(|o| o.get(service));
         names
-            .map(|n| n.iter().map(|(name, kind)| (name.clone(), SpanKind::from_otlp(i32::from(*kind)))).collect())
+            .map(|n| {
+                n.iter()
+                    .flat_map(|(name, kinds)| kinds.iter().map(|k| (name.clone(), SpanKind::from_otlp(i32::from(*k)))))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -396,9 +402,7 @@ impl Sink<Span> for SpanStore {
             let mut state = inner.state.write();
             let ops = state.operations.entry(batch.tenant.clone()).or_default();
             for s in &batch.items {
-                if !ops.get(&s.resource.service).is_some_and(|n| n.contains(&(s.name.clone(), s.kind as u8))) {
-                    ops.entry(s.resource.service.clone()).or_default().insert((s.name.clone(), s.kind as u8));
-                }
+                note_operation(ops, &s.resource.service, &s.name, s.kind as u8);
             }
             let head = &mut state.head;
             head.since.get_or_insert_with(Instant::now);
@@ -417,6 +421,17 @@ impl Sink<Span> for SpanStore {
         }
         Ok(())
     }
+}
+
+/// service → span name → span kinds.
+type Catalog = BTreeMap<String, BTreeMap<String, BTreeSet<u8>>>;
+
+/// Records an operation; looks up by reference and allocates only for a new one.
+fn note_operation(catalog: &mut Catalog, service: &str, name: &str, kind: u8) {
+    if catalog.get(service).and_then(|names| names.get(name)).is_some_and(|kinds| kinds.contains(&kind)) {
+        return;
+    }
+    catalog.entry(service.to_owned()).or_default().entry(name.to_owned()).or_default().insert(kind);
 }
 
 impl Inner {
