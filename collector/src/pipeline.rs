@@ -198,9 +198,9 @@ impl Pipeline {
         self.metrics.memory_in_use.set(self.memory.in_use_bytes() as i64);
         let lane = K::lane(self);
         if lane.sink.backlogged() {
-            return Err(IngestError::Overloaded(store_name(K::SIGNAL)));
+            return Err(IngestError::Overloaded(K::STORE_BACKLOG));
         }
-        let slot = lane.tx.clone().try_reserve_owned().map_err(|_| IngestError::Overloaded(lane_name(K::SIGNAL)))?;
+        let slot = lane.tx.clone().try_reserve_owned().map_err(|_| IngestError::Overloaded(K::QUEUE))?;
         let limits = self.limits;
         let prepared = if items > INLINE_PREPARE_ITEMS {
             tokio::task::spawn_blocking(move || prepare::<K>(request, raw, items, limits))
@@ -338,24 +338,6 @@ fn prepare<K: SignalKind>(
         _ => Bytes::from(request.encode_to_vec()),
     };
     Prepared { outcome, payload, items: K::convert(request) }
-}
-
-fn lane_name(signal: sightline_storage::model::Signal) -> &'static str {
-    use sightline_storage::model::Signal;
-    match signal {
-        Signal::Traces => "the traces queue",
-        Signal::Logs => "the logs queue",
-        Signal::Metrics => "the metrics queue",
-    }
-}
-
-fn store_name(signal: sightline_storage::model::Signal) -> &'static str {
-    use sightline_storage::model::Signal;
-    match signal {
-        Signal::Traces => "the span store's unwritten backlog",
-        Signal::Logs => "the log store's unwritten backlog",
-        Signal::Metrics => "the metric store's unwritten backlog",
-    }
 }
 
 fn depth<T>(tx: &mpsc::Sender<T>) -> i64 {

@@ -22,6 +22,9 @@ pub trait SignalKind: Send + Sync + 'static {
     const ITEMS: &'static str;
     /// OTLP/JSON key of the rejected count in a partial success.
     const REJECTED_JSON_KEY: &'static str;
+    /// What is full when a refusal names this signal's queue or store backlog.
+    const QUEUE: &'static str;
+    const STORE_BACKLOG: &'static str;
 
     fn decode_json(body: &[u8]) -> Result<Self::Request, sightline_proto::json::JsonError>;
     fn count(req: &Self::Request) -> u64;
@@ -56,6 +59,8 @@ impl SignalKind for Traces {
     const SIGNAL: Signal = Signal::Traces;
     const ITEMS: &'static str = "spans";
     const REJECTED_JSON_KEY: &'static str = "rejectedSpans";
+    const QUEUE: &'static str = "the traces queue";
+    const STORE_BACKLOG: &'static str = "the span store's unwritten backlog";
 
     fn decode_json(body: &[u8]) -> Result<Self::Request, sightline_proto::json::JsonError> {
         sightline_proto::json::decode_traces(body)
@@ -98,6 +103,8 @@ impl SignalKind for Logs {
     const SIGNAL: Signal = Signal::Logs;
     const ITEMS: &'static str = "log records";
     const REJECTED_JSON_KEY: &'static str = "rejectedLogRecords";
+    const QUEUE: &'static str = "the logs queue";
+    const STORE_BACKLOG: &'static str = "the log store's unwritten backlog";
 
     fn decode_json(body: &[u8]) -> Result<Self::Request, sightline_proto::json::JsonError> {
         sightline_proto::json::decode_logs(body)
@@ -147,6 +154,8 @@ impl SignalKind for Metrics {
     const SIGNAL: Signal = Signal::Metrics;
     const ITEMS: &'static str = "data points";
     const REJECTED_JSON_KEY: &'static str = "rejectedDataPoints";
+    const QUEUE: &'static str = "the metrics queue";
+    const STORE_BACKLOG: &'static str = "the metric store's unwritten backlog";
 
     fn decode_json(body: &[u8]) -> Result<Self::Request, sightline_proto::json::JsonError> {
         sightline_proto::json::decode_metrics(body)
