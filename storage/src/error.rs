@@ -10,6 +10,8 @@ pub enum StorageError {
     WalClosed,
     #[error("span part: {0}")]
     Part(String),
+    #[error("log index: {0}")]
+    LogIndex(String),
     #[error("object store: {0}")]
     ObjectStore(String),
     #[error("write-ahead log write failed: {0}")]

@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod head;
+pub mod logs;
 pub mod model;
 pub mod sink;
 pub mod spans;

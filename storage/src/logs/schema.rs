@@ -1,0 +1,235 @@
+//! The log index schema, the documents built from records, and the stored
+//! form of a record (returned by searches).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tantivy::schema::{
+    BytesOptions, FAST, Field, INDEXED, IndexRecordOption, JsonObjectOptions, OwnedValue, STRING, Schema,
+    TextFieldIndexing, TextOptions,
+};
+use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, TextAnalyzer, TokenizerManager};
+use tantivy::{Index, TantivyDocument};
+
+use super::tokenizer::CodeTokenizer;
+use crate::model::{AttrValue, Attributes, LogRecord, Resource, Scope, SpanId, Tenant, TraceId};
+
+/// The tokenizer name of the body field.
+pub const BODY_TOKENIZER: &str = "sightline_body";
+/// Tokens longer than this are not indexed (hashes and blobs, not words).
+const MAX_TOKEN_LEN: usize = 100;
+
+/// The resource attribute kept in its own raw, fast column besides `service`.
+pub const HOST_ATTRIBUTE: &str = "host.name";
+
+/// The fields of a log index.
+#[derive(Clone, Debug)]
+pub struct LogFields {
+    pub tenant: Field,
+    pub timestamp: Field,
+    pub observed: Field,
+    /// Position of the record in the WAL (sequence << 20 | index in batch):
+    /// orders records with equal timestamps, for stable paging.
+    pub seq: Field,
+    pub severity: Field,
+    pub severity_text: Field,
+    pub service: Field,
+    pub host: Field,
+    pub scope: Field,
+    pub trace_id: Field,
+    pub span_id: Field,
+    pub event_name: Field,
+    pub body: Field,
+    pub attributes: Field,
+    pub resource: Field,
+    /// The whole record, stored (zstd-compressed by the doc store).
+    pub record: Field,
+}
+
+impl LogFields {
+    pub fn schema() -> (Schema, LogFields) {
+        let mut b = Schema::builder();
+        let body = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(BODY_TOKENIZER)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        );
+        let json = || {
+            JsonObjectOptions::default()
+                .set_indexing_options(
+                    TextFieldIndexing::default().set_tokenizer("raw").set_index_option(IndexRecordOption::Basic),
+                )
+                .set_expand_dots_enabled()
+        };
+        let fields = LogFields {
+            tenant: b.add_text_field("tenant", STRING),
+            timestamp: b.add_i64_field("timestamp", INDEXED | FAST),
+            observed: b.add_i64_field("observed", FAST),
+            seq: b.add_u64_field("seq", FAST),
+            severity: b.add_u64_field("severity", INDEXED | FAST),
+            severity_text: b.add_text_field("severity_text", STRING),
+            service: b.add_text_field("service", STRING | FAST),
+            host: b.add_text_field("host", STRING | FAST),
+            scope: b.add_text_field("scope", STRING),
+            trace_id: b.add_text_field("trace_id", STRING),
+            span_id: b.add_text_field("span_id", STRING),
+            event_name: b.add_text_field("event_name", STRING),
+            body: b.add_text_field("body", body),
+            attributes: b.add_json_field("attributes", json()),
+            resource: b.add_json_field("resource", json()),
+            record: b.add_bytes_field("record", BytesOptions::default().set_stored()),
+        };
+        (b.build(), fields)
+    }
+
+    /// Finds the fields of an index created with [`LogFields::schema`].
+    pub fn of(schema: &Schema) -> tantivy::Result<LogFields> {
+        let f = |name| schema.get_field(name);
+        Ok(LogFields {
+            tenant: f("tenant")?,
+            timestamp: f("timestamp")?,
+            observed: f("observed")?,
+            seq: f("seq")?,
+            severity: f("severity")?,
+            severity_text: f("severity_text")?,
+            service: f("service")?,
+            host: f("host")?,
+            scope: f("scope")?,
+            trace_id: f("trace_id")?,
+            span_id: f("span_id")?,
+            event_name: f("event_name")?,
+            body: f("body")?,
+            attributes: f("attributes")?,
+            resource: f("resource")?,
+            record: f("record")?,
+        })
+    }
+
+    /// The index document of one record.
+    pub fn document(&self, tenant: &Tenant, seq: u64, r: &LogRecord) -> TantivyDocument {
+        let mut d = TantivyDocument::new();
+        d.add_text(self.tenant, tenant.as_str());
+        d.add_i64(self.timestamp, clamp_i64(r.time_unix_nano));
+        d.add_i64(self.observed, clamp_i64(r.observed_unix_nano));
+        d.add_u64(self.seq, seq);
+        d.add_u64(self.severity, u64::from(r.severity_number));
+        if !r.severity_text.is_empty() {
+            d.add_text(self.severity_text, &r.severity_text);
+        }
+        d.add_text(self.service, &r.resource.service);
+        if let Some(host) = r.resource.attributes.get_str(HOST_ATTRIBUTE) {
+            d.add_text(self.host, host);
+        }
+        if !r.scope.name.is_empty() {
+            d.add_text(self.scope, &r.scope.name);
+        }
+        if let Some(t) = &r.trace_id {
+            d.add_text(self.trace_id, t.to_hex());
+        }
+        if let Some(s) = &r.span_id {
+            d.add_text(self.span_id, s.to_hex());
+        }
+        if !r.event_name.is_empty() {
+            d.add_text(self.event_name, &r.event_name);
+        }
+        match &r.body {
+            AttrValue::Str(s) => d.add_text(self.body, s),
+            AttrValue::Empty => {}
+            other => d.add_text(self.body, other.to_text()),
+        }
+        if !r.attributes.0.is_empty() {
+            d.add_object(self.attributes, json_object(&r.attributes));
+        }
+        if !r.resource.attributes.0.is_empty() {
+            d.add_object(self.resource, json_object(&r.resource.attributes));
+        }
+        d.add_bytes(self.record, &encode_record(r));
+        d
+    }
+}
+
+/// The analyzer of the body field: identifiers whole, lower-cased.
+pub fn body_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(CodeTokenizer::default()).filter(RemoveLongFilter::limit(MAX_TOKEN_LEN)).filter(LowerCaser).build()
+}
+
+/// Registers the body tokenizer on an index (needed at every open).
+pub fn register_tokenizers(index: &Index) {
+    let manager: &TokenizerManager = index.tokenizers();
+    manager.register(BODY_TOKENIZER, body_analyzer());
+}
+
+fn clamp_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn json_object(attrs: &Attributes) -> BTreeMap<String, OwnedValue> {
+    attrs.0.iter().map(|(k, v)| (k.clone(), owned_value(v))).collect()
+}
+
+fn owned_value(v: &AttrValue) -> OwnedValue {
+    match v {
+        AttrValue::Empty => OwnedValue::Null,
+        AttrValue::Str(s) => OwnedValue::Str(s.clone()),
+        AttrValue::Bool(b) => OwnedValue::Bool(*b),
+        AttrValue::Int(i) => OwnedValue::I64(*i),
+        AttrValue::Double(d) => OwnedValue::F64(*d),
+        AttrValue::Bytes(b) => OwnedValue::Str(hex::encode(b)),
+        AttrValue::Array(items) => OwnedValue::Array(items.iter().map(owned_value).collect()),
+        AttrValue::Map(m) => OwnedValue::Object(m.0.iter().map(|(k, v)| (k.clone(), owned_value(v))).collect()),
+    }
+}
+
+fn typed_attributes(attrs: &Attributes) -> Value {
+    Value::Array(attrs.0.iter().map(|(k, v)| json!([k, v.to_typed_json()])).collect())
+}
+
+fn attributes_from(v: Option<&Value>) -> Attributes {
+    let pairs = v.and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    Attributes(
+        pairs
+            .iter()
+            .filter_map(|p| Some((p.get(0)?.as_str()?.to_owned(), AttrValue::from_typed_json(p.get(1)?))))
+            .collect(),
+    )
+}
+
+/// The stored form of a record: compact JSON that keeps every type.
+pub fn encode_record(r: &LogRecord) -> Vec<u8> {
+    let v = json!({
+        "t": r.time_unix_nano,
+        "o": r.observed_unix_nano,
+        "n": r.severity_number,
+        "s": r.severity_text,
+        "b": r.body.to_typed_json(),
+        "a": typed_attributes(&r.attributes),
+        "tr": r.trace_id.map(|t| t.to_hex()),
+        "sp": r.span_id.map(|s| s.to_hex()),
+        "e": r.event_name,
+        "rs": r.resource.service,
+        "ra": typed_attributes(&r.resource.attributes),
+        "sn": r.scope.name,
+        "sv": r.scope.version,
+    });
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
+/// Reads what [`encode_record`] wrote; `None` if it is not such a record.
+pub fn decode_record(bytes: &[u8]) -> Option<LogRecord> {
+    let v: Value = serde_json::from_slice(bytes).ok()?;
+    let text = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    Some(LogRecord {
+        time_unix_nano: v.get("t")?.as_u64()?,
+        observed_unix_nano: v.get("o").and_then(Value::as_u64).unwrap_or_default(),
+        severity_number: v.get("n").and_then(Value::as_u64).and_then(|n| u8::try_from(n).ok()).unwrap_or_default(),
+        severity_text: text("s"),
+        body: v.get("b").map(AttrValue::from_typed_json).unwrap_or(AttrValue::Empty),
+        attributes: attributes_from(v.get("a")),
+        trace_id: v.get("tr").and_then(Value::as_str).and_then(|s| s.parse::<TraceId>().ok()),
+        span_id: v.get("sp").and_then(Value::as_str).and_then(|s| s.parse::<SpanId>().ok()),
+        event_name: text("e"),
+        resource: Arc::new(Resource { service: text("rs"), attributes: attributes_from(v.get("ra")) }),
+        scope: Arc::new(Scope { name: text("sn"), version: text("sv") }),
+    })
+}

@@ -1,0 +1,139 @@
+//! The read side of the log store: searches, counts over time and top
+//! values, each over the partitions that its time range overlaps.
+
+use std::sync::Arc;
+
+use tantivy::collector::Count;
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
+use tantivy::schema::{IndexRecordOption, Value};
+use tantivy::{TantivyDocument, Term};
+
+use super::collect::{Histogram, Newest, SortKey, TimeRange, TopField, TopValues};
+use super::partition::Partition;
+use super::query::{LogExpr, highlights};
+use super::schema::decode_record;
+use super::store::LogStore;
+use crate::StorageError;
+use crate::model::{LogRecord, Tenant};
+
+/// A search: the newest (or oldest) `limit` matches in a time range,
+/// strictly after `after` in that order (the cursor of a previous page).
+#[derive(Clone, Debug)]
+pub struct LogSearch {
+    pub tenant: Tenant,
+    pub expr: LogExpr,
+    pub range: TimeRange,
+    pub limit: usize,
+    pub newest_first: bool,
+    pub after: Option<SortKey>,
+}
+
+#[derive(Clone, Debug)]
+pub struct LogHit {
+    pub key: SortKey,
+    pub record: LogRecord,
+    /// What the query matched in the body, as UTF-16 offsets.
+    pub highlights: Vec<(usize, usize)>,
+}
+
+fn err(e: tantivy::TantivyError) -> StorageError {
+    StorageError::LogIndex(e.to_string())
+}
+
+/// The query restricted to a tenant.
+fn tenant_query(p: &Partition, tenant: &Tenant, expr: &LogExpr) -> BooleanQuery {
+    let tenant = Term::from_field_text(p.fields.tenant, tenant.as_str());
+    BooleanQuery::new(vec![
+        (Occur::Must, Box::new(TermQuery::new(tenant, IndexRecordOption::Basic)) as Box<dyn Query>),
+        (Occur::Must, expr.to_query(&p.fields)),
+    ])
+}
+
+impl LogStore {
+    /// The partitions overlapping a range, newest first.
+    fn overlapping(&self, range: TimeRange) -> Vec<Arc<Partition>> {
+        let map = self.inner.partitions.read();
+        map.values().rev().filter(|p| p.start <= range.end && range.start < p.end).cloned().collect()
+    }
+
+    pub fn search(&self, s: &LogSearch) -> Result<Vec<LogHit>, StorageError> {
+        let mut partitions = self.overlapping(s.range);
+        if !s.newest_first {
+            partitions.reverse();
+        }
+        let patterns = s.expr.body_patterns();
+        let mut hits = Vec::new();
+        for p in partitions {
+            if hits.len() >= s.limit {
+                // Partitions do not overlap: every later one comes after these hits.
+                break;
+            }
+            let searcher = p.searcher();
+            let collector = Newest {
+                limit: s.limit - hits.len(),
+                range: s.range,
+                newest_first: s.newest_first,
+                after: s.after,
+            };
+            let found = searcher.search(&tenant_query(&p, &s.tenant, &s.expr), &collector).map_err(err)?;
+            for (key, address) in found {
+                let doc: TantivyDocument = searcher.doc(address).map_err(err)?;
+                let record = doc.get_first(p.fields.record).and_then(|v| v.as_bytes()).and_then(decode_record);
+                let Some(record) = record else {
+                    return Err(StorageError::LogIndex(format!("{}: a stored record is unreadable", p.dir.display())));
+                };
+                let highlights = match &record.body {
+                    crate::model::AttrValue::Str(body) => highlights(body, &patterns),
+                    _ => Vec::new(),
+                };
+                hits.push(LogHit { key, record, highlights });
+            }
+        }
+        Ok(hits)
+    }
+
+    /// Counts of matches per `step` nanoseconds from `range.start`.
+    pub fn histogram(&self, tenant: &Tenant, expr: &LogExpr, range: TimeRange, step: i64) -> Result<Vec<u64>, StorageError> {
+        let step = step.max(1);
+        let buckets = usize::try_from((range.end - range.start) / step + 1).unwrap_or(0);
+        let collector = Histogram { range, step, buckets };
+        let mut total = vec![0u64; buckets];
+        for p in self.overlapping(range) {
+            let counts = p.searcher().search(&tenant_query(&p, tenant, expr), &collector).map_err(err)?;
+            total.iter_mut().zip(counts).for_each(|(t, c)| *t += c);
+        }
+        Ok(total)
+    }
+
+    /// The most frequent values of a field among the matches, most first.
+    pub fn top_values(
+        &self,
+        tenant: &Tenant,
+        expr: &LogExpr,
+        range: TimeRange,
+        field: TopField,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StorageError> {
+        let collector = TopValues { range, field };
+        let mut total = std::collections::HashMap::<String, u64>::new();
+        for p in self.overlapping(range) {
+            for (k, v) in p.searcher().search(&tenant_query(&p, tenant, expr), &collector).map_err(err)? {
+                *total.entry(k).or_default() += v;
+            }
+        }
+        let mut top: Vec<_> = total.into_iter().collect();
+        top.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        top.truncate(limit);
+        Ok(top)
+    }
+
+    /// Searchable lines of a tenant.
+    pub fn count(&self, tenant: &Tenant) -> Result<u64, StorageError> {
+        let all = TimeRange { start: i64::MIN, end: i64::MAX };
+        let mut n = 0;
+        for p in self.overlapping(all) {
+            n += p.searcher().search(&tenant_query(&p, tenant, &LogExpr::All), &Count).map_err(err)? as u64;
+        }
+        Ok(n)
+    }
+}
