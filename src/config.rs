@@ -23,6 +23,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub wal: WalSection,
     pub spans: SpansSection,
+    pub logs: LogsSection,
     pub log: LogSection,
 }
 
@@ -34,6 +35,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             wal: WalSection::default(),
             spans: SpansSection::default(),
+            logs: LogsSection::default(),
             log: LogSection::default(),
         }
     }
@@ -146,6 +148,50 @@ impl SpansSection {
     }
 }
 
+/// The log store (ingested log records), not Sightline's own logging.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogsSection {
+    /// Each partition (one tantivy index) covers this many hours.
+    pub partition_hours: u64,
+    /// A line is searchable at most this long after it is acknowledged.
+    pub commit_interval_ms: u64,
+    pub retention_hours: u64,
+    /// Indexing threads per partition writer; 0 picks the core count (at most 4).
+    pub indexing_threads: usize,
+    /// Indexing memory of a partition writer, all threads together (at least 15 MB per thread).
+    pub writer_memory_mb: usize,
+    pub maintenance_interval_seconds: u64,
+}
+
+impl Default for LogsSection {
+    fn default() -> Self {
+        Self {
+            partition_hours: 24,
+            commit_interval_ms: 1000,
+            retention_hours: 7 * 24,
+            indexing_threads: 0,
+            writer_memory_mb: 128,
+            maintenance_interval_seconds: 60,
+        }
+    }
+}
+
+impl LogsSection {
+    pub fn store_config(&self, data_dir: &Path) -> sightline_storage::logs::LogStoreConfig {
+        let mut c = sightline_storage::logs::LogStoreConfig::new(data_dir.join("logs"));
+        c.partition = Duration::from_secs(self.partition_hours * 3600);
+        c.commit_interval = Duration::from_millis(self.commit_interval_ms);
+        c.retention = Duration::from_secs(self.retention_hours * 3600);
+        if self.indexing_threads > 0 {
+            c.indexing_threads = self.indexing_threads;
+        }
+        c.writer_memory_bytes = self.writer_memory_mb << 20;
+        c.maintenance_interval = Duration::from_secs(self.maintenance_interval_seconds);
+        c
+    }
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSection {
@@ -200,6 +246,15 @@ impl Config {
         }
         if sp.retention_hours == 0 {
             bail!("invalid configuration: spans.retention_hours must be at least 1");
+        }
+        let lg = &self.logs;
+        if lg.partition_hours == 0 || lg.retention_hours == 0 || lg.commit_interval_ms == 0 {
+            bail!(
+                "invalid configuration: logs.partition_hours, logs.retention_hours and logs.commit_interval_ms must be at least 1"
+            );
+        }
+        if lg.maintenance_interval_seconds == 0 {
+            bail!("invalid configuration: logs.maintenance_interval_seconds must be at least 1");
         }
         if self.wal.queue_capacity == 0 {
             bail!("invalid configuration: wal.queue_capacity must be at least 1");

@@ -1,4 +1,4 @@
-//! Assembles the parts into a running server: WAL → pipeline → heads, the
+//! Assembles the parts into a running server: WAL → pipeline → stores, the
 //! OTLP receivers, and the API port. Used by `main` and by the end-to-end
 //! tests, which start it on `127.0.0.1:0`.
 
@@ -17,6 +17,7 @@ use sightline_collector::{Pipeline, Sinks};
 use sightline_query::ops::OpsState;
 use sightline_query::{QueryState, ops};
 use sightline_storage::head::Heads;
+use sightline_storage::logs::LogStore;
 use sightline_storage::model::Tenant;
 use sightline_storage::spans::SpanStore;
 use sightline_storage::wal::{Wal, WalConfig};
@@ -33,6 +34,7 @@ pub struct Server {
     pub api_addr: SocketAddr,
     pub heads: Arc<Heads>,
     pub spans: SpanStore,
+    pub logs: LogStore,
     /// Records replayed from the WAL at start.
     pub replayed: u64,
     pipeline: Arc<Pipeline>,
@@ -62,8 +64,11 @@ impl Server {
             .await
             .context("cannot open the span store")?;
         spans.register_metrics(&mut registry);
+        let logs = LogStore::open(config.logs.store_config(&config.data_dir), Some(wal.clone()))
+            .context("cannot open the log store")?;
+        logs.register_metrics(&mut registry);
         let heads = Arc::new(Heads::default());
-        let sinks = Sinks { spans: Arc::new(spans.clone()), logs: heads.clone(), metrics: heads.clone() };
+        let sinks = Sinks { spans: Arc::new(spans.clone()), logs: Arc::new(logs.clone()), metrics: heads.clone() };
         let pipeline = Pipeline::start(config.ingest.clone(), wal, sinks, &mut registry)?;
         let rss = Gauge::<i64>::default();
         registry.register("sightline_process_resident_memory_bytes", "Resident set size of the process", rss.clone());
@@ -81,12 +86,14 @@ impl Server {
         let default_tenant = Tenant::new(&config.ingest.default_tenant)?;
         let query = QueryState {
             spans: spans.clone(),
+            logs: logs.clone(),
             heads: heads.clone(),
             tenant_header: config.ingest.tenant_header.clone(),
             default_tenant,
             max_spans_per_trace: config.spans.max_spans_per_trace,
         };
         let app = sightline_query::router(query.clone())
+            .merge(sightline_query::logs::router(query.clone()))
             .merge(sightline_query::jaeger::router(query))
             .merge(ops::router(OpsState { registry, ready: ready.clone() }));
         let stop = cancel.clone();
@@ -128,7 +135,7 @@ impl Server {
             }
         }));
         ready.store(true, Ordering::Release);
-        Ok(Server { grpc_addr, http_addr, api_addr, heads, spans, replayed, pipeline, cancel, tasks })
+        Ok(Server { grpc_addr, http_addr, api_addr, heads, spans, logs, replayed, pipeline, cancel, tasks })
     }
 
     /// Stops accepting, finishes in-flight requests, writes the WAL, and
@@ -138,10 +145,11 @@ impl Server {
         for task in self.tasks {
             let _ = task.await;
         }
-        let (pipeline, spans) = (self.pipeline, self.spans);
+        let (pipeline, spans, logs) = (self.pipeline, self.spans, self.logs);
         tokio::task::spawn_blocking(move || {
             pipeline.shutdown_blocking();
             spans.shutdown_blocking();
+            logs.shutdown_blocking();
         })
         .await?;
         Ok(())

@@ -199,9 +199,9 @@ async fn http_bad_input_table() {
     let default = common::tenant("default");
     let spans = s.server.spans.counts(&default);
     assert_eq!(spans.head_spans + spans.part_spans, expected_spans);
-    let counts = s.server.heads.counts(&default);
-    assert_eq!(counts.log_records, 1);
-    assert_eq!(counts.metric_points, 1);
+    s.server.logs.commit_blocking().expect("commit");
+    assert_eq!(s.server.logs.count(&default).expect("count"), 1);
+    assert_eq!(s.server.heads.counts(&default).metric_points, 1);
     s.server.shutdown().await.expect("shutdown");
 }
 

@@ -178,23 +178,64 @@ async fn round_trip(transport: Transport, temporality: Temporality) {
     assert_eq!(body["spans"][0]["name"], "GET /checkout", "the root comes first");
     assert_eq!(client.get(&url).send().await.expect("GET").status(), 404, "the default tenant has no such trace");
 
-    // Logs: three records; the one emitted inside a span carries its trace.
+    // Logs: three records, searchable within the commit interval; the one
+    // emitted inside a span carries its trace and is found by it.
+    let search = |query: &str| {
+        let (client, url, tenant) = (client.clone(), s.api_url("/api/logs"), tenant_name.clone());
+        let query = query.to_owned();
+        async move {
+            let r = client
+                .get(&url)
+                .query(&[("query", query.as_str()), ("start", "0")])
+                .header("X-Scope-OrgID", &tenant)
+                .send()
+                .await
+                .expect("GET /api/logs");
+            assert_eq!(r.status(), 200);
+            let body: serde_json::Value = r.json().await.expect("JSON");
+            body["hits"].as_array().cloned().expect("hits")
+        }
+    };
     let logs = eventually("three log records", || {
-        let logs = heads.logs.newest(&t, 10);
-        async move { (logs.len() == 3).then_some(logs) }
+        let hits = search("");
+        async move { Some(hits.await).filter(|h| h.len() == 3) }
     })
     .await;
-    let mut bodies: Vec<_> = logs.iter().map(|l| l.body.to_text()).collect();
+    let mut bodies: Vec<_> = logs.iter().map(|l| l["body"].as_str().expect("body").to_owned()).collect();
     bodies.sort();
     assert_eq!(bodies, ["payment failed", "query took too long", "started"]);
-    let in_span = logs.iter().find(|l| l.body.to_text() == "query took too long").expect("log in span");
-    assert_eq!(in_span.trace_id, Some(sent.trace_id));
-    assert!(in_span.span_id.is_some());
-    assert_eq!(in_span.severity_number, 13);
-    let failed = logs.iter().find(|l| l.body.to_text() == "payment failed").expect("error log");
-    assert_eq!(failed.severity_number, 17);
-    assert_eq!(failed.trace_id, None);
-    assert!(failed.observed_unix_nano > 0 && failed.time_unix_nano > 0);
+    let in_span = logs.iter().find(|l| l["body"] == "query took too long").expect("log in span");
+    assert_eq!(in_span["traceId"], sent.trace_id.to_hex());
+    assert!(in_span["spanId"].is_string());
+    assert_eq!(in_span["severityNumber"], 13);
+    assert_eq!(in_span["service"], format!("svc-{tenant_name}"));
+    let failed = logs.iter().find(|l| l["body"] == "payment failed").expect("error log");
+    assert_eq!(failed["severityNumber"], 17);
+    assert_eq!(failed["severity"], "ERROR");
+    assert!(failed["traceId"].is_null());
+    let body_of = |hits: Vec<serde_json::Value>| -> Vec<String> {
+        hits.iter().map(|h| h["body"].as_str().expect("body").to_owned()).collect()
+    };
+    assert_eq!(body_of(search("took").await), ["query took too long"]);
+    assert_eq!(body_of(search("\"payment failed\"").await), ["payment failed"]);
+    assert_eq!(body_of(search("severity>=ERROR").await), ["payment failed"]);
+    assert_eq!(search(&format!("service:svc-{tenant_name}")).await.len(), 3);
+    assert_eq!(body_of(search(&format!("trace_id:{}", sent.trace_id)).await), ["query took too long"]);
+    assert_eq!(search("attributes.order.id:42").await.len(), 2, "an attribute of the records, typed int");
+    assert_eq!(body_of(search("order.id:42 NOT severity:INFO").await), ["payment failed"]);
+    let trace_logs: serde_json::Value = client
+        .get(s.api_url(&format!("/api/traces/{}/logs", sent.trace_id)))
+        .header("X-Scope-OrgID", &tenant_name)
+        .send()
+        .await
+        .expect("GET trace logs")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(trace_logs["logs"].as_array().map(Vec::len), Some(1));
+    let other: serde_json::Value =
+        client.get(s.api_url("/api/logs?start=0")).send().await.expect("GET").json().await.expect("JSON");
+    assert_eq!(other["hits"].as_array().map(Vec::len), Some(0), "the default tenant sees none of them");
 
     // Metrics: each instrument arrived with the values recorded.
     let orders = eventually("the orders counter", || {

@@ -17,7 +17,8 @@ use sightline_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span as OtlpSpan};
 use sightline_proto::otlp::{ExportLogsServiceRequest, ExportTraceServiceRequest};
 use sightline_storage::StorageError;
 use sightline_storage::head::Heads;
-use sightline_storage::model::{LogRecord, Span};
+use sightline_storage::logs::{LogStore, LogStoreConfig};
+use sightline_storage::model::Span;
 use sightline_storage::sink::{Batch, Sink};
 use sightline_storage::wal::{FsyncPolicy, Wal, WalConfig};
 use tower::ServiceExt;
@@ -92,13 +93,14 @@ fn pipeline(
     spans: Arc<dyn Sink<Span>>,
     heads: Arc<Heads>,
     dir: &std::path::Path,
-) -> Arc<Pipeline> {
+) -> (Arc<Pipeline>, LogStore) {
     let mut registry = Registry::default();
     let wal_config =
-        WalConfig { dir: dir.to_path_buf(), segment_bytes: 1 << 20, fsync: FsyncPolicy::Never, queue_capacity: 64 };
+        WalConfig { dir: dir.join("wal"), segment_bytes: 1 << 20, fsync: FsyncPolicy::Never, queue_capacity: 64 };
     let (wal, _) = Wal::open(wal_config, &mut registry).expect("wal");
-    let logs: Arc<dyn Sink<LogRecord>> = heads.clone();
-    Pipeline::start(config, wal, Sinks { spans, logs, metrics: heads }, &mut registry).expect("pipeline")
+    let logs = LogStore::open(LogStoreConfig::new(dir.join("logs")), Some(wal.clone())).expect("log store");
+    let sinks = Sinks { spans, logs: Arc::new(logs.clone()), metrics: heads };
+    (Pipeline::start(config, wal, sinks, &mut registry).expect("pipeline"), logs)
 }
 
 /// Polls until the traces queue holds `n` requests.
@@ -127,7 +129,7 @@ async fn a_stalled_span_store_does_not_stop_logs() {
     let heads = Arc::new(Heads::default());
     let mut config = IngestConfig::default();
     config.queue_capacity.traces = 2;
-    let p = pipeline(config, gate.clone(), heads.clone(), dir.path());
+    let (p, logs) = pipeline(config, gate.clone(), heads.clone(), dir.path());
     let app = otlp_http::router(p.clone());
 
     // The worker holds the first batch in the stalled store, the queue two more.
@@ -153,7 +155,8 @@ async fn a_stalled_span_store_does_not_stop_logs() {
     let r = app.clone().oneshot(post("/v1/logs", logs_body())).await.expect("response");
     assert_eq!(r.status(), 200);
     let tenant = sightline_storage::model::Tenant::new("default").expect("tenant");
-    assert_eq!(heads.counts(&tenant).log_records, 1, "acknowledged means readable");
+    logs.commit_blocking().expect("commit");
+    assert_eq!(logs.count(&tenant).expect("count"), 1, "acknowledged means stored");
 
     // Once the store moves again, the waiting requests are answered, every
     // accepted span is stored and new ones pass.
@@ -173,7 +176,7 @@ async fn the_memory_budget_refuses_with_503() {
     let gate = Arc::new(Gate::default());
     let heads = Arc::new(Heads::default());
     let config = IngestConfig { max_body_bytes: 4096, memory_limit_bytes: 4096, ..IngestConfig::default() };
-    let p = pipeline(config, gate.clone(), heads, dir.path());
+    let (p, _logs) = pipeline(config, gate.clone(), heads, dir.path());
     let app = otlp_http::router(p.clone());
     // Each request holds at least 1 KiB of the 4 KiB budget until it is stored.
     let waiting: Vec<_> = (0..4).map(|n| spawn_post(&app, "/v1/traces", spans_body(n))).collect();
@@ -212,7 +215,7 @@ impl Sink<Span> for Behind {
 async fn a_backlogged_store_refuses_its_signal_before_the_wal() {
     let dir = tempfile::tempdir().expect("tempdir");
     let heads = Arc::new(Heads::default());
-    let p = pipeline(IngestConfig::default(), Arc::new(Behind), heads.clone(), dir.path());
+    let (p, _logs) = pipeline(IngestConfig::default(), Arc::new(Behind), heads.clone(), dir.path());
     let app = otlp_http::router(p.clone());
     let r = app.clone().oneshot(post("/v1/traces", spans_body(1))).await.expect("response");
     assert_eq!(r.status(), 503);

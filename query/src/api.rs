@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sightline_storage::head::Heads;
+use sightline_storage::logs::LogStore;
 use sightline_storage::model::{SpanKind, StatusCode, Tenant, TraceId};
 use sightline_storage::spans::{SpanQuery, SpanStore};
 
@@ -20,6 +21,7 @@ use crate::traces::search;
 #[derive(Clone)]
 pub struct QueryState {
     pub spans: SpanStore,
+    pub logs: LogStore,
     pub heads: Arc<Heads>,
     pub tenant_header: String,
     pub default_tenant: Tenant,
@@ -123,7 +125,7 @@ struct SearchParams {
 }
 
 /// The time range of a query: `end` defaults to now, `start` to an hour before it.
-fn time_range(start: Option<&str>, end: Option<&str>) -> Result<(u64, u64), ApiError> {
+pub(crate) fn time_range(start: Option<&str>, end: Option<&str>) -> Result<(u64, u64), ApiError> {
     let end = end.map(|e| params::time_nanos("end", e)).transpose()?.unwrap_or_else(params::now_nanos);
     let start =
         start.map(|s| params::time_nanos("start", s)).transpose()?.unwrap_or(end.saturating_sub(3_600_000_000_000));
@@ -201,11 +203,15 @@ async fn stats(State(state): State<QueryState>, headers: HeaderMap) -> Result<Js
     let tenant = state.tenant(&headers)?;
     let spans = state.spans.counts(&tenant);
     let heads = state.heads.counts(&tenant);
+    let logs = state.logs.clone();
+    let log_records = tokio::task::spawn_blocking(move || logs.count(&tenant))
+        .await
+        .map_err(|e| ApiError::Storage(sightline_storage::StorageError::LogIndex(e.to_string())))??;
     Ok(Json(json!({
         "spans": spans.head_spans + spans.part_spans,
         "spansInHead": spans.head_spans,
         "spanParts": spans.parts,
-        "logRecords": heads.log_records,
+        "logRecords": log_records,
         "metricPoints": heads.metric_points,
     })))
 }

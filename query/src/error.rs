@@ -1,4 +1,5 @@
-//! One error type for every handler, rendered as `{"error": "..."}`.
+//! One error type for every handler, rendered as `{"error": "..."}` (and
+//! `"position"` for a log query that does not parse).
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -10,6 +11,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// A log query the parser refused; the body also says where.
+    #[error("{}", .0.message)]
+    Query(#[from] crate::logs::parse::ParseError),
     #[error("storage error: {0}")]
     Storage(#[from] sightline_storage::StorageError),
 }
@@ -17,7 +21,7 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::Query(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -29,6 +33,10 @@ impl IntoResponse for ApiError {
         if let ApiError::Storage(e) = &self {
             tracing::error!(error = %e, "query failed in storage");
         }
-        (self.status(), Json(serde_json::json!({ "error": self.to_string() }))).into_response()
+        let body = match &self {
+            ApiError::Query(e) => serde_json::json!({ "error": e.message, "position": e.position }),
+            _ => serde_json::json!({ "error": self.to_string() }),
+        };
+        (self.status(), Json(body)).into_response()
     }
 }

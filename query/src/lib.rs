@@ -5,6 +5,7 @@
 pub mod api;
 pub mod error;
 pub mod jaeger;
+pub mod logs;
 pub mod ops;
 pub mod params;
 pub mod traces;

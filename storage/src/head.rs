@@ -1,6 +1,6 @@
-//! In-memory heads for logs and metrics: every item, queryable the moment
-//! the pipeline hands it over, until their on-disk stores exist. (Spans
-//! have their own store in [`crate::spans`].)
+//! The in-memory head for metrics: every point, queryable the moment the
+//! pipeline hands it over, until the metric store exists. (Spans and logs
+//! have their own stores in [`crate::spans`] and [`crate::logs`].)
 //!
 //! Batches arrive in WAL order per signal, so a head skips any batch whose
 //! WAL sequence is not beyond the last one it applied: replaying the log
@@ -12,13 +12,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::RwLock;
 
 use crate::StorageError;
-use crate::model::{LogRecord, MetricPoint, Tenant};
+use crate::model::{MetricPoint, Tenant};
 use crate::sink::{Batch, Sink};
 
 /// Counts of what a head holds for one tenant.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct HeadCounts {
-    pub log_records: u64,
     pub metric_points: u64,
 }
 
@@ -69,15 +68,7 @@ impl<T: Send + Sync + 'static> Sink<T> for AppendHead<T> {
     }
 }
 
-pub type LogHead = AppendHead<LogRecord>;
 pub type MetricHead = AppendHead<MetricPoint>;
-
-impl LogHead {
-    /// The newest `limit` records of a tenant, newest first.
-    pub fn newest(&self, tenant: &Tenant, limit: usize) -> Vec<LogRecord> {
-        self.newest_matching(tenant, limit, |_| true)
-    }
-}
 
 impl MetricHead {
     /// Points of one metric name for a tenant, in arrival order.
@@ -91,35 +82,27 @@ impl MetricHead {
 /// The heads of the signals whose on-disk stores do not exist yet.
 #[derive(Default)]
 pub struct Heads {
-    pub logs: LogHead,
     pub metrics: MetricHead,
 }
 
 impl Heads {
     pub fn counts(&self, tenant: &Tenant) -> HeadCounts {
-        HeadCounts { log_records: self.logs.len(tenant), metric_points: self.metrics.len(tenant) }
+        HeadCounts { metric_points: self.metrics.len(tenant) }
     }
 }
 
-macro_rules! delegate_sink {
-    ($item:ty, $field:ident) => {
-        impl Sink<$item> for Heads {
-            fn consume(&self, batch: Batch<$item>) -> Result<(), StorageError> {
-                self.$field.consume(batch)
-            }
-        }
-    };
+impl Sink<MetricPoint> for Heads {
+    fn consume(&self, batch: Batch<MetricPoint>) -> Result<(), StorageError> {
+        self.metrics.consume(batch)
+    }
 }
-
-delegate_sink!(LogRecord, logs);
-delegate_sink!(MetricPoint, metrics);
 
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::model::{AttrValue, Attributes, Resource, Scope};
+    use crate::model::{AttrValue, Attributes, LogRecord, Resource, Scope};
 
     fn log(body: &str) -> LogRecord {
         LogRecord {
@@ -139,15 +122,15 @@ mod tests {
 
     #[test]
     fn replayed_batches_are_applied_once() {
-        let head = LogHead::default();
+        let head = AppendHead::<LogRecord>::default();
         let tenant = Tenant::new("a").expect("tenant");
         let batch = |seq, body: &str| Batch { tenant: tenant.clone(), wal_seq: seq, items: vec![log(body)] };
         head.consume(batch(1, "one")).expect("consume");
         head.consume(batch(2, "two")).expect("consume");
         head.consume(batch(2, "two")).expect("consume again");
         head.consume(batch(1, "one")).expect("consume again");
-        let newest: Vec<_> = head.newest(&tenant, 10).into_iter().map(|r| r.body.to_text()).collect();
+        let newest: Vec<_> = head.newest_matching(&tenant, 10, |_| true).into_iter().map(|r| r.body.to_text()).collect();
         assert_eq!(newest, ["two", "one"]);
-        assert!(head.newest(&Tenant::new("b").expect("tenant"), 10).is_empty());
+        assert!(head.newest_matching(&Tenant::new("b").expect("tenant"), 10, |_| true).is_empty());
     }
 }
