@@ -1,5 +1,6 @@
 //! Crash recovery: the real binary is killed with SIGKILL while clients are
-//! sending; after a restart every acknowledged span is there exactly once.
+//! sending; after a restart every acknowledged span and log line is there
+//! exactly once.
 
 mod common;
 
@@ -8,33 +9,32 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::binary::Running;
-use common::otlp::{trace_id, traces_request};
+use common::otlp::{logs_request, trace_id, traces_request};
 use prost::Message;
 
 const SPANS_PER_TRACE: u64 = 5;
 
 fn start(data_dir: &std::path::Path) -> Running {
-    let mut running = common::binary::spawn(env!("CARGO_BIN_EXE_sightline"), data_dir, &[]);
+    // Frequent log commits, so that the kill often lands during one.
+    let env = [("SIGHTLINE_LOGS__COMMIT_INTERVAL_MS", "20")];
+    let mut running = common::binary::spawn(env!("CARGO_BIN_EXE_sightline"), data_dir, &env);
     running.drain_log();
     running
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn acknowledged_spans_survive_sigkill_exactly_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = start(dir.path());
+/// Sends requests from four clients until the server dies; returns the
+/// numbers of the acknowledged ones once it has.
+async fn send_until_killed(server: &mut Running, path: &str, body: fn(u64) -> Vec<u8>) -> Vec<u64> {
     let client = reqwest::Client::new();
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
-
-    // Four clients send one trace per request until the server dies.
     let mut senders = Vec::new();
     for worker in 0..4u64 {
-        let (client, acked, url) = (client.clone(), acked.clone(), format!("http://{}/v1/traces", server.http));
+        let (client, acked, url) = (client.clone(), acked.clone(), format!("http://{}{path}", server.http));
         senders.push(tokio::spawn(async move {
             for i in 0..10_000u64 {
                 let n = worker * 1_000_000 + i;
-                let body = traces_request(n, SPANS_PER_TRACE).encode_to_vec();
-                let sent = client.post(&url).header("content-type", "application/x-protobuf").body(body).send().await;
+                let sent =
+                    client.post(&url).header("content-type", "application/x-protobuf").body(body(n)).send().await;
                 match sent {
                     Ok(r) if r.status() == 200 => {
                         acked.lock().expect("lock").insert(n);
@@ -57,6 +57,15 @@ async fn acknowledged_spans_survive_sigkill_exactly_once() {
     }
     let acked: Vec<u64> = acked.lock().expect("lock").iter().copied().collect();
     assert!(acked.len() >= 300);
+    acked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_spans_survive_sigkill_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = start(dir.path());
+    let acked = send_until_killed(&mut server, "/v1/traces", |n| traces_request(n, SPANS_PER_TRACE).encode_to_vec()).await;
+    let client = reqwest::Client::new();
 
     // Twice: replaying an already replayed log must not duplicate anything.
     for round in 0..2 {
@@ -115,6 +124,69 @@ async fn acknowledged_spans_survive_sigkill_exactly_once() {
         server.child.kill().expect("SIGKILL");
         server.child.wait().expect("reaped");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const LINES_PER_REQUEST: u64 = 10;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_log_lines_survive_sigkill_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = start(dir.path());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64;
+    // The lines of a request share its time, so that paging crosses requests.
+    static NOW: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    NOW.set(now).expect("set once");
+    let body = |n: u64| logs_request(n, LINES_PER_REQUEST, NOW.get().copied().unwrap_or_default() + n).encode_to_vec();
+    let acked = send_until_killed(&mut server, "/v1/logs", body).await;
+    let client = reqwest::Client::new();
+
+    for round in 0..2 {
+        let mut server = start(dir.path());
+        // Replayed lines become searchable at the next commit.
+        let total = |api: String, client: reqwest::Client| async move {
+            let stats: serde_json::Value =
+                client.get(format!("http://{api}/api/stats")).send().await.ok()?.json().await.ok()?;
+            stats["logRecords"].as_u64()
+        };
+        let expected = acked.len() as u64 * LINES_PER_REQUEST;
+        let stored = common::eventually("the replayed lines", || {
+            let (api, client) = (server.api.clone(), client.clone());
+            async move { total(api, client).await.filter(|n| *n >= expected) }
+        })
+        .await;
+        assert_eq!(stored % LINES_PER_REQUEST, 0, "round {round}: a request was stored in part");
+
+        // Page through every line: each (request, line) once, every acknowledged request whole.
+        let mut seen = BTreeSet::new();
+        let mut cursor = String::new();
+        loop {
+            let page: serde_json::Value = client
+                .get(format!("http://{}/api/logs", server.api))
+                .query(&[("query", "service:crash-test"), ("start", "0"), ("limit", "1000"), ("cursor", &cursor)])
+                .send()
+                .await
+                .expect("search")
+                .json()
+                .await
+                .expect("JSON");
+            for hit in page["hits"].as_array().expect("hits") {
+                let key = (hit["attributes"]["request"].as_u64(), hit["attributes"]["line"].as_u64());
+                assert!(seen.insert(key), "round {round}: line {key:?} stored twice");
+            }
+            match page["cursor"].as_str() {
+                Some(c) => cursor = c.to_owned(),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len() as u64, stored, "round {round}: paging saw every line once");
+        for n in &acked {
+            for j in 0..LINES_PER_REQUEST {
+                assert!(seen.contains(&(Some(*n), Some(j))), "round {round}: acknowledged line {n}/{j} lost");
+            }
+        }
+        server.child.kill().expect("SIGKILL");
+        server.child.wait().expect("reaped");
     }
 }
 

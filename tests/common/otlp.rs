@@ -51,3 +51,30 @@ pub fn request_of(spans: Vec<Span>) -> ExportTraceServiceRequest {
         }],
     }
 }
+
+/// One request of `lines` log lines for request `n`: each line says
+/// `request <n> line <j>` and carries `request` and `line` as int attributes.
+pub fn logs_request(n: u64, lines: u64, time_unix_nano: u64) -> sightline_proto::otlp::ExportLogsServiceRequest {
+    use sightline_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
+    let int = |key: &str, v: u64| KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(any_value::Value::IntValue(v as i64)) }),
+        key_strindex: 0,
+    };
+    let log_records = (0..lines)
+        .map(|j| LogRecord {
+            time_unix_nano: time_unix_nano + j,
+            severity_number: 9,
+            body: Some(AnyValue { value: Some(any_value::Value::StringValue(format!("request {n} line {j}"))) }),
+            attributes: vec![int("request", n), int("line", j)],
+            ..Default::default()
+        })
+        .collect();
+    sightline_proto::otlp::ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(Resource { attributes: vec![string_kv("service.name", "crash-test")], ..Default::default() }),
+            scope_logs: vec![ScopeLogs { log_records, ..Default::default() }],
+            schema_url: String::new(),
+        }],
+    }
+}
