@@ -4,7 +4,7 @@
 //! timeout                       a word in the body (case-insensitive)
 //! "connection refused"          a phrase; so is an unquoted `/api/v1/orders`
 //! time*                         a word prefix
-//! service:checkout              a field; also host, scope, trace_id, span_id, event, severity_text
+//! service:checkout              a field; also host, scope, trace_id, event, severity_text
 //! severity>=WARN  level:error   severity by name (TRACE…FATAL, INFO2…) or number (1–24)
 //! attributes.http.status_code:500   a log attribute; resource.k8s.pod.name:x a resource one;
 //! http.method:GET               any other name: a log or resource attribute
@@ -285,7 +285,6 @@ fn field_condition(
         "host" | "host.name" => (Target::Host, true),
         "scope" => (Target::Scope, true),
         "trace_id" | "traceid" | "trace" => (Target::TraceId, true),
-        "span_id" | "spanid" => (Target::SpanId, true),
         "event" | "event_name" => (Target::EventName, true),
         "severity_text" => (Target::SeverityText, true),
         _ => match name.split_once('.') {
@@ -303,15 +302,11 @@ fn field_condition(
     }
     let (value, prefix) = match value.strip_suffix('*').filter(|_| !quoted) {
         Some(v) if raw && !v.is_empty() => (v, true),
-        Some(_) => return fail(value_at, format!("'{name}' takes whole values; prefixes work on the body and on service, host, trace_id …")),
+        Some(_) => return fail(value_at, format!("'{name}' takes whole values; prefixes work on the body and on service, host, scope …")),
         None => (value, false),
     };
-    if matches!(target, Target::TraceId | Target::SpanId) {
-        let digits = if target == Target::TraceId { 32 } else { 16 };
-        let ok = value.chars().all(|c| c.is_ascii_hexdigit()) && (prefix || value.len() == digits);
-        if !ok {
-            return fail(value_at, format!("'{name}' takes {digits} hex digits"));
-        }
+    if target == Target::TraceId && (prefix || value.len() != 32 || !value.chars().all(|c| c.is_ascii_hexdigit())) {
+        return fail(value_at, format!("'{name}' takes 32 hex digits"));
     }
     Ok(LogExpr::Text { target, value: value.to_owned(), prefix })
 }

@@ -21,8 +21,8 @@ pub enum Target {
     Service,
     Host,
     Scope,
+    /// 32 hex digits.
     TraceId,
-    SpanId,
     EventName,
     SeverityText,
     /// A log record attribute, by its dotted key.
@@ -140,8 +140,10 @@ fn text_query(f: &LogFields, target: &Target, value: &str, prefix: bool) -> Box<
         Target::Service => raw(f.service, value),
         Target::Host => raw(f.host, value),
         Target::Scope => raw(f.scope, value),
-        Target::TraceId => raw(f.trace_id, &value.to_ascii_lowercase()),
-        Target::SpanId => raw(f.span_id, &value.to_ascii_lowercase()),
+        Target::TraceId => match value.parse::<crate::model::TraceId>() {
+            Ok(id) => Box::new(TermQuery::new(Term::from_field_bytes(f.trace_id, &id.0), IndexRecordOption::Basic)),
+            Err(_) => Box::new(EmptyQuery),
+        },
         Target::EventName => raw(f.event_name, value),
         Target::SeverityText => raw(f.severity_text, value),
         Target::Attribute(key) => json_query(f.attributes, key, value),

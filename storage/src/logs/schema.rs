@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tantivy::schema::{
-    BytesOptions, FAST, Field, INDEXED, IndexRecordOption, JsonObjectOptions, OwnedValue, STRING, Schema,
+    BytesOptions, FAST, Field, IndexRecordOption, JsonObjectOptions, NumericOptions, OwnedValue, Schema,
     TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, TextAnalyzer, TokenizerManager};
@@ -28,7 +28,6 @@ pub const HOST_ATTRIBUTE: &str = "host.name";
 pub struct LogFields {
     pub tenant: Field,
     pub timestamp: Field,
-    pub observed: Field,
     /// Position of the record in the WAL (sequence << 20 | index in batch):
     /// orders records with equal timestamps, for stable paging.
     pub seq: Field,
@@ -37,8 +36,9 @@ pub struct LogFields {
     pub service: Field,
     pub host: Field,
     pub scope: Field,
+    /// Raw bytes. The span id is kept in the record, not indexed: a trace's
+    /// lines are found by trace id.
     pub trace_id: Field,
-    pub span_id: Field,
     pub event_name: Field,
     pub body: Field,
     pub attributes: Field,
@@ -49,32 +49,33 @@ pub struct LogFields {
 
 impl LogFields {
     pub fn schema() -> (Schema, LogFields) {
+        // Nothing is scored (hits come in time order), so no field keeps norms.
         let mut b = Schema::builder();
-        let body = TextOptions::default().set_indexing_options(
-            TextFieldIndexing::default()
-                .set_tokenizer(BODY_TOKENIZER)
-                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-        );
+        let indexing = |tokenizer: &str, record| {
+            TextFieldIndexing::default().set_tokenizer(tokenizer).set_index_option(record).set_fieldnorms(false)
+        };
+        let raw = || TextOptions::default().set_indexing_options(indexing("raw", IndexRecordOption::Basic));
+        let body = TextOptions::default()
+            .set_indexing_options(indexing(BODY_TOKENIZER, IndexRecordOption::WithFreqsAndPositions));
         let json = || {
             JsonObjectOptions::default()
-                .set_indexing_options(
-                    TextFieldIndexing::default().set_tokenizer("raw").set_index_option(IndexRecordOption::Basic),
-                )
+                .set_indexing_options(indexing("raw", IndexRecordOption::Basic))
                 .set_expand_dots_enabled()
         };
         let fields = LogFields {
-            tenant: b.add_text_field("tenant", STRING),
-            timestamp: b.add_i64_field("timestamp", INDEXED | FAST),
-            observed: b.add_i64_field("observed", FAST),
+            tenant: b.add_text_field("tenant", raw()),
+            // Ranges and order come from the fast column; a term per
+            // nanosecond would cost more than the line.
+            timestamp: b.add_i64_field("timestamp", FAST),
             seq: b.add_u64_field("seq", FAST),
-            severity: b.add_u64_field("severity", INDEXED | FAST),
-            severity_text: b.add_text_field("severity_text", STRING),
-            service: b.add_text_field("service", STRING | FAST),
-            host: b.add_text_field("host", STRING | FAST),
-            scope: b.add_text_field("scope", STRING),
-            trace_id: b.add_text_field("trace_id", STRING),
-            span_id: b.add_text_field("span_id", STRING),
-            event_name: b.add_text_field("event_name", STRING),
+            severity: b.add_u64_field("severity", NumericOptions::default().set_indexed().set_fast()),
+            severity_text: b.add_text_field("severity_text", raw()),
+            service: b.add_text_field("service", raw().set_fast("raw")),
+            host: b.add_text_field("host", raw().set_fast("raw")),
+            scope: b.add_text_field("scope", raw()),
+            // The 16 bytes, not 32 hex digits: half the terms' size.
+            trace_id: b.add_bytes_field("trace_id", BytesOptions::default().set_indexed()),
+            event_name: b.add_text_field("event_name", raw()),
             body: b.add_text_field("body", body),
             attributes: b.add_json_field("attributes", json()),
             resource: b.add_json_field("resource", json()),
@@ -89,7 +90,6 @@ impl LogFields {
         Ok(LogFields {
             tenant: f("tenant")?,
             timestamp: f("timestamp")?,
-            observed: f("observed")?,
             seq: f("seq")?,
             severity: f("severity")?,
             severity_text: f("severity_text")?,
@@ -97,7 +97,6 @@ impl LogFields {
             host: f("host")?,
             scope: f("scope")?,
             trace_id: f("trace_id")?,
-            span_id: f("span_id")?,
             event_name: f("event_name")?,
             body: f("body")?,
             attributes: f("attributes")?,
@@ -111,7 +110,6 @@ impl LogFields {
         let mut d = TantivyDocument::new();
         d.add_text(self.tenant, tenant.as_str());
         d.add_i64(self.timestamp, clamp_i64(r.time_unix_nano));
-        d.add_i64(self.observed, clamp_i64(r.observed_unix_nano));
         d.add_u64(self.seq, seq);
         d.add_u64(self.severity, u64::from(r.severity_number));
         if !r.severity_text.is_empty() {
@@ -125,10 +123,7 @@ impl LogFields {
             d.add_text(self.scope, &r.scope.name);
         }
         if let Some(t) = &r.trace_id {
-            d.add_text(self.trace_id, t.to_hex());
-        }
-        if let Some(s) = &r.span_id {
-            d.add_text(self.span_id, s.to_hex());
+            d.add_bytes(self.trace_id, &t.0);
         }
         if !r.event_name.is_empty() {
             d.add_text(self.event_name, &r.event_name);
@@ -181,10 +176,6 @@ fn owned_value(v: &AttrValue) -> OwnedValue {
     }
 }
 
-fn typed_attributes(attrs: &Attributes) -> Value {
-    Value::Array(attrs.0.iter().map(|(k, v)| json!([k, v.to_typed_json()])).collect())
-}
-
 fn attributes_from(v: Option<&Value>) -> Attributes {
     let pairs = v.and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     Attributes(
@@ -195,24 +186,76 @@ fn attributes_from(v: Option<&Value>) -> Attributes {
     )
 }
 
-/// The stored form of a record: compact JSON that keeps every type.
+/// The stored form of a record: compact JSON that keeps every type,
+/// written straight from the record.
 pub fn encode_record(r: &LogRecord) -> Vec<u8> {
-    let v = json!({
-        "t": r.time_unix_nano,
-        "o": r.observed_unix_nano,
-        "n": r.severity_number,
-        "s": r.severity_text,
-        "b": r.body.to_typed_json(),
-        "a": typed_attributes(&r.attributes),
-        "tr": r.trace_id.map(|t| t.to_hex()),
-        "sp": r.span_id.map(|s| s.to_hex()),
-        "e": r.event_name,
-        "rs": r.resource.service,
-        "ra": typed_attributes(&r.resource.attributes),
-        "sn": r.scope.name,
-        "sv": r.scope.version,
-    });
-    serde_json::to_vec(&v).unwrap_or_default()
+    #[derive(serde::Serialize)]
+    struct Stored<'a> {
+        t: u64,
+        o: u64,
+        n: u8,
+        s: &'a str,
+        b: Typed<'a>,
+        a: TypedAttributes<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tr: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sp: Option<String>,
+        e: &'a str,
+        rs: &'a str,
+        ra: TypedAttributes<'a>,
+        sn: &'a str,
+        sv: &'a str,
+    }
+    let stored = Stored {
+        t: r.time_unix_nano,
+        o: r.observed_unix_nano,
+        n: r.severity_number,
+        s: &r.severity_text,
+        b: Typed(&r.body),
+        a: TypedAttributes(&r.attributes),
+        tr: r.trace_id.map(|t| t.to_hex()),
+        sp: r.span_id.map(|s| s.to_hex()),
+        e: &r.event_name,
+        rs: &r.resource.service,
+        ra: TypedAttributes(&r.resource.attributes),
+        sn: &r.scope.name,
+        sv: &r.scope.version,
+    };
+    serde_json::to_vec(&stored).unwrap_or_default()
+}
+
+/// An attribute value in [`AttrValue::to_typed_json`]'s form, serialised
+/// without building a JSON tree.
+struct Typed<'a>(&'a AttrValue);
+
+impl serde::Serialize for Typed<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        fn one<S: serde::Serializer, T: serde::Serialize + ?Sized>(s: S, tag: &str, v: &T) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut m = s.serialize_map(Some(1))?;
+            m.serialize_entry(tag, v)?;
+            m.end()
+        }
+        match self.0 {
+            AttrValue::Empty => s.serialize_unit(),
+            AttrValue::Str(v) => one(s, "s", v),
+            AttrValue::Bool(v) => one(s, "b", v),
+            AttrValue::Int(v) => one(s, "i", v),
+            AttrValue::Double(v) => one(s, "d", &v.to_string()),
+            AttrValue::Bytes(v) => one(s, "x", &hex::encode(v)),
+            AttrValue::Array(items) => one(s, "a", &items.iter().map(Typed).collect::<Vec<_>>()),
+            AttrValue::Map(m) => one(s, "m", &TypedAttributes(m)),
+        }
+    }
+}
+
+struct TypedAttributes<'a>(&'a Attributes);
+
+impl serde::Serialize for TypedAttributes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.0.iter().map(|(k, v)| (k, Typed(v))))
+    }
 }
 
 /// Reads what [`encode_record`] wrote; `None` if it is not such a record.
