@@ -81,7 +81,8 @@ fn main() {
     let (mut gen_cpu, cpu0, started) = (0.0, cpu_seconds("/proc/self/stat"), Instant::now());
     for (seq, chunk) in (0..lines).step_by(BATCH).enumerate() {
         let t0 = cpu_seconds("/proc/thread-self/stat");
-        let items: Vec<_> = (chunk..(chunk + BATCH).min(lines)).map(|i| lines_gen.record(base + i as u64 * step)).collect();
+        let items: Vec<_> =
+            (chunk..(chunk + BATCH).min(lines)).map(|i| lines_gen.record(base + i as u64 * step)).collect();
         gen_cpu += cpu_seconds("/proc/thread-self/stat") - t0;
         store.consume(Batch { tenant: tenant.clone(), wal_seq: seq as u64 + 1, items }).expect("consume");
     }
@@ -105,15 +106,15 @@ fn main() {
                 LogExpr::Severity { min: 17, max: 24 },
             ]),
         ),
-        ("`attributes.http.status_code:500`", LogExpr::Text {
-            target: Target::Attribute("http.status_code".into()),
-            value: "500".into(),
-            prefix: false,
-        }),
+        (
+            "`attributes.http.status_code:500`",
+            LogExpr::Text { target: Target::Attribute("http.status_code".into()), value: "500".into(), prefix: false },
+        ),
     ];
     let mut rows = Vec::new();
     for (name, expr) in queries {
-        let search = LogSearch { tenant: tenant.clone(), expr, range: all, limit: 100, newest_first: true, after: None };
+        let search =
+            LogSearch { tenant: tenant.clone(), expr, range: all, limit: 100, newest_first: true, after: None };
         let hits = store.search(&search).expect("search").len();
         let mut times: Vec<Duration> = (0..runs)
             .map(|_| {
@@ -137,7 +138,11 @@ fn main() {
     println!("## Log store ({lines} lines, {} partitions, {threads} indexing threads)\n", store.partitions().len());
     println!("| measure | value |\n|---|---|");
     println!("| raw JSON lines | {:.1} B/line ({:.2} GB) |", raw as f64 / lines as f64, raw as f64 / 1e9);
-    println!("| zstd -3 of the raw lines | {:.1} B/line ({:.3}× raw) |", zstd_bytes as f64 / lines as f64, zstd_bytes as f64 / raw as f64);
+    println!(
+        "| zstd -3 of the raw lines | {:.1} B/line ({:.3}× raw) |",
+        zstd_bytes as f64 / lines as f64,
+        zstd_bytes as f64 / raw as f64
+    );
     println!(
         "| on disk, index and stored records | {:.1} B/line ({:.3}× raw, {:.2}× zstd) |",
         disk as f64 / lines as f64,

@@ -64,7 +64,8 @@ async fn send_until_killed(server: &mut Running, path: &str, body: fn(u64) -> Ve
 async fn acknowledged_spans_survive_sigkill_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut server = start(dir.path());
-    let acked = send_until_killed(&mut server, "/v1/traces", |n| traces_request(n, SPANS_PER_TRACE).encode_to_vec()).await;
+    let acked =
+        send_until_killed(&mut server, "/v1/traces", |n| traces_request(n, SPANS_PER_TRACE).encode_to_vec()).await;
     let client = reqwest::Client::new();
 
     // Twice: replaying an already replayed log must not duplicate anything.

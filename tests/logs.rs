@@ -98,11 +98,15 @@ async fn logs_are_searched_counted_paged_and_linked_to_traces() {
 
     // Counts over time, one bucket per minute, and the top services.
     let (_, h) = get(&client, api(&format!("/api/logs/histogram?{range}&step=1m"))).await;
-    let counts: Vec<u64> = h["buckets"].as_array().expect("buckets").iter().map(|b| b["count"].as_u64().expect("n")).collect();
+    let counts: Vec<u64> =
+        h["buckets"].as_array().expect("buckets").iter().map(|b| b["count"].as_u64().expect("n")).collect();
     assert_eq!(counts, [10, 10, 10, 0]);
     assert_eq!(h["total"], 30);
     let (_, top) = get(&client, api(&format!("/api/logs/top?{range}&field=service"))).await;
-    assert_eq!(top["values"], serde_json::json!([{"value": "crash-test", "count": 20}, {"value": "other-service", "count": 10}]));
+    assert_eq!(
+        top["values"],
+        serde_json::json!([{"value": "crash-test", "count": 20}, {"value": "other-service", "count": 10}])
+    );
     let (_, sev) = get(&client, api(&format!("/api/logs/top?{range}&field=severity"))).await;
     assert_eq!(sev["values"], serde_json::json!([{"value": "INFO", "count": 29}, {"value": "ERROR", "count": 1}]));
 

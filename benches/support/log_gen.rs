@@ -50,18 +50,43 @@ impl LogGen {
         let ms = r.below(2000);
         let id = r.below(10_000_000);
         match r.below(100) {
-            0..=29 => (9, format!("GET {} {} {}ms user_id={}", r.pick(&ROUTES), [200, 200, 201, 404][r.below(4) as usize], ms, id)),
-            30..=41 => (9, format!("order {id} placed by customer {} total={}.{:02} EUR", r.below(100_000), r.below(500), r.below(100))),
+            0..=29 => (
+                9,
+                format!(
+                    "GET {} {} {}ms user_id={}",
+                    r.pick(&ROUTES),
+                    [200, 200, 201, 404][r.below(4) as usize],
+                    ms,
+                    id
+                ),
+            ),
+            30..=41 => (
+                9,
+                format!(
+                    "order {id} placed by customer {} total={}.{:02} EUR",
+                    r.below(100_000),
+                    r.below(500),
+                    r.below(100)
+                ),
+            ),
             42..=49 => (5, format!("cache miss for key product:{id}")),
             50..=56 => (9, format!("inventory reserved {} items for order {id}", 1 + r.below(9))),
-            57..=63 => (9, format!("published event order.created to topic orders partition={} offset={id}", r.below(12))),
+            57..=63 => {
+                (9, format!("published event order.created to topic orders partition={} offset={id}", r.below(12)))
+            }
             64..=69 => (9, format!("user {id} logged in from 10.{}.{}.{}", r.below(255), r.below(255), r.below(255))),
             70..=75 => (5, format!("health check ok in {}ms", r.below(20))),
             76..=83 => (13, format!("slow query on {}: {ms} ms rows={}", r.pick(&TABLES), r.below(100_000))),
-            84..=91 => (13, format!("timeout waiting for {} after {ms}ms, retrying (attempt {}/3)", r.pick(&DEPS), 1 + r.below(3))),
+            84..=91 => (
+                13,
+                format!("timeout waiting for {} after {ms}ms, retrying (attempt {}/3)", r.pick(&DEPS), 1 + r.below(3)),
+            ),
             92..=95 => (17, format!("connection refused by {}:{} after {ms} ms", r.pick(&DEPS), 5432 + r.below(4))),
             96..=98 => (17, format!("payment {id} failed: card_declined (attempt {})", 1 + r.below(3))),
-            _ => (17, format!("java.lang.NullPointerException at com.shop.Handler.process(Handler.java:{})", r.below(900))),
+            _ => (
+                17,
+                format!("java.lang.NullPointerException at com.shop.Handler.process(Handler.java:{})", r.below(900)),
+            ),
         }
     }
 

@@ -129,7 +129,8 @@ mod tests {
         head.consume(batch(2, "two")).expect("consume");
         head.consume(batch(2, "two")).expect("consume again");
         head.consume(batch(1, "one")).expect("consume again");
-        let newest: Vec<_> = head.newest_matching(&tenant, 10, |_| true).into_iter().map(|r| r.body.to_text()).collect();
+        let newest: Vec<_> =
+            head.newest_matching(&tenant, 10, |_| true).into_iter().map(|r| r.body.to_text()).collect();
         assert_eq!(newest, ["two", "one"]);
         assert!(head.newest_matching(&Tenant::new("b").expect("tenant"), 10, |_| true).is_empty());
     }

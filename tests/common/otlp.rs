@@ -72,7 +72,10 @@ pub fn logs_request(n: u64, lines: u64, time_unix_nano: u64) -> sightline_proto:
         .collect();
     sightline_proto::otlp::ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
-            resource: Some(Resource { attributes: vec![string_kv("service.name", "crash-test")], ..Default::default() }),
+            resource: Some(Resource {
+                attributes: vec![string_kv("service.name", "crash-test")],
+                ..Default::default()
+            }),
             scope_logs: vec![ScopeLogs { log_records, ..Default::default() }],
             schema_url: String::new(),
         }],

@@ -32,7 +32,10 @@ enum Tok {
     Close,
     Word(String),
     /// A quoted phrase; `glued` when it directly follows the previous token.
-    Quoted { text: String, glued: bool },
+    Quoted {
+        text: String,
+        glued: bool,
+    },
 }
 
 fn lex(input: &str) -> Result<Vec<(usize, Tok)>, ParseError> {
@@ -302,7 +305,12 @@ fn field_condition(
     }
     let (value, prefix) = match value.strip_suffix('*').filter(|_| !quoted) {
         Some(v) if raw && !v.is_empty() => (v, true),
-        Some(_) => return fail(value_at, format!("'{name}' takes whole values; prefixes work on the body and on service, host, scope …")),
+        Some(_) => {
+            return fail(
+                value_at,
+                format!("'{name}' takes whole values; prefixes work on the body and on service, host, scope …"),
+            );
+        }
         None => (value, false),
     };
     if target == Target::TraceId && (prefix || value.len() != 32 || !value.chars().all(|c| c.is_ascii_hexdigit())) {
@@ -370,7 +378,10 @@ mod tests {
             parse("attributes.http.status_code:500").expect("attr"),
             field(Target::Attribute("http.status_code".into()), "500")
         );
-        assert_eq!(parse("resource.k8s.pod.name:web-1").expect("res"), field(Target::Resource("k8s.pod.name".into()), "web-1"));
+        assert_eq!(
+            parse("resource.k8s.pod.name:web-1").expect("res"),
+            field(Target::Resource("k8s.pod.name".into()), "web-1")
+        );
         assert_eq!(parse("http.method:GET").expect("any"), field(Target::AnyAttribute("http.method".into()), "GET"));
         assert_eq!(parse("/api/v1/orders").expect("path"), body("/api/v1/orders"));
         assert_eq!(parse("level:error").expect("level"), LogExpr::Severity { min: 17, max: 20 });

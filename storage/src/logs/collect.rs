@@ -102,6 +102,14 @@ impl SegmentCollector for NewestSegment {
         if !self.range.contains(ts) {
             return;
         }
+        let ranked_ts = if self.newest_first { ts } else { !ts };
+        // Most matches lose on the timestamp alone: skip reading their seq.
+        if self.heap.len() == self.limit
+            && let Some(worst) = self.heap.peek()
+            && ranked_ts < worst.0.0.0
+        {
+            return;
+        }
         let key = SortKey { ts, seq: self.seq.get_val(doc) }.ranked(self.newest_first);
         if self.after.is_some_and(|a| key >= a) {
             return;
@@ -121,11 +129,8 @@ impl SegmentCollector for NewestSegment {
         self.heap
             .into_iter()
             .map(|Reverse((key, doc_id))| {
-                let key = if newest_first {
-                    SortKey { ts: key.0, seq: key.1 }
-                } else {
-                    SortKey { ts: !key.0, seq: !key.1 }
-                };
+                let key =
+                    if newest_first { SortKey { ts: key.0, seq: key.1 } } else { SortKey { ts: !key.0, seq: !key.1 } };
                 (key, DocAddress { segment_ord: ord, doc_id })
             })
             .collect()

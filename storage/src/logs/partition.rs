@@ -73,7 +73,8 @@ impl Partition {
     pub fn open(dir: PathBuf, start: i64, end: i64) -> Result<Partition, StorageError> {
         std::fs::create_dir_all(&dir).map_err(StorageError::io(&dir))?;
         let err = |e: tantivy::TantivyError| StorageError::LogIndex(format!("{}: {e}", dir.display()));
-        let directory = MmapDirectory::open(&dir).map_err(|e| StorageError::LogIndex(format!("{}: {e}", dir.display())))?;
+        let directory =
+            MmapDirectory::open(&dir).map_err(|e| StorageError::LogIndex(format!("{}: {e}", dir.display())))?;
         let (schema, _) = LogFields::schema();
         let index = if Index::exists(&directory).map_err(|e| StorageError::LogIndex(e.to_string()))? {
             Index::open(directory).map_err(&err)?

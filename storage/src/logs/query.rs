@@ -185,7 +185,10 @@ fn json_query(field: Field, key: &str, value: &str) -> Box<dyn Query> {
         terms.push(t);
     }
     Box::new(BooleanQuery::new(
-        terms.into_iter().map(|t| (Occur::Should, Box::new(TermQuery::new(t, IndexRecordOption::Basic)) as _)).collect(),
+        terms
+            .into_iter()
+            .map(|t| (Occur::Should, Box::new(TermQuery::new(t, IndexRecordOption::Basic)) as _))
+            .collect(),
     ))
 }
 

@@ -146,7 +146,10 @@ impl LogFields {
 
 /// The analyzer of the body field: identifiers whole, lower-cased.
 pub fn body_analyzer() -> TextAnalyzer {
-    TextAnalyzer::builder(CodeTokenizer::default()).filter(RemoveLongFilter::limit(MAX_TOKEN_LEN)).filter(LowerCaser).build()
+    TextAnalyzer::builder(CodeTokenizer::default())
+        .filter(RemoveLongFilter::limit(MAX_TOKEN_LEN))
+        .filter(LowerCaser)
+        .build()
 }
 
 /// Registers the body tokenizer on an index (needed at every open).

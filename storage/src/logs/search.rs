@@ -69,12 +69,8 @@ impl LogStore {
                 break;
             }
             let searcher = p.searcher();
-            let collector = Newest {
-                limit: s.limit - hits.len(),
-                range: s.range,
-                newest_first: s.newest_first,
-                after: s.after,
-            };
+            let collector =
+                Newest { limit: s.limit - hits.len(), range: s.range, newest_first: s.newest_first, after: s.after };
             let found = searcher.search(&tenant_query(&p, &s.tenant, &s.expr), &collector).map_err(err)?;
             for (key, address) in found {
                 let doc: TantivyDocument = searcher.doc(address).map_err(err)?;
@@ -93,7 +89,13 @@ impl LogStore {
     }
 
     /// Counts of matches per `step` nanoseconds from `range.start`.
-    pub fn histogram(&self, tenant: &Tenant, expr: &LogExpr, range: TimeRange, step: i64) -> Result<Vec<u64>, StorageError> {
+    pub fn histogram(
+        &self,
+        tenant: &Tenant,
+        expr: &LogExpr,
+        range: TimeRange,
+        step: i64,
+    ) -> Result<Vec<u64>, StorageError> {
         let step = step.max(1);
         let buckets = usize::try_from((range.end - range.start) / step + 1).unwrap_or(0);
         let collector = Histogram { range, step, buckets };

@@ -141,7 +141,11 @@ impl LogStore {
         registry.register("sightline_logs_commits", "Commits of log partitions", m.commits.clone());
         registry.register("sightline_logs_commit_seconds", "Duration of a commit cycle", m.commit_seconds.clone());
         registry.register("sightline_logs_partitions", "Log partitions on disk", m.partitions.clone());
-        registry.register("sightline_logs_expired_partitions", "Log partitions deleted by retention", m.expired.clone());
+        registry.register(
+            "sightline_logs_expired_partitions",
+            "Log partitions deleted by retention",
+            m.expired.clone(),
+        );
         registry.register("sightline_logs_errors", "Failed commits or deletions", m.errors.clone());
         m.partitions.set(self.inner.partitions.read().len() as i64);
     }
@@ -201,7 +205,8 @@ impl Inner {
         let aligned = ts - ts.rem_euclid(len);
         // Partitions made under another length may border this one.
         let start = map.range(..=ts).next_back().map_or(aligned, |(_, p)| aligned.max(p.end));
-        let end = map.range(ts..).next().map_or(aligned.saturating_add(len), |(s, _)| (aligned.saturating_add(len)).min(*s));
+        let end =
+            map.range(ts..).next().map_or(aligned.saturating_add(len), |(s, _)| (aligned.saturating_add(len)).min(*s));
         let dir = self.config.dir.join(Partition::dir_name(start, end));
         let p = Arc::new(Partition::open(dir, start, end)?);
         map.insert(start, p.clone());

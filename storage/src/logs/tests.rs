@@ -60,13 +60,22 @@ fn text(target: Target, value: &str) -> LogExpr {
 /// A store holding a small shop's lines for tenant `a`, one line for `b`.
 fn shop(dir: &std::path::Path) -> LogStore {
     let store = LogStore::open(config(dir), None).expect("open");
-    let mut traced = record(T0 + 5, "payments", 17, "payment failed: card_declined for order 42", &[
-        ("http.status_code", AttrValue::Int(502)),
-        ("retry", AttrValue::Bool(true)),
-    ]);
+    let mut traced = record(
+        T0 + 5,
+        "payments",
+        17,
+        "payment failed: card_declined for order 42",
+        &[("http.status_code", AttrValue::Int(502)), ("retry", AttrValue::Bool(true))],
+    );
     traced.trace_id = Some("0af7651916cd43dd8448eb211c80319c".parse::<TraceId>().expect("trace id"));
     let items = vec![
-        record(T0 + 1, "checkout", 9, "GET /api/v1/orders took 12 ms", &[("http.route", AttrValue::Str("/orders".into()))]),
+        record(
+            T0 + 1,
+            "checkout",
+            9,
+            "GET /api/v1/orders took 12 ms",
+            &[("http.route", AttrValue::Str("/orders".into()))],
+        ),
         record(T0 + 2, "checkout", 13, "slow query on orders table: 950 ms", &[]),
         record(T0 + 3, "inventory", 9, "reserved 3 items for order 42", &[]),
         record(T0 + 4, "checkout", 17, "connection refused by payments:8080", &[]),
@@ -146,7 +155,8 @@ fn pages_follow_the_cursor_in_both_orders() {
         let mut seen = Vec::new();
         let mut after = None;
         loop {
-            let s = LogSearch { tenant: tenant("a"), expr: LogExpr::All, range: all_time(), limit: 7, newest_first, after };
+            let s =
+                LogSearch { tenant: tenant("a"), expr: LogExpr::All, range: all_time(), limit: 7, newest_first, after };
             let page = store.search(&s).expect("search");
             if page.is_empty() {
                 break;
@@ -215,7 +225,14 @@ fn searches_touch_their_partitions_and_retention_drops_old_ones() {
     store.commit_blocking().expect("commit");
     assert_eq!(store.partitions().len(), 10);
     let yesterday = TimeRange { start: now - DAY - 1, end: now - DAY + 1 };
-    let s = LogSearch { tenant: tenant("a"), expr: LogExpr::All, range: yesterday, limit: 10, newest_first: true, after: None };
+    let s = LogSearch {
+        tenant: tenant("a"),
+        expr: LogExpr::All,
+        range: yesterday,
+        limit: 10,
+        newest_first: true,
+        after: None,
+    };
     assert_eq!(bodies(&store.search(&s).expect("search")), ["day 1"]);
 
     store.expire_blocking().expect("expire");
