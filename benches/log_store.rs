@@ -7,6 +7,8 @@
 
 #[path = "support/log_gen.rs"]
 mod log_gen;
+#[path = "support/measure.rs"]
+mod measure;
 #[path = "support/otlp_gen.rs"]
 #[allow(dead_code)]
 mod otlp_gen;
@@ -14,6 +16,7 @@ mod otlp_gen;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use measure::{dir_bytes, env, percentile};
 use sightline_storage::logs::{LogExpr, LogSearch, LogStore, LogStoreConfig, Target, TimeRange};
 use sightline_storage::model::Tenant;
 use sightline_storage::sink::{Batch, Sink};
@@ -21,35 +24,12 @@ use sightline_storage::sink::{Batch, Sink};
 const BATCH: usize = 1000;
 const DAY_NS: u64 = 24 * 3600 * 1_000_000_000;
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn dir_bytes(path: &std::path::Path) -> u64 {
-    std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 /// CPU seconds (user + system) from a `/proc/.../stat` file.
 fn cpu_seconds(stat: &str) -> f64 {
     let text = std::fs::read_to_string(stat).unwrap_or_default();
     let fields: Vec<&str> = text.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn main() {

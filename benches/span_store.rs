@@ -6,6 +6,8 @@
 //! Run: `cargo bench --bench span_store`. Options via environment:
 //! `BENCH_SPANS` (default 10,000,000), `BENCH_LOOKUPS` (default 1,000).
 
+#[path = "support/measure.rs"]
+mod measure;
 #[path = "support/otlp_gen.rs"]
 mod otlp_gen;
 
@@ -13,6 +15,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use measure::{dir_bytes, env, percentile};
 use object_store::local::LocalFileSystem;
 use prost::Message;
 use sightline_storage::model::{Tenant, TraceId};
@@ -22,29 +25,6 @@ use sightline_storage::spans::{SpanStore, SpanStoreConfig};
 const SPANS_PER_TRACE: usize = 10;
 const TRACES_PER_REQUEST: usize = 100;
 const DAY_NS: u64 = 24 * 3600 * 1_000_000_000;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn dir_bytes(path: &std::path::Path) -> u64 {
-    std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 /// Spans per second from a full head to published parts, alone on the machine.
 fn flush_rate(runtime: &tokio::runtime::Runtime, rng: &mut otlp_gen::Rng) -> f64 {
