@@ -7,6 +7,7 @@
 pub mod error;
 pub mod head;
 pub mod logs;
+pub mod metrics;
 pub mod model;
 pub mod sink;
 pub mod spans;

@@ -1,0 +1,214 @@
+//! Prometheus labels and the OpenTelemetry → Prometheus naming rules
+//! (the specification's "Prometheus and OpenMetrics Compatibility" section):
+//! metric names with unit and `_total` suffixes, sanitised label names.
+
+use std::sync::Arc;
+
+/// The label holding the metric name.
+pub const METRIC_NAME: &str = "__name__";
+
+/// A series' labels, sorted by name, names unique; shared between the index
+/// and query results.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Labels(pub Arc<[(String, String)]>);
+
+impl Labels {
+    /// Sorts, drops empty values (an empty label is no label), and keeps the
+    /// last of duplicate names.
+    pub fn new(mut pairs: Vec<(String, String)>) -> Labels {
+        pairs.retain(|(_, v)| !v.is_empty());
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        pairs.dedup_by(|later, earlier| {
+            let same = later.0 == earlier.0;
+            if same {
+                std::mem::swap(later, earlier);
+            }
+            same
+        });
+        Labels(pairs.into())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)).ok().map(|i| self.0[i].1.as_str())
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        self.get(METRIC_NAME)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// A copy with the label set (or removed, for an empty value).
+    pub fn with(&self, name: &str, value: &str) -> Labels {
+        let mut pairs: Vec<_> = self.0.iter().filter(|(k, _)| k != name).cloned().collect();
+        pairs.push((name.to_owned(), value.to_owned()));
+        Labels::new(pairs)
+    }
+
+    pub fn without(&self, name: &str) -> Labels {
+        Labels(self.0.iter().filter(|(k, _)| k != name).cloned().collect())
+    }
+}
+
+impl std::fmt::Display for Labels {
+    /// `name{a="1", b="2"}`, as Prometheus prints a series.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{{", self.name().unwrap_or_default())?;
+        let mut first = true;
+        for (k, v) in self.iter().filter(|(k, _)| *k != METRIC_NAME) {
+            if !first {
+                write!(f, ", ")?;
+            }
+            first = false;
+            write!(f, "{k}={v:?}")?;
+        }
+        write!(f, "}}")
+    }
+}
+
+/// A valid label name: invalid characters become `_`; a leading digit gets
+/// a `key_` prefix; a name of only underscores keeps a `key` prefix.
+pub fn sanitize_label(name: &str) -> String {
+    let mut out: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert_str(0, "key_");
+    } else if out.is_empty() || (out.starts_with("__") && !name.starts_with("__")) {
+        out.insert_str(0, "key");
+    }
+    out
+}
+
+/// A valid metric name: invalid characters become `_`, runs of `_` collapse,
+/// a leading digit gets `_`.
+fn sanitize_metric(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        let c = if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '_' };
+        if !(c == '_' && out.ends_with('_')) {
+            out.push(c);
+        }
+    }
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// The Prometheus word for a UCUM unit (`s` → `seconds`), or the unit itself.
+fn unit_word(unit: &str) -> Option<String> {
+    let word = match unit {
+        "" | "1" => return None,
+        "d" => "days",
+        "h" => "hours",
+        "min" => "minutes",
+        "s" => "seconds",
+        "ms" => "milliseconds",
+        "us" => "microseconds",
+        "ns" => "nanoseconds",
+        "By" => "bytes",
+        "KiBy" => "kibibytes",
+        "MiBy" => "mebibytes",
+        "GiBy" => "gibibytes",
+        "KBy" => "kilobytes",
+        "MBy" => "megabytes",
+        "GBy" => "gigabytes",
+        "m" => "meters",
+        "V" => "volts",
+        "A" => "amperes",
+        "J" => "joules",
+        "W" => "watts",
+        "g" => "grams",
+        "Cel" => "celsius",
+        "Hz" => "hertz",
+        "%" => "percent",
+        other => {
+            let w = sanitize_metric(other).trim_matches('_').to_owned();
+            return (!w.is_empty()).then_some(w);
+        }
+    };
+    Some(word.to_owned())
+}
+
+/// The Prometheus metric name of an OTLP metric: sanitised, with the unit
+/// (`_seconds`, `_bytes_per_second`, `_ratio` for a gauge of unit `1`) and
+/// `_total` for a monotonic sum, each added unless the name has it.
+pub fn metric_name(name: &str, unit: &str, counter: bool, gauge: bool) -> String {
+    let mut out = sanitize_metric(name);
+    // `{requests}` and the like are annotations, not units.
+    let unit: String = {
+        let mut s = String::new();
+        let mut depth = 0;
+        for c in unit.chars() {
+            match c {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                c if depth == 0 => s.push(c),
+                _ => {}
+            }
+        }
+        s
+    };
+    let suffix = match unit.split_once('/') {
+        Some((num, per)) => {
+            let num = unit_word(num);
+            let per = unit_word(match per {
+                "s" => "second",
+                "m" => "minute",
+                "h" => "hour",
+                "d" => "day",
+                other => other,
+            });
+            match (num, per) {
+                (Some(n), Some(p)) => Some(format!("{n}_per_{p}")),
+                (None, Some(p)) => Some(format!("per_{p}")),
+                (n, None) => n,
+            }
+        }
+        None if unit == "1" && gauge => Some("ratio".to_owned()),
+        None => unit_word(&unit),
+    };
+    if let Some(s) = suffix
+        && !out.ends_with(&format!("_{s}"))
+        && !out.contains(&format!("_{s}_"))
+    {
+        out.push('_');
+        out.push_str(&s);
+    }
+    if counter && !out.ends_with("_total") {
+        out.push_str("_total");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_specification() {
+        assert_eq!(
+            metric_name("http.server.request.duration", "s", false, false),
+            "http_server_request_duration_seconds"
+        );
+        assert_eq!(metric_name("orders", "", true, false), "orders_total");
+        assert_eq!(metric_name("orders_total", "{order}", true, false), "orders_total");
+        assert_eq!(metric_name("system.network.io", "By", true, false), "system_network_io_bytes_total");
+        assert_eq!(metric_name("throughput", "By/s", false, true), "throughput_bytes_per_second");
+        assert_eq!(metric_name("cpu.utilization", "1", false, true), "cpu_utilization_ratio");
+        assert_eq!(metric_name("latency_seconds", "s", false, false), "latency_seconds");
+        assert_eq!(metric_name("2xx..count", "", false, true), "_2xx_count");
+        assert_eq!(sanitize_label("http.route"), "http_route");
+        assert_eq!(sanitize_label("0day"), "key_0day");
+        assert_eq!(sanitize_label("__name__"), "__name__");
+    }
+
+    #[test]
+    fn labels_sort_and_drop_empty_values() {
+        let l = Labels::new(vec![("b".into(), "2".into()), ("a".into(), "1".into()), ("c".into(), String::new())]);
+        assert_eq!(l.iter().collect::<Vec<_>>(), [("a", "1"), ("b", "2")]);
+        assert_eq!(l.with("__name__", "up").to_string(), r#"up{a="1", b="2"}"#);
+        assert_eq!(l.get("b"), Some("2"));
+    }
+}
