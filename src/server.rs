@@ -16,8 +16,8 @@ use sightline_collector::receivers::{otlp_grpc, otlp_http};
 use sightline_collector::{Pipeline, Sinks};
 use sightline_query::ops::OpsState;
 use sightline_query::{QueryState, ops};
-use sightline_storage::head::Heads;
 use sightline_storage::logs::LogStore;
+use sightline_storage::metrics::{MetricStore, MetricStoreConfig};
 use sightline_storage::model::Tenant;
 use sightline_storage::spans::SpanStore;
 use sightline_storage::wal::{Wal, WalConfig};
@@ -32,7 +32,7 @@ pub struct Server {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub api_addr: SocketAddr,
-    pub heads: Arc<Heads>,
+    pub metrics: MetricStore,
     pub spans: SpanStore,
     pub logs: LogStore,
     /// Records replayed from the WAL at start.
@@ -67,8 +67,10 @@ impl Server {
         let logs = LogStore::open(config.logs.store_config(&config.data_dir), Some(wal.clone()))
             .context("cannot open the log store")?;
         logs.register_metrics(&mut registry);
-        let heads = Arc::new(Heads::default());
-        let sinks = Sinks { spans: Arc::new(spans.clone()), logs: Arc::new(logs.clone()), metrics: heads.clone() };
+        let metrics = MetricStore::new(MetricStoreConfig::default());
+        metrics.register_metrics(&mut registry);
+        let sinks =
+            Sinks { spans: Arc::new(spans.clone()), logs: Arc::new(logs.clone()), metrics: Arc::new(metrics.clone()) };
         let pipeline = Pipeline::start(config.ingest.clone(), wal, sinks, &mut registry)?;
         let rss = Gauge::<i64>::default();
         registry.register("sightline_process_resident_memory_bytes", "Resident set size of the process", rss.clone());
@@ -87,13 +89,14 @@ impl Server {
         let query = QueryState {
             spans: spans.clone(),
             logs: logs.clone(),
-            heads: heads.clone(),
+            metrics: metrics.clone(),
             tenant_header: config.ingest.tenant_header.clone(),
             default_tenant,
             max_spans_per_trace: config.spans.max_spans_per_trace,
         };
         let app = sightline_query::router(query.clone())
             .merge(sightline_query::logs::router(query.clone()))
+            .merge(sightline_query::prometheus::router(query.clone()))
             .merge(sightline_query::jaeger::router(query))
             .merge(ops::router(OpsState { registry, ready: ready.clone() }));
         let stop = cancel.clone();
@@ -135,7 +138,7 @@ impl Server {
             }
         }));
         ready.store(true, Ordering::Release);
-        Ok(Server { grpc_addr, http_addr, api_addr, heads, spans, logs, replayed, pipeline, cancel, tasks })
+        Ok(Server { grpc_addr, http_addr, api_addr, metrics, spans, logs, replayed, pipeline, cancel, tasks })
     }
 
     /// Stops accepting, finishes in-flight requests, writes the WAL, and

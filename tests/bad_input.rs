@@ -201,7 +201,8 @@ async fn http_bad_input_table() {
     assert_eq!(spans.head_spans + spans.part_spans, expected_spans);
     s.server.logs.commit_blocking().expect("commit");
     assert_eq!(s.server.logs.count(&default).expect("count"), 1);
-    assert_eq!(s.server.heads.counts(&default).metric_points, 1);
+    // The one valid point, and its resource's target_info sample.
+    assert_eq!(s.server.metrics.sample_count(&default), 2);
     s.server.shutdown().await.expect("shutdown");
 }
 

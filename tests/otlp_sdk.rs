@@ -17,7 +17,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::{SdkMeterProvider, Temporality};
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use sightline_storage::model::{PointValue, SpanKind, TraceId};
+use sightline_storage::model::{SpanKind, TraceId};
 
 #[derive(Clone, Copy, Debug)]
 enum Transport {
@@ -141,7 +141,6 @@ async fn round_trip(transport: Transport, temporality: Temporality) {
     // threads; keep them off the async workers.
     let sent = tokio::task::spawn_blocking(move || emit(&p)).await.expect("emit");
     let t = tenant(&tenant_name);
-    let heads = s.server.heads.clone();
 
     // Traces: three spans of one trace, with parent links and the resource.
     // Acknowledged means readable: no waiting.
@@ -237,41 +236,53 @@ async fn round_trip(transport: Transport, temporality: Temporality) {
         client.get(s.api_url("/api/logs?start=0")).send().await.expect("GET").json().await.expect("JSON");
     assert_eq!(other["hits"].as_array().map(Vec::len), Some(0), "the default tenant sees none of them");
 
-    // Metrics: each instrument arrived with the values recorded.
+    // Metrics: each instrument, read back through the Prometheus API under
+    // its Prometheus name (delta points summed into cumulative series).
+    let prom = |query: &str| {
+        let (client, url, tenant) = (client.clone(), s.api_url("/prometheus/api/v1/query"), tenant_name.clone());
+        let query = query.to_owned();
+        async move {
+            let body: serde_json::Value = client
+                .get(&url)
+                .query(&[("query", query.as_str())])
+                .header("X-Scope-OrgID", &tenant)
+                .send()
+                .await
+                .expect("GET query")
+                .json()
+                .await
+                .expect("JSON");
+            assert_eq!(body["status"], "success", "{query}: {body}");
+            body["data"]["result"].as_array().cloned().expect("result")
+        }
+    };
+    let value = |r: &serde_json::Value| r["value"][1].as_str().expect("value").parse::<f64>().expect("number");
     let orders = eventually("the orders counter", || {
-        let points = heads.metrics.points(&t, "orders");
-        async move { (!points.is_empty()).then_some(points) }
+        let result = prom("orders_total");
+        async move { Some(result.await).filter(|r| r.len() == 1 && value(&r[0]) == 12.0) }
     })
     .await;
-    let total: f64 = match temporality {
-        Temporality::Delta => orders.iter().map(|p| sum_value(&p.value)).sum(),
-        _ => orders.iter().map(|p| sum_value(&p.value)).fold(0.0, f64::max),
-    };
-    assert_eq!(total, 12.0);
-    assert!(matches!(orders[0].value, PointValue::Sum { monotonic: true, .. }));
-    assert_eq!(orders[0].attributes.get_str("route"), Some("/checkout"));
-    let queue = heads.metrics.points(&t, "queue_size");
-    assert!(matches!(queue.last().map(|p| &p.value), Some(PointValue::Sum { monotonic: false, .. })));
-    let latency = heads.metrics.points(&t, "latency");
-    match latency.last().map(|p| &p.value) {
-        Some(PointValue::Histogram { count, sum, .. }) => {
-            assert_eq!(*count, 2);
-            assert_eq!(*sum, Some(1.75));
-        }
-        other => panic!("latency is a histogram: {other:?}"),
-    }
-    assert_eq!(latency[0].unit, "s");
-    let temperature = heads.metrics.points(&t, "temperature");
-    assert!(matches!(temperature.last().map(|p| &p.value), Some(PointValue::Gauge(v)) if *v == 21.5));
+    assert_eq!(orders[0]["metric"]["route"], "/checkout");
+    assert_eq!(orders[0]["metric"]["job"], format!("svc-{tenant_name}"));
+    assert_eq!(value(&prom("queue_size").await[0]), 2.0);
+    assert_eq!(value(&prom("latency_seconds_count").await[0]), 2.0);
+    assert_eq!(value(&prom("latency_seconds_sum").await[0]), 1.75);
+    assert_eq!(value(&prom("temperature").await[0]), 21.5);
+    assert_eq!(value(&prom("sum(latency_seconds_bucket{le=\"+Inf\"})").await[0]), 2.0);
+    assert_eq!(prom(&format!("target_info{{job=\"svc-{tenant_name}\"}}")).await.len(), 1);
+    let meta: serde_json::Value = client
+        .get(s.api_url("/prometheus/api/v1/metadata"))
+        .header("X-Scope-OrgID", &tenant_name)
+        .send()
+        .await
+        .expect("GET metadata")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(meta["data"]["orders_total"][0]["type"], "counter");
+    assert_eq!(meta["data"]["latency_seconds"][0]["type"], "histogram");
 
     s.server.shutdown().await.expect("clean shutdown");
-}
-
-fn sum_value(v: &PointValue) -> f64 {
-    match v {
-        PointValue::Sum { value, .. } => *value,
-        other => panic!("expected a sum, got {other:?}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

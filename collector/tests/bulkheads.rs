@@ -16,8 +16,8 @@ use sightline_proto::otlp::logs::{LogRecord as OtlpLog, ResourceLogs, ScopeLogs}
 use sightline_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span as OtlpSpan};
 use sightline_proto::otlp::{ExportLogsServiceRequest, ExportTraceServiceRequest};
 use sightline_storage::StorageError;
-use sightline_storage::head::Heads;
 use sightline_storage::logs::{LogStore, LogStoreConfig};
+use sightline_storage::metrics::MetricStore;
 use sightline_storage::model::Span;
 use sightline_storage::sink::{Batch, Sink};
 use sightline_storage::wal::{FsyncPolicy, Wal, WalConfig};
@@ -91,7 +91,7 @@ fn post(path: &str, body: Vec<u8>) -> Request<Body> {
 fn pipeline(
     config: IngestConfig,
     spans: Arc<dyn Sink<Span>>,
-    heads: Arc<Heads>,
+    metrics: MetricStore,
     dir: &std::path::Path,
 ) -> (Arc<Pipeline>, LogStore) {
     let mut registry = Registry::default();
@@ -99,7 +99,7 @@ fn pipeline(
         WalConfig { dir: dir.join("wal"), segment_bytes: 1 << 20, fsync: FsyncPolicy::Never, queue_capacity: 64 };
     let (wal, _) = Wal::open(wal_config, &mut registry).expect("wal");
     let logs = LogStore::open(LogStoreConfig::new(dir.join("logs")), Some(wal.clone())).expect("log store");
-    let sinks = Sinks { spans, logs: Arc::new(logs.clone()), metrics: heads };
+    let sinks = Sinks { spans, logs: Arc::new(logs.clone()), metrics: Arc::new(metrics) };
     (Pipeline::start(config, wal, sinks, &mut registry).expect("pipeline"), logs)
 }
 
@@ -126,10 +126,10 @@ fn spawn_post(app: &axum::Router, path: &'static str, body: Vec<u8>) -> tokio::t
 async fn a_stalled_span_store_does_not_stop_logs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let gate = Arc::new(Gate::default());
-    let heads = Arc::new(Heads::default());
+    let metrics = MetricStore::default();
     let mut config = IngestConfig::default();
     config.queue_capacity.traces = 2;
-    let (p, logs) = pipeline(config, gate.clone(), heads.clone(), dir.path());
+    let (p, logs) = pipeline(config, gate.clone(), metrics, dir.path());
     let app = otlp_http::router(p.clone());
 
     // The worker holds the first batch in the stalled store, the queue two more.
@@ -174,9 +174,9 @@ async fn a_stalled_span_store_does_not_stop_logs() {
 async fn the_memory_budget_refuses_with_503() {
     let dir = tempfile::tempdir().expect("tempdir");
     let gate = Arc::new(Gate::default());
-    let heads = Arc::new(Heads::default());
+    let metrics = MetricStore::default();
     let config = IngestConfig { max_body_bytes: 4096, memory_limit_bytes: 4096, ..IngestConfig::default() };
-    let (p, _logs) = pipeline(config, gate.clone(), heads, dir.path());
+    let (p, _logs) = pipeline(config, gate.clone(), metrics, dir.path());
     let app = otlp_http::router(p.clone());
     // Each request holds at least 1 KiB of the 4 KiB budget until it is stored.
     let waiting: Vec<_> = (0..4).map(|n| spawn_post(&app, "/v1/traces", spans_body(n))).collect();
@@ -214,8 +214,8 @@ impl Sink<Span> for Behind {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlogged_store_refuses_its_signal_before_the_wal() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let heads = Arc::new(Heads::default());
-    let (p, _logs) = pipeline(IngestConfig::default(), Arc::new(Behind), heads.clone(), dir.path());
+    let metrics = MetricStore::default();
+    let (p, _logs) = pipeline(IngestConfig::default(), Arc::new(Behind), metrics, dir.path());
     let app = otlp_http::router(p.clone());
     let r = app.clone().oneshot(post("/v1/traces", spans_body(1))).await.expect("response");
     assert_eq!(r.status(), 503);

@@ -1,15 +1,13 @@
 //! The native JSON API under `/api/`. See `docs/api.md` for every route.
 
-use std::sync::Arc;
-
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sightline_storage::head::Heads;
 use sightline_storage::logs::LogStore;
+use sightline_storage::metrics::MetricStore;
 use sightline_storage::model::{SpanKind, StatusCode, Tenant, TraceId};
 use sightline_storage::spans::{SpanQuery, SpanStore};
 
@@ -22,7 +20,7 @@ use crate::traces::search;
 pub struct QueryState {
     pub spans: SpanStore,
     pub logs: LogStore,
-    pub heads: Arc<Heads>,
+    pub metrics: MetricStore,
     pub tenant_header: String,
     pub default_tenant: Tenant,
     /// Traces with more spans are returned truncated, and flagged.
@@ -202,7 +200,7 @@ async fn dependencies(
 async fn stats(State(state): State<QueryState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let tenant = state.tenant(&headers)?;
     let spans = state.spans.counts(&tenant);
-    let heads = state.heads.counts(&tenant);
+    let samples = state.metrics.sample_count(&tenant);
     let logs = state.logs.clone();
     let log_records = tokio::task::spawn_blocking(move || logs.count(&tenant))
         .await
@@ -212,7 +210,7 @@ async fn stats(State(state): State<QueryState>, headers: HeaderMap) -> Result<Js
         "spansInHead": spans.head_spans,
         "spanParts": spans.parts,
         "logRecords": log_records,
-        "metricPoints": heads.metric_points,
+        "metricSamples": samples,
     })))
 }
 

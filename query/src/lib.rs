@@ -8,6 +8,8 @@ pub mod jaeger;
 pub mod logs;
 pub mod ops;
 pub mod params;
+pub mod prometheus;
+pub mod promql;
 pub mod traces;
 
 pub use api::{QueryState, router};

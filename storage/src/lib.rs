@@ -5,7 +5,6 @@
 //! traits in [`sink`] and the heads in [`head`].
 
 pub mod error;
-pub mod head;
 pub mod logs;
 pub mod metrics;
 pub mod model;

@@ -1,0 +1,373 @@
+//! The Prometheus HTTP API under `/prometheus/api/v1/`, with Prometheus's
+//! JSON shapes and error envelope, GET and form POST alike, so that
+//! Grafana's Prometheus data source and `promtool query` work against it.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use sightline_storage::metrics::{Labels, MetricStore};
+use sightline_storage::model::Tenant;
+
+use crate::api::QueryState;
+use crate::promql::{self, EvalError, RangeSeries};
+
+pub fn router(state: QueryState) -> Router {
+    let api = Router::new()
+        .route("/query", get(query).post(query))
+        .route("/query_range", get(query_range).post(query_range))
+        .route("/series", get(series).post(series))
+        .route("/labels", get(labels).post(labels))
+        .route("/label/{name}/values", get(label_values))
+        .route("/metadata", get(metadata))
+        .route("/status/buildinfo", get(buildinfo))
+        .with_state(state);
+    Router::new().nest("/prometheus/api/v1", api)
+}
+
+/// Lookback of an instant vector selector (Prometheus's default).
+const LOOKBACK_MS: i64 = 5 * 60 * 1000;
+
+/// Prometheus's error envelope.
+struct PromError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+}
+
+fn bad_data(message: impl Into<String>) -> PromError {
+    PromError { status: StatusCode::BAD_REQUEST, kind: "bad_data", message: message.into() }
+}
+
+impl From<EvalError> for PromError {
+    fn from(e: EvalError) -> Self {
+        match e {
+            EvalError::BadData(m) => bad_data(m),
+            EvalError::Execution(m) => {
+                PromError { status: StatusCode::UNPROCESSABLE_ENTITY, kind: "execution", message: m }
+            }
+        }
+    }
+}
+
+impl IntoResponse for PromError {
+    fn into_response(self) -> Response {
+        let body = json!({ "status": "error", "errorType": self.kind, "error": self.message });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+fn success(data: Value) -> Response {
+    Json(json!({ "status": "success", "data": data })).into_response()
+}
+
+/// Parameters from the query string and a form body, repeated keys kept.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn new(query: Option<String>, headers: &HeaderMap, body: &Bytes) -> Params {
+        let mut pairs: Vec<(String, String)> =
+            form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+        let form = headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        if form {
+            pairs.extend(form_urlencoded::parse(body).into_owned());
+        }
+        Params(pairs)
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+    }
+
+    fn all(&self, key: &str) -> Vec<&str> {
+        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+    }
+
+    /// A time: Unix seconds (with a fraction) or RFC 3339, in ms.
+    fn time(&self, key: &str) -> Result<Option<i64>, PromError> {
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
+        if let Ok(secs) = v.parse::<f64>()
+            && secs.is_finite()
+        {
+            return Ok(Some((secs * 1000.0).round() as i64));
+        }
+        humantime::parse_rfc3339_weak(v.trim_end_matches('Z'))
+            .ok()
+            .or_else(|| humantime::parse_rfc3339(v).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| Some(d.as_millis() as i64))
+            .ok_or_else(|| bad_data(format!("invalid parameter \"{key}\": cannot parse \"{v}\" to a valid timestamp")))
+    }
+
+    /// A duration: seconds (with a fraction) or a Prometheus duration, in ms.
+    fn duration(&self, key: &str) -> Result<Option<i64>, PromError> {
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
+        if let Ok(secs) = v.parse::<f64>()
+            && secs.is_finite()
+        {
+            return Ok(Some((secs * 1000.0).round() as i64));
+        }
+        promql_parser::util::duration::parse_duration(v)
+            .map(|d| Some(d.as_millis() as i64))
+            .map_err(|_| bad_data(format!("invalid parameter \"{key}\": cannot parse \"{v}\" to a valid duration")))
+    }
+
+    fn lookback(&self) -> Result<i64, PromError> {
+        Ok(self.duration("lookback_delta")?.filter(|d| *d > 0).unwrap_or(LOOKBACK_MS))
+    }
+}
+
+fn now_ms() -> i64 {
+    (crate::params::now_nanos() / 1_000_000) as i64
+}
+
+/// A sample value as Prometheus writes it.
+fn float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{v}")
+    }
+}
+
+fn seconds(t: i64) -> Value {
+    json!(t as f64 / 1000.0)
+}
+
+fn metric(labels: &Labels) -> Value {
+    Value::Object(labels.iter().map(|(k, v)| (k.to_owned(), Value::String(v.to_owned()))).collect())
+}
+
+fn matrix(series: &[RangeSeries]) -> Value {
+    Value::Array(
+        series
+            .iter()
+            .map(|s| {
+                let values: Vec<Value> = s.points.iter().map(|&(t, v)| json!([seconds(t), float(v)])).collect();
+                json!({ "metric": metric(&s.labels), "values": values })
+            })
+            .collect(),
+    )
+}
+
+/// Runs store work on a blocking thread.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, PromError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| PromError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        kind: "internal",
+        message: format!("query task failed: {e}"),
+    })
+}
+
+fn tenant(state: &QueryState, headers: &HeaderMap) -> Result<Tenant, PromError> {
+    state.tenant(headers).map_err(|e| bad_data(e.to_string()))
+}
+
+async fn query(
+    State(state): State<QueryState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Result<Response, PromError> {
+    let p = Params::new(raw, &headers, &body);
+    let tenant = tenant(&state, &headers)?;
+    let q = p.get("query").ok_or_else(|| bad_data("invalid parameter \"query\": no query given"))?.to_owned();
+    let t = p.time("time")?.unwrap_or_else(now_ms);
+    let lookback = p.lookback()?;
+    let store = state.metrics.clone();
+    let value = blocking(move || promql::instant(&store, &tenant, &q, t, lookback)).await??;
+    let (kind, result) = match value {
+        promql::Value::Scalar(v) => ("scalar", json!([seconds(t), float(v)])),
+        promql::Value::String(s) => ("string", json!([seconds(t), s])),
+        promql::Value::Vector(v) => (
+            "vector",
+            Value::Array(
+                v.iter().map(|s| json!({ "metric": metric(&s.labels), "value": [seconds(t), float(s.v)] })).collect(),
+            ),
+        ),
+        promql::Value::Matrix(m) => ("matrix", matrix(&m)),
+    };
+    Ok(success(json!({ "resultType": kind, "result": result })))
+}
+
+async fn query_range(
+    State(state): State<QueryState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Result<Response, PromError> {
+    let p = Params::new(raw, &headers, &body);
+    let tenant = tenant(&state, &headers)?;
+    let q = p.get("query").ok_or_else(|| bad_data("invalid parameter \"query\": no query given"))?.to_owned();
+    let start = p.time("start")?.ok_or_else(|| bad_data("invalid parameter \"start\": missing"))?;
+    let end = p.time("end")?.ok_or_else(|| bad_data("invalid parameter \"end\": missing"))?;
+    let step = p.duration("step")?.ok_or_else(|| bad_data("invalid parameter \"step\": missing"))?;
+    if end < start {
+        return Err(bad_data("invalid parameter \"end\": end timestamp must not be before start time"));
+    }
+    if step <= 0 {
+        return Err(bad_data(
+            "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    if (end - start) / step > promql::eval::MAX_POINTS {
+        return Err(bad_data(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        ));
+    }
+    let lookback = p.lookback()?;
+    let store = state.metrics.clone();
+    let series = blocking(move || promql::range(&store, &tenant, &q, start, end, step, lookback)).await??;
+    Ok(success(json!({ "resultType": "matrix", "result": matrix(&series) })))
+}
+
+/// The series matching any of the `match[]` selectors in a time range.
+fn matching(
+    store: &MetricStore,
+    tenant: &Tenant,
+    selectors: &[String],
+    start: i64,
+    end: i64,
+) -> Result<Vec<Labels>, EvalError> {
+    let mut out = BTreeMap::new();
+    for sel in selectors {
+        let expr = promql::eval::parse(sel)?;
+        let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
+            return Err(EvalError::BadData(format!("invalid parameter \"match[]\": {sel} is not a series selector")));
+        };
+        // Any sample in range: the selector over the range as one window.
+        let range = (end - start).max(1);
+        let mut engine = promql::eval::Engine::new(store, tenant, range, start, end);
+        let (series, _) = engine.matrix_selector(&vs, range, end);
+        for s in series {
+            out.insert(s.labels.clone(), ());
+        }
+    }
+    Ok(out.into_keys().collect())
+}
+
+fn range_params(p: &Params) -> Result<(i64, i64), PromError> {
+    let end = p.time("end")?.unwrap_or_else(now_ms);
+    let start = p.time("start")?.unwrap_or(i64::MIN / 2);
+    Ok((start, end))
+}
+
+async fn series(
+    State(state): State<QueryState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Result<Response, PromError> {
+    let p = Params::new(raw, &headers, &body);
+    let tenant = tenant(&state, &headers)?;
+    let selectors: Vec<String> = p.all("match[]").into_iter().map(str::to_owned).collect();
+    if selectors.is_empty() {
+        return Err(bad_data("no match[] parameter provided"));
+    }
+    let (start, end) = range_params(&p)?;
+    let store = state.metrics.clone();
+    let found = blocking(move || matching(&store, &tenant, &selectors, start, end)).await??;
+    Ok(success(Value::Array(found.iter().map(metric).collect())))
+}
+
+async fn labels(
+    State(state): State<QueryState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Result<Response, PromError> {
+    let p = Params::new(raw, &headers, &body);
+    let tenant = tenant(&state, &headers)?;
+    let selectors: Vec<String> = p.all("match[]").into_iter().map(str::to_owned).collect();
+    let (start, end) = range_params(&p)?;
+    let store = state.metrics.clone();
+    let names = blocking(move || -> Result<Vec<String>, EvalError> {
+        if selectors.is_empty() {
+            return Ok(store.label_names(&tenant, |_| true, start, end));
+        }
+        let mut names: Vec<String> = matching(&store, &tenant, &selectors, start, end)?
+            .iter()
+            .flat_map(|l| l.iter().map(|(k, _)| k.to_owned()).collect::<Vec<_>>())
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    })
+    .await??;
+    Ok(success(json!(names)))
+}
+
+async fn label_values(
+    State(state): State<QueryState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, PromError> {
+    let p = Params::new(raw, &headers, &Bytes::new());
+    let tenant = tenant(&state, &headers)?;
+    let selectors: Vec<String> = p.all("match[]").into_iter().map(str::to_owned).collect();
+    let (start, end) = range_params(&p)?;
+    let store = state.metrics.clone();
+    let values = blocking(move || -> Result<Vec<String>, EvalError> {
+        if selectors.is_empty() {
+            return Ok(store.label_values(&tenant, &name, |_| true, start, end));
+        }
+        let mut values: Vec<String> = matching(&store, &tenant, &selectors, start, end)?
+            .iter()
+            .filter_map(|l| l.get(&name).map(str::to_owned))
+            .collect();
+        values.sort();
+        values.dedup();
+        Ok(values)
+    })
+    .await??;
+    Ok(success(json!(values)))
+}
+
+async fn metadata(
+    State(state): State<QueryState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, PromError> {
+    let p = Params::new(raw, &headers, &Bytes::new());
+    let tenant = tenant(&state, &headers)?;
+    let only = p.get("metric").map(str::to_owned);
+    let limit = p.get("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0).unwrap_or(usize::MAX);
+    let meta = state.metrics.metadata(&tenant);
+    let data: serde_json::Map<String, Value> = meta
+        .into_iter()
+        .filter(|(name, _)| only.as_ref().is_none_or(|o| o == name))
+        .take(limit)
+        .map(|(name, m)| (name, json!([m])))
+        .collect();
+    Ok(success(Value::Object(data)))
+}
+
+/// The Prometheus API level this implements (clients such as Grafana pick
+/// features by it), and Sightline's own version.
+async fn buildinfo() -> Response {
+    success(json!({
+        "version": "2.42.0",
+        "revision": "sightline",
+        "branch": "main",
+        "buildUser": "sightline",
+        "buildDate": "",
+        "goVersion": format!("sightline {}", env!("CARGO_PKG_VERSION")),
+    }))
+}

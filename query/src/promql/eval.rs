@@ -1,0 +1,288 @@
+//! PromQL evaluation, step by step, with Prometheus 2's semantics: a vector
+//! selector takes each series' newest sample in `[t - lookback, t]` unless
+//! it is a staleness marker; a range selector takes `[t - range, t]`;
+//! `offset` and `@` move the reference time; subqueries evaluate their inner
+//! expression at multiples of their step.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use promql_parser::label::{MatchOp, Matcher};
+use promql_parser::parser::{self, AtModifier, Expr, Offset, VectorSelector};
+use sightline_storage::metrics::{Labels, METRIC_NAME, MetricStore, Series, is_stale};
+use sightline_storage::model::Tenant;
+
+use super::value::{RangeSeries, Result, Sample, Value, bad, exec};
+use super::{aggregate, binary, functions};
+
+/// The default step of a subquery without one, as Prometheus's default
+/// evaluation interval.
+const DEFAULT_SUBQUERY_STEP_MS: i64 = 60_000;
+
+/// At most this many points in a range query's answer (Prometheus's limit).
+pub const MAX_POINTS: i64 = 11_000;
+
+struct Fetched {
+    mint: i64,
+    maxt: i64,
+    series: Arc<Vec<Series>>,
+}
+
+pub struct Engine<'a> {
+    store: &'a MetricStore,
+    tenant: &'a Tenant,
+    pub lookback: i64,
+    /// The query's range, for `@ start()` / `@ end()`.
+    start: i64,
+    end: i64,
+    cache: HashMap<String, Fetched>,
+}
+
+pub fn ms(d: Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+fn offset_ms(o: &Option<Offset>) -> i64 {
+    match o {
+        Some(Offset::Pos(d)) => ms(*d),
+        Some(Offset::Neg(d)) => -ms(*d),
+        None => 0,
+    }
+}
+
+/// Parses a query, with Prometheus's wording for errors.
+pub fn parse(query: &str) -> Result<Expr> {
+    parser::parse(query).map_err(|e| bad(format!("invalid parameter \"query\": {e}")))
+}
+
+impl<'a> Engine<'a> {
+    pub fn new(store: &'a MetricStore, tenant: &'a Tenant, lookback: i64, start: i64, end: i64) -> Self {
+        Engine { store, tenant, lookback, start, end, cache: HashMap::new() }
+    }
+
+    /// The reference time of a selector evaluated at `t`.
+    fn reference(&self, at: &Option<AtModifier>, offset: &Option<Offset>, t: i64) -> i64 {
+        let base = match at {
+            None => t,
+            Some(AtModifier::Start) => self.start,
+            Some(AtModifier::End) => self.end,
+            Some(AtModifier::At(time)) => time.duration_since(UNIX_EPOCH).map_or(0, ms),
+        };
+        base - offset_ms(offset)
+    }
+
+    /// The series of a selector with samples in `mint..=maxt`; fetched once
+    /// per query for the rest of its range.
+    fn fetch(&mut self, vs: &VectorSelector, mint: i64, maxt: i64) -> Arc<Vec<Series>> {
+        let key = vs.to_string();
+        if let Some(f) = self.cache.get(&key)
+            && f.mint <= mint
+            && maxt <= f.maxt
+        {
+            return f.series.clone();
+        }
+        // Later steps move forward: take the rest of the query's range now.
+        let maxt = maxt.max(maxt + (self.end - self.start).max(0));
+        let mint = self.cache.get(&key).map_or(mint, |f| f.mint.min(mint));
+        let mut matchers: Vec<&Matcher> = vs.matchers.matchers.iter().collect();
+        let name_matcher;
+        if let Some(name) = &vs.name
+            && !matchers.iter().any(|m| m.name == METRIC_NAME)
+        {
+            name_matcher = Matcher::new(MatchOp::Equal, METRIC_NAME, name);
+            matchers.push(&name_matcher);
+        }
+        let or_groups = &vs.matchers.or_matchers;
+        let hints: Vec<(&str, &str)> = if or_groups.is_empty() {
+            matchers
+                .iter()
+                .filter(|m| matches!(m.op, MatchOp::Equal) && !m.value.is_empty())
+                .map(|m| (m.name.as_str(), m.value.as_str()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let matches = |l: &Labels, ms: &[&Matcher]| ms.iter().all(|m| m.is_match(l.get(&m.name).unwrap_or("")));
+        let filter = |l: &Labels| {
+            matches(l, &matchers)
+                && (or_groups.is_empty() || or_groups.iter().any(|g| matches(l, &g.iter().collect::<Vec<_>>())))
+        };
+        let series = Arc::new(self.store.select(self.tenant, &hints, filter, mint, maxt));
+        self.cache.insert(key, Fetched { mint, maxt, series: series.clone() });
+        series
+    }
+
+    fn vector_selector(&mut self, vs: &VectorSelector, t: i64) -> Vec<Sample> {
+        let at = self.reference(&vs.at, &vs.offset, t);
+        let series = self.fetch(vs, at - self.lookback, at);
+        series
+            .iter()
+            .filter_map(|s| {
+                let i = s.samples.partition_point(|(ts, _)| *ts <= at);
+                let &(ts, v) = s.samples.get(i.checked_sub(1)?)?;
+                (ts >= at - self.lookback && !is_stale(v)).then(|| Sample { labels: s.labels.clone(), v })
+            })
+            .collect()
+    }
+
+    /// Samples of a range selector: `[ref - range, ref]`; returns them with
+    /// the range's end (the reference time).
+    pub fn matrix_selector(&mut self, vs: &VectorSelector, range: i64, t: i64) -> (Vec<RangeSeries>, i64) {
+        let at = self.reference(&vs.at, &vs.offset, t);
+        let series = self.fetch(vs, at - range, at);
+        let out = series
+            .iter()
+            .filter_map(|s| {
+                let from = s.samples.partition_point(|(ts, _)| *ts < at - range);
+                let to = s.samples.partition_point(|(ts, _)| *ts <= at);
+                let points: Vec<_> = s.samples[from..to].iter().copied().filter(|(_, v)| !is_stale(*v)).collect();
+                (!points.is_empty()).then(|| RangeSeries { labels: s.labels.clone(), points })
+            })
+            .collect();
+        (out, at)
+    }
+
+    /// A range argument (range selector or subquery) at `t`: its series,
+    /// its range and its end.
+    pub fn range_arg(&mut self, e: &Expr, t: i64) -> Result<(Vec<RangeSeries>, i64, i64)> {
+        match e {
+            Expr::MatrixSelector(m) => {
+                let range = ms(m.range);
+                let (series, end) = self.matrix_selector(&m.vs, range, t);
+                Ok((series, range, end))
+            }
+            Expr::Subquery(sq) => {
+                let range = ms(sq.range);
+                let step = sq.step.map(ms).filter(|s| *s > 0).unwrap_or(DEFAULT_SUBQUERY_STEP_MS);
+                let end = self.reference(&sq.at, &sq.offset, t);
+                let start = end - range;
+                let mut first = start - start.rem_euclid(step);
+                if first < start {
+                    first += step;
+                }
+                let mut by_labels: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+                let mut ts = first;
+                while ts <= end {
+                    match self.eval(&sq.expr, ts)? {
+                        Value::Vector(v) => {
+                            for s in v {
+                                by_labels.entry(s.labels).or_default().push((ts, s.v));
+                            }
+                        }
+                        Value::Scalar(v) => by_labels.entry(Labels::default()).or_default().push((ts, v)),
+                        other => return Err(bad(format!("subquery of a {} is not allowed", other.type_name()))),
+                    }
+                    ts += step;
+                }
+                let series = by_labels.into_iter().map(|(labels, points)| RangeSeries { labels, points }).collect();
+                Ok((series, range, end))
+            }
+            Expr::Paren(p) => self.range_arg(&p.expr, t),
+            other => Err(bad(format!("expected a range vector, got {}", expr_kind(other)))),
+        }
+    }
+
+    pub fn eval(&mut self, e: &Expr, t: i64) -> Result<Value> {
+        Ok(match e {
+            Expr::NumberLiteral(n) => Value::Scalar(n.val),
+            Expr::StringLiteral(s) => Value::String(s.val.clone()),
+            Expr::Paren(p) => self.eval(&p.expr, t)?,
+            Expr::Unary(u) => match self.eval(&u.expr, t)? {
+                Value::Scalar(v) => Value::Scalar(-v),
+                Value::Vector(v) => Value::Vector(
+                    v.into_iter().map(|s| Sample { labels: s.labels.without(METRIC_NAME), v: -s.v }).collect(),
+                ),
+                other => return Err(bad(format!("unary minus on a {}", other.type_name()))),
+            },
+            Expr::VectorSelector(vs) => Value::Vector(self.vector_selector(vs, t)),
+            Expr::MatrixSelector(_) | Expr::Subquery(_) => Value::Matrix(self.range_arg(e, t)?.0),
+            Expr::Call(call) => functions::call(self, call, t)?,
+            Expr::Aggregate(a) => aggregate::eval(self, a, t)?,
+            Expr::Binary(b) => binary::eval(self, b, t)?,
+            Expr::Extension(_) => return Err(exec("extension expressions are not supported")),
+        })
+    }
+
+    /// Evaluates to an instant vector, or says what it got instead.
+    pub fn eval_vector(&mut self, e: &Expr, t: i64) -> Result<Vec<Sample>> {
+        match self.eval(e, t)? {
+            Value::Vector(v) => Ok(v),
+            other => Err(bad(format!("expected an instant vector, got a {}", other.type_name()))),
+        }
+    }
+
+    pub fn eval_scalar(&mut self, e: &Expr, t: i64) -> Result<f64> {
+        match self.eval(e, t)? {
+            Value::Scalar(v) => Ok(v),
+            other => Err(bad(format!("expected a scalar, got a {}", other.type_name()))),
+        }
+    }
+}
+
+fn expr_kind(e: &Expr) -> &'static str {
+    match e {
+        Expr::NumberLiteral(_) => "a number",
+        Expr::StringLiteral(_) => "a string",
+        Expr::VectorSelector(_) => "an instant vector",
+        _ => "an expression",
+    }
+}
+
+/// Evaluates a query at one time (ms).
+pub fn instant(store: &MetricStore, tenant: &Tenant, query: &str, t: i64, lookback: i64) -> Result<Value> {
+    let expr = parse(query)?;
+    let mut engine = Engine::new(store, tenant, lookback, t, t);
+    let value = engine.eval(&expr, t)?;
+    check_unique(&value)?;
+    Ok(value)
+}
+
+/// Evaluates a query at `start, start + step, … <= end` (ms).
+pub fn range(
+    store: &MetricStore,
+    tenant: &Tenant,
+    query: &str,
+    start: i64,
+    end: i64,
+    step: i64,
+    lookback: i64,
+) -> Result<Vec<RangeSeries>> {
+    let expr = parse(query)?;
+    if matches!(expr, Expr::MatrixSelector(_) | Expr::Subquery(_) | Expr::StringLiteral(_)) {
+        return Err(bad(format!(
+            "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+            if matches!(expr, Expr::StringLiteral(_)) { "string" } else { "range vector" }
+        )));
+    }
+    let mut engine = Engine::new(store, tenant, lookback, start, end);
+    let mut by_labels: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+    let mut t = start;
+    while t <= end {
+        match engine.eval(&expr, t)? {
+            Value::Scalar(v) => by_labels.entry(Labels::default()).or_default().push((t, v)),
+            Value::Vector(v) => {
+                check_unique(&Value::Vector(v.clone()))?;
+                for s in v {
+                    by_labels.entry(s.labels).or_default().push((t, s.v));
+                }
+            }
+            other => return Err(bad(format!("a range query of a {} is not allowed", other.type_name()))),
+        }
+        t += step;
+    }
+    Ok(by_labels.into_iter().map(|(labels, points)| RangeSeries { labels, points }).collect())
+}
+
+/// Prometheus refuses an answer with two series of the same labels.
+fn check_unique(v: &Value) -> Result<()> {
+    if let Value::Vector(samples) = v {
+        let mut seen = std::collections::HashSet::with_capacity(samples.len());
+        for s in samples {
+            if !seen.insert(&s.labels) {
+                return Err(exec("vector cannot contain metrics with the same labelset"));
+            }
+        }
+    }
+    Ok(())
+}
