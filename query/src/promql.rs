@@ -9,3 +9,6 @@ pub mod value;
 
 pub use eval::{instant, range};
 pub use value::{EvalError, RangeSeries, Sample, Value};
+
+#[cfg(test)]
+mod tests;
