@@ -98,7 +98,12 @@ impl Server {
             .merge(sightline_query::logs::router(query.clone()))
             .merge(sightline_query::prometheus::router(query.clone()))
             .merge(sightline_query::jaeger::router(query))
-            .merge(ops::router(OpsState { registry, ready: ready.clone() }));
+            .merge(ops::router(OpsState {
+                registry,
+                ready: ready.clone(),
+                metrics: metrics.clone(),
+                tenant: Tenant::new(&config.ingest.default_tenant)?,
+            }));
         let stop = cancel.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(api, app).with_graceful_shutdown(stop.cancelled_owned()).await {

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod error;
+pub mod exposition;
 pub mod jaeger;
 pub mod logs;
 pub mod ops;

@@ -1,4 +1,6 @@
-//! Operational endpoints: `/metrics` (Prometheus text), `/healthz`, `/readyz`.
+//! Operational endpoints: `/metrics` (Prometheus text format: Sightline's own
+//! metrics, then the latest value of every series of the default tenant),
+//! `/healthz`, `/readyz`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,10 +11,15 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::registry::Registry;
+use sightline_storage::metrics::MetricStore;
+use sightline_storage::model::Tenant;
 
 #[derive(Clone)]
 pub struct OpsState {
     pub registry: Arc<Registry>,
+    /// Its default tenant's series are exposed after Sightline's own.
+    pub metrics: MetricStore,
+    pub tenant: Tenant,
     /// Set once the WAL has been replayed and the receivers listen.
     pub ready: Arc<AtomicBool>,
 }
@@ -27,19 +34,19 @@ pub fn router(state: OpsState) -> Router {
 }
 
 async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
-    let mut text = String::new();
-    match prometheus_client::encoding::text::encode(&mut text, &state.registry) {
-        Ok(()) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-            text,
-        ),
-        Err(e) => (
+    let mut own = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut own, &state.registry) {
+        return (
             StatusCode::INTERNAL_SERVER_ERROR,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             format!("cannot encode metrics: {e}\n"),
-        ),
+        );
     }
+    let own = crate::exposition::openmetrics_to_text(&own);
+    let (store, tenant) = (state.metrics.clone(), state.tenant.clone());
+    let ingested =
+        tokio::task::spawn_blocking(move || crate::exposition::render(&store, &tenant)).await.unwrap_or_default();
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], format!("{own}{ingested}"))
 }
 
 /// The front page: what this server answers, until the web UI is served here.
