@@ -44,7 +44,8 @@ fn float(v: f64) -> String {
 /// Text-format families of a tenant's series.
 pub fn render(store: &MetricStore, tenant: &Tenant) -> String {
     let meta = store.metadata(tenant);
-    let mut families: BTreeMap<String, (&'static str, Vec<(Labels, i64, f64)>)> = BTreeMap::new();
+    type Family = (&'static str, Vec<(Labels, i64, f64)>);
+    let mut families: BTreeMap<String, Family> = BTreeMap::new();
     for (labels, t, v) in store.latest(tenant) {
         let Some(name) = labels.name() else { continue };
         if name.starts_with("sightline_") {
