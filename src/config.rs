@@ -24,6 +24,7 @@ pub struct Config {
     pub wal: WalSection,
     pub spans: SpansSection,
     pub logs: LogsSection,
+    pub spanmetrics: sightline_collector::spanmetrics::SpanMetricsConfig,
     pub log: LogSection,
 }
 
@@ -36,6 +37,7 @@ impl Default for Config {
             wal: WalSection::default(),
             spans: SpansSection::default(),
             logs: LogsSection::default(),
+            spanmetrics: Default::default(),
             log: LogSection::default(),
         }
     }
@@ -255,6 +257,11 @@ impl Config {
         }
         if lg.maintenance_interval_seconds == 0 {
             bail!("invalid configuration: logs.maintenance_interval_seconds must be at least 1");
+        }
+        let sm = &self.spanmetrics;
+        if sm.histogram_buckets.windows(2).any(|w| w[0] >= w[1]) || sm.histogram_buckets.iter().any(|b| !b.is_finite())
+        {
+            bail!("invalid configuration: spanmetrics.histogram_buckets must be finite and increasing");
         }
         if self.wal.queue_capacity == 0 {
             bail!("invalid configuration: wal.queue_capacity must be at least 1");

@@ -13,6 +13,7 @@ use object_store::local::LocalFileSystem;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use sightline_collector::receivers::{otlp_grpc, otlp_http};
+use sightline_collector::spanmetrics::DerivedMetrics;
 use sightline_collector::{Pipeline, Sinks};
 use sightline_query::ops::OpsState;
 use sightline_query::{QueryState, ops};
@@ -69,8 +70,9 @@ impl Server {
         logs.register_metrics(&mut registry);
         let metrics = MetricStore::new(MetricStoreConfig::default());
         metrics.register_metrics(&mut registry);
-        let sinks =
-            Sinks { spans: Arc::new(spans.clone()), logs: Arc::new(logs.clone()), metrics: Arc::new(metrics.clone()) };
+        let span_sink =
+            Arc::new(DerivedMetrics::new(Arc::new(spans.clone()), metrics.clone(), config.spanmetrics.clone()));
+        let sinks = Sinks { spans: span_sink, logs: Arc::new(logs.clone()), metrics: Arc::new(metrics.clone()) };
         let pipeline = Pipeline::start(config.ingest.clone(), wal, sinks, &mut registry)?;
         let rss = Gauge::<i64>::default();
         registry.register("sightline_process_resident_memory_bytes", "Resident set size of the process", rss.clone());

@@ -184,6 +184,39 @@ async fn a_request_across_three_services_is_one_tree_in_both_apis() {
     edges.sort();
     assert_eq!(edges, [("gateway".into(), "orders".into(), 1), ("orders".into(), "payments".into(), 1)]);
 
+    // The same edges and the RED metrics, derived as the spans arrived and
+    // read through the Prometheus API as Grafana's service graph does.
+    let prom = |q: &str| s.api_url(&format!("/prometheus/api/v1/query?query={}", q.replace(' ', "%20")));
+    let (_, graph) = get(&client, prom("sum by (client, server) (traces_service_graph_request_total)")).await;
+    let mut graph_edges: Vec<(String, String, String)> = graph["data"]["result"]
+        .as_array()
+        .expect("result")
+        .iter()
+        .map(|r| {
+            let m = &r["metric"];
+            (
+                m["client"].as_str().expect("client").to_owned(),
+                m["server"].as_str().expect("server").to_owned(),
+                r["value"][1].as_str().expect("v").to_owned(),
+            )
+        })
+        .collect();
+    graph_edges.sort();
+    assert_eq!(
+        graph_edges,
+        [("gateway".into(), "orders".into(), "1".into()), ("orders".into(), "payments".into(), "1".into())]
+    );
+    let (_, failed) = get(&client, prom("sum(traces_service_graph_request_failed_total)")).await;
+    assert_eq!(failed["data"]["result"][0]["value"][1], "1", "the payments call failed");
+    let (_, calls) = get(&client, prom("sum by (service) (traces_spanmetrics_calls_total)")).await;
+    assert_eq!(calls["data"]["result"].as_array().map(Vec::len), Some(3), "{calls}");
+    let (_, p99) = get(
+        &client,
+        prom("histogram_quantile(0.99, sum by (le) (traces_spanmetrics_latency_bucket{service=\"payments\"}))"),
+    )
+    .await;
+    assert!(p99["data"]["result"][0]["value"][1].as_str().is_some_and(|v| v.parse::<f64>().is_ok()), "{p99}");
+
     // The native search summarises the trace.
     let (_, hits) = get(&client, s.api_url("/api/traces?service=payments&status=error")).await;
     let hit = &hits["traces"][0];

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod receivers;
 pub mod signal;
+pub mod spanmetrics;
 pub mod validate;
 
 pub use config::IngestConfig;
