@@ -12,7 +12,7 @@ use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use sightline_collector::receivers::{otlp_grpc, otlp_http};
+use sightline_collector::receivers::{otlp_grpc, otlp_http, remote_write};
 use sightline_collector::spanmetrics::DerivedMetrics;
 use sightline_collector::{Pipeline, Sinks};
 use sightline_query::ops::OpsState;
@@ -99,6 +99,7 @@ impl Server {
         let app = sightline_query::router(query.clone())
             .merge(sightline_query::logs::router(query.clone()))
             .merge(sightline_query::prometheus::router(query.clone()))
+            .merge(remote_write::router(pipeline.clone()))
             .merge(sightline_query::jaeger::router(query))
             .merge(ops::router(OpsState {
                 registry,

@@ -174,3 +174,56 @@ async fn metrics_through_the_prometheus_api_and_metrics_endpoint() {
     );
     s.server.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_real_prometheus_remote_writes_into_sightline() {
+    let s = common::start(|_| {}).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Prometheus scrapes itself every second and remote-writes to Sightline.
+    let config = format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: ['127.0.0.1:{{port}}']\nremote_write:\n  - url: http://{}/prometheus/api/v1/write\n    queue_config:\n      batch_send_deadline: 1s\n",
+        s.server.api_addr
+    );
+    let _prometheus = common::prometheus::start(dir.path(), &config).await;
+    let client = reqwest::Client::new();
+    let query = |q: &str| {
+        let (client, url) = (client.clone(), format!("http://{}/prometheus/api/v1/query", s.server.api_addr));
+        let q = q.to_owned();
+        async move {
+            let body: Value = client.get(url).query(&[("query", q)]).send().await.ok()?.json().await.ok()?;
+            body["data"]["result"].as_array().cloned()
+        }
+    };
+    let up = common::eventually("up{job=\"self\"} written by Prometheus", || {
+        let result = query("up{job=\"self\"}");
+        async move { result.await.filter(|r| !r.is_empty()) }
+    })
+    .await;
+    assert_eq!(up[0]["value"][1], "1");
+    assert_eq!(up[0]["metric"]["instance"].as_str().map(|i| i.starts_with("127.0.0.1:")), Some(true));
+    // Series arrive with their Prometheus names and labels untouched.
+    let count = query("count({job=\"self\"})").await.expect("count");
+    let n: f64 = count[0]["value"][1].as_str().expect("n").parse().expect("number");
+    assert!(n > 50.0, "only {n} series");
+    let build = query("prometheus_build_info").await.expect("build info");
+    assert_eq!(build[0]["metric"]["version"].as_str().map(|v| v.starts_with("2.")), Some(true));
+    assert!(query("target_info").await.expect("result").is_empty(), "remote write adds no target_info");
+
+    // Bad bodies are refused without a retry.
+    let r = client
+        .post(format!("http://{}/prometheus/api/v1/write", s.server.api_addr))
+        .header("content-encoding", "snappy")
+        .body("not snappy")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), 400);
+    let r = client
+        .post(format!("http://{}/prometheus/api/v1/write", s.server.api_addr))
+        .body("x")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), 415);
+    s.server.shutdown().await.expect("shutdown");
+}

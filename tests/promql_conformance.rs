@@ -9,7 +9,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use sightline_storage::metrics::{Labels, Sample};
@@ -246,40 +246,6 @@ fn build_block(dir: &std::path::Path, data: &[SeriesData]) {
     assert!(status.success(), "promtool built the block");
 }
 
-struct Prometheus {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_prometheus(dir: &std::path::Path) -> Prometheus {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-    std::fs::write(dir.join("prometheus.yml"), "global: {}\n").expect("config");
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
-        .arg("--storage.tsdb.retention.time=100y")
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus runs (install Debian's prometheus package; .ci/run does)");
-    let url = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    common::eventually("Prometheus ready", || {
-        let (client, url) = (client.clone(), format!("{url}/-/ready"));
-        async move { client.get(url).send().await.ok().filter(|r| r.status() == 200).map(|_| ()) }
-    })
-    .await;
-    Prometheus { child, url }
-}
-
 /// `labels => values` of a query answer, for comparison.
 fn answer(body: &Value) -> Result<BTreeMap<String, Vec<(f64, String)>>, String> {
     if body["status"] != "success" {
@@ -343,7 +309,7 @@ async fn promql_answers_match_prometheus() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = data();
     build_block(dir.path(), &data);
-    let prometheus = start_prometheus(dir.path()).await;
+    let prometheus = common::prometheus::start(dir.path(), "global: {}\n").await;
 
     let s = common::start(|_| {}).await;
     let tenant = common::tenant("default");

@@ -1,2 +1,3 @@
 pub mod otlp_grpc;
 pub mod otlp_http;
+pub mod remote_write;

@@ -9,6 +9,7 @@
 //!   Collector does. Unknown keys are ignored, as the OTLP specification asks.
 
 pub mod json;
+pub mod prometheus;
 
 /// OTLP protobuf messages and services.
 pub mod otlp {

@@ -5,6 +5,7 @@
 
 pub mod binary;
 pub mod otlp;
+pub mod prometheus;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

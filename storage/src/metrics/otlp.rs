@@ -12,6 +12,10 @@ use std::collections::HashMap;
 use super::labels::{Labels, METRIC_NAME, metric_name, sanitize_label};
 use crate::model::{Attributes, MetricPoint, PointValue, Resource, Temporality};
 
+/// The instrumentation scope under which remote-write samples travel as OTLP
+/// gauges: their attributes are the series' labels, as sent.
+pub const REMOTE_WRITE_SCOPE: &str = "sightline.prometheus.remote_write";
+
 /// Prometheus's staleness marker: a NaN with this exact payload.
 pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
 
@@ -91,6 +95,16 @@ fn attribute_labels(attrs: &Attributes) -> Vec<(String, String)> {
 /// its metadata.
 pub fn convert(p: &MetricPoint, delta: &mut DeltaState, out: &mut Vec<Sample>) -> (String, Meta) {
     let t = (p.time_unix_nano / 1_000_000) as i64;
+    if p.scope.name == REMOTE_WRITE_SCOPE {
+        let mut pairs: Vec<_> = p.attributes.0.iter().map(|(k, v)| (k.clone(), v.to_text())).collect();
+        pairs.push((METRIC_NAME.to_owned(), p.name.clone()));
+        let v = match p.value {
+            PointValue::Gauge(v) => v,
+            _ => f64::NAN,
+        };
+        out.push(Sample { labels: Labels::new(pairs), t, v });
+        return (p.name.clone(), Meta { kind: "unknown", help: String::new(), unit: String::new() });
+    }
     let mut base = attribute_labels(&p.attributes);
     base.extend(job_instance(&p.resource));
     if !p.scope.name.is_empty() {

@@ -198,6 +198,10 @@ impl MetricStore {
         let mut resources: Vec<*const crate::model::Resource> = Vec::new();
         for p in points {
             let (family, meta) = otlp::convert(p, &mut t.delta, &mut samples);
+            if p.scope.name == otlp::REMOTE_WRITE_SCOPE {
+                t.meta.entry(family).or_insert(meta);
+                continue;
+            }
             t.meta.insert(family, meta);
             let resource = Arc::as_ptr(&p.resource);
             if !resources.contains(&resource) {
@@ -209,7 +213,7 @@ impl MetricStore {
         for s in samples {
             t.append(s, window, &mut done);
         }
-        if !t.meta.contains_key("target_info") {
+        if !resources.is_empty() && !t.meta.contains_key("target_info") {
             let meta = Meta { kind: "gauge", help: "Target metadata".into(), unit: String::new() };
             t.meta.insert("target_info".into(), meta);
         }

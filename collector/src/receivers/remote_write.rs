@@ -1,0 +1,135 @@
+//! Prometheus remote write 1.0 at `POST /prometheus/api/v1/write` (served
+//! on the API port): snappy-compressed `WriteRequest` protobuf. Samples go
+//! through the same door as OTLP metrics (tenant, rate limit, validation,
+//! WAL, acknowledgement once stored), carried as OTLP gauge points under
+//! the reserved scope [`REMOTE_WRITE_SCOPE`], which the metric store maps
+//! back to the exact Prometheus series: labels as sent, no renaming.
+//!
+//! Answers: 204 when stored; 400 for a malformed request (Prometheus drops
+//! it); 413, 415; 429 and 503 with `Retry-After` (Prometheus retries).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http_body_util::{BodyExt, Limited};
+use prost::Message;
+use sightline_proto::otlp::ExportMetricsServiceRequest;
+use sightline_proto::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use sightline_proto::otlp::metrics::{
+    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
+};
+use sightline_proto::prometheus::WriteRequest;
+use sightline_storage::metrics::otlp::REMOTE_WRITE_SCOPE;
+
+use super::otlp_http::status_of;
+use crate::error::IngestError;
+use crate::pipeline::Pipeline;
+use crate::signal::Metrics;
+
+pub fn router(pipeline: Arc<Pipeline>) -> Router {
+    Router::new().route("/prometheus/api/v1/write", post(write)).with_state(pipeline)
+}
+
+/// The samples as OTLP gauges under the remote-write scope; a series
+/// without `__name__` keeps an empty name, which validation refuses (and
+/// counts).
+pub fn to_otlp(w: WriteRequest) -> ExportMetricsServiceRequest {
+    let metrics = w
+        .timeseries
+        .into_iter()
+        .map(|ts| {
+            let mut name = String::new();
+            let mut attributes = Vec::with_capacity(ts.labels.len());
+            for l in ts.labels {
+                if l.name == "__name__" {
+                    name = l.value;
+                } else {
+                    let value = Some(AnyValue { value: Some(any_value::Value::StringValue(l.value)) });
+                    attributes.push(KeyValue { key: l.name, value, key_strindex: 0 });
+                }
+            }
+            let data_points = ts
+                .samples
+                .into_iter()
+                .map(|s| NumberDataPoint {
+                    attributes: attributes.clone(),
+                    time_unix_nano: u64::try_from(s.timestamp).unwrap_or(0).saturating_mul(1_000_000),
+                    value: Some(number_data_point::Value::AsDouble(s.value)),
+                    ..Default::default()
+                })
+                .collect();
+            Metric { name, data: Some(metric::Data::Gauge(Gauge { data_points })), ..Default::default() }
+        })
+        .collect();
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope { name: REMOTE_WRITE_SCOPE.into(), ..Default::default() }),
+                metrics,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+async fn write(State(pipeline): State<Arc<Pipeline>>, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !encoding.eq_ignore_ascii_case("snappy") {
+            return Err(IngestError::UnsupportedMediaType(format!(
+                "remote write bodies are snappy-compressed (Content-Encoding: snappy), not {encoding:?}"
+            )));
+        }
+        let tenant =
+            pipeline.tenant(headers.get(pipeline.config().tenant_header.as_str()).map(HeaderValue::as_bytes))?;
+        let limit = pipeline.config().max_body_bytes;
+        let body = Limited::new(body, limit)
+            .collect()
+            .await
+            .map_err(|e| match e.downcast::<http_body_util::LengthLimitError>() {
+                Ok(_) => IngestError::TooLarge { limit },
+                Err(e) => IngestError::Invalid(format!("cannot read the request body: {e}")),
+            })?
+            .to_bytes();
+        let request = tokio::task::spawn_blocking(move || {
+            let len =
+                snap::raw::decompress_len(&body).map_err(|e| IngestError::Invalid(format!("invalid snappy: {e}")))?;
+            if len > limit {
+                return Err(IngestError::TooLarge { limit });
+            }
+            let raw = snap::raw::Decoder::new()
+                .decompress_vec(&body)
+                .map_err(|e| IngestError::Invalid(format!("invalid snappy: {e}")))?;
+            let w = WriteRequest::decode(raw.as_slice())
+                .map_err(|e| IngestError::Invalid(format!("invalid remote write protobuf: {e}")))?;
+            Ok(to_otlp(w))
+        })
+        .await
+        .map_err(|_| IngestError::ShuttingDown)??;
+        pipeline.submit::<Metrics>(&tenant, request, None).await
+    }
+    .await;
+    match result {
+        Ok(outcome) if outcome.rejected == 0 => StatusCode::NO_CONTENT.into_response(),
+        // Some samples were invalid: retrying would not help.
+        Ok(outcome) => {
+            (StatusCode::BAD_REQUEST, format!("{} samples refused: {}\n", outcome.rejected, outcome.message))
+                .into_response()
+        }
+        Err(e) => {
+            let (status, _) = status_of(&e);
+            let mut response = (status, format!("{e}\n")).into_response();
+            if let Some(after) = e.retry_after() {
+                let secs = after.as_secs_f64().ceil().max(1.0) as u64;
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            response
+        }
+    }
+}
