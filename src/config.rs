@@ -24,6 +24,7 @@ pub struct Config {
     pub wal: WalSection,
     pub spans: SpansSection,
     pub logs: LogsSection,
+    pub metrics: MetricsSection,
     pub spanmetrics: sightline_collector::spanmetrics::SpanMetricsConfig,
     pub log: LogSection,
 }
@@ -37,6 +38,7 @@ impl Default for Config {
             wal: WalSection::default(),
             spans: SpansSection::default(),
             logs: LogsSection::default(),
+            metrics: MetricsSection::default(),
             spanmetrics: Default::default(),
             log: LogSection::default(),
         }
@@ -194,6 +196,40 @@ impl LogsSection {
     }
 }
 
+/// The metric store.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// A sample may arrive this much later than its series' newest.
+    pub out_of_order_window_seconds: u64,
+    /// Each block covers this many minutes.
+    pub block_minutes: u64,
+    pub retention_hours: u64,
+    pub cut_interval_seconds: u64,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self {
+            out_of_order_window_seconds: 600,
+            block_minutes: 120,
+            retention_hours: 15 * 24,
+            cut_interval_seconds: 30,
+        }
+    }
+}
+
+impl MetricsSection {
+    pub fn store_config(&self) -> sightline_storage::metrics::MetricStoreConfig {
+        sightline_storage::metrics::MetricStoreConfig {
+            out_of_order_window: Duration::from_secs(self.out_of_order_window_seconds),
+            block_duration: Duration::from_secs(self.block_minutes * 60),
+            retention: Duration::from_secs(self.retention_hours * 3600),
+            cut_interval: Duration::from_secs(self.cut_interval_seconds),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSection {
@@ -257,6 +293,12 @@ impl Config {
         }
         if lg.maintenance_interval_seconds == 0 {
             bail!("invalid configuration: logs.maintenance_interval_seconds must be at least 1");
+        }
+        let m = &self.metrics;
+        if m.block_minutes == 0 || m.retention_hours == 0 || m.cut_interval_seconds == 0 {
+            bail!(
+                "invalid configuration: metrics.block_minutes, metrics.retention_hours and metrics.cut_interval_seconds must be at least 1"
+            );
         }
         let sm = &self.spanmetrics;
         if sm.histogram_buckets.windows(2).any(|w| w[0] >= w[1]) || sm.histogram_buckets.iter().any(|b| !b.is_finite())

@@ -18,7 +18,7 @@ use sightline_collector::{Pipeline, Sinks};
 use sightline_query::ops::OpsState;
 use sightline_query::{QueryState, ops};
 use sightline_storage::logs::LogStore;
-use sightline_storage::metrics::{MetricStore, MetricStoreConfig};
+use sightline_storage::metrics::MetricStore;
 use sightline_storage::model::Tenant;
 use sightline_storage::spans::SpanStore;
 use sightline_storage::wal::{Wal, WalConfig};
@@ -61,14 +61,16 @@ impl Server {
             LocalFileSystem::new_with_prefix(&config.data_dir)
                 .with_context(|| format!("cannot open {}", config.data_dir.display()))?,
         );
-        let spans = SpanStore::open(objects, config.spans.store_config(), Some(wal.clone()))
+        let spans = SpanStore::open(objects.clone(), config.spans.store_config(), Some(wal.clone()))
             .await
             .context("cannot open the span store")?;
         spans.register_metrics(&mut registry);
         let logs = LogStore::open(config.logs.store_config(&config.data_dir), Some(wal.clone()))
             .context("cannot open the log store")?;
         logs.register_metrics(&mut registry);
-        let metrics = MetricStore::new(MetricStoreConfig::default());
+        let metrics = MetricStore::open(objects, config.metrics.store_config(), Some(wal.clone()))
+            .await
+            .context("cannot open the metric store")?;
         metrics.register_metrics(&mut registry);
         let span_sink =
             Arc::new(DerivedMetrics::new(Arc::new(spans.clone()), metrics.clone(), config.spanmetrics.clone()));
@@ -156,11 +158,12 @@ impl Server {
         for task in self.tasks {
             let _ = task.await;
         }
-        let (pipeline, spans, logs) = (self.pipeline, self.spans, self.logs);
+        let (pipeline, spans, logs, metrics) = (self.pipeline, self.spans, self.logs, self.metrics);
         tokio::task::spawn_blocking(move || {
             pipeline.shutdown_blocking();
             spans.shutdown_blocking();
             logs.shutdown_blocking();
+            metrics.shutdown_blocking();
         })
         .await?;
         Ok(())

@@ -308,25 +308,27 @@ mod tests {
             derived.consume(Batch { tenant: tenant.clone(), wal_seq: seq, items }).expect("consume");
         }
         let value = |q: &str| {
-            let series = store.select(&tenant, &[("__name__", q)], |_| true, 0, i64::MAX);
+            let series = store.select(&tenant, &[("__name__", q)], |_| true, 0, i64::MAX).expect("select");
             series.iter().map(|s| (s.labels.to_string(), s.samples.last().map_or(0.0, |x| x.1))).collect::<Vec<_>>()
         };
         assert_eq!(value("traces_spanmetrics_calls_total"), [
-            (r#"traces_spanmetrics_calls_total{service="payments", span_kind="SPAN_KIND_SERVER", span_name="op-payments", status_code="STATUS_CODE_ERROR"}"#.to_owned(), 1.0),
             (r#"traces_spanmetrics_calls_total{service="checkout", span_kind="SPAN_KIND_CLIENT", span_name="op-checkout", status_code="STATUS_CODE_UNSET"}"#.to_owned(), 2.0),
+            (r#"traces_spanmetrics_calls_total{service="payments", span_kind="SPAN_KIND_SERVER", span_name="op-payments", status_code="STATUS_CODE_ERROR"}"#.to_owned(), 1.0),
         ]);
         assert_eq!(
             value("traces_service_graph_request_total"),
             [(r#"traces_service_graph_request_total{client="checkout", server="payments"}"#.to_owned(), 1.0)]
         );
         assert_eq!(value("traces_service_graph_request_failed_total")[0].1, 1.0);
-        let buckets = store.select(
-            &tenant,
-            &[("__name__", "traces_spanmetrics_latency_bucket"), ("le", "0.032")],
-            |l| l.get("service") == Some("checkout"),
-            0,
-            i64::MAX,
-        );
+        let buckets = store
+            .select(
+                &tenant,
+                &[("__name__", "traces_spanmetrics_latency_bucket"), ("le", "0.032")],
+                |l| l.get("service") == Some("checkout"),
+                0,
+                i64::MAX,
+            )
+            .expect("select");
         assert_eq!(buckets[0].samples.last().map(|x| x.1), Some(1.0), "5 ms is under 32 ms, 50 ms is not");
     }
 }

@@ -254,7 +254,7 @@ fn matching(
         // Any sample in range: the selector over the range as one window.
         let range = (end - start).max(1);
         let mut engine = promql::eval::Engine::new(store, tenant, range, start, end);
-        let (series, _) = engine.matrix_selector(&vs, range, end);
+        let (series, _) = engine.matrix_selector(&vs, range, end)?;
         for s in series {
             out.insert(s.labels.clone(), ());
         }
@@ -299,7 +299,7 @@ async fn labels(
     let store = state.metrics.clone();
     let names = blocking(move || -> Result<Vec<String>, EvalError> {
         if selectors.is_empty() {
-            return Ok(store.label_names(&tenant, |_| true, start, end));
+            return store.label_names(&tenant, |_| true, start, end).map_err(|e| EvalError::Execution(e.to_string()));
         }
         let mut names: Vec<String> = matching(&store, &tenant, &selectors, start, end)?
             .iter()
@@ -326,7 +326,9 @@ async fn label_values(
     let store = state.metrics.clone();
     let values = blocking(move || -> Result<Vec<String>, EvalError> {
         if selectors.is_empty() {
-            return Ok(store.label_values(&tenant, &name, |_| true, start, end));
+            return store
+                .label_values(&tenant, &name, |_| true, start, end)
+                .map_err(|e| EvalError::Execution(e.to_string()));
         }
         let mut values: Vec<String> = matching(&store, &tenant, &selectors, start, end)?
             .iter()

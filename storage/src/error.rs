@@ -10,6 +10,8 @@ pub enum StorageError {
     WalClosed,
     #[error("span part: {0}")]
     Part(String),
+    #[error("metric block: {0}")]
+    Block(String),
     #[error("log index: {0}")]
     LogIndex(String),
     #[error("object store: {0}")]

@@ -8,6 +8,7 @@ pub mod error;
 pub mod logs;
 pub mod metrics;
 pub mod model;
+mod object_reader;
 pub mod sink;
 pub mod spans;
 pub mod wal;

@@ -2,6 +2,7 @@
 //! Prometheus-model series (labels → samples), with the naming rules of the
 //! OpenTelemetry specification's Prometheus compatibility section.
 
+pub mod block;
 pub mod labels;
 pub mod otlp;
 mod store;

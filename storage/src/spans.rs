@@ -3,7 +3,6 @@
 
 pub mod columns;
 pub mod part;
-mod reader;
 pub mod store;
 
 pub use part::PartMeta;

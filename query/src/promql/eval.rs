@@ -74,13 +74,13 @@ impl<'a> Engine<'a> {
 
     /// The series of a selector with samples in `mint..=maxt`; fetched once
     /// per query for the rest of its range.
-    fn fetch(&mut self, vs: &VectorSelector, mint: i64, maxt: i64) -> Arc<Vec<Series>> {
+    fn fetch(&mut self, vs: &VectorSelector, mint: i64, maxt: i64) -> Result<Arc<Vec<Series>>> {
         let key = vs.to_string();
         if let Some(f) = self.cache.get(&key)
             && f.mint <= mint
             && maxt <= f.maxt
         {
-            return f.series.clone();
+            return Ok(f.series.clone());
         }
         // Later steps move forward: take the rest of the query's range now.
         let maxt = maxt.max(maxt + (self.end - self.start).max(0));
@@ -108,29 +108,30 @@ impl<'a> Engine<'a> {
             matches(l, &matchers)
                 && (or_groups.is_empty() || or_groups.iter().any(|g| matches(l, &g.iter().collect::<Vec<_>>())))
         };
-        let series = Arc::new(self.store.select(self.tenant, &hints, filter, mint, maxt));
+        let series = self.store.select(self.tenant, &hints, filter, mint, maxt).map_err(|e| exec(e.to_string()))?;
+        let series = Arc::new(series);
         self.cache.insert(key, Fetched { mint, maxt, series: series.clone() });
-        series
+        Ok(series)
     }
 
-    fn vector_selector(&mut self, vs: &VectorSelector, t: i64) -> Vec<Sample> {
+    fn vector_selector(&mut self, vs: &VectorSelector, t: i64) -> Result<Vec<Sample>> {
         let at = self.reference(&vs.at, &vs.offset, t);
-        let series = self.fetch(vs, at - self.lookback, at);
-        series
+        let series = self.fetch(vs, at - self.lookback, at)?;
+        Ok(series
             .iter()
             .filter_map(|s| {
                 let i = s.samples.partition_point(|(ts, _)| *ts <= at);
                 let &(ts, v) = s.samples.get(i.checked_sub(1)?)?;
                 (ts >= at - self.lookback && !is_stale(v)).then(|| Sample { labels: s.labels.clone(), v })
             })
-            .collect()
+            .collect())
     }
 
     /// Samples of a range selector: `[ref - range, ref]`; returns them with
     /// the range's end (the reference time).
-    pub fn matrix_selector(&mut self, vs: &VectorSelector, range: i64, t: i64) -> (Vec<RangeSeries>, i64) {
+    pub fn matrix_selector(&mut self, vs: &VectorSelector, range: i64, t: i64) -> Result<(Vec<RangeSeries>, i64)> {
         let at = self.reference(&vs.at, &vs.offset, t);
-        let series = self.fetch(vs, at - range, at);
+        let series = self.fetch(vs, at - range, at)?;
         let out = series
             .iter()
             .filter_map(|s| {
@@ -140,7 +141,7 @@ impl<'a> Engine<'a> {
                 (!points.is_empty()).then(|| RangeSeries { labels: s.labels.clone(), points })
             })
             .collect();
-        (out, at)
+        Ok((out, at))
     }
 
     /// A range argument (range selector or subquery) at `t`: its series,
@@ -149,7 +150,7 @@ impl<'a> Engine<'a> {
         match e {
             Expr::MatrixSelector(m) => {
                 let range = ms(m.range);
-                let (series, end) = self.matrix_selector(&m.vs, range, t);
+                let (series, end) = self.matrix_selector(&m.vs, range, t)?;
                 Ok((series, range, end))
             }
             Expr::Subquery(sq) => {
@@ -195,7 +196,7 @@ impl<'a> Engine<'a> {
                 ),
                 other => return Err(bad(format!("unary minus on a {}", other.type_name()))),
             },
-            Expr::VectorSelector(vs) => Value::Vector(self.vector_selector(vs, t)),
+            Expr::VectorSelector(vs) => Value::Vector(self.vector_selector(vs, t)?),
             Expr::MatrixSelector(_) | Expr::Subquery(_) => Value::Matrix(self.range_arg(e, t)?.0),
             Expr::Call(call) => functions::call(self, call, t)?,
             Expr::Aggregate(a) => aggregate::eval(self, a, t)?,

@@ -191,7 +191,7 @@ fn absent(empty: bool, arg: &Expr) -> Value {
 fn timestamps(e: &mut Engine, a: &Expr, t: i64) -> Result<Value> {
     // The sample's own time, not the evaluation time.
     if let Expr::VectorSelector(vs) = a {
-        let (series, _) = e.matrix_selector(vs, e.lookback, t);
+        let (series, _) = e.matrix_selector(vs, e.lookback, t)?;
         return Ok(Value::Vector(
             series
                 .into_iter()

@@ -1,37 +1,79 @@
-//! The metric store's head: every series of a tenant in memory, with a
-//! postings index from label pairs to series, samples kept in time order.
-//! Samples up to `out_of_order_window` older than a series' newest are
-//! inserted in place; older ones are refused and counted.
+//! The metric store: a head of recent samples in memory (every series of a
+//! tenant, a postings index from label pairs to series, samples in time
+//! order), cut into immutable Parquet blocks of `block_duration` by a
+//! background thread, and the blocks behind `object_store`.
 //!
-//! Replay: batches arrive in WAL order, and a batch whose sequence is not
-//! beyond the last applied is skipped, so replay never duplicates a sample.
+//! Invariants:
+//! - Samples up to `out_of_order_window` older than a series' newest are
+//!   inserted in place; older ones, and any sample older than the last cut
+//!   (`cut_before`), are refused and counted, never silently dropped.
+//! - A window is cut once its end is `out_of_order_window` in the past:
+//!   `cut_before` moves first, then the block is published, then the head
+//!   lets go of the samples (queries merge blocks and head, so none is seen
+//!   twice or missed).
+//! - The WAL is released for metrics up to the last batch whose samples are
+//!   all older than `cut_before`, i.e. in published blocks. On replay,
+//!   samples older than the newest block's end are refused (they are in it),
+//!   and a batch whose sequence is not beyond the last applied is skipped.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use parking_lot::RwLock;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parking_lot::{Mutex, RwLock};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use super::block::{self, BlockIndex, BlockMeta};
 use super::labels::Labels;
 use super::otlp::{self, DeltaState, Meta, Sample, is_stale};
 use crate::StorageError;
-use crate::model::{MetricPoint, Tenant};
+use crate::model::{MetricPoint, Signal, Tenant};
 use crate::sink::{Batch, Sink};
+use crate::wal::Wal;
 
 #[derive(Clone, Debug)]
 pub struct MetricStoreConfig {
     /// How far behind a series' newest sample a sample may still arrive.
     pub out_of_order_window: Duration,
+    /// The time each block covers.
+    pub block_duration: Duration,
+    /// Blocks whose samples are all older than this are deleted.
+    pub retention: Duration,
+    /// How often the background thread cuts blocks and applies retention.
+    pub cut_interval: Duration,
 }
 
 impl Default for MetricStoreConfig {
     fn default() -> Self {
-        Self { out_of_order_window: Duration::from_secs(600) }
+        Self {
+            out_of_order_window: Duration::from_secs(600),
+            block_duration: Duration::from_secs(2 * 3600),
+            retention: Duration::from_secs(15 * 24 * 3600),
+            cut_interval: Duration::from_secs(30),
+        }
     }
+}
+
+/// A published block and its index.
+struct Published {
+    meta: BlockMeta,
+    index: BlockIndex,
+}
+
+/// The on-disk side: published blocks and what the WAL still holds.
+struct Blocks {
+    objects: Arc<dyn ObjectStore>,
+    runtime: tokio::runtime::Handle,
+    published: RwLock<HashMap<Tenant, Vec<Arc<Published>>>>,
+    wal: Option<Wal>,
+    /// `(WAL sequence, newest sample time)` of batches not yet released.
+    pending: Mutex<VecDeque<(u64, i64)>>,
+    next_id: AtomicU64,
 }
 
 /// One series: its labels and samples `(ms, value)` in time order.
@@ -75,7 +117,11 @@ impl TenantSeries {
         id
     }
 
-    fn append(&mut self, s: Sample, window_ms: i64, done: &mut Appended) {
+    fn append(&mut self, s: Sample, window_ms: i64, cut_before: i64, done: &mut Appended) {
+        if s.t < cut_before {
+            done.too_old += 1;
+            return;
+        }
         let id = self.id(&s.labels);
         let samples = &mut self.series[id as usize].samples;
         match samples.last() {
@@ -120,6 +166,9 @@ struct Metrics {
     too_old: Counter,
     duplicates: Counter,
     series: Gauge,
+    blocks: Gauge,
+    cut_samples: Counter,
+    errors: Counter,
 }
 
 /// The metric store; cheap to clone.
@@ -129,11 +178,177 @@ pub struct MetricStore {
     tenants: Arc<RwLock<HashMap<Tenant, Arc<RwLock<TenantSeries>>>>>,
     applied: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
+    /// Samples older than this (ms) are in blocks; the head refuses them.
+    cut_before: Arc<AtomicI64>,
+    blocks: Option<Arc<Blocks>>,
+    worker: Arc<Mutex<Option<JoinHandle<()>>>>,
+    stopping: Arc<AtomicBool>,
 }
 
 impl MetricStore {
+    /// A store that keeps everything in memory (no blocks).
     pub fn new(config: MetricStoreConfig) -> Self {
-        Self { config, ..Self::default() }
+        Self { config, cut_before: Arc::new(AtomicI64::new(i64::MIN)), ..Self::default() }
+    }
+
+    /// Opens the blocks in `objects`, deletes unpublished files, and starts
+    /// the thread that cuts the head into blocks. Blocks release `wal`.
+    pub async fn open(
+        objects: Arc<dyn ObjectStore>,
+        config: MetricStoreConfig,
+        wal: Option<Wal>,
+    ) -> Result<MetricStore, StorageError> {
+        let (metas, orphans) = block::list(objects.as_ref()).await?;
+        for o in orphans {
+            tracing::warn!(path = %o, "deleting a metric block file that was never published");
+            let _ = objects.delete(&o).await;
+        }
+        let mut published: HashMap<Tenant, Vec<Arc<Published>>> = HashMap::new();
+        let mut cut_before = i64::MIN;
+        for meta in metas {
+            let tenant = Tenant::new(&meta.tenant).map_err(|e| StorageError::Block(e.to_string()))?;
+            let index = block::load_index(objects.clone(), &meta).await?;
+            let window = config.block_duration.as_millis() as i64;
+            cut_before = cut_before.max(meta.min_t - meta.min_t.rem_euclid(window) + window);
+            published.entry(tenant).or_default().push(Arc::new(Published { meta, index }));
+        }
+        let store = MetricStore {
+            config,
+            cut_before: Arc::new(AtomicI64::new(cut_before)),
+            blocks: Some(Arc::new(Blocks {
+                objects,
+                runtime: tokio::runtime::Handle::current(),
+                published: RwLock::new(published),
+                wal,
+                pending: Mutex::new(VecDeque::new()),
+                next_id: AtomicU64::new(0),
+            })),
+            ..MetricStore::default()
+        };
+        store.metrics.blocks.set(store.block_count() as i64);
+        let runner = store.clone();
+        let worker = std::thread::Builder::new()
+            .name("metric-blocks".into())
+            .spawn(move || runner.run())
+            .map_err(|e| StorageError::Block(format!("cannot start the metric block thread: {e}")))?;
+        *store.worker.lock() = Some(worker);
+        Ok(store)
+    }
+
+    fn block_count(&self) -> usize {
+        self.blocks.as_ref().map_or(0, |b| b.published.read().values().map(Vec::len).sum())
+    }
+
+    fn run(self) {
+        loop {
+            std::thread::park_timeout(self.config.cut_interval);
+            if self.stopping.load(Ordering::Acquire) {
+                return;
+            }
+            let now = (crate::wal::now_unix_nanos() / 1_000_000) as i64;
+            if let Err(e) = self.cut(now).and_then(|()| self.expire(now)) {
+                self.metrics.errors.inc();
+                tracing::error!(error = %e, "cutting metric blocks failed; the samples stay in memory and in the WAL");
+            }
+        }
+    }
+
+    /// Stops the block thread (the head stays in the WAL). Blocks.
+    pub fn shutdown_blocking(&self) {
+        self.stopping.store(true, Ordering::Release);
+        if let Some(worker) = self.worker.lock().take() {
+            worker.thread().unpark();
+            let _ = worker.join();
+        }
+    }
+
+    /// Cuts every window that ended `out_of_order_window` before `now`
+    /// (ms) into blocks, then releases the WAL. Blocks.
+    pub fn cut(&self, now: i64) -> Result<(), StorageError> {
+        let Some(b) = &self.blocks else {
+            return Ok(());
+        };
+        let window = (self.config.block_duration.as_millis() as i64).max(1);
+        let late = self.config.out_of_order_window.as_millis() as i64;
+        loop {
+            let tenants: Vec<(Tenant, Arc<RwLock<TenantSeries>>)> =
+                self.tenants.read().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let oldest = tenants
+                .iter()
+                .filter_map(|(_, t)| t.read().series.iter().filter_map(|s| s.samples.first().map(|x| x.0)).min())
+                .min();
+            let Some(oldest) = oldest else { break };
+            let end = oldest - oldest.rem_euclid(window) + window;
+            if end + late > now {
+                break;
+            }
+            self.cut_before.fetch_max(end, Ordering::AcqRel);
+            for (tenant, series) in tenants {
+                let taken: Vec<(Labels, Vec<(i64, f64)>)> = series
+                    .read()
+                    .series
+                    .iter()
+                    .map(|s| (s.labels.clone(), s.samples[..s.samples.partition_point(|x| x.0 < end)].to_vec()))
+                    .filter(|(_, s)| !s.is_empty())
+                    .collect();
+                if taken.is_empty() {
+                    continue;
+                }
+                let id = format!("{:013}-{:06}", end - window, b.next_id.fetch_add(1, Ordering::Relaxed) % 1_000_000);
+                let (samples, table, meta) = block::encode(tenant.as_str(), id, taken)?;
+                b.runtime.block_on(block::publish(b.objects.as_ref(), samples, table, &meta))?;
+                let index = b.runtime.block_on(block::load_index(b.objects.clone(), &meta))?;
+                self.metrics.cut_samples.inc_by(meta.samples);
+                b.published.write().entry(tenant).or_default().push(Arc::new(Published { meta, index }));
+                for s in &mut series.write().series {
+                    let n = s.samples.partition_point(|x| x.0 < end);
+                    s.samples.drain(..n);
+                }
+            }
+            self.metrics.blocks.set(self.block_count() as i64);
+        }
+        self.release()
+    }
+
+    /// Releases the WAL up to the last batch whose samples are all in blocks.
+    fn release(&self) -> Result<(), StorageError> {
+        let Some(b) = &self.blocks else {
+            return Ok(());
+        };
+        let cut_before = self.cut_before.load(Ordering::Acquire);
+        let mut last = None;
+        {
+            let mut pending = b.pending.lock();
+            while pending.front().is_some_and(|(_, max_t)| *max_t < cut_before) {
+                last = pending.pop_front().map(|(seq, _)| seq);
+            }
+        }
+        if let (Some(seq), Some(wal)) = (last, &b.wal) {
+            wal.release(Signal::Metrics, seq)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the blocks whose samples are all older than the retention.
+    pub fn expire(&self, now: i64) -> Result<(), StorageError> {
+        let Some(b) = &self.blocks else {
+            return Ok(());
+        };
+        let horizon = now - self.config.retention.as_millis() as i64;
+        let expired: Vec<Arc<Published>> = {
+            let mut published = b.published.write();
+            let mut out = Vec::new();
+            for list in published.values_mut() {
+                out.extend(list.iter().filter(|p| p.meta.max_t < horizon).cloned());
+                list.retain(|p| p.meta.max_t >= horizon);
+            }
+            out
+        };
+        for p in expired {
+            b.runtime.block_on(block::delete(b.objects.as_ref(), &p.meta.tenant, &p.meta.id))?;
+        }
+        self.metrics.blocks.set(self.block_count() as i64);
+        Ok(())
     }
 
     pub fn register_metrics(&self, registry: &mut Registry) {
@@ -150,6 +365,9 @@ impl MetricStore {
             m.duplicates.clone(),
         );
         registry.register("sightline_metrics_series", "Series in the metric store", m.series.clone());
+        registry.register("sightline_metrics_blocks", "Published metric blocks", m.blocks.clone());
+        registry.register("sightline_metrics_block_samples", "Samples written into blocks", m.cut_samples.clone());
+        registry.register("sightline_metrics_errors", "Failed block cuts or deletions", m.errors.clone());
     }
 
     fn tenant(&self, tenant: &Tenant) -> Option<Arc<RwLock<TenantSeries>>> {
@@ -170,8 +388,9 @@ impl MetricStore {
         let before = t.series.len();
         let window = self.config.out_of_order_window.as_millis() as i64;
         let mut done = Appended::default();
+        let cut_before = self.cut_before.load(Ordering::Acquire);
         for s in samples {
-            t.append(s, window, &mut done);
+            t.append(s, window, cut_before, &mut done);
         }
         for (name, m) in meta {
             t.meta.insert(name, m);
@@ -210,8 +429,9 @@ impl MetricStore {
                 samples.push(Sample { labels: info, t: (p.time_unix_nano / 1_000_000) as i64, v: 1.0 });
             }
         }
+        let cut_before = self.cut_before.load(Ordering::Acquire);
         for s in samples {
-            t.append(s, window, &mut done);
+            t.append(s, window, cut_before, &mut done);
         }
         if !resources.is_empty() && !t.meta.contains_key("target_info") {
             let meta = Meta { kind: "gauge", help: "Target metadata".into(), unit: String::new() };
@@ -222,8 +442,9 @@ impl MetricStore {
     }
 
     /// The series of a tenant that pass `filter`, with their samples in
-    /// `mint..=maxt` (ms). `hints` are `label="value"` pairs every match
-    /// must have (to use the index); `filter` decides.
+    /// `mint..=maxt` (ms), from the blocks and the head. `hints` are
+    /// `label="value"` pairs every match must have (to use the indexes);
+    /// `filter` decides. Reads blocks: call it off the async reactor.
     pub fn select(
         &self,
         tenant: &Tenant,
@@ -231,32 +452,61 @@ impl MetricStore {
         filter: impl Fn(&Labels) -> bool,
         mint: i64,
         maxt: i64,
-    ) -> Vec<Series> {
-        let Some(t) = self.tenant(tenant) else {
-            return Vec::new();
-        };
-        let t = t.read();
-        t.candidates(hints)
-            .into_iter()
-            .map(|id| &t.series[id as usize])
-            .filter(|s| filter(&s.labels))
-            .map(|s| {
+    ) -> Result<Vec<Series>, StorageError> {
+        let mut merged: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+        if let Some(b) = &self.blocks {
+            let sets: Vec<Arc<Published>> = b
+                .published
+                .read()
+                .get(tenant)
+                .map(|l| l.iter().filter(|p| p.meta.min_t <= maxt && mint <= p.meta.max_t).cloned().collect())
+                .unwrap_or_default();
+            for p in sets {
+                let ids: Vec<u32> =
+                    p.index.candidates(hints).into_iter().filter(|id| filter(&p.index.labels[*id as usize])).collect();
+                if ids.is_empty() {
+                    continue;
+                }
+                let found = b.runtime.block_on(block::read(b.objects.clone(), &p.meta, &p.index, &ids, mint, maxt))?;
+                for (id, samples) in found {
+                    merged.entry(p.index.labels[id as usize].clone()).or_default().extend(samples);
+                }
+            }
+        }
+        if let Some(t) = self.tenant(tenant) {
+            let t = t.read();
+            for s in t.candidates(hints).into_iter().map(|id| &t.series[id as usize]).filter(|s| filter(&s.labels)) {
                 let from = s.samples.partition_point(|(ts, _)| *ts < mint);
                 let to = s.samples.partition_point(|(ts, _)| *ts <= maxt);
-                Series { labels: s.labels.clone(), samples: s.samples[from..to].to_vec() }
+                if from < to {
+                    merged.entry(s.labels.clone()).or_default().extend_from_slice(&s.samples[from..to]);
+                }
+            }
+        }
+        Ok(merged
+            .into_iter()
+            .map(|(labels, mut samples)| {
+                samples.sort_by_key(|x| x.0);
+                samples.dedup_by_key(|x| x.0);
+                Series { labels, samples }
             })
-            .filter(|s| !s.samples.is_empty())
-            .collect()
+            .collect())
     }
 
     /// Label names of the series that pass `filter` and have a sample in range.
-    pub fn label_names(&self, tenant: &Tenant, filter: impl Fn(&Labels) -> bool, mint: i64, maxt: i64) -> Vec<String> {
+    pub fn label_names(
+        &self,
+        tenant: &Tenant,
+        filter: impl Fn(&Labels) -> bool,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, StorageError> {
         let names: BTreeSet<String> = self
-            .select(tenant, &[], filter, mint, maxt)
+            .select(tenant, &[], filter, mint, maxt)?
             .iter()
             .flat_map(|s| s.labels.iter().map(|(k, _)| k.to_owned()).collect::<Vec<_>>())
             .collect();
-        names.into_iter().collect()
+        Ok(names.into_iter().collect())
     }
 
     /// Values of a label among the series that pass `filter`, in range.
@@ -267,13 +517,13 @@ impl MetricStore {
         filter: impl Fn(&Labels) -> bool,
         mint: i64,
         maxt: i64,
-    ) -> Vec<String> {
+    ) -> Result<Vec<String>, StorageError> {
         let values: BTreeSet<String> = self
-            .select(tenant, &[], filter, mint, maxt)
+            .select(tenant, &[], filter, mint, maxt)?
             .iter()
             .filter_map(|s| s.labels.get(name).map(str::to_owned))
             .collect();
-        values.into_iter().collect()
+        Ok(values.into_iter().collect())
     }
 
     /// Metadata by metric family.
@@ -298,9 +548,15 @@ impl MetricStore {
         self.tenants.read().keys().cloned().collect()
     }
 
-    /// Samples held for a tenant.
+    /// Samples held for a tenant, in the head and in blocks.
     pub fn sample_count(&self, tenant: &Tenant) -> u64 {
-        self.tenant(tenant).map_or(0, |t| t.read().series.iter().map(|s| s.samples.len() as u64).sum())
+        let head: u64 = self.tenant(tenant).map_or(0, |t| t.read().series.iter().map(|s| s.samples.len() as u64).sum());
+        let blocks: u64 = self
+            .blocks
+            .as_ref()
+            .and_then(|b| b.published.read().get(tenant).map(|l| l.iter().map(|p| p.meta.samples).sum()))
+            .unwrap_or(0);
+        head + blocks
     }
 }
 
@@ -308,6 +564,11 @@ impl Sink<MetricPoint> for MetricStore {
     fn consume(&self, batch: Batch<MetricPoint>) -> Result<(), StorageError> {
         if self.applied.fetch_max(batch.wal_seq, Ordering::AcqRel) < batch.wal_seq {
             self.append_otlp(&batch.tenant, &batch.items);
+            if let Some(b) = &self.blocks {
+                let newest =
+                    batch.items.iter().map(|p| (p.time_unix_nano / 1_000_000) as i64).max().unwrap_or(i64::MIN);
+                b.pending.lock().push_back((batch.wal_seq, newest));
+            }
         }
         Ok(())
     }
@@ -323,7 +584,8 @@ mod tests {
 
     #[test]
     fn out_of_order_within_the_window_and_refusals() {
-        let store = MetricStore::new(MetricStoreConfig { out_of_order_window: Duration::from_secs(60) });
+        let store =
+            MetricStore::new(MetricStoreConfig { out_of_order_window: Duration::from_secs(60), ..Default::default() });
         let t = Tenant::new("a").expect("tenant");
         let done = store.append(
             &t,
@@ -338,11 +600,101 @@ mod tests {
             Vec::new(),
         );
         assert_eq!(done, Appended { samples: 3, too_old: 1, duplicates: 1 });
-        let got = store.select(&t, &[("job", "x")], |_| true, 0, i64::MAX);
+        let got = store.select(&t, &[("job", "x")], |_| true, 0, i64::MAX).expect("select");
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].samples, [(90_000, 2.0), (100_000, 1.0)]);
-        assert_eq!(store.select(&t, &[("__name__", "up")], |l| l.get("job") == Some("y"), 0, 4_000).len(), 0);
-        assert_eq!(store.label_values(&t, "job", |_| true, 0, i64::MAX), ["x", "y"]);
-        assert!(store.select(&Tenant::new("b").expect("tenant"), &[], |_| true, 0, i64::MAX).is_empty());
+        assert_eq!(
+            store.select(&t, &[("__name__", "up")], |l| l.get("job") == Some("y"), 0, 4_000).expect("select").len(),
+            0
+        );
+        assert_eq!(store.label_values(&t, "job", |_| true, 0, i64::MAX).expect("values"), ["x", "y"]);
+        assert!(
+            store.select(&Tenant::new("b").expect("tenant"), &[], |_| true, 0, i64::MAX).expect("select").is_empty()
+        );
+    }
+}
+
+#[cfg(test)]
+mod block_tests {
+    use object_store::local::LocalFileSystem;
+
+    use super::*;
+
+    const HOUR: i64 = 3_600_000;
+
+    fn samples(series: &[&str], until: i64) -> Vec<Sample> {
+        let mut out = Vec::new();
+        for name in series {
+            let labels = Labels::new(vec![("__name__".into(), (*name).into()), ("job".into(), "x".into())]);
+            for i in 0..until / 15_000 {
+                out.push(Sample { labels: labels.clone(), t: i * 15_000, v: i as f64 });
+            }
+        }
+        out
+    }
+
+    async fn open(dir: &std::path::Path) -> MetricStore {
+        let objects: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir).expect("fs"));
+        let config = MetricStoreConfig { cut_interval: Duration::from_secs(3600), ..Default::default() };
+        MetricStore::open(objects, config, None).await.expect("open")
+    }
+
+    fn count(store: &MetricStore, t: &Tenant) -> usize {
+        store
+            .select(t, &[("job", "x")], |_| true, i64::MIN, i64::MAX)
+            .expect("select")
+            .iter()
+            .map(|s| s.samples.len())
+            .sum()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_head_is_cut_into_blocks_that_queries_merge() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = Tenant::new("a").expect("tenant");
+        let store = open(dir.path()).await;
+        let all = samples(&["up", "load"], 5 * HOUR);
+        let total = all.len();
+        store.append(&t, all.clone(), Vec::new());
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || s.cut(6 * HOUR)).await.expect("join").expect("cut");
+        assert_eq!(store.block_count(), 2, "[0, 2h) and [2h, 4h); [4h, 6h) is still open for late samples");
+        let s = store.clone();
+        let t2 = t.clone();
+        assert_eq!(tokio::task::spawn_blocking(move || count(&s, &t2)).await.expect("join"), total);
+        let head: usize = store.tenant(&t).map_or(0, |x| x.read().series.iter().map(|s| s.samples.len()).sum());
+        assert_eq!(head, total / 5, "the head keeps only the open window [4h, 5h)");
+
+        // Older than the cut: refused, not dropped silently.
+        let late = store.append(&t, samples(&["up"], 30_001), Vec::new());
+        assert_eq!(late.too_old, 2);
+        store.shutdown_blocking();
+
+        // Reopened and replayed: what the blocks hold is refused, the rest comes back once.
+        let store = open(dir.path()).await;
+        let replay = store.append(&t, all, Vec::new());
+        assert_eq!(replay.samples as usize, total / 5);
+        let s = store.clone();
+        let t2 = t.clone();
+        assert_eq!(tokio::task::spawn_blocking(move || count(&s, &t2)).await.expect("join"), total);
+
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || s.expire(1_000 * 24 * HOUR)).await.expect("join").expect("expire");
+        assert_eq!(store.block_count(), 0);
+        let left: Vec<_> = walk(dir.path());
+        assert!(left.is_empty(), "{left:?}");
+        store.shutdown_blocking();
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                out.extend(walk(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+        out
     }
 }

@@ -29,9 +29,9 @@ use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use super::columns;
-use super::reader::ObjectReader;
 use crate::StorageError;
 use crate::model::{Span, Tenant, TraceId};
+use crate::object_reader::ObjectReader;
 
 pub const FORMAT_VERSION: u32 = 1;
 
