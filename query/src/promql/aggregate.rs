@@ -36,8 +36,10 @@ pub fn eval(e: &mut Engine, a: &AggregateExpr, t: i64) -> Result<Value> {
     };
     let input = e.eval_vector(&a.expr, t)?;
     let mut groups: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+    let kind = a as *const AggregateExpr as usize;
     for s in input {
-        groups.entry(group_of(&s.labels, &a.modifier)).or_default().push(s);
+        let group = e.derive(&s.labels, kind, |l| group_of(l, &a.modifier));
+        groups.entry(group).or_default().push(s);
     }
     let scalar = |p: &Option<Value>| match p {
         Some(Value::Scalar(v)) => *v,

@@ -53,7 +53,7 @@ pub fn eval(e: &mut Engine, b: &BinaryExpr, t: i64) -> Result<Value> {
     let drops_name = arithmetic(&op, 0.0, 0.0).is_some() || return_bool;
     let lhs = e.eval(&b.lhs, t)?;
     let rhs = e.eval(&b.rhs, t)?;
-    let name_rule = |l: Labels| if drops_name { l.without(METRIC_NAME) } else { l };
+    let mut name_rule = |l: Labels| if drops_name { e.drop_name(&l) } else { l };
     Ok(match (lhs, rhs) {
         (Value::Scalar(l), Value::Scalar(r)) => {
             Value::Scalar(apply(&op, l, r, true)?.ok_or_else(|| exec("comparison of scalars without bool"))?)

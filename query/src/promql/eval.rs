@@ -37,6 +37,10 @@ pub struct Engine<'a> {
     start: i64,
     end: i64,
     cache: HashMap<String, Fetched>,
+    /// Labels derived from others (name dropped, group of an aggregation),
+    /// memoised by the source's allocation, which the entry keeps alive, so
+    /// that each step of a range query reuses them instead of rebuilding.
+    derived: HashMap<(usize, usize), (Labels, Labels)>,
 }
 
 pub fn ms(d: Duration) -> i64 {
@@ -58,7 +62,46 @@ pub fn parse(query: &str) -> Result<Expr> {
 
 impl<'a> Engine<'a> {
     pub fn new(store: &'a MetricStore, tenant: &'a Tenant, lookback: i64, start: i64, end: i64) -> Self {
-        Engine { store, tenant, lookback, start, end, cache: HashMap::new() }
+        Engine { store, tenant, lookback, start, end, cache: HashMap::new(), derived: HashMap::new() }
+    }
+
+    /// `f(l)`, computed once per source labels and `kind` for the query.
+    pub fn derive(&mut self, l: &Labels, kind: usize, f: impl FnOnce(&Labels) -> Labels) -> Labels {
+        let key = (Arc::as_ptr(&l.0) as *const () as usize, kind);
+        if let Some((_, out)) = self.derived.get(&key) {
+            return out.clone();
+        }
+        let out = f(l);
+        self.derived.insert(key, (l.clone(), out.clone()));
+        out
+    }
+
+    /// The labels without the metric name.
+    pub fn drop_name(&mut self, l: &Labels) -> Labels {
+        self.derive(l, 0, |l| l.without(METRIC_NAME))
+    }
+
+    /// For a range selector at `t`: the fetched series and, per series with
+    /// samples in `[ref - range, ref]`, its index and that slice's bounds;
+    /// with the range's end. No sample is copied.
+    pub fn matrix_windows(
+        &mut self,
+        vs: &VectorSelector,
+        range: i64,
+        t: i64,
+    ) -> Result<(Arc<Vec<Series>>, Vec<(usize, usize, usize)>, i64)> {
+        let at = self.reference(&vs.at, &vs.offset, t);
+        let series = self.fetch(vs, at - range, at)?;
+        let windows = series
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let from = s.samples.partition_point(|(ts, _)| *ts < at - range);
+                let to = s.samples.partition_point(|(ts, _)| *ts <= at);
+                (from < to).then_some((i, from, to))
+            })
+            .collect();
+        Ok((series, windows, at))
     }
 
     /// The reference time of a selector evaluated at `t`.
@@ -192,7 +235,7 @@ impl<'a> Engine<'a> {
             Expr::Unary(u) => match self.eval(&u.expr, t)? {
                 Value::Scalar(v) => Value::Scalar(-v),
                 Value::Vector(v) => Value::Vector(
-                    v.into_iter().map(|s| Sample { labels: s.labels.without(METRIC_NAME), v: -s.v }).collect(),
+                    v.into_iter().map(|s| Sample { labels: self.drop_name(&s.labels), v: -s.v }).collect(),
                 ),
                 other => return Err(bad(format!("unary minus on a {}", other.type_name()))),
             },

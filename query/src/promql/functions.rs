@@ -1,7 +1,7 @@
 //! PromQL functions, as Prometheus 2 computes them.
 
 use promql_parser::parser::{Call, Expr};
-use sightline_storage::metrics::{Labels, METRIC_NAME};
+use sightline_storage::metrics::{Labels, METRIC_NAME, is_stale};
 
 use super::eval::Engine;
 use super::value::{Result, Sample, Value, bad};
@@ -11,17 +11,33 @@ pub fn call(e: &mut Engine, call: &Call, t: i64) -> Result<Value> {
     let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
     let arg = |i: usize| args.get(i).copied().ok_or_else(|| bad(format!("{name}: missing argument {}", i + 1)));
     if let Some(f) = range_function(name) {
-        let (series, range, end) = e.range_arg(arg(0)?, t)?;
         let keep_name = name == "last_over_time";
-        return Ok(Value::Vector(
-            series
-                .into_iter()
-                .filter_map(|s| {
-                    let v = f(&s.points, end - range, end, range)?;
-                    Some(Sample { labels: if keep_name { s.labels } else { s.labels.without(METRIC_NAME) }, v })
-                })
-                .collect(),
-        ));
+        let mut out = Vec::new();
+        if let Expr::MatrixSelector(m) = arg(0)? {
+            // The common case: read the fetched samples in place.
+            let range = super::eval::ms(m.range);
+            let (series, windows, end) = e.matrix_windows(&m.vs, range, t)?;
+            let mut fresh: Vec<(i64, f64)>;
+            for (i, from, to) in windows {
+                let s = &series[i];
+                let mut points = &s.samples[from..to];
+                if points.iter().any(|p| is_stale(p.1)) {
+                    fresh = points.iter().copied().filter(|p| !is_stale(p.1)).collect();
+                    points = &fresh;
+                }
+                if let Some(v) = f(points, end - range, end, range) {
+                    out.push(Sample { labels: if keep_name { s.labels.clone() } else { e.drop_name(&s.labels) }, v });
+                }
+            }
+            return Ok(Value::Vector(out));
+        }
+        let (series, range, end) = e.range_arg(arg(0)?, t)?;
+        for s in series {
+            if let Some(v) = f(&s.points, end - range, end, range) {
+                out.push(Sample { labels: if keep_name { s.labels } else { e.drop_name(&s.labels) }, v });
+            }
+        }
+        return Ok(Value::Vector(out));
     }
     Ok(match name {
         "quantile_over_time" | "predict_linear" => {
@@ -38,8 +54,11 @@ pub fn call(e: &mut Engine, call: &Call, t: i64) -> Result<Value> {
                             let (slope, intercept) = linear_regression(&s.points, end)?;
                             slope * param + intercept
                         };
-                        Some(Sample { labels: s.labels.without(METRIC_NAME), v })
+                        Some((s.labels, v))
                     })
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .map(|(l, v)| Sample { labels: e.drop_name(&l), v })
                     .collect(),
             )
         }
@@ -103,17 +122,20 @@ pub fn call(e: &mut Engine, call: &Call, t: i64) -> Result<Value> {
                 "clamp_max" => x.min(p1),
                 _ => (x / p1 + 0.5).floor() * p1,
             };
-            map_values(v, f)
+            map_values(e, v, f)
         }
         "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour" | "minute" | "month" | "year" => {
             let v = match args.first() {
                 Some(a) => e.eval_vector(a, t)?,
                 None => vec![Sample { labels: Labels::default(), v: t as f64 / 1000.0 }],
             };
-            map_values(v, |secs| date_part(name, secs))
+            map_values(e, v, |secs| date_part(name, secs))
         }
         _ => match math(name) {
-            Some(f) => map_values(e.eval_vector(arg(0)?, t)?, f),
+            Some(f) => {
+                let v = e.eval_vector(arg(0)?, t)?;
+                map_values(e, v, f)
+            }
             None => return Err(bad(format!("function {name}() is not supported"))),
         },
     })
@@ -126,8 +148,8 @@ fn string_arg(e: &mut Engine, a: &Expr, t: i64) -> Result<String> {
     }
 }
 
-fn map_values(v: Vec<Sample>, f: impl Fn(f64) -> f64) -> Value {
-    Value::Vector(v.into_iter().map(|s| Sample { labels: s.labels.without(METRIC_NAME), v: f(s.v) }).collect())
+fn map_values(e: &mut Engine, v: Vec<Sample>, f: impl Fn(f64) -> f64) -> Value {
+    Value::Vector(v.into_iter().map(|s| Sample { labels: e.drop_name(&s.labels), v: f(s.v) }).collect())
 }
 
 fn math(name: &str) -> Option<fn(f64) -> f64> {
@@ -197,12 +219,16 @@ fn timestamps(e: &mut Engine, a: &Expr, t: i64) -> Result<Value> {
                 .into_iter()
                 .filter_map(|s| {
                     let &(ts, _) = s.points.last()?;
-                    Some(Sample { labels: s.labels.without(METRIC_NAME), v: ts as f64 / 1000.0 })
+                    Some((s.labels, ts as f64 / 1000.0))
                 })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|(l, v)| Sample { labels: e.drop_name(&l), v })
                 .collect(),
         ));
     }
-    Ok(map_values(e.eval_vector(a, t)?, |_| t as f64 / 1000.0))
+    let v = e.eval_vector(a, t)?;
+    Ok(map_values(e, v, |_| t as f64 / 1000.0))
 }
 
 type RangeFn = fn(&[(i64, f64)], i64, i64, i64) -> Option<f64>;

@@ -627,7 +627,8 @@ mod block_tests {
         for name in series {
             let labels = Labels::new(vec![("__name__".into(), (*name).into()), ("job".into(), "x".into())]);
             for i in 0..until / 15_000 {
-                out.push(Sample { labels: labels.clone(), t: i * 15_000, v: i as f64 });
+                let v = if i % 3 == 0 { i as f64 * 0.1 } else { (i / 3) as f64 };
+                out.push(Sample { labels: labels.clone(), t: i * 15_000, v });
             }
         }
         out
@@ -662,6 +663,17 @@ mod block_tests {
         let s = store.clone();
         let t2 = t.clone();
         assert_eq!(tokio::task::spawn_blocking(move || count(&s, &t2)).await.expect("join"), total);
+        // Values come back bit for bit through the blocks' XOR encoding.
+        let (s, t2) = (store.clone(), t.clone());
+        let got = tokio::task::spawn_blocking(move || s.select(&t2, &[], |_| true, i64::MIN, i64::MAX))
+            .await
+            .expect("join")
+            .expect("select");
+        let mut want: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+        for x in &all {
+            want.entry(x.labels.clone()).or_default().push((x.t, x.v));
+        }
+        assert_eq!(got.iter().map(|s| (s.labels.clone(), s.samples.clone())).collect::<BTreeMap<_, _>>(), want);
         let head: usize = store.tenant(&t).map_or(0, |x| x.read().series.iter().map(|s| s.samples.len()).sum());
         assert_eq!(head, total / 5, "the head keeps only the open window [4h, 5h)");
 
