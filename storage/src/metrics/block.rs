@@ -115,7 +115,7 @@ pub fn encode(
     for (i, (_, samples)) in series.iter().enumerate() {
         let mut prev = 0u64;
         for &(t, v) in samples {
-            if rows % ROW_GROUP_ROWS == 0 {
+            if rows.is_multiple_of(ROW_GROUP_ROWS) {
                 prev = 0;
             }
             rows += 1;
