@@ -23,6 +23,10 @@ const DEFAULT_SUBQUERY_STEP_MS: i64 = 60_000;
 /// At most this many points in a range query's answer (Prometheus's limit).
 pub const MAX_POINTS: i64 = 11_000;
 
+/// A range selector's fetched series, the `(series, from, to)` sample
+/// ranges inside the window, and the window's end.
+pub type Windows = (Arc<Vec<Series>>, Vec<(usize, usize, usize)>, i64);
+
 struct Fetched {
     mint: i64,
     maxt: i64,
@@ -84,12 +88,7 @@ impl<'a> Engine<'a> {
     /// For a range selector at `t`: the fetched series and, per series with
     /// samples in `[ref - range, ref]`, its index and that slice's bounds;
     /// with the range's end. No sample is copied.
-    pub fn matrix_windows(
-        &mut self,
-        vs: &VectorSelector,
-        range: i64,
-        t: i64,
-    ) -> Result<(Arc<Vec<Series>>, Vec<(usize, usize, usize)>, i64)> {
+    pub fn matrix_windows(&mut self, vs: &VectorSelector, range: i64, t: i64) -> Result<Windows> {
         let at = self.reference(&vs.at, &vs.offset, t);
         let series = self.fetch(vs, at - range, at)?;
         let windows = series

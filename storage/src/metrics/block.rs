@@ -1,17 +1,21 @@
 //! Immutable metric blocks behind `object_store`: for one tenant and one
-//! time window, a series table (`<id>.series.parquet`: id → labels) and a
-//! samples table (`<id>.samples.parquet`: series id, time, value, sorted by
-//! series then time; delta-encoded times; each value stored as the XOR of
-//! its bits with the previous value of its series, as Gorilla does, in a
-//! byte-stream-split column, so that unchanged and slowly changing values
-//! leave long runs of zero bytes for zstd), published atomically by writing
-//! `<id>.meta.json` last. The XOR chain restarts at every series and every
-//! row group, so that a row group decodes on its own.
+//! time window, a series table (`<id>.series.parquet`: id → labels and the
+//! series' value scale) and a samples table (`<id>.samples.parquet`: series
+//! id, time, value, sorted by series then time), published atomically by
+//! writing `<id>.meta.json` last.
+//!
+//! Encodings chosen for time series: times are delta-encoded (regular
+//! scrapes leave deltas of zero after the first); a series whose every
+//! value is a decimal with at most six fraction digits (counters, byte
+//! counts, most gauges) stores them as integers scaled by `10^scale`,
+//! delta-encoded too, so that a counter costs its increments' bits and a
+//! flat gauge almost nothing; other series keep their floats, byte-stream
+//! split. Both then go through zstd. Values come back bit for bit.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray, UInt32Array};
+use arrow::array::{Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
@@ -65,7 +69,10 @@ fn samples_schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![
         Field::new("series_id", DataType::UInt32, false),
         Field::new("t", DataType::Int64, false),
-        Field::new("v", DataType::Float64, false),
+        // Set for series with a scale: the value × 10^scale.
+        Field::new("vi", DataType::Int64, true),
+        // Set for the others: the value.
+        Field::new("vf", DataType::Float64, true),
     ]))
 }
 
@@ -73,7 +80,22 @@ fn series_schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![
         Field::new("series_id", DataType::UInt32, false),
         Field::new("labels", DataType::Utf8, false),
+        // -1: floats as they are.
+        Field::new("scale", DataType::Int32, false),
     ]))
+}
+
+const POW10: [f64; 7] = [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6];
+
+/// The smallest decimal scale at which every value is an integer that
+/// converts back to the very same float, or `None`.
+fn decimal_scale(samples: &[(i64, f64)]) -> Option<usize> {
+    (0..POW10.len()).find(|&e| {
+        samples.iter().all(|&(_, v)| {
+            let k = (v * POW10[e]).round();
+            k.abs() < 9.0e15 && (k / POW10[e]).to_bits() == v.to_bits()
+        })
+    })
 }
 
 /// Encodes series (with their samples, in time order) into the two tables
@@ -89,50 +111,43 @@ pub fn encode(
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(parquet_err)?))
         .set_column_dictionary_enabled(ColumnPath::from("t"), false)
         .set_column_encoding(ColumnPath::from("t"), Encoding::DELTA_BINARY_PACKED)
-        .set_column_dictionary_enabled(ColumnPath::from("v"), false)
-        .set_column_encoding(ColumnPath::from("v"), Encoding::BYTE_STREAM_SPLIT)
+        .set_column_dictionary_enabled(ColumnPath::from("vi"), false)
+        .set_column_encoding(ColumnPath::from("vi"), Encoding::DELTA_BINARY_PACKED)
+        .set_column_dictionary_enabled(ColumnPath::from("vf"), false)
+        .set_column_encoding(ColumnPath::from("vf"), Encoding::BYTE_STREAM_SPLIT)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .build();
+    let scales: Vec<Option<usize>> = series.iter().map(|(_, s)| decimal_scale(s)).collect();
     let mut samples_out = Vec::new();
     let mut writer =
         ArrowWriter::try_new(&mut samples_out, samples_schema(), Some(props.clone())).map_err(parquet_err)?;
-    let (mut ids, mut ts, mut vs) = (Vec::new(), Vec::new(), Vec::new());
+    let mut rows = Rows::default();
     let (mut min_t, mut max_t, mut count) = (i64::MAX, i64::MIN, 0u64);
-    let flush = |w: &mut ArrowWriter<&mut Vec<u8>>, ids: &mut Vec<u32>, ts: &mut Vec<i64>, vs: &mut Vec<f64>| {
-        let batch = RecordBatch::try_new(
-            samples_schema(),
-            vec![
-                Arc::new(UInt32Array::from(std::mem::take(ids))),
-                Arc::new(Int64Array::from(std::mem::take(ts))),
-                Arc::new(Float64Array::from(std::mem::take(vs))),
-            ],
-        )
-        .map_err(parquet_err)?;
-        w.write(&batch).map_err(parquet_err)
-    };
-    let mut rows = 0usize;
     for (i, (_, samples)) in series.iter().enumerate() {
-        let mut prev = 0u64;
         for &(t, v) in samples {
-            if rows.is_multiple_of(ROW_GROUP_ROWS) {
-                prev = 0;
+            rows.ids.push(i as u32);
+            rows.ts.push(t);
+            match scales[i] {
+                Some(e) => {
+                    rows.vi.push(Some((v * POW10[e]).round() as i64));
+                    rows.vf.push(None);
+                }
+                None => {
+                    rows.vi.push(None);
+                    rows.vf.push(Some(v));
+                }
             }
-            rows += 1;
-            ids.push(i as u32);
-            ts.push(t);
-            vs.push(f64::from_bits(v.to_bits() ^ prev));
-            prev = v.to_bits();
             min_t = min_t.min(t);
             max_t = max_t.max(t);
             count += 1;
-            if ids.len() == ROW_GROUP_ROWS {
-                flush(&mut writer, &mut ids, &mut ts, &mut vs)?;
+            if rows.ids.len() == ROW_GROUP_ROWS {
+                rows.write(&mut writer)?;
             }
         }
     }
-    if !ids.is_empty() {
-        flush(&mut writer, &mut ids, &mut ts, &mut vs)?;
+    if !rows.ids.is_empty() {
+        rows.write(&mut writer)?;
     }
     writer.close().map_err(parquet_err)?;
 
@@ -142,7 +157,11 @@ pub fn encode(
         series.iter().map(|(l, _)| serde_json::to_string(&l.iter().collect::<Vec<_>>()).unwrap_or_default()).collect();
     let batch = RecordBatch::try_new(
         series_schema(),
-        vec![Arc::new(UInt32Array::from_iter_values(0..series.len() as u32)), Arc::new(StringArray::from(texts))],
+        vec![
+            Arc::new(UInt32Array::from_iter_values(0..series.len() as u32)),
+            Arc::new(StringArray::from(texts)),
+            Arc::new(Int32Array::from_iter_values(scales.iter().map(|s| s.map_or(-1, |e| e as i32)))),
+        ],
     )
     .map_err(parquet_err)?;
     writer.write(&batch).map_err(parquet_err)?;
@@ -159,6 +178,31 @@ pub fn encode(
         series_bytes: series_out.len() as u64,
     };
     Ok((Bytes::from(samples_out), Bytes::from(series_out), meta))
+}
+
+/// Rows of the samples table being gathered into a row group.
+#[derive(Default)]
+struct Rows {
+    ids: Vec<u32>,
+    ts: Vec<i64>,
+    vi: Vec<Option<i64>>,
+    vf: Vec<Option<f64>>,
+}
+
+impl Rows {
+    fn write(&mut self, w: &mut ArrowWriter<&mut Vec<u8>>) -> Result<(), StorageError> {
+        let batch = RecordBatch::try_new(
+            samples_schema(),
+            vec![
+                Arc::new(UInt32Array::from(std::mem::take(&mut self.ids))),
+                Arc::new(Int64Array::from(std::mem::take(&mut self.ts))),
+                Arc::new(Int64Array::from(std::mem::take(&mut self.vi))),
+                Arc::new(Float64Array::from(std::mem::take(&mut self.vf))),
+            ],
+        )
+        .map_err(parquet_err)?;
+        w.write(&batch).map_err(parquet_err)
+    }
 }
 
 /// Writes both tables, then the meta: the block exists once its meta does.
@@ -216,6 +260,8 @@ pub async fn list(store: &dyn ObjectStore) -> Result<(Vec<BlockMeta>, Vec<Path>)
 /// A block's series and the footer of its samples table, in memory.
 pub struct BlockIndex {
     pub labels: Vec<Labels>,
+    /// Per series, the decimal scale of its values (`None`: floats).
+    scales: Vec<Option<usize>>,
     postings: HashMap<String, HashMap<String, Vec<u32>>>,
     metadata: ArrowReaderMetadata,
     /// Per row group, the range of series ids it holds.
@@ -260,11 +306,13 @@ pub async fn load_index(store: Arc<dyn ObjectStore>, meta: &BlockMeta) -> Result
     let (_, batches) =
         read_table(store.clone(), path(&meta.tenant, &meta.id, "series.parquet"), meta.series_bytes).await?;
     let mut labels = Vec::with_capacity(meta.series as usize);
+    let mut scales = Vec::with_capacity(meta.series as usize);
     for b in &batches {
-        let texts = column::<StringArray>(b, 1)?;
+        let (texts, scale) = (column::<StringArray>(b, 1)?, column::<Int32Array>(b, 2)?);
         for i in 0..texts.len() {
             let pairs: Vec<(String, String)> = serde_json::from_str(texts.value(i)).map_err(parquet_err)?;
             labels.push(Labels::new(pairs));
+            scales.push(usize::try_from(scale.value(i)).ok().filter(|e| *e < POW10.len()));
         }
     }
     let mut postings: HashMap<String, HashMap<String, Vec<u32>>> = HashMap::new();
@@ -288,7 +336,7 @@ pub async fn load_index(store: Arc<dyn ObjectStore>, meta: &BlockMeta) -> Result
             _ => (0, u32::MAX),
         })
         .collect();
-    Ok(BlockIndex { labels, postings, metadata, groups })
+    Ok(BlockIndex { labels, scales, postings, metadata, groups })
 }
 
 /// The samples of the given series (ids ascending) in `mint..=maxt`,
@@ -315,45 +363,30 @@ pub async fn read(
     if groups.is_empty() {
         return Ok(out);
     }
-    let sizes: Vec<usize> =
-        groups.iter().map(|g| index.metadata.metadata().row_group(*g).num_rows() as usize).collect();
     let reader = ObjectReader::new(store, path(&meta.tenant, &meta.id, "samples.parquet"), meta.samples_bytes);
     let b = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, index.metadata.clone()).with_row_groups(groups);
     let mut stream = b.build().map_err(parquet_err)?;
-    // Where the XOR chain stands: the row group being read, its rows not
-    // yet seen, and the series and value bits of the previous row.
-    let (mut group, mut left) = (0usize, sizes.first().copied().unwrap_or(0));
-    let mut chain: (u32, u64) = (u32::MAX, 0);
     while let Some(batch) = stream.try_next().await.map_err(parquet_err)? {
-        let (sid, t, v) =
-            (column::<UInt32Array>(&batch, 0)?, column::<Int64Array>(&batch, 1)?, column::<Float64Array>(&batch, 2)?);
-        let (sid, t, v) = (sid.values(), t.values(), v.values());
+        let (sid, t) = (column::<UInt32Array>(&batch, 0)?.values(), column::<Int64Array>(&batch, 1)?.values());
+        let (vi, vf) = (column::<Int64Array>(&batch, 2)?, column::<Float64Array>(&batch, 3)?);
         let mut i = 0;
         while i < sid.len() {
-            while left == 0 {
-                group += 1;
-                left = sizes.get(group).copied().ok_or_else(|| parquet_err("more rows than the row groups hold"))?;
-                chain = (u32::MAX, 0);
-            }
             let id = sid[i];
-            // This series' rows here, within the row group.
-            let end = (i + sid[i..].partition_point(|x| *x == id)).min(i + left);
-            left -= end - i;
+            let end = i + sid[i..].partition_point(|x| *x == id);
             if ids.binary_search(&id).is_ok() {
-                if chain.0 != id {
-                    chain = (id, 0);
-                }
-                let mut points = Vec::new();
-                for j in i..end {
-                    chain.1 ^= v[j].to_bits();
-                    if mint <= t[j] && t[j] <= maxt {
-                        points.push((t[j], f64::from_bits(chain.1)));
+                let from = i + t[i..end].partition_point(|x| *x < mint);
+                let to = i + t[i..end].partition_point(|x| *x <= maxt);
+                if from < to {
+                    let scale = index.scales.get(id as usize).copied().flatten();
+                    let value = |j: usize| match scale {
+                        Some(e) => vi.value(j) as f64 / POW10[e],
+                        None => vf.value(j),
+                    };
+                    let points = (from..to).map(|j| (t[j], value(j)));
+                    match out.last_mut() {
+                        Some((last, p)) if *last == id => p.extend(points),
+                        _ => out.push((id, points.collect())),
                     }
-                }
-                match out.last_mut() {
-                    Some((last, p)) if *last == id => p.extend(points),
-                    _ if !points.is_empty() => out.push((id, points)),
-                    _ => {}
                 }
             }
             i = end;
@@ -369,7 +402,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn values_round_trip_through_the_xor_chain() {
+    async fn values_round_trip_bit_for_bit() {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let series: Vec<(Labels, Vec<(i64, f64)>)> = (0..3)
             .map(|s| {
