@@ -3,11 +3,12 @@
 //! `by` and `without`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 use sightline_storage::metrics::{Labels, METRIC_NAME};
 
-use super::eval::Engine;
+use super::eval::{Engine, PtrMap};
 use super::functions::{quantile, variance};
 use super::value::{Result, Sample, Value, bad};
 
@@ -35,11 +36,19 @@ pub fn eval(e: &mut Engine, a: &AggregateExpr, t: i64) -> Result<Value> {
         (None, _) => None,
     };
     let input = e.eval_vector(&a.expr, t)?;
-    let mut groups: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+    // Groups by the address of their (memoised, shared) labels: no label
+    // is compared or hashed per sample.
+    let mut index: PtrMap<usize, usize> = PtrMap::default();
+    let mut groups: Vec<(Labels, Vec<Sample>)> = Vec::new();
     let kind = a as *const AggregateExpr as usize;
     for s in input {
         let group = e.derive(&s.labels, kind, |l| group_of(l, &a.modifier));
-        groups.entry(group).or_default().push(s);
+        let key = Arc::as_ptr(&group.0) as *const () as usize;
+        let i = *index.entry(key).or_insert_with(|| {
+            groups.push((group, Vec::new()));
+            groups.len() - 1
+        });
+        groups[i].1.push(s);
     }
     let scalar = |p: &Option<Value>| match p {
         Some(Value::Scalar(v)) => *v,

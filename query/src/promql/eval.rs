@@ -31,7 +31,37 @@ struct Fetched {
     mint: i64,
     maxt: i64,
     series: Arc<Vec<Series>>,
+    /// Where the last range window of each series began and ended, and its
+    /// end time: steps move forward, so the next window is found by
+    /// stepping on from there instead of searching again.
+    cursor: Option<(i64, Vec<(usize, usize)>)>,
 }
+
+/// A hasher for keys that are already well spread (allocation addresses).
+#[derive(Default)]
+pub struct PtrHasher(u64);
+
+impl std::hash::Hasher for PtrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(29) ^ x).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn write_usize(&mut self, x: usize) {
+        self.write_u64(x as u64);
+    }
+}
+
+pub type PtrMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<PtrHasher>>;
 
 pub struct Engine<'a> {
     store: &'a MetricStore,
@@ -44,7 +74,10 @@ pub struct Engine<'a> {
     /// Labels derived from others (name dropped, group of an aggregation),
     /// memoised by the source's allocation, which the entry keeps alive, so
     /// that each step of a range query reuses them instead of rebuilding.
-    derived: HashMap<(usize, usize), (Labels, Labels)>,
+    derived: PtrMap<(usize, usize), (Labels, Labels)>,
+    /// One allocation per distinct derived label set, so that equal labels
+    /// are the same pointer (aggregations group by it).
+    interned: std::collections::HashSet<Labels>,
 }
 
 pub fn ms(d: Duration) -> i64 {
@@ -66,16 +99,33 @@ pub fn parse(query: &str) -> Result<Expr> {
 
 impl<'a> Engine<'a> {
     pub fn new(store: &'a MetricStore, tenant: &'a Tenant, lookback: i64, start: i64, end: i64) -> Self {
-        Engine { store, tenant, lookback, start, end, cache: HashMap::new(), derived: HashMap::new() }
+        Engine {
+            store,
+            tenant,
+            lookback,
+            start,
+            end,
+            cache: HashMap::new(),
+            derived: PtrMap::default(),
+            interned: Default::default(),
+        }
     }
 
-    /// `f(l)`, computed once per source labels and `kind` for the query.
+    /// `f(l)`, computed once per source labels and `kind` for the query;
+    /// equal results share one allocation.
     pub fn derive(&mut self, l: &Labels, kind: usize, f: impl FnOnce(&Labels) -> Labels) -> Labels {
         let key = (Arc::as_ptr(&l.0) as *const () as usize, kind);
         if let Some((_, out)) = self.derived.get(&key) {
             return out.clone();
         }
         let out = f(l);
+        let out = match self.interned.get(&out) {
+            Some(shared) => shared.clone(),
+            None => {
+                self.interned.insert(out.clone());
+                out
+            }
+        };
         self.derived.insert(key, (l.clone(), out.clone()));
         out
     }
@@ -91,15 +141,37 @@ impl<'a> Engine<'a> {
     pub fn matrix_windows(&mut self, vs: &VectorSelector, range: i64, t: i64) -> Result<Windows> {
         let at = self.reference(&vs.at, &vs.offset, t);
         let series = self.fetch(vs, at - range, at)?;
-        let windows = series
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                let from = s.samples.partition_point(|(ts, _)| *ts < at - range);
-                let to = s.samples.partition_point(|(ts, _)| *ts <= at);
-                (from < to).then_some((i, from, to))
-            })
-            .collect();
+        let (lo, hi) = (at - range, at);
+        let fetched = self.cache.get_mut(&vs.to_string());
+        let previous =
+            fetched.as_ref().and_then(|f| f.cursor.as_ref()).filter(|(end, c)| *end <= at && c.len() == series.len());
+        let bounds: Vec<(usize, usize)> = match previous {
+            // Forward from the last window.
+            Some((_, c)) => series
+                .iter()
+                .zip(c)
+                .map(|(s, &(mut from, mut to))| {
+                    while from < s.samples.len() && s.samples[from].0 < lo {
+                        from += 1;
+                    }
+                    to = to.max(from);
+                    while to < s.samples.len() && s.samples[to].0 <= hi {
+                        to += 1;
+                    }
+                    (from, to)
+                })
+                .collect(),
+            None => series
+                .iter()
+                .map(|s| {
+                    (s.samples.partition_point(|(ts, _)| *ts < lo), s.samples.partition_point(|(ts, _)| *ts <= hi))
+                })
+                .collect(),
+        };
+        let windows = bounds.iter().enumerate().filter(|(_, (f, t))| f < t).map(|(i, &(f, t))| (i, f, t)).collect();
+        if let Some(f) = fetched {
+            f.cursor = Some((at, bounds));
+        }
         Ok((series, windows, at))
     }
 
@@ -152,7 +224,7 @@ impl<'a> Engine<'a> {
         };
         let series = self.store.select(self.tenant, &hints, filter, mint, maxt).map_err(|e| exec(e.to_string()))?;
         let series = Arc::new(series);
-        self.cache.insert(key, Fetched { mint, maxt, series: series.clone() });
+        self.cache.insert(key, Fetched { mint, maxt, series: series.clone(), cursor: None });
         Ok(series)
     }
 
