@@ -70,6 +70,8 @@ pub struct Engine<'a> {
     /// The query's range, for `@ start()` / `@ end()`.
     start: i64,
     end: i64,
+    /// The last step this engine evaluates: fetches reach that far ahead.
+    fetch_end: i64,
     cache: HashMap<String, Fetched>,
     /// Labels derived from others (name dropped, group of an aggregation),
     /// memoised by the source's allocation, which the entry keeps alive, so
@@ -105,6 +107,7 @@ impl<'a> Engine<'a> {
             lookback,
             start,
             end,
+            fetch_end: end,
             cache: HashMap::new(),
             derived: PtrMap::default(),
             interned: Default::default(),
@@ -196,8 +199,8 @@ impl<'a> Engine<'a> {
         {
             return Ok(f.series.clone());
         }
-        // Later steps move forward: take the rest of the query's range now.
-        let maxt = maxt.max(maxt + (self.end - self.start).max(0));
+        // Later steps move forward: take the rest of this engine's steps now.
+        let maxt = maxt.max(maxt + (self.fetch_end - self.start).max(0));
         let mint = self.cache.get(&key).map_or(mint, |f| f.mint.min(mint));
         let mut matchers: Vec<&Matcher> = vs.matchers.matchers.iter().collect();
         let name_matcher;
@@ -349,11 +352,15 @@ pub fn instant(store: &MetricStore, tenant: &Tenant, query: &str, t: i64, lookba
     let expr = parse(query)?;
     let mut engine = Engine::new(store, tenant, lookback, t, t);
     let value = engine.eval(&expr, t)?;
-    check_unique(&value)?;
+    if let Value::Vector(v) = &value {
+        check_unique(v)?;
+    }
     Ok(value)
 }
 
-/// Evaluates a query at `start, start + step, … <= end` (ms).
+/// Evaluates a query at `start, start + step, … <= end` (ms). Long ranges
+/// are split into consecutive slices of steps evaluated on separate cores,
+/// each with its own engine, and joined in order.
 pub fn range(
     store: &MetricStore,
     tenant: &Tenant,
@@ -370,14 +377,64 @@ pub fn range(
             if matches!(expr, Expr::StringLiteral(_)) { "string" } else { "range vector" }
         )));
     }
-    let mut engine = Engine::new(store, tenant, lookback, start, end);
+    let steps = (end - start) / step + 1;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+    let slices = if steps >= 2 * MIN_STEPS_PER_SLICE { cores.min(steps / MIN_STEPS_PER_SLICE).max(1) } else { 1 };
+    let per_slice = (steps + slices - 1) / slices;
+    let bounds: Vec<(i64, i64)> = (0..slices)
+        .map(|k| (start + k * per_slice * step, (start + ((k + 1) * per_slice - 1) * step).min(end)))
+        .filter(|(from, to)| from <= to)
+        .collect();
+    let parts: Vec<Result<Points>> = if bounds.len() == 1 {
+        vec![range_slice(store, tenant, &expr, start, end, step, lookback, (start, end))]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = bounds
+                .iter()
+                .map(|&b| {
+                    let expr = &expr;
+                    scope.spawn(move || range_slice(store, tenant, expr, start, end, step, lookback, b))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(exec("a query thread failed")))).collect()
+        })
+    };
     let mut by_labels: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
-    let mut t = start;
-    while t <= end {
-        match engine.eval(&expr, t)? {
+    for part in parts {
+        for (labels, points) in part? {
+            by_labels.entry(labels).or_default().extend(points);
+        }
+    }
+    Ok(by_labels.into_iter().map(|(labels, points)| RangeSeries { labels, points }).collect())
+}
+
+/// A range query's points by series.
+type Points = BTreeMap<Labels, Vec<(i64, f64)>>;
+
+/// Steps below which a range query is not split.
+const MIN_STEPS_PER_SLICE: i64 = 200;
+
+/// The steps of `slice` (ms, inclusive) of a range query.
+#[allow(clippy::too_many_arguments)]
+fn range_slice(
+    store: &MetricStore,
+    tenant: &Tenant,
+    expr: &Expr,
+    start: i64,
+    end: i64,
+    step: i64,
+    lookback: i64,
+    slice: (i64, i64),
+) -> Result<Points> {
+    let mut engine = Engine::new(store, tenant, lookback, start, end);
+    engine.fetch_end = slice.1;
+    let mut by_labels: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+    let mut t = slice.0;
+    while t <= slice.1 {
+        match engine.eval(expr, t)? {
             Value::Scalar(v) => by_labels.entry(Labels::default()).or_default().push((t, v)),
             Value::Vector(v) => {
-                check_unique(&Value::Vector(v.clone()))?;
+                check_unique(&v)?;
                 for s in v {
                     by_labels.entry(s.labels).or_default().push((t, s.v));
                 }
@@ -386,17 +443,15 @@ pub fn range(
         }
         t += step;
     }
-    Ok(by_labels.into_iter().map(|(labels, points)| RangeSeries { labels, points }).collect())
+    Ok(by_labels)
 }
 
 /// Prometheus refuses an answer with two series of the same labels.
-fn check_unique(v: &Value) -> Result<()> {
-    if let Value::Vector(samples) = v {
-        let mut seen = std::collections::HashSet::with_capacity(samples.len());
-        for s in samples {
-            if !seen.insert(&s.labels) {
-                return Err(exec("vector cannot contain metrics with the same labelset"));
-            }
+fn check_unique(samples: &[Sample]) -> Result<()> {
+    let mut seen = std::collections::HashSet::with_capacity(samples.len());
+    for s in samples {
+        if !seen.insert(&s.labels) {
+            return Err(exec("vector cannot contain metrics with the same labelset"));
         }
     }
     Ok(())

@@ -190,3 +190,22 @@ fn range_queries_and_errors() {
     let err = instant(&store, &tenant, "holt_winters(node_memory[5m], 0.5, 0.5)", 0, LOOKBACK);
     assert!(err.is_err(), "an unsupported function is an error, not an empty answer");
 }
+
+#[test]
+fn long_range_queries_split_across_cores_give_the_same_points() {
+    let (store, tenant) = store();
+    // 601 steps: split into slices; each step must equal the instant query.
+    let q = "sum by (instance) (rate(http_requests_total[1m]))";
+    let series = range(&store, &tenant, q, 0, 600_000, 1_000, LOOKBACK).expect("range");
+    assert_eq!(series.len(), 2);
+    for s in &series {
+        assert_eq!(s.points.len(), 601 - 15, "{}: no rate before the second sample", s.labels);
+        for &(t, v) in s.points.iter().step_by(37) {
+            let Value::Vector(at) = instant(&store, &tenant, q, t, LOOKBACK).expect("instant") else {
+                panic!("vector")
+            };
+            let same = at.iter().find(|x| x.labels == s.labels).map(|x| x.v);
+            assert_eq!(same, Some(v), "{} at {t}", s.labels);
+        }
+    }
+}
