@@ -1,6 +1,6 @@
 //! Crash recovery: the real binary is killed with SIGKILL while clients are
-//! sending; after a restart every acknowledged span and log line is there
-//! exactly once.
+//! sending; after a restart every acknowledged span, log line and metric
+//! sample is there exactly once.
 
 mod common;
 
@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::binary::Running;
-use common::otlp::{logs_request, trace_id, traces_request};
+use common::otlp::{gauge_request, logs_request, trace_id, traces_request};
 use prost::Message;
 
 const SPANS_PER_TRACE: u64 = 5;
@@ -184,6 +184,101 @@ async fn acknowledged_log_lines_survive_sigkill_exactly_once() {
         for n in &acked {
             for j in 0..LINES_PER_REQUEST {
                 assert!(seen.contains(&(Some(*n), Some(j))), "round {round}: acknowledged line {n}/{j} lost");
+            }
+        }
+        server.child.kill().expect("SIGKILL");
+        server.child.wait().expect("reaped");
+    }
+}
+
+const POINTS_PER_REQUEST: u64 = 5;
+
+/// Metric samples while one-minute blocks are cut every second: samples in
+/// a window already cut are refused (the partial success says so), every
+/// accepted sample is stored exactly once, whether it ended in a block or
+/// came back from the WAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_samples_survive_sigkill_exactly_once() {
+    use sightline_proto::otlp::ExportMetricsServiceResponse;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("SIGHTLINE_METRICS__BLOCK_MINUTES", "1"),
+        ("SIGHTLINE_METRICS__CUT_INTERVAL_SECONDS", "1"),
+        ("SIGHTLINE_METRICS__OUT_OF_ORDER_WINDOW_SECONDS", "0"),
+        ("SIGHTLINE_SPANMETRICS__ENABLED", "false"),
+    ];
+    let start = || {
+        let mut r = common::binary::spawn(env!("CARGO_BIN_EXE_sightline"), dir.path(), &env);
+        r.drain_log();
+        r
+    };
+    let mut server = start();
+    // Sample times run from ten minutes ago at ten times real speed, so
+    // that windows close (and are cut) while the clients send.
+    let origin = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64
+        - 600_000_000_000;
+    let began = std::time::Instant::now();
+    let client = reqwest::Client::new();
+    let accepted = Arc::new(Mutex::new(BTreeSet::new()));
+    let mut senders = Vec::new();
+    for worker in 0..4u64 {
+        let (client, accepted, url) = (client.clone(), accepted.clone(), format!("http://{}/v1/metrics", server.http));
+        senders.push(tokio::spawn(async move {
+            for i in 0..100_000u64 {
+                let n = worker * 1_000_000 + i;
+                let t = origin + began.elapsed().as_nanos() as u64 * 10;
+                let body = gauge_request(n, POINTS_PER_REQUEST, t).encode_to_vec();
+                let sent =
+                    client.post(&url).header("content-type", "application/x-protobuf").body(body).send().await;
+                match sent {
+                    Ok(r) if r.status() == 200 => {
+                        let bytes = r.bytes().await.unwrap_or_default();
+                        let reply = ExportMetricsServiceResponse::decode(bytes).expect("response");
+                        if reply.partial_success.is_none_or(|p| p.rejected_data_points == 0) {
+                            accepted.lock().expect("lock").insert(n);
+                        }
+                    }
+                    Ok(r) => panic!("unexpected status {}", r.status()),
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    common::eventually("a few hundred accepted requests across cuts", || {
+        let n = accepted.lock().expect("lock").len();
+        let cut = dir.path().join("metrics").exists();
+        async move { (n >= 300 && cut).then_some(()) }
+    })
+    .await;
+    server.child.kill().expect("SIGKILL");
+    server.child.wait().expect("reaped");
+    for s in senders {
+        s.await.expect("sender task");
+    }
+    let accepted: Vec<u64> = accepted.lock().expect("lock").iter().copied().collect();
+
+    for round in 0..2 {
+        let mut server = start();
+        let url = format!("http://{}/prometheus/api/v1/query", server.api);
+        let body: serde_json::Value = client
+            .get(&url)
+            .query(&[("query", "count_over_time(crash_gauge[1d])")])
+            .send()
+            .await
+            .expect("query")
+            .json()
+            .await
+            .expect("JSON");
+        let mut found = BTreeSet::new();
+        for r in body["data"]["result"].as_array().expect("result") {
+            assert_eq!(r["value"][1], "1", "round {round}: a sample stored twice: {r}");
+            let n: u64 = r["metric"]["request"].as_str().and_then(|v| v.parse().ok()).expect("request");
+            let j: u64 = r["metric"]["point"].as_str().and_then(|v| v.parse().ok()).expect("point");
+            found.insert((n, j));
+        }
+        for n in &accepted {
+            for j in 0..POINTS_PER_REQUEST {
+                assert!(found.contains(&(*n, j)), "round {round}: accepted sample {n}/{j} lost");
             }
         }
         server.child.kill().expect("SIGKILL");

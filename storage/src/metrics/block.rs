@@ -108,7 +108,7 @@ pub fn encode(
     series.retain(|(_, s)| !s.is_empty());
     series.sort_by(|a, b| a.0.cmp(&b.0));
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(parquet_err)?))
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(6).map_err(parquet_err)?))
         .set_column_dictionary_enabled(ColumnPath::from("t"), false)
         .set_column_encoding(ColumnPath::from("t"), Encoding::DELTA_BINARY_PACKED)
         .set_column_dictionary_enabled(ColumnPath::from("vi"), false)
