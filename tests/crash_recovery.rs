@@ -228,8 +228,7 @@ async fn acknowledged_samples_survive_sigkill_exactly_once() {
                 let n = worker * 1_000_000 + i;
                 let t = origin + began.elapsed().as_nanos() as u64 * 10;
                 let body = gauge_request(n, POINTS_PER_REQUEST, t).encode_to_vec();
-                let sent =
-                    client.post(&url).header("content-type", "application/x-protobuf").body(body).send().await;
+                let sent = client.post(&url).header("content-type", "application/x-protobuf").body(body).send().await;
                 match sent {
                     Ok(r) if r.status() == 200 => {
                         let bytes = r.bytes().await.unwrap_or_default();

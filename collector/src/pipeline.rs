@@ -23,7 +23,7 @@ use prometheus_client::registry::Registry;
 use prost::Message;
 use sightline_storage::StorageError;
 use sightline_storage::model::{LogRecord, MetricPoint, Span, Tenant};
-use sightline_storage::sink::{Batch, Sink};
+use sightline_storage::sink::{Batch, Refused, Sink};
 use sightline_storage::wal::{AppendError, Replay, Wal};
 use tokio::sync::{mpsc, oneshot};
 
@@ -52,7 +52,7 @@ pub struct Outcome {
 }
 
 /// Told once the store holds a batch (or could not take it).
-type StoredAck = oneshot::Sender<Result<(), IngestError>>;
+type StoredAck = oneshot::Sender<Result<Refused, IngestError>>;
 
 struct Work<K: SignalKind> {
     tenant: Tenant,
@@ -236,7 +236,17 @@ impl Pipeline {
         self.metrics.queue_depth.get_or_create(&SignalLabel { signal: K::SIGNAL.as_str() }).set(depth(&lane.tx));
         // Durable in the WAL and readable in the store: only now say yes.
         match ack_rx.await {
-            Ok(Ok(())) => Ok(outcome),
+            Ok(Ok(refused)) if refused.count > 0 => {
+                let mut outcome = outcome;
+                let refused_count = refused.count.min(outcome.accepted);
+                outcome.accepted -= refused_count;
+                outcome.rejected += refused_count;
+                let reason = format!("{refused_count} {} refused: {}", K::ITEMS, refused.reason);
+                outcome.message =
+                    if outcome.message.is_empty() { reason } else { format!("{}; {reason}", outcome.message) };
+                Ok(outcome)
+            }
+            Ok(Ok(_)) => Ok(outcome),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(IngestError::ShuttingDown),
         }
@@ -364,10 +374,10 @@ fn start_lane<K: SignalKind>(
                 Some(LaneMsg::Stop) | None => break,
             };
             let n = work.items.len() as u64;
-            let stored = sink.consume(Batch { tenant: work.tenant, wal_seq: work.seq, items: work.items });
+            let stored = sink.consume_counted(Batch { tenant: work.tenant, wal_seq: work.seq, items: work.items });
             match &stored {
-                Ok(()) => {
-                    metrics.stored.get_or_create(&label).inc_by(n);
+                Ok(refused) => {
+                    metrics.stored.get_or_create(&label).inc_by(n.saturating_sub(refused.count));
                 }
                 Err(e) => {
                     metrics.store_errors.get_or_create(&label).inc();

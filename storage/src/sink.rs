@@ -16,11 +16,26 @@ pub struct Batch<T> {
     pub items: Vec<T>,
 }
 
+/// Items of a batch that a store took but would not keep (a metric sample
+/// older than its out-of-order window, say), and why: the client is told
+/// in its partial success.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Refused {
+    pub count: u64,
+    pub reason: String,
+}
+
 /// A consumer of one signal's batches. Called on a blocking thread, never
 /// on the async reactor; replay calls it with batches it may have seen before
 /// a crash, so implementations ignore what they already hold.
 pub trait Sink<T>: Send + Sync + 'static {
     fn consume(&self, batch: Batch<T>) -> Result<(), StorageError>;
+
+    /// [`Sink::consume`], saying which items the store refused to keep.
+    /// Stores that keep everything they are given need not override it.
+    fn consume_counted(&self, batch: Batch<T>) -> Result<Refused, StorageError> {
+        self.consume(batch).map(|()| Refused::default())
+    }
 
     /// True while the store holds more unwritten data than it should; the
     /// door then refuses new items of its signal (retryably) before they

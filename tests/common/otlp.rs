@@ -85,7 +85,9 @@ pub fn logs_request(n: u64, lines: u64, time_unix_nano: u64) -> sightline_proto:
 /// One request of `points` gauge points for request `n`, all at
 /// `time_unix_nano`: series `crash_gauge{request="n", point="j"}` = n.
 pub fn gauge_request(n: u64, points: u64, time_unix_nano: u64) -> sightline_proto::otlp::ExportMetricsServiceRequest {
-    use sightline_proto::otlp::metrics::{Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point};
+    use sightline_proto::otlp::metrics::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
+    };
     let data_points = (0..points)
         .map(|j| NumberDataPoint {
             time_unix_nano,
@@ -94,10 +96,17 @@ pub fn gauge_request(n: u64, points: u64, time_unix_nano: u64) -> sightline_prot
             ..Default::default()
         })
         .collect();
-    let metric = Metric { name: "crash_gauge".into(), data: Some(metric::Data::Gauge(Gauge { data_points })), ..Default::default() };
+    let metric = Metric {
+        name: "crash_gauge".into(),
+        data: Some(metric::Data::Gauge(Gauge { data_points })),
+        ..Default::default()
+    };
     sightline_proto::otlp::ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
-            resource: Some(Resource { attributes: vec![string_kv("service.name", "crash-test")], ..Default::default() }),
+            resource: Some(Resource {
+                attributes: vec![string_kv("service.name", "crash-test")],
+                ..Default::default()
+            }),
             scope_metrics: vec![ScopeMetrics { metrics: vec![metric], ..Default::default() }],
             schema_url: String::new(),
         }],

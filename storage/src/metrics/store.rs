@@ -33,7 +33,7 @@ use super::labels::Labels;
 use super::otlp::{self, DeltaState, Meta, Sample, is_stale};
 use crate::StorageError;
 use crate::model::{MetricPoint, Signal, Tenant};
-use crate::sink::{Batch, Sink};
+use crate::sink::{Batch, Refused, Sink};
 use crate::wal::Wal;
 
 #[derive(Clone, Debug)]
@@ -406,17 +406,28 @@ impl MetricStore {
         self.metrics.series.inc_by(new_series);
     }
 
-    /// Appends OTLP points, converted to Prometheus series.
-    pub fn append_otlp(&self, tenant: &Tenant, points: &[MetricPoint]) -> Appended {
+    /// Appends OTLP points, converted to Prometheus series; returns what
+    /// was appended and how many points had a sample refused.
+    pub fn append_otlp(&self, tenant: &Tenant, points: &[MetricPoint]) -> (Appended, u64) {
         let t = self.tenant_or_new(tenant);
         let mut t = t.write();
         let before = t.series.len();
         let window = self.config.out_of_order_window.as_millis() as i64;
+        let cut_before = self.cut_before.load(Ordering::Acquire);
         let mut done = Appended::default();
+        let mut refused_points = 0;
         let mut samples = Vec::new();
         let mut resources: Vec<*const crate::model::Resource> = Vec::new();
         for p in points {
+            samples.clear();
             let (family, meta) = otlp::convert(p, &mut t.delta, &mut samples);
+            let refused_before = done.too_old + done.duplicates;
+            for s in samples.drain(..) {
+                t.append(s, window, cut_before, &mut done);
+            }
+            if done.too_old + done.duplicates > refused_before {
+                refused_points += 1;
+            }
             if p.scope.name == otlp::REMOTE_WRITE_SCOPE {
                 t.meta.entry(family).or_insert(meta);
                 continue;
@@ -426,19 +437,23 @@ impl MetricStore {
             if !resources.contains(&resource) {
                 resources.push(resource);
                 let info = otlp::target_info(&p.resource);
-                samples.push(Sample { labels: info, t: (p.time_unix_nano / 1_000_000) as i64, v: 1.0 });
+                // Derived: its refusal is no point's.
+                let mut ignored = Appended::default();
+                t.append(
+                    Sample { labels: info, t: (p.time_unix_nano / 1_000_000) as i64, v: 1.0 },
+                    window,
+                    cut_before,
+                    &mut ignored,
+                );
+                done.samples += ignored.samples;
             }
-        }
-        let cut_before = self.cut_before.load(Ordering::Acquire);
-        for s in samples {
-            t.append(s, window, cut_before, &mut done);
         }
         if !resources.is_empty() && !t.meta.contains_key("target_info") {
             let meta = Meta { kind: "gauge", help: "Target metadata".into(), unit: String::new() };
             t.meta.insert("target_info".into(), meta);
         }
         self.count(&done, (t.series.len() - before) as i64);
-        done
+        (done, refused_points)
     }
 
     /// The series of a tenant that pass `filter`, with their samples in
@@ -562,15 +577,26 @@ impl MetricStore {
 
 impl Sink<MetricPoint> for MetricStore {
     fn consume(&self, batch: Batch<MetricPoint>) -> Result<(), StorageError> {
+        self.consume_counted(batch).map(|_| ())
+    }
+
+    fn consume_counted(&self, batch: Batch<MetricPoint>) -> Result<Refused, StorageError> {
+        let mut refused = Refused::default();
         if self.applied.fetch_max(batch.wal_seq, Ordering::AcqRel) < batch.wal_seq {
-            self.append_otlp(&batch.tenant, &batch.items);
+            let (_, points) = self.append_otlp(&batch.tenant, &batch.items);
+            if points > 0 {
+                refused = Refused {
+                    count: points,
+                    reason: "a sample older than the out-of-order window or than the last block, or another value at a stored time".into(),
+                };
+            }
             if let Some(b) = &self.blocks {
                 let newest =
                     batch.items.iter().map(|p| (p.time_unix_nano / 1_000_000) as i64).max().unwrap_or(i64::MIN);
                 b.pending.lock().push_back((batch.wal_seq, newest));
             }
         }
-        Ok(())
+        Ok(refused)
     }
 }
 
