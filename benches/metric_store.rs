@@ -98,7 +98,8 @@ fn main() {
 
     let series: Vec<(Labels, bool, f64)> = (0..hosts).flat_map(host_series).collect();
     let steps = hours * 3600 * 1000 / STEP_MS;
-    let start = 1_700_000_000_000i64 - 1_700_000_000_000i64 % (2 * 3600 * 1000);
+    // A day boundary, so that one day's blocks compact into one.
+    let start = 1_700_000_000_000i64 - 1_700_000_000_000i64 % (24 * 3600 * 1000);
     // One generator per series, so that the OpenMetrics file (written
     // series by series) holds the very samples ingested round by round.
     let initial = |k: usize| if series[k].1 { 0.0 } else { series[k].2 };
@@ -134,6 +135,14 @@ fn main() {
         .expect("join")
         .expect("cut");
     let cut = started.elapsed();
+    let cut_bytes = dir_bytes(&dir.path().join("metrics"));
+    let started = Instant::now();
+    let s = store.clone();
+    runtime
+        .block_on(async move { tokio::task::spawn_blocking(move || s.compact()).await })
+        .expect("join")
+        .expect("compact");
+    let compaction = started.elapsed();
     let ours = dir_bytes(&dir.path().join("metrics"));
 
     // Prometheus's TSDB on the same samples.
@@ -217,7 +226,17 @@ fn main() {
         cut.as_secs_f64(),
         total as f64 / cut.as_secs_f64() / 1e6
     );
-    println!("| Sightline blocks on disk | {:.3} B/sample ({:.1} MB) |", ours as f64 / total as f64, ours as f64 / 1e6);
+    println!(
+        "| Sightline 2 h blocks, as cut | {:.3} B/sample ({:.1} MB) |",
+        cut_bytes as f64 / total as f64,
+        cut_bytes as f64 / 1e6
+    );
+    println!("| compaction of the day's blocks into one | {:.1} s |", compaction.as_secs_f64());
+    println!(
+        "| Sightline blocks on disk after compaction | {:.3} B/sample ({:.1} MB) |",
+        ours as f64 / total as f64,
+        ours as f64 / 1e6
+    );
     if let Some(p) = prometheus {
         println!(
             "| Prometheus TSDB (promtool create-blocks-from openmetrics) | {:.3} B/sample ({:.1} MB) |",

@@ -206,6 +206,8 @@ pub struct MetricsSection {
     pub block_minutes: u64,
     pub retention_hours: u64,
     pub cut_interval_seconds: u64,
+    /// The blocks of each window of this many hours are merged into one.
+    pub compaction_hours: u64,
 }
 
 impl Default for MetricsSection {
@@ -215,6 +217,7 @@ impl Default for MetricsSection {
             block_minutes: 120,
             retention_hours: 15 * 24,
             cut_interval_seconds: 30,
+            compaction_hours: 24,
         }
     }
 }
@@ -226,6 +229,7 @@ impl MetricsSection {
             block_duration: Duration::from_secs(self.block_minutes * 60),
             retention: Duration::from_secs(self.retention_hours * 3600),
             cut_interval: Duration::from_secs(self.cut_interval_seconds),
+            compaction_window: Duration::from_secs(self.compaction_hours * 3600),
         }
     }
 }
@@ -295,9 +299,9 @@ impl Config {
             bail!("invalid configuration: logs.maintenance_interval_seconds must be at least 1");
         }
         let m = &self.metrics;
-        if m.block_minutes == 0 || m.retention_hours == 0 || m.cut_interval_seconds == 0 {
+        if m.block_minutes == 0 || m.retention_hours == 0 || m.cut_interval_seconds == 0 || m.compaction_hours == 0 {
             bail!(
-                "invalid configuration: metrics.block_minutes, metrics.retention_hours and metrics.cut_interval_seconds must be at least 1"
+                "invalid configuration: metrics.block_minutes, retention_hours, cut_interval_seconds and compaction_hours must be at least 1"
             );
         }
         let sm = &self.spanmetrics;

@@ -51,6 +51,10 @@ pub struct BlockMeta {
     pub samples: u64,
     pub samples_bytes: u64,
     pub series_bytes: u64,
+    /// The blocks this one merged; they are deleted once it is published
+    /// (and at open, should a crash have come between).
+    #[serde(default)]
+    pub compacted_from: Vec<String>,
 }
 
 fn path(tenant: &str, id: &str, what: &str) -> Path {
@@ -176,6 +180,7 @@ pub fn encode(
         samples: count,
         samples_bytes: samples_out.len() as u64,
         series_bytes: series_out.len() as u64,
+        compacted_from: Vec::new(),
     };
     Ok((Bytes::from(samples_out), Bytes::from(series_out), meta))
 }

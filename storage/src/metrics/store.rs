@@ -46,6 +46,9 @@ pub struct MetricStoreConfig {
     pub retention: Duration,
     /// How often the background thread cuts blocks and applies retention.
     pub cut_interval: Duration,
+    /// Blocks within one window of this length are merged into one, once
+    /// the window is wholly cut.
+    pub compaction_window: Duration,
 }
 
 impl Default for MetricStoreConfig {
@@ -55,6 +58,7 @@ impl Default for MetricStoreConfig {
             block_duration: Duration::from_secs(2 * 3600),
             retention: Duration::from_secs(15 * 24 * 3600),
             cut_interval: Duration::from_secs(30),
+            compaction_window: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -168,6 +172,7 @@ struct Metrics {
     series: Gauge,
     blocks: Gauge,
     cut_samples: Counter,
+    compactions: Counter,
     errors: Counter,
 }
 
@@ -205,11 +210,21 @@ impl MetricStore {
         }
         let mut published: HashMap<Tenant, Vec<Arc<Published>>> = HashMap::new();
         let mut cut_before = i64::MIN;
+        // Blocks that a published compaction replaced: a crash came before
+        // their deletion.
+        let replaced: std::collections::HashSet<(String, String)> =
+            metas.iter().flat_map(|m| m.compacted_from.iter().map(move |id| (m.tenant.clone(), id.clone()))).collect();
         for meta in metas {
+            if replaced.contains(&(meta.tenant.clone(), meta.id.clone())) {
+                block::delete(objects.as_ref(), &meta.tenant, &meta.id).await?;
+                continue;
+            }
             let tenant = Tenant::new(&meta.tenant).map_err(|e| StorageError::Block(e.to_string()))?;
             let index = block::load_index(objects.clone(), &meta).await?;
             let window = config.block_duration.as_millis() as i64;
-            cut_before = cut_before.max(meta.min_t - meta.min_t.rem_euclid(window) + window);
+            // Blocks hold whole cut windows: the cut stood at the end of the
+            // window of the newest sample.
+            cut_before = cut_before.max(meta.max_t - meta.max_t.rem_euclid(window) + window);
             published.entry(tenant).or_default().push(Arc::new(Published { meta, index }));
         }
         let store = MetricStore {
@@ -246,7 +261,7 @@ impl MetricStore {
                 return;
             }
             let now = (crate::wal::now_unix_nanos() / 1_000_000) as i64;
-            if let Err(e) = self.cut(now).and_then(|()| self.expire(now)) {
+            if let Err(e) = self.cut(now).and_then(|()| self.compact()).and_then(|()| self.expire(now)) {
                 self.metrics.errors.inc();
                 tracing::error!(error = %e, "cutting metric blocks failed; the samples stay in memory and in the WAL");
             }
@@ -310,6 +325,73 @@ impl MetricStore {
         self.release()
     }
 
+    /// Merges the blocks of each wholly cut compaction window into one
+    /// block: published first, listing what it replaces, then the inputs
+    /// deleted. Blocks; holds one window's samples in memory.
+    pub fn compact(&self) -> Result<(), StorageError> {
+        let Some(b) = &self.blocks else {
+            return Ok(());
+        };
+        let window = (self.config.compaction_window.as_millis() as i64).max(1);
+        let cut_before = self.cut_before.load(Ordering::Acquire);
+        let tenants: Vec<Tenant> = b.published.read().keys().cloned().collect();
+        for tenant in tenants {
+            let list = b.published.read().get(&tenant).cloned().unwrap_or_default();
+            let mut by_window: BTreeMap<i64, Vec<Arc<Published>>> = BTreeMap::new();
+            for p in list {
+                let start = p.meta.min_t - p.meta.min_t.rem_euclid(window);
+                if p.meta.max_t < start + window {
+                    by_window.entry(start).or_default().push(p);
+                }
+            }
+            for (start, group) in by_window {
+                if group.len() < 2 || start + window > cut_before {
+                    continue;
+                }
+                let mut merged: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+                for p in &group {
+                    let ids: Vec<u32> = (0..p.index.labels.len() as u32).collect();
+                    let data = b.runtime.block_on(block::read(
+                        b.objects.clone(),
+                        &p.meta,
+                        &p.index,
+                        &ids,
+                        i64::MIN,
+                        i64::MAX,
+                    ))?;
+                    for (id, samples) in data {
+                        merged.entry(p.index.labels[id as usize].clone()).or_default().extend(samples);
+                    }
+                }
+                let series: Vec<_> = merged
+                    .into_iter()
+                    .map(|(l, mut s)| {
+                        s.sort_by_key(|x| x.0);
+                        s.dedup_by_key(|x| x.0);
+                        (l, s)
+                    })
+                    .collect();
+                let id = format!("{start:013}-c{:06}", b.next_id.fetch_add(1, Ordering::Relaxed) % 1_000_000);
+                let (samples, table, mut meta) = block::encode(tenant.as_str(), id, series)?;
+                meta.compacted_from = group.iter().map(|p| p.meta.id.clone()).collect();
+                b.runtime.block_on(block::publish(b.objects.as_ref(), samples, table, &meta))?;
+                let index = b.runtime.block_on(block::load_index(b.objects.clone(), &meta))?;
+                {
+                    let mut published = b.published.write();
+                    let list = published.entry(tenant.clone()).or_default();
+                    list.retain(|p| !meta.compacted_from.contains(&p.meta.id));
+                    list.push(Arc::new(Published { meta: meta.clone(), index }));
+                }
+                for p in &group {
+                    b.runtime.block_on(block::delete(b.objects.as_ref(), &p.meta.tenant, &p.meta.id))?;
+                }
+                self.metrics.compactions.inc();
+            }
+        }
+        self.metrics.blocks.set(self.block_count() as i64);
+        Ok(())
+    }
+
     /// Releases the WAL up to the last batch whose samples are all in blocks.
     fn release(&self) -> Result<(), StorageError> {
         let Some(b) = &self.blocks else {
@@ -367,6 +449,11 @@ impl MetricStore {
         registry.register("sightline_metrics_series", "Series in the metric store", m.series.clone());
         registry.register("sightline_metrics_blocks", "Published metric blocks", m.blocks.clone());
         registry.register("sightline_metrics_block_samples", "Samples written into blocks", m.cut_samples.clone());
+        registry.register(
+            "sightline_metrics_compactions",
+            "Metric blocks merged into longer ones",
+            m.compactions.clone(),
+        );
         registry.register("sightline_metrics_errors", "Failed block cuts or deletions", m.errors.clone());
     }
 
@@ -662,7 +749,11 @@ mod block_tests {
 
     async fn open(dir: &std::path::Path) -> MetricStore {
         let objects: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir).expect("fs"));
-        let config = MetricStoreConfig { cut_interval: Duration::from_secs(3600), ..Default::default() };
+        let config = MetricStoreConfig {
+            cut_interval: Duration::from_secs(3600),
+            compaction_window: Duration::from_secs(4 * 3600),
+            ..Default::default()
+        };
         MetricStore::open(objects, config, None).await.expect("open")
     }
 
@@ -702,6 +793,14 @@ mod block_tests {
         assert_eq!(got.iter().map(|s| (s.labels.clone(), s.samples.clone())).collect::<BTreeMap<_, _>>(), want);
         let head: usize = store.tenant(&t).map_or(0, |x| x.read().series.iter().map(|s| s.samples.len()).sum());
         assert_eq!(head, total / 5, "the head keeps only the open window [4h, 5h)");
+
+        // The two blocks fill a compaction window: they are merged into one.
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || s.compact()).await.expect("join").expect("compact");
+        assert_eq!(store.block_count(), 1);
+        let (s, t2) = (store.clone(), t.clone());
+        assert_eq!(tokio::task::spawn_blocking(move || count(&s, &t2)).await.expect("join"), total);
+        assert_eq!(walk(dir.path()).len(), 3, "one block's three files remain");
 
         // Older than the cut: refused, not dropped silently.
         let late = store.append(&t, samples(&["up"], 30_001), Vec::new());
