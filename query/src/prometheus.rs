@@ -262,6 +262,34 @@ fn matching(
     Ok(out.into_keys().collect())
 }
 
+/// The distinct strings `pick` finds in the labels of the series matching
+/// the selectors (every series without selectors) with samples in range.
+async fn distinct<I: IntoIterator<Item = String>>(
+    state: &QueryState,
+    tenant: Tenant,
+    selectors: Vec<String>,
+    start: i64,
+    end: i64,
+    pick: impl Fn(&Labels) -> I + Send + 'static,
+) -> Result<Vec<String>, PromError> {
+    let store = state.metrics.clone();
+    let found = blocking(move || -> Result<std::collections::BTreeSet<String>, EvalError> {
+        let series: Vec<Labels> = if selectors.is_empty() {
+            store
+                .select(&tenant, &[], |_| true, start, end)
+                .map_err(|e| EvalError::Execution(e.to_string()))?
+                .into_iter()
+                .map(|s| s.labels)
+                .collect()
+        } else {
+            matching(&store, &tenant, &selectors, start, end)?
+        };
+        Ok(series.iter().flat_map(&pick).collect())
+    })
+    .await??;
+    Ok(found.into_iter().collect())
+}
+
 fn range_params(p: &Params) -> Result<(i64, i64), PromError> {
     let end = p.time("end")?.unwrap_or_else(now_ms);
     let start = p.time("start")?.unwrap_or(i64::MIN / 2);
@@ -296,20 +324,10 @@ async fn labels(
     let tenant = tenant(&state, &headers)?;
     let selectors: Vec<String> = p.all("match[]").into_iter().map(str::to_owned).collect();
     let (start, end) = range_params(&p)?;
-    let store = state.metrics.clone();
-    let names = blocking(move || -> Result<Vec<String>, EvalError> {
-        if selectors.is_empty() {
-            return store.label_names(&tenant, |_| true, start, end).map_err(|e| EvalError::Execution(e.to_string()));
-        }
-        let mut names: Vec<String> = matching(&store, &tenant, &selectors, start, end)?
-            .iter()
-            .flat_map(|l| l.iter().map(|(k, _)| k.to_owned()).collect::<Vec<_>>())
-            .collect();
-        names.sort();
-        names.dedup();
-        Ok(names)
+    let names = distinct(&state, tenant, selectors, start, end, |l: &Labels| {
+        l.iter().map(|(k, _)| k.to_owned()).collect::<Vec<_>>()
     })
-    .await??;
+    .await?;
     Ok(success(json!(names)))
 }
 
@@ -323,22 +341,8 @@ async fn label_values(
     let tenant = tenant(&state, &headers)?;
     let selectors: Vec<String> = p.all("match[]").into_iter().map(str::to_owned).collect();
     let (start, end) = range_params(&p)?;
-    let store = state.metrics.clone();
-    let values = blocking(move || -> Result<Vec<String>, EvalError> {
-        if selectors.is_empty() {
-            return store
-                .label_values(&tenant, &name, |_| true, start, end)
-                .map_err(|e| EvalError::Execution(e.to_string()));
-        }
-        let mut values: Vec<String> = matching(&store, &tenant, &selectors, start, end)?
-            .iter()
-            .filter_map(|l| l.get(&name).map(str::to_owned))
-            .collect();
-        values.sort();
-        values.dedup();
-        Ok(values)
-    })
-    .await??;
+    let values =
+        distinct(&state, tenant, selectors, start, end, move |l: &Labels| l.get(&name).map(str::to_owned)).await?;
     Ok(success(json!(values)))
 }
 

@@ -12,7 +12,6 @@
 //! flat gauge almost nothing; other series keep their floats, byte-stream
 //! split. Both then go through zstd. Values come back bit for bit.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, UInt32Array};
@@ -30,7 +29,7 @@ use parquet::file::statistics::Statistics;
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
-use super::labels::Labels;
+use super::labels::{Labels, Postings};
 use crate::StorageError;
 use crate::object_reader::ObjectReader;
 
@@ -267,26 +266,16 @@ pub struct BlockIndex {
     pub labels: Vec<Labels>,
     /// Per series, the decimal scale of its values (`None`: floats).
     scales: Vec<Option<usize>>,
-    postings: HashMap<String, HashMap<String, Vec<u32>>>,
+    postings: Postings,
     metadata: ArrowReaderMetadata,
     /// Per row group, the range of series ids it holds.
     groups: Vec<(u32, u32)>,
 }
 
 impl BlockIndex {
-    /// Series ids that may match: the intersection of the hints' postings.
+    /// Series ids that may match the `label="value"` hints.
     pub fn candidates(&self, hints: &[(&str, &str)]) -> Vec<u32> {
-        let mut lists = hints
-            .iter()
-            .map(|(k, v)| self.postings.get(*k).and_then(|vals| vals.get(*v)).map(Vec::as_slice).unwrap_or_default());
-        let Some(first) = lists.next() else {
-            return (0..self.labels.len() as u32).collect();
-        };
-        let mut ids = first.to_vec();
-        for list in lists {
-            ids.retain(|id| list.binary_search(id).is_ok());
-        }
-        ids
+        self.postings.candidates(hints, self.labels.len())
     }
 }
 
@@ -320,11 +309,9 @@ pub async fn load_index(store: Arc<dyn ObjectStore>, meta: &BlockMeta) -> Result
             scales.push(usize::try_from(scale.value(i)).ok().filter(|e| *e < POW10.len()));
         }
     }
-    let mut postings: HashMap<String, HashMap<String, Vec<u32>>> = HashMap::new();
+    let mut postings = Postings::default();
     for (id, l) in labels.iter().enumerate() {
-        for (k, v) in l.iter() {
-            postings.entry(k.to_owned()).or_default().entry(v.to_owned()).or_default().push(id as u32);
-        }
+        postings.add(id as u32, l);
     }
     let samples = path(&meta.tenant, &meta.id, "samples.parquet");
     let mut reader = ObjectReader::new(store, samples, meta.samples_bytes);

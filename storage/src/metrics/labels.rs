@@ -68,6 +68,36 @@ impl std::fmt::Display for Labels {
     }
 }
 
+/// An inverted index from `label=value` to the ids of the series that have
+/// it (ascending, as ids are given out in order).
+#[derive(Debug, Default)]
+pub struct Postings(std::collections::HashMap<String, std::collections::HashMap<String, Vec<u32>>>);
+
+impl Postings {
+    /// Indexes series `id` (ids must be added in increasing order).
+    pub fn add(&mut self, id: u32, labels: &Labels) {
+        for (k, v) in labels.iter() {
+            self.0.entry(k.to_owned()).or_default().entry(v.to_owned()).or_default().push(id);
+        }
+    }
+
+    /// The ids of `0..total` that have every `label="value"` hint: the
+    /// intersection of their postings, or all of them without hints.
+    pub fn candidates(&self, hints: &[(&str, &str)], total: usize) -> Vec<u32> {
+        let mut lists = hints
+            .iter()
+            .map(|(k, v)| self.0.get(*k).and_then(|vals| vals.get(*v)).map(Vec::as_slice).unwrap_or_default());
+        let Some(first) = lists.next() else {
+            return (0..total as u32).collect();
+        };
+        let mut ids = first.to_vec();
+        for list in lists {
+            ids.retain(|id| list.binary_search(id).is_ok());
+        }
+        ids
+    }
+}
+
 /// A valid label name: invalid characters become `_`; a leading digit gets
 /// a `key_` prefix; a name of only underscores keeps a `key` prefix.
 pub fn sanitize_label(name: &str) -> String {

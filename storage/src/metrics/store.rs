@@ -16,7 +16,7 @@
 //!   samples older than the newest block's end are refused (they are in it),
 //!   and a batch whose sequence is not beyond the last applied is skipped.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -29,7 +29,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::block::{self, BlockIndex, BlockMeta};
-use super::labels::Labels;
+use super::labels::{Labels, Postings};
 use super::otlp::{self, DeltaState, Meta, Sample, is_stale};
 use crate::StorageError;
 use crate::model::{MetricPoint, Signal, Tenant};
@@ -91,8 +91,7 @@ pub struct Series {
 struct TenantSeries {
     ids: HashMap<Labels, u32>,
     series: Vec<Series>,
-    /// label name → value → series ids (ascending).
-    postings: HashMap<String, HashMap<String, Vec<u32>>>,
+    postings: Postings,
     meta: BTreeMap<String, Meta>,
     delta: DeltaState,
 }
@@ -113,9 +112,7 @@ impl TenantSeries {
             return *id;
         }
         let id = self.series.len() as u32;
-        for (k, v) in labels.iter() {
-            self.postings.entry(k.to_owned()).or_default().entry(v.to_owned()).or_default().push(id);
-        }
+        self.postings.add(id, labels);
         self.ids.insert(labels.clone(), id);
         self.series.push(Series { labels: labels.clone(), samples: Vec::new() });
         id
@@ -147,20 +144,9 @@ impl TenantSeries {
         done.samples += 1;
     }
 
-    /// Series ids that may match: the intersection of the postings of the
-    /// `label="value"` hints, or every series.
+    /// Series ids that may match the `label="value"` hints.
     fn candidates(&self, hints: &[(&str, &str)]) -> Vec<u32> {
-        let mut lists = hints
-            .iter()
-            .map(|(k, v)| self.postings.get(*k).and_then(|vals| vals.get(*v)).map(Vec::as_slice).unwrap_or_default());
-        let Some(first) = lists.next() else {
-            return (0..self.series.len() as u32).collect();
-        };
-        let mut ids = first.to_vec();
-        for list in lists {
-            ids.retain(|id| list.binary_search(id).is_ok());
-        }
-        ids
+        self.postings.candidates(hints, self.series.len())
     }
 }
 
@@ -595,39 +581,6 @@ impl MetricStore {
             .collect())
     }
 
-    /// Label names of the series that pass `filter` and have a sample in range.
-    pub fn label_names(
-        &self,
-        tenant: &Tenant,
-        filter: impl Fn(&Labels) -> bool,
-        mint: i64,
-        maxt: i64,
-    ) -> Result<Vec<String>, StorageError> {
-        let names: BTreeSet<String> = self
-            .select(tenant, &[], filter, mint, maxt)?
-            .iter()
-            .flat_map(|s| s.labels.iter().map(|(k, _)| k.to_owned()).collect::<Vec<_>>())
-            .collect();
-        Ok(names.into_iter().collect())
-    }
-
-    /// Values of a label among the series that pass `filter`, in range.
-    pub fn label_values(
-        &self,
-        tenant: &Tenant,
-        name: &str,
-        filter: impl Fn(&Labels) -> bool,
-        mint: i64,
-        maxt: i64,
-    ) -> Result<Vec<String>, StorageError> {
-        let values: BTreeSet<String> = self
-            .select(tenant, &[], filter, mint, maxt)?
-            .iter()
-            .filter_map(|s| s.labels.get(name).map(str::to_owned))
-            .collect();
-        Ok(values.into_iter().collect())
-    }
-
     /// Metadata by metric family.
     pub fn metadata(&self, tenant: &Tenant) -> BTreeMap<String, Meta> {
         self.tenant(tenant).map(|t| t.read().meta.clone()).unwrap_or_default()
@@ -720,7 +673,13 @@ mod tests {
             store.select(&t, &[("__name__", "up")], |l| l.get("job") == Some("y"), 0, 4_000).expect("select").len(),
             0
         );
-        assert_eq!(store.label_values(&t, "job", |_| true, 0, i64::MAX).expect("values"), ["x", "y"]);
+        let jobs: Vec<_> = store
+            .select(&t, &[], |_| true, 0, i64::MAX)
+            .expect("select")
+            .iter()
+            .filter_map(|s| s.labels.get("job").map(str::to_owned))
+            .collect();
+        assert_eq!(jobs, ["x", "y"]);
         assert!(
             store.select(&Tenant::new("b").expect("tenant"), &[], |_| true, 0, i64::MAX).expect("select").is_empty()
         );
