@@ -41,8 +41,15 @@ pub struct Sample {
     pub v: f64,
 }
 
-/// Running sums of delta series, by output series.
-pub type DeltaState = HashMap<Labels, f64>;
+/// Running sums of delta series, by output series, with the time (ms) of
+/// their last point: [`expire_deltas`] forgets the ones idle too long, and
+/// a series that comes back starts again from zero (a counter reset).
+pub type DeltaState = HashMap<Labels, (f64, i64)>;
+
+/// Forgets the running sums whose last point is older than `before` (ms).
+pub fn expire_deltas(state: &mut DeltaState, before: i64) {
+    state.retain(|_, (_, last)| *last >= before);
+}
 
 /// The labels `job` and `instance` of a resource.
 pub fn job_instance(resource: &Resource) -> Vec<(String, String)> {
@@ -190,8 +197,9 @@ pub fn convert(p: &MetricPoint, delta: &mut DeltaState, out: &mut Vec<Sample>) -
             if is_stale(s.v) {
                 continue;
             }
-            let total = delta.entry(s.labels.clone()).or_insert(0.0);
+            let (total, last) = delta.entry(s.labels.clone()).or_insert((0.0, s.t));
             *total += s.v;
+            *last = (*last).max(s.t);
             s.v = *total;
         }
     }
@@ -285,5 +293,7 @@ mod tests {
         }
         assert_eq!(out.iter().map(|s| s.v).collect::<Vec<_>>(), [2.0, 5.0]);
         assert_eq!(out[0].labels.name(), Some("orders_total"));
+        expire_deltas(&mut state, 5_001);
+        assert!(state.is_empty(), "idle running sums are forgotten");
     }
 }

@@ -63,6 +63,9 @@ impl Default for MetricStoreConfig {
     }
 }
 
+/// A delta series idle this long (ms) loses its running sum.
+const DELTA_IDLE_MS: i64 = 3_600_000;
+
 /// A published block and its index.
 struct Published {
     meta: BlockMeta,
@@ -247,6 +250,7 @@ impl MetricStore {
                 return;
             }
             let now = (crate::wal::now_unix_nanos() / 1_000_000) as i64;
+            self.expire_deltas(now);
             if let Err(e) = self.cut(now).and_then(|()| self.compact()).and_then(|()| self.expire(now)) {
                 self.metrics.errors.inc();
                 tracing::error!(error = %e, "cutting metric blocks failed; the samples stay in memory and in the WAL");
@@ -376,6 +380,13 @@ impl MetricStore {
         }
         self.metrics.blocks.set(self.block_count() as i64);
         Ok(())
+    }
+
+    /// Forgets delta running sums idle for an hour (bounded state).
+    fn expire_deltas(&self, now: i64) {
+        for t in self.tenants.read().values() {
+            otlp::expire_deltas(&mut t.write().delta, now - DELTA_IDLE_MS);
+        }
     }
 
     /// Releases the WAL up to the last batch whose samples are all in blocks.
