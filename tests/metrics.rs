@@ -10,8 +10,8 @@ use prost::Message;
 use serde_json::Value;
 use sightline_proto::otlp::ExportMetricsServiceRequest;
 use sightline_proto::otlp::metrics::{
-    Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric,
-    number_data_point,
+    Exemplar, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    exemplar, metric, number_data_point,
 };
 use sightline_proto::otlp::resource::Resource;
 
@@ -46,6 +46,13 @@ fn request(t_nanos: u64) -> ExportMetricsServiceRequest {
                     sum: Some(2.0),
                     explicit_bounds: vec![0.1, 1.0],
                     bucket_counts: vec![1, 2, 1],
+                    exemplars: vec![Exemplar {
+                        time_unix_nano: t_nanos,
+                        trace_id: vec![0xab; 16],
+                        span_id: vec![0xcd; 8],
+                        value: Some(exemplar::Value::AsDouble(0.3)),
+                        ..Default::default()
+                    }],
                     ..Default::default()
                 }],
                 aggregation_temporality: 2,
@@ -134,6 +141,14 @@ async fn metrics_through_the_prometheus_api_and_metrics_endpoint() {
     let (status, info) = get(api("/status/buildinfo")).await;
     assert_eq!(status, 200);
     assert!(info["data"]["version"].is_string());
+
+    // The histogram's exemplar, with its trace, on the bucket that counts it.
+    let (_, ex) =
+        get(api(&format!("/query_exemplars?query=latency_seconds_bucket&start={start}&end={}", start + 120))).await;
+    assert_eq!(ex["data"].as_array().map(Vec::len), Some(1), "{ex}");
+    assert_eq!(ex["data"][0]["seriesLabels"]["le"], "1");
+    assert_eq!(ex["data"][0]["exemplars"][0]["labels"]["trace_id"], "abababababababababababababababab");
+    assert_eq!(ex["data"][0]["exemplars"][0]["value"], "0.3");
 
     // Prometheus's error envelope.
     let (status, err) = get(api("/query?query=sum(")).await;

@@ -25,6 +25,7 @@ pub fn router(state: QueryState) -> Router {
         .route("/labels", get(labels).post(labels))
         .route("/label/{name}/values", get(label_values))
         .route("/metadata", get(metadata))
+        .route("/query_exemplars", get(query_exemplars).post(query_exemplars))
         .route("/status/buildinfo", get(buildinfo))
         .with_state(state);
     Router::new().nest("/prometheus/api/v1", api)
@@ -363,6 +364,49 @@ async fn metadata(
         .map(|(name, m)| (name, json!([m])))
         .collect();
     Ok(success(Value::Object(data)))
+}
+
+/// The exemplars of the series that the query's selectors match, in range.
+async fn query_exemplars(
+    State(state): State<QueryState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Result<Response, PromError> {
+    let p = Params::new(raw, &headers, &body);
+    let tenant = tenant(&state, &headers)?;
+    let q = p.get("query").ok_or_else(|| bad_data("invalid parameter \"query\": no query given"))?.to_owned();
+    let (start, end) = range_params(&p)?;
+    let expr = promql::eval::parse(&q)?;
+    let mut found: BTreeMap<Labels, Vec<sightline_storage::metrics::Exemplar>> = BTreeMap::new();
+    for vs in promql::eval::selectors(&expr) {
+        let selector = promql::eval::Selector::of(vs);
+        for (labels, exemplars) in
+            state.metrics.exemplars(&tenant, &selector.hints(), |l| selector.matches(l), start, end)
+        {
+            found.insert(labels, exemplars);
+        }
+    }
+    let data: Vec<Value> = found
+        .iter()
+        .map(|(labels, exemplars)| {
+            let list: Vec<Value> = exemplars
+                .iter()
+                .map(|e| {
+                    let mut l = serde_json::Map::new();
+                    if let Some(t) = e.trace_id {
+                        l.insert("trace_id".into(), Value::String(t.to_hex()));
+                    }
+                    if let Some(s) = e.span_id {
+                        l.insert("span_id".into(), Value::String(s.to_hex()));
+                    }
+                    json!({ "labels": l, "value": float(e.v), "timestamp": seconds(e.t) })
+                })
+                .collect();
+            json!({ "seriesLabels": metric(labels), "exemplars": list })
+        })
+        .collect();
+    Ok(success(Value::Array(data)))
 }
 
 /// The Prometheus API level this implements (clients such as Grafana pick

@@ -9,4 +9,4 @@ mod store;
 
 pub use labels::{Labels, METRIC_NAME};
 pub use otlp::{Meta, STALE_NAN, Sample, is_stale};
-pub use store::{Appended, MetricStore, MetricStoreConfig, Series};
+pub use store::{Appended, Exemplar, MetricStore, MetricStoreConfig, Series};

@@ -94,6 +94,70 @@ fn offset_ms(o: &Option<Offset>) -> i64 {
     }
 }
 
+/// What a vector selector matches: its matchers, the metric name included,
+/// and its `or` groups.
+pub struct Selector<'v> {
+    matchers: Vec<Matcher>,
+    or_groups: &'v [Vec<Matcher>],
+}
+
+impl<'v> Selector<'v> {
+    pub fn of(vs: &'v VectorSelector) -> Self {
+        let mut matchers = vs.matchers.matchers.clone();
+        if let Some(name) = &vs.name
+            && !matchers.iter().any(|m| m.name == METRIC_NAME)
+        {
+            matchers.push(Matcher::new(MatchOp::Equal, METRIC_NAME, name));
+        }
+        Selector { matchers, or_groups: &vs.matchers.or_matchers }
+    }
+
+    /// `label="value"` pairs every match has (for the postings index).
+    pub fn hints(&self) -> Vec<(&str, &str)> {
+        if !self.or_groups.is_empty() {
+            return Vec::new();
+        }
+        self.matchers
+            .iter()
+            .filter(|m| matches!(m.op, MatchOp::Equal) && !m.value.is_empty())
+            .map(|m| (m.name.as_str(), m.value.as_str()))
+            .collect()
+    }
+
+    pub fn matches(&self, l: &Labels) -> bool {
+        let all = |ms: &[Matcher]| ms.iter().all(|m| m.is_match(l.get(&m.name).unwrap_or("")));
+        all(&self.matchers) && (self.or_groups.is_empty() || self.or_groups.iter().any(|g| all(g)))
+    }
+}
+
+/// Every vector selector of an expression (range selectors' included).
+pub fn selectors(e: &Expr) -> Vec<&VectorSelector> {
+    let mut out = Vec::new();
+    fn walk<'e>(e: &'e Expr, out: &mut Vec<&'e VectorSelector>) {
+        match e {
+            Expr::VectorSelector(vs) => out.push(vs),
+            Expr::MatrixSelector(m) => out.push(&m.vs),
+            Expr::Aggregate(a) => {
+                walk(&a.expr, out);
+                if let Some(p) = &a.param {
+                    walk(p, out);
+                }
+            }
+            Expr::Unary(u) => walk(&u.expr, out),
+            Expr::Binary(b) => {
+                walk(&b.lhs, out);
+                walk(&b.rhs, out);
+            }
+            Expr::Paren(p) => walk(&p.expr, out),
+            Expr::Subquery(s) => walk(&s.expr, out),
+            Expr::Call(c) => c.args.args.iter().for_each(|a| walk(a, out)),
+            Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+        }
+    }
+    walk(e, &mut out);
+    out
+}
+
 /// Parses a query, with Prometheus's wording for errors.
 pub fn parse(query: &str) -> Result<Expr> {
     parser::parse(query).map_err(|e| bad(format!("invalid parameter \"query\": {e}")))
@@ -202,29 +266,9 @@ impl<'a> Engine<'a> {
         // Later steps move forward: take the rest of this engine's steps now.
         let maxt = maxt.max(maxt + (self.fetch_end - self.start).max(0));
         let mint = self.cache.get(&key).map_or(mint, |f| f.mint.min(mint));
-        let mut matchers: Vec<&Matcher> = vs.matchers.matchers.iter().collect();
-        let name_matcher;
-        if let Some(name) = &vs.name
-            && !matchers.iter().any(|m| m.name == METRIC_NAME)
-        {
-            name_matcher = Matcher::new(MatchOp::Equal, METRIC_NAME, name);
-            matchers.push(&name_matcher);
-        }
-        let or_groups = &vs.matchers.or_matchers;
-        let hints: Vec<(&str, &str)> = if or_groups.is_empty() {
-            matchers
-                .iter()
-                .filter(|m| matches!(m.op, MatchOp::Equal) && !m.value.is_empty())
-                .map(|m| (m.name.as_str(), m.value.as_str()))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let matches = |l: &Labels, ms: &[&Matcher]| ms.iter().all(|m| m.is_match(l.get(&m.name).unwrap_or("")));
-        let filter = |l: &Labels| {
-            matches(l, &matchers)
-                && (or_groups.is_empty() || or_groups.iter().any(|g| matches(l, &g.iter().collect::<Vec<_>>())))
-        };
+        let selector = Selector::of(vs);
+        let hints = selector.hints();
+        let filter = |l: &Labels| selector.matches(l);
         let series = self.store.select(self.tenant, &hints, filter, mint, maxt).map_err(|e| exec(e.to_string()))?;
         let series = Arc::new(series);
         self.cache.insert(key, Fetched { mint, maxt, series: series.clone(), cursor: None });

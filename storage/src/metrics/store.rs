@@ -32,7 +32,7 @@ use super::block::{self, BlockIndex, BlockMeta};
 use super::labels::{Labels, Postings};
 use super::otlp::{self, DeltaState, Meta, Sample, is_stale};
 use crate::StorageError;
-use crate::model::{MetricPoint, Signal, Tenant};
+use crate::model::{MetricPoint, Signal, SpanId, Tenant, TraceId};
 use crate::sink::{Batch, Refused, Sink};
 use crate::wal::Wal;
 
@@ -97,7 +97,22 @@ struct TenantSeries {
     postings: Postings,
     meta: BTreeMap<String, Meta>,
     delta: DeltaState,
+    /// The newest exemplars of each series (in memory only).
+    exemplars: HashMap<u32, VecDeque<Exemplar>>,
 }
+
+/// An exemplar kept with a series: a sample of one traced request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exemplar {
+    /// Milliseconds since the epoch.
+    pub t: i64,
+    pub v: f64,
+    pub trace_id: Option<TraceId>,
+    pub span_id: Option<SpanId>,
+}
+
+/// Exemplars kept per series.
+const EXEMPLARS_PER_SERIES: usize = 16;
 
 /// What an append did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -506,11 +521,37 @@ impl MetricStore {
             samples.clear();
             let (family, meta) = otlp::convert(p, &mut t.delta, &mut samples);
             let refused_before = done.too_old + done.duplicates;
+            let point_samples: Vec<Labels> =
+                if p.exemplars.is_empty() { Vec::new() } else { samples.iter().map(|s| s.labels.clone()).collect() };
             for s in samples.drain(..) {
                 t.append(s, window, cut_before, &mut done);
             }
             if done.too_old + done.duplicates > refused_before {
                 refused_points += 1;
+            }
+            for e in &p.exemplars {
+                // A histogram's exemplar goes with the bucket that counts it.
+                let target = point_samples
+                    .iter()
+                    .filter(|l| l.name().is_some_and(|n| n.ends_with("_bucket")))
+                    .filter_map(|l| Some((l, l.get("le")?.parse::<f64>().ok()?)))
+                    .filter(|(_, le)| e.value <= *le)
+                    .min_by(|a, b| a.1.total_cmp(&b.1))
+                    .map(|(l, _)| l)
+                    .or(point_samples.first());
+                if let Some(labels) = target.cloned() {
+                    let id = t.id(&labels);
+                    let kept = t.exemplars.entry(id).or_default();
+                    if kept.len() == EXEMPLARS_PER_SERIES {
+                        kept.pop_front();
+                    }
+                    kept.push_back(Exemplar {
+                        t: (e.time_unix_nano / 1_000_000) as i64,
+                        v: e.value,
+                        trace_id: e.trace_id,
+                        span_id: e.span_id,
+                    });
+                }
             }
             if p.scope.name == otlp::REMOTE_WRITE_SCOPE {
                 t.meta.entry(family).or_insert(meta);
@@ -590,6 +631,34 @@ impl MetricStore {
                 Series { labels, samples }
             })
             .collect())
+    }
+
+    /// The exemplars in `mint..=maxt` (ms) of the series that pass `filter`.
+    pub fn exemplars(
+        &self,
+        tenant: &Tenant,
+        hints: &[(&str, &str)],
+        filter: impl Fn(&Labels) -> bool,
+        mint: i64,
+        maxt: i64,
+    ) -> Vec<(Labels, Vec<Exemplar>)> {
+        let Some(t) = self.tenant(tenant) else {
+            return Vec::new();
+        };
+        let t = t.read();
+        let mut out = Vec::new();
+        for id in t.candidates(hints) {
+            let s = &t.series[id as usize];
+            if !filter(&s.labels) {
+                continue;
+            }
+            let kept: Vec<Exemplar> =
+                t.exemplars.get(&id).into_iter().flatten().filter(|e| mint <= e.t && e.t <= maxt).cloned().collect();
+            if !kept.is_empty() {
+                out.push((s.labels.clone(), kept));
+            }
+        }
+        out
     }
 
     /// Metadata by metric family.
