@@ -224,6 +224,14 @@ async fn a_real_prometheus_remote_writes_into_sightline() {
     assert_eq!(build[0]["metric"]["version"].as_str().map(|v| v.starts_with("2.")), Some(true));
     assert!(query("target_info").await.expect("result").is_empty(), "remote write adds no target_info");
 
+    // promtool, as a user would query Sightline from the command line.
+    let out = std::process::Command::new("promtool")
+        .args(["query", "instant", &format!("http://{}/prometheus", s.server.api_addr), "up{job=\"self\"}"])
+        .output()
+        .expect("promtool runs");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && printed.contains("up{") && printed.contains("=> 1 @"), "promtool query: {printed}");
+
     // Bad bodies are refused without a retry.
     let r = client
         .post(format!("http://{}/prometheus/api/v1/write", s.server.api_addr))
