@@ -180,15 +180,26 @@ fn tenant(state: &QueryState, headers: &HeaderMap) -> Result<Tenant, PromError> 
     state.tenant(headers).map_err(|e| bad_data(e.to_string()))
 }
 
+/// The parameters, the caller's tenant and the `query` parameter.
+fn query_request(
+    state: &QueryState,
+    headers: &HeaderMap,
+    raw: Option<String>,
+    body: &Bytes,
+) -> Result<(Params, Tenant, String), PromError> {
+    let p = Params::new(raw, headers, body);
+    let tenant = tenant(state, headers)?;
+    let q = p.get("query").ok_or_else(|| bad_data("invalid parameter \"query\": no query given"))?.to_owned();
+    Ok((p, tenant, q))
+}
+
 async fn query(
     State(state): State<QueryState>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Response, PromError> {
-    let p = Params::new(raw, &headers, &body);
-    let tenant = tenant(&state, &headers)?;
-    let q = p.get("query").ok_or_else(|| bad_data("invalid parameter \"query\": no query given"))?.to_owned();
+    let (p, tenant, q) = query_request(&state, &headers, raw, &body)?;
     let t = p.time("time")?.unwrap_or_else(now_ms);
     let lookback = p.lookback()?;
     let store = state.metrics.clone();
@@ -213,9 +224,7 @@ async fn query_range(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Response, PromError> {
-    let p = Params::new(raw, &headers, &body);
-    let tenant = tenant(&state, &headers)?;
-    let q = p.get("query").ok_or_else(|| bad_data("invalid parameter \"query\": no query given"))?.to_owned();
+    let (p, tenant, q) = query_request(&state, &headers, raw, &body)?;
     let start = p.time("start")?.ok_or_else(|| bad_data("invalid parameter \"start\": missing"))?;
     let end = p.time("end")?.ok_or_else(|| bad_data("invalid parameter \"end\": missing"))?;
     let step = p.duration("step")?.ok_or_else(|| bad_data("invalid parameter \"step\": missing"))?;
@@ -373,9 +382,7 @@ async fn query_exemplars(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Response, PromError> {
-    let p = Params::new(raw, &headers, &body);
-    let tenant = tenant(&state, &headers)?;
-    let q = p.get("query").ok_or_else(|| bad_data("invalid parameter \"query\": no query given"))?.to_owned();
+    let (p, tenant, q) = query_request(&state, &headers, raw, &body)?;
     let (start, end) = range_params(&p)?;
     let expr = promql::eval::parse(&q)?;
     let mut found: BTreeMap<Labels, Vec<sightline_storage::metrics::Exemplar>> = BTreeMap::new();

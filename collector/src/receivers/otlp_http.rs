@@ -116,14 +116,7 @@ async fn export<K: Laned>(State(pipeline): State<Arc<Pipeline>>, headers: Header
         let tenant =
             pipeline.tenant(headers.get(pipeline.config().tenant_header.as_str()).map(HeaderValue::as_bytes))?;
         let limit = pipeline.config().max_body_bytes;
-        let body = Limited::new(body, limit)
-            .collect()
-            .await
-            .map_err(|e| match e.downcast::<http_body_util::LengthLimitError>() {
-                Ok(_) => IngestError::TooLarge { limit },
-                Err(e) => IngestError::Invalid(format!("cannot read the request body: {e}")),
-            })?
-            .to_bytes();
+        let body = read_body(body, limit).await?;
         let work = move || {
             let body = decompress(enc, body, limit)?;
             let request = decode::<K>(fmt, &body)?;
@@ -147,6 +140,18 @@ async fn export<K: Laned>(State(pipeline): State<Arc<Pipeline>>, headers: Header
         Ok(outcome) => success::<K>(reply_format, outcome),
         Err(e) => failure(reply_format, &e),
     }
+}
+
+/// The request body, refused past `limit` bytes as it arrives.
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, IngestError> {
+    Ok(Limited::new(body, limit)
+        .collect()
+        .await
+        .map_err(|e| match e.downcast::<http_body_util::LengthLimitError>() {
+            Ok(_) => IngestError::TooLarge { limit },
+            Err(e) => IngestError::Invalid(format!("cannot read the request body: {e}")),
+        })?
+        .to_bytes())
 }
 
 /// Small identity bodies are decoded inline; the rest on a blocking thread.

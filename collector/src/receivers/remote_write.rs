@@ -16,7 +16,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use http_body_util::{BodyExt, Limited};
 use prost::Message;
 use sightline_proto::otlp::ExportMetricsServiceRequest;
 use sightline_proto::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
@@ -26,7 +25,7 @@ use sightline_proto::otlp::metrics::{
 use sightline_proto::prometheus::WriteRequest;
 use sightline_storage::metrics::otlp::REMOTE_WRITE_SCOPE;
 
-use super::otlp_http::status_of;
+use super::otlp_http::{read_body, status_of};
 use crate::error::IngestError;
 use crate::pipeline::Pipeline;
 use crate::signal::Metrics;
@@ -89,14 +88,7 @@ async fn write(State(pipeline): State<Arc<Pipeline>>, headers: HeaderMap, body: 
         let tenant =
             pipeline.tenant(headers.get(pipeline.config().tenant_header.as_str()).map(HeaderValue::as_bytes))?;
         let limit = pipeline.config().max_body_bytes;
-        let body = Limited::new(body, limit)
-            .collect()
-            .await
-            .map_err(|e| match e.downcast::<http_body_util::LengthLimitError>() {
-                Ok(_) => IngestError::TooLarge { limit },
-                Err(e) => IngestError::Invalid(format!("cannot read the request body: {e}")),
-            })?
-            .to_bytes();
+        let body = read_body(body, limit).await?;
         let request = tokio::task::spawn_blocking(move || {
             let len =
                 snap::raw::decompress_len(&body).map_err(|e| IngestError::Invalid(format!("invalid snappy: {e}")))?;
