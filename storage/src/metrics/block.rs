@@ -21,10 +21,9 @@ use futures_util::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, RowSelection};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::metadata::PageIndexPolicy;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::statistics::Statistics;
 use parquet::schema::types::ColumnPath;
@@ -86,14 +85,8 @@ fn series_schema() -> Arc<Schema> {
         Field::new("labels", DataType::Utf8, false),
         // -1: floats as they are.
         Field::new("scale", DataType::Int32, false),
-        // The series' first row in the samples table.
-        Field::new("first_row", DataType::Int64, false),
     ]))
 }
-
-/// Rows per data page of the samples table: a query for a few series reads
-/// (and decodes) only the pages that hold their rows.
-const PAGE_ROWS: usize = 4096;
 
 const POW10: [f64; 7] = [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6];
 
@@ -126,7 +119,6 @@ pub fn encode(
         .set_column_dictionary_enabled(ColumnPath::from("vf"), false)
         .set_column_encoding(ColumnPath::from("vf"), Encoding::BYTE_STREAM_SPLIT)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_data_page_row_count_limit(PAGE_ROWS)
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .build();
     let scales: Vec<Option<usize>> = series.iter().map(|(_, s)| decimal_scale(s)).collect();
@@ -172,11 +164,6 @@ pub fn encode(
             Arc::new(UInt32Array::from_iter_values(0..series.len() as u32)),
             Arc::new(StringArray::from(texts)),
             Arc::new(Int32Array::from_iter_values(scales.iter().map(|s| s.map_or(-1, |e| e as i32)))),
-            Arc::new(Int64Array::from_iter_values(series.iter().scan(0i64, |row, (_, s)| {
-                let first = *row;
-                *row += s.len() as i64;
-                Some(first)
-            }))),
         ],
     )
     .map_err(parquet_err)?;
@@ -279,8 +266,6 @@ pub struct BlockIndex {
     pub labels: Vec<Labels>,
     /// Per series, the decimal scale of its values (`None`: floats).
     scales: Vec<Option<usize>>,
-    /// Per series, its first row in the samples table; then the row count.
-    first_rows: Vec<usize>,
     postings: Postings,
     metadata: ArrowReaderMetadata,
     /// Per row group, the range of series ids it holds.
@@ -316,26 +301,22 @@ pub async fn load_index(store: Arc<dyn ObjectStore>, meta: &BlockMeta) -> Result
         read_table(store.clone(), path(&meta.tenant, &meta.id, "series.parquet"), meta.series_bytes).await?;
     let mut labels = Vec::with_capacity(meta.series as usize);
     let mut scales = Vec::with_capacity(meta.series as usize);
-    let mut first_rows = Vec::with_capacity(meta.series as usize + 1);
     for b in &batches {
         let (texts, scale) = (column::<StringArray>(b, 1)?, column::<Int32Array>(b, 2)?);
-        let first = column::<Int64Array>(b, 3)?;
         for i in 0..texts.len() {
             let pairs: Vec<(String, String)> = serde_json::from_str(texts.value(i)).map_err(parquet_err)?;
             labels.push(Labels::new(pairs));
             scales.push(usize::try_from(scale.value(i)).ok().filter(|e| *e < POW10.len()));
-            first_rows.push(usize::try_from(first.value(i)).unwrap_or(0));
         }
     }
-    first_rows.push(meta.samples as usize);
     let mut postings = Postings::default();
     for (id, l) in labels.iter().enumerate() {
         postings.add(id as u32, l);
     }
     let samples = path(&meta.tenant, &meta.id, "samples.parquet");
     let mut reader = ObjectReader::new(store, samples, meta.samples_bytes);
-    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-    let metadata = ArrowReaderMetadata::load_async(&mut reader, options).await.map_err(parquet_err)?;
+    let metadata =
+        ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await.map_err(parquet_err)?;
     let groups = metadata
         .metadata()
         .row_groups()
@@ -347,7 +328,7 @@ pub async fn load_index(store: Arc<dyn ObjectStore>, meta: &BlockMeta) -> Result
             _ => (0, u32::MAX),
         })
         .collect();
-    Ok(BlockIndex { labels, scales, first_rows, postings, metadata, groups })
+    Ok(BlockIndex { labels, scales, postings, metadata, groups })
 }
 
 /// The samples of the given series (ids ascending) in `mint..=maxt`,
@@ -374,28 +355,8 @@ pub async fn read(
     if groups.is_empty() {
         return Ok(out);
     }
-    // Only the rows of the asked series, counted within the selected row
-    // groups: the page index lets the reader skip the other pages.
-    let mut ranges = Vec::new();
-    let mut offset = 0;
-    for &g in &groups {
-        let start: usize = (0..g).map(|i| index.metadata.metadata().row_group(i).num_rows() as usize).sum();
-        let len = index.metadata.metadata().row_group(g).num_rows() as usize;
-        for &id in ids {
-            let (a, b) = (index.first_rows[id as usize], index.first_rows[id as usize + 1]);
-            let (from, to) = (a.max(start), b.min(start + len));
-            if from < to {
-                ranges.push(from - start + offset..to - start + offset);
-            }
-        }
-        offset += len;
-    }
-    ranges.sort_by_key(|r| r.start);
-    let selection = RowSelection::from_consecutive_ranges(ranges.into_iter(), offset);
     let reader = ObjectReader::new(store, path(&meta.tenant, &meta.id, "samples.parquet"), meta.samples_bytes);
-    let b = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, index.metadata.clone())
-        .with_row_groups(groups)
-        .with_row_selection(selection);
+    let b = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, index.metadata.clone()).with_row_groups(groups);
     let mut stream = b.build().map_err(parquet_err)?;
     while let Some(batch) = stream.try_next().await.map_err(parquet_err)? {
         let (sid, t) = (column::<UInt32Array>(&batch, 0)?.values(), column::<Int64Array>(&batch, 1)?.values());
