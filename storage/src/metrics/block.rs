@@ -103,10 +103,15 @@ fn decimal_scale(samples: &[(i64, f64)]) -> Option<usize> {
 
 /// Encodes series (with their samples, in time order) into the two tables
 /// and the block's meta. CPU-bound: call it on a blocking thread.
+///
+/// Rows are laid out by time slice of `slice_ms`, then series, then time,
+/// and a row group never spans two slices: a query over part of a long
+/// (compacted) block reads only the row groups of its slices.
 pub fn encode(
     tenant: &str,
     id: String,
     mut series: Vec<(Labels, Vec<(i64, f64)>)>,
+    slice_ms: i64,
 ) -> Result<(Bytes, Bytes, BlockMeta), StorageError> {
     series.retain(|(_, s)| !s.is_empty());
     series.sort_by(|a, b| a.0.cmp(&b.0));
@@ -127,26 +132,38 @@ pub fn encode(
         ArrowWriter::try_new(&mut samples_out, samples_schema(), Some(props.clone())).map_err(parquet_err)?;
     let mut rows = Rows::default();
     let (mut min_t, mut max_t, mut count) = (i64::MAX, i64::MIN, 0u64);
-    for (i, (_, samples)) in series.iter().enumerate() {
-        for &(t, v) in samples {
-            rows.ids.push(i as u32);
-            rows.ts.push(t);
-            match scales[i] {
-                Some(e) => {
-                    rows.vi.push(Some((v * POW10[e]).round() as i64));
-                    rows.vf.push(None);
+    let slice_ms = slice_ms.max(1);
+    let slice_of = |t: i64| t.div_euclid(slice_ms);
+    let first = series.iter().filter_map(|(_, s)| s.first().map(|x| slice_of(x.0))).min().unwrap_or(0);
+    let last = series.iter().filter_map(|(_, s)| s.last().map(|x| slice_of(x.0))).max().unwrap_or(-1);
+    // Where each series stands in its samples.
+    let mut cursor = vec![0usize; series.len()];
+    for slice in first..=last {
+        for (i, (_, samples)) in series.iter().enumerate() {
+            while let Some(&(t, v)) = samples.get(cursor[i]).filter(|x| slice_of(x.0) == slice) {
+                cursor[i] += 1;
+                rows.ids.push(i as u32);
+                rows.ts.push(t);
+                match scales[i] {
+                    Some(e) => {
+                        rows.vi.push(Some((v * POW10[e]).round() as i64));
+                        rows.vf.push(None);
+                    }
+                    None => {
+                        rows.vi.push(None);
+                        rows.vf.push(Some(v));
+                    }
                 }
-                None => {
-                    rows.vi.push(None);
-                    rows.vf.push(Some(v));
+                min_t = min_t.min(t);
+                max_t = max_t.max(t);
+                count += 1;
+                if rows.ids.len() == ROW_GROUP_ROWS {
+                    rows.write(&mut writer)?;
                 }
             }
-            min_t = min_t.min(t);
-            max_t = max_t.max(t);
-            count += 1;
-            if rows.ids.len() == ROW_GROUP_ROWS {
-                rows.write(&mut writer)?;
-            }
+        }
+        if !rows.ids.is_empty() {
+            rows.write(&mut writer)?;
         }
     }
     if !rows.ids.is_empty() {
@@ -268,8 +285,8 @@ pub struct BlockIndex {
     scales: Vec<Option<usize>>,
     postings: Postings,
     metadata: ArrowReaderMetadata,
-    /// Per row group, the range of series ids it holds.
-    groups: Vec<(u32, u32)>,
+    /// Per row group, the range of series ids and of times it holds.
+    groups: Vec<((u32, u32), (i64, i64))>,
 }
 
 impl BlockIndex {
@@ -321,11 +338,20 @@ pub async fn load_index(store: Arc<dyn ObjectStore>, meta: &BlockMeta) -> Result
         .metadata()
         .row_groups()
         .iter()
-        .map(|rg| match rg.column(0).statistics() {
-            Some(Statistics::Int32(s)) => {
-                (s.min_opt().map_or(0, |v| *v as u32), s.max_opt().map_or(u32::MAX, |v| *v as u32))
-            }
-            _ => (0, u32::MAX),
+        .map(|rg| {
+            let ids = match rg.column(0).statistics() {
+                Some(Statistics::Int32(s)) => {
+                    (s.min_opt().map_or(0, |v| *v as u32), s.max_opt().map_or(u32::MAX, |v| *v as u32))
+                }
+                _ => (0, u32::MAX),
+            };
+            let times = match rg.column(1).statistics() {
+                Some(Statistics::Int64(s)) => {
+                    (s.min_opt().copied().unwrap_or(i64::MIN), s.max_opt().copied().unwrap_or(i64::MAX))
+                }
+                _ => (i64::MIN, i64::MAX),
+            };
+            (ids, times)
         })
         .collect();
     Ok(BlockIndex { labels, scales, postings, metadata, groups })
@@ -345,15 +371,16 @@ pub async fn read(
         .groups
         .iter()
         .enumerate()
-        .filter(|(_, (lo, hi))| {
+        .filter(|(_, ((lo, hi), (tmin, tmax)))| {
             let i = ids.partition_point(|id| id < lo);
-            ids.get(i).is_some_and(|id| id <= hi)
+            ids.get(i).is_some_and(|id| id <= hi) && *tmin <= maxt && mint <= *tmax
         })
         .map(|(i, _)| i)
         .collect();
-    let mut out: Vec<(u32, Vec<(i64, f64)>)> = Vec::new();
+    // A series' rows come slice by slice, in time order.
+    let mut out: std::collections::BTreeMap<u32, Vec<(i64, f64)>> = std::collections::BTreeMap::new();
     if groups.is_empty() {
-        return Ok(out);
+        return Ok(Vec::new());
     }
     let reader = ObjectReader::new(store, path(&meta.tenant, &meta.id, "samples.parquet"), meta.samples_bytes);
     let b = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, index.metadata.clone()).with_row_groups(groups);
@@ -375,16 +402,13 @@ pub async fn read(
                         None => vf.value(j),
                     };
                     let points = (from..to).map(|j| (t[j], value(j)));
-                    match out.last_mut() {
-                        Some((last, p)) if *last == id => p.extend(points),
-                        _ => out.push((id, points.collect())),
-                    }
+                    out.entry(id).or_default().extend(points);
                 }
             }
             i = end;
         }
     }
-    Ok(out)
+    Ok(out.into_iter().collect())
 }
 
 #[cfg(test)]
@@ -405,7 +429,7 @@ mod tests {
                 (labels, samples)
             })
             .collect();
-        let (samples, table, meta) = encode("t", "b".into(), series.clone()).expect("encode");
+        let (samples, table, meta) = encode("t", "b".into(), series.clone(), 3_600_000 * 6).expect("encode");
         publish(store.as_ref(), samples, table, &meta).await.expect("publish");
         let index = load_index(store.clone(), &meta).await.expect("index");
         assert_eq!(index.labels.len(), 3);

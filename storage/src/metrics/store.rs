@@ -63,6 +63,10 @@ impl Default for MetricStoreConfig {
     }
 }
 
+/// A compacted block lays its rows out in time slices of this many blocks'
+/// duration (6 h by default): a query over a few hours reads one or two.
+const COMPACTED_SLICE_BLOCKS: i64 = 3;
+
 /// A delta series idle this long (ms) loses its running sum.
 const DELTA_IDLE_MS: i64 = 3_600_000;
 
@@ -315,7 +319,7 @@ impl MetricStore {
                     continue;
                 }
                 let id = format!("{:013}-{:06}", end - window, b.next_id.fetch_add(1, Ordering::Relaxed) % 1_000_000);
-                let (samples, table, meta) = block::encode(tenant.as_str(), id, taken)?;
+                let (samples, table, meta) = block::encode(tenant.as_str(), id, taken, window)?;
                 b.runtime.block_on(block::publish(b.objects.as_ref(), samples, table, &meta))?;
                 let index = b.runtime.block_on(block::load_index(b.objects.clone(), &meta))?;
                 self.metrics.cut_samples.inc_by(meta.samples);
@@ -377,7 +381,8 @@ impl MetricStore {
                     })
                     .collect();
                 let id = format!("{start:013}-c{:06}", b.next_id.fetch_add(1, Ordering::Relaxed) % 1_000_000);
-                let (samples, table, mut meta) = block::encode(tenant.as_str(), id, series)?;
+                let slice = (self.config.block_duration.as_millis() as i64 * COMPACTED_SLICE_BLOCKS).max(1);
+                let (samples, table, mut meta) = block::encode(tenant.as_str(), id, series, slice)?;
                 meta.compacted_from = group.iter().map(|p| p.meta.id.clone()).collect();
                 b.runtime.block_on(block::publish(b.objects.as_ref(), samples, table, &meta))?;
                 let index = b.runtime.block_on(block::load_index(b.objects.clone(), &meta))?;
