@@ -22,19 +22,22 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use object_store::{ObjectStore, ObjectStoreExt};
 use parking_lot::{Mutex, RwLock};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::block::{self, BlockIndex, BlockMeta};
+use super::block;
 use super::labels::{Labels, Postings};
 use super::otlp::{self, DeltaState, Meta, Sample, is_stale};
 use crate::StorageError;
-use crate::model::{MetricPoint, Signal, SpanId, Tenant, TraceId};
+use crate::model::{MetricPoint, SpanId, Tenant, TraceId};
 use crate::sink::{Batch, Refused, Sink};
-use crate::wal::Wal;
+#[cfg(test)]
+mod block_tests;
+mod blocks;
+
+use blocks::{Blocks, Published};
 
 #[derive(Clone, Debug)]
 pub struct MetricStoreConfig {
@@ -61,30 +64,6 @@ impl Default for MetricStoreConfig {
             compaction_window: Duration::from_secs(24 * 3600),
         }
     }
-}
-
-/// A compacted block lays its rows out in time slices of this many blocks'
-/// duration (6 h by default): a query over a few hours reads one or two.
-const COMPACTED_SLICE_BLOCKS: i64 = 3;
-
-/// A delta series idle this long (ms) loses its running sum.
-const DELTA_IDLE_MS: i64 = 3_600_000;
-
-/// A published block and its index.
-struct Published {
-    meta: BlockMeta,
-    index: BlockIndex,
-}
-
-/// The on-disk side: published blocks and what the WAL still holds.
-struct Blocks {
-    objects: Arc<dyn ObjectStore>,
-    runtime: tokio::runtime::Handle,
-    published: RwLock<HashMap<Tenant, Vec<Arc<Published>>>>,
-    wal: Option<Wal>,
-    /// `(WAL sequence, newest sample time)` of batches not yet released.
-    pending: Mutex<VecDeque<(u64, i64)>>,
-    next_id: AtomicU64,
 }
 
 /// One series: its labels and samples `(ms, value)` in time order.
@@ -202,252 +181,6 @@ impl MetricStore {
     /// A store that keeps everything in memory (no blocks).
     pub fn new(config: MetricStoreConfig) -> Self {
         Self { config, cut_before: Arc::new(AtomicI64::new(i64::MIN)), ..Self::default() }
-    }
-
-    /// Opens the blocks in `objects`, deletes unpublished files, and starts
-    /// the thread that cuts the head into blocks. Blocks release `wal`.
-    pub async fn open(
-        objects: Arc<dyn ObjectStore>,
-        config: MetricStoreConfig,
-        wal: Option<Wal>,
-    ) -> Result<MetricStore, StorageError> {
-        let (metas, orphans) = block::list(objects.as_ref()).await?;
-        for o in orphans {
-            tracing::warn!(path = %o, "deleting a metric block file that was never published");
-            let _ = objects.delete(&o).await;
-        }
-        let mut published: HashMap<Tenant, Vec<Arc<Published>>> = HashMap::new();
-        let mut cut_before = i64::MIN;
-        // Blocks that a published compaction replaced: a crash came before
-        // their deletion.
-        let replaced: std::collections::HashSet<(String, String)> =
-            metas.iter().flat_map(|m| m.compacted_from.iter().map(move |id| (m.tenant.clone(), id.clone()))).collect();
-        for meta in metas {
-            if replaced.contains(&(meta.tenant.clone(), meta.id.clone())) {
-                block::delete(objects.as_ref(), &meta.tenant, &meta.id).await?;
-                continue;
-            }
-            let tenant = Tenant::new(&meta.tenant).map_err(|e| StorageError::Block(e.to_string()))?;
-            let index = block::load_index(objects.clone(), &meta).await?;
-            let window = config.block_duration.as_millis() as i64;
-            // Blocks hold whole cut windows: the cut stood at the end of the
-            // window of the newest sample.
-            cut_before = cut_before.max(meta.max_t - meta.max_t.rem_euclid(window) + window);
-            published.entry(tenant).or_default().push(Arc::new(Published { meta, index }));
-        }
-        let store = MetricStore {
-            config,
-            cut_before: Arc::new(AtomicI64::new(cut_before)),
-            blocks: Some(Arc::new(Blocks {
-                objects,
-                runtime: tokio::runtime::Handle::current(),
-                published: RwLock::new(published),
-                wal,
-                pending: Mutex::new(VecDeque::new()),
-                next_id: AtomicU64::new(0),
-            })),
-            ..MetricStore::default()
-        };
-        store.metrics.blocks.set(store.block_count() as i64);
-        let runner = store.clone();
-        let worker = std::thread::Builder::new()
-            .name("metric-blocks".into())
-            .spawn(move || runner.run())
-            .map_err(|e| StorageError::Block(format!("cannot start the metric block thread: {e}")))?;
-        *store.worker.lock() = Some(worker);
-        Ok(store)
-    }
-
-    fn block_count(&self) -> usize {
-        self.blocks.as_ref().map_or(0, |b| b.published.read().values().map(Vec::len).sum())
-    }
-
-    fn run(self) {
-        loop {
-            std::thread::park_timeout(self.config.cut_interval);
-            if self.stopping.load(Ordering::Acquire) {
-                return;
-            }
-            let now = (crate::wal::now_unix_nanos() / 1_000_000) as i64;
-            self.expire_deltas(now);
-            if let Err(e) = self.cut(now).and_then(|()| self.compact()).and_then(|()| self.expire(now)) {
-                self.metrics.errors.inc();
-                tracing::error!(error = %e, "cutting metric blocks failed; the samples stay in memory and in the WAL");
-            }
-        }
-    }
-
-    /// Stops the block thread (the head stays in the WAL). Blocks.
-    pub fn shutdown_blocking(&self) {
-        self.stopping.store(true, Ordering::Release);
-        if let Some(worker) = self.worker.lock().take() {
-            worker.thread().unpark();
-            let _ = worker.join();
-        }
-    }
-
-    /// Cuts every window that ended `out_of_order_window` before `now`
-    /// (ms) into blocks, then releases the WAL. Blocks.
-    pub fn cut(&self, now: i64) -> Result<(), StorageError> {
-        let Some(b) = &self.blocks else {
-            return Ok(());
-        };
-        let window = (self.config.block_duration.as_millis() as i64).max(1);
-        let late = self.config.out_of_order_window.as_millis() as i64;
-        loop {
-            let tenants: Vec<(Tenant, Arc<RwLock<TenantSeries>>)> =
-                self.tenants.read().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            let oldest = tenants
-                .iter()
-                .filter_map(|(_, t)| t.read().series.iter().filter_map(|s| s.samples.first().map(|x| x.0)).min())
-                .min();
-            let Some(oldest) = oldest else { break };
-            let end = oldest - oldest.rem_euclid(window) + window;
-            if end + late > now {
-                break;
-            }
-            self.cut_before.fetch_max(end, Ordering::AcqRel);
-            for (tenant, series) in tenants {
-                let taken: Vec<(Labels, Vec<(i64, f64)>)> = series
-                    .read()
-                    .series
-                    .iter()
-                    .map(|s| (s.labels.clone(), s.samples[..s.samples.partition_point(|x| x.0 < end)].to_vec()))
-                    .filter(|(_, s)| !s.is_empty())
-                    .collect();
-                if taken.is_empty() {
-                    continue;
-                }
-                let id = format!("{:013}-{:06}", end - window, b.next_id.fetch_add(1, Ordering::Relaxed) % 1_000_000);
-                let (samples, table, meta) = block::encode(tenant.as_str(), id, taken, window)?;
-                b.runtime.block_on(block::publish(b.objects.as_ref(), samples, table, &meta))?;
-                let index = b.runtime.block_on(block::load_index(b.objects.clone(), &meta))?;
-                self.metrics.cut_samples.inc_by(meta.samples);
-                b.published.write().entry(tenant).or_default().push(Arc::new(Published { meta, index }));
-                for s in &mut series.write().series {
-                    let n = s.samples.partition_point(|x| x.0 < end);
-                    s.samples.drain(..n);
-                }
-            }
-            self.metrics.blocks.set(self.block_count() as i64);
-        }
-        self.release()
-    }
-
-    /// Merges the blocks of each wholly cut compaction window into one
-    /// block: published first, listing what it replaces, then the inputs
-    /// deleted. Blocks; holds one window's samples in memory.
-    pub fn compact(&self) -> Result<(), StorageError> {
-        let Some(b) = &self.blocks else {
-            return Ok(());
-        };
-        let window = (self.config.compaction_window.as_millis() as i64).max(1);
-        let cut_before = self.cut_before.load(Ordering::Acquire);
-        let tenants: Vec<Tenant> = b.published.read().keys().cloned().collect();
-        for tenant in tenants {
-            let list = b.published.read().get(&tenant).cloned().unwrap_or_default();
-            let mut by_window: BTreeMap<i64, Vec<Arc<Published>>> = BTreeMap::new();
-            for p in list {
-                let start = p.meta.min_t - p.meta.min_t.rem_euclid(window);
-                if p.meta.max_t < start + window {
-                    by_window.entry(start).or_default().push(p);
-                }
-            }
-            for (start, group) in by_window {
-                if group.len() < 2 || start + window > cut_before {
-                    continue;
-                }
-                let mut merged: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
-                for p in &group {
-                    let ids: Vec<u32> = (0..p.index.labels.len() as u32).collect();
-                    let data = b.runtime.block_on(block::read(
-                        b.objects.clone(),
-                        &p.meta,
-                        &p.index,
-                        &ids,
-                        i64::MIN,
-                        i64::MAX,
-                    ))?;
-                    for (id, samples) in data {
-                        merged.entry(p.index.labels[id as usize].clone()).or_default().extend(samples);
-                    }
-                }
-                let series: Vec<_> = merged
-                    .into_iter()
-                    .map(|(l, mut s)| {
-                        s.sort_by_key(|x| x.0);
-                        s.dedup_by_key(|x| x.0);
-                        (l, s)
-                    })
-                    .collect();
-                let id = format!("{start:013}-c{:06}", b.next_id.fetch_add(1, Ordering::Relaxed) % 1_000_000);
-                let slice = (self.config.block_duration.as_millis() as i64 * COMPACTED_SLICE_BLOCKS).max(1);
-                let (samples, table, mut meta) = block::encode(tenant.as_str(), id, series, slice)?;
-                meta.compacted_from = group.iter().map(|p| p.meta.id.clone()).collect();
-                b.runtime.block_on(block::publish(b.objects.as_ref(), samples, table, &meta))?;
-                let index = b.runtime.block_on(block::load_index(b.objects.clone(), &meta))?;
-                {
-                    let mut published = b.published.write();
-                    let list = published.entry(tenant.clone()).or_default();
-                    list.retain(|p| !meta.compacted_from.contains(&p.meta.id));
-                    list.push(Arc::new(Published { meta: meta.clone(), index }));
-                }
-                for p in &group {
-                    b.runtime.block_on(block::delete(b.objects.as_ref(), &p.meta.tenant, &p.meta.id))?;
-                }
-                self.metrics.compactions.inc();
-            }
-        }
-        self.metrics.blocks.set(self.block_count() as i64);
-        Ok(())
-    }
-
-    /// Forgets delta running sums idle for an hour (bounded state).
-    fn expire_deltas(&self, now: i64) {
-        for t in self.tenants.read().values() {
-            otlp::expire_deltas(&mut t.write().delta, now - DELTA_IDLE_MS);
-        }
-    }
-
-    /// Releases the WAL up to the last batch whose samples are all in blocks.
-    fn release(&self) -> Result<(), StorageError> {
-        let Some(b) = &self.blocks else {
-            return Ok(());
-        };
-        let cut_before = self.cut_before.load(Ordering::Acquire);
-        let mut last = None;
-        {
-            let mut pending = b.pending.lock();
-            while pending.front().is_some_and(|(_, max_t)| *max_t < cut_before) {
-                last = pending.pop_front().map(|(seq, _)| seq);
-            }
-        }
-        if let (Some(seq), Some(wal)) = (last, &b.wal) {
-            wal.release(Signal::Metrics, seq)?;
-        }
-        Ok(())
-    }
-
-    /// Deletes the blocks whose samples are all older than the retention.
-    pub fn expire(&self, now: i64) -> Result<(), StorageError> {
-        let Some(b) = &self.blocks else {
-            return Ok(());
-        };
-        let horizon = now - self.config.retention.as_millis() as i64;
-        let expired: Vec<Arc<Published>> = {
-            let mut published = b.published.write();
-            let mut out = Vec::new();
-            for list in published.values_mut() {
-                out.extend(list.iter().filter(|p| p.meta.max_t < horizon).cloned());
-                list.retain(|p| p.meta.max_t >= horizon);
-            }
-            out
-        };
-        for p in expired {
-            b.runtime.block_on(block::delete(b.objects.as_ref(), &p.meta.tenant, &p.meta.id))?;
-        }
-        self.metrics.blocks.set(self.block_count() as i64);
-        Ok(())
     }
 
     pub fn register_metrics(&self, registry: &mut Registry) {
@@ -768,114 +501,5 @@ mod tests {
         assert!(
             store.select(&Tenant::new("b").expect("tenant"), &[], |_| true, 0, i64::MAX).expect("select").is_empty()
         );
-    }
-}
-
-#[cfg(test)]
-mod block_tests {
-    use object_store::local::LocalFileSystem;
-
-    use super::*;
-
-    const HOUR: i64 = 3_600_000;
-
-    fn samples(series: &[&str], until: i64) -> Vec<Sample> {
-        let mut out = Vec::new();
-        for name in series {
-            let labels = Labels::new(vec![("__name__".into(), (*name).into()), ("job".into(), "x".into())]);
-            for i in 0..until / 15_000 {
-                let v = if i % 3 == 0 { i as f64 * 0.1 } else { (i / 3) as f64 };
-                out.push(Sample { labels: labels.clone(), t: i * 15_000, v });
-            }
-        }
-        out
-    }
-
-    async fn open(dir: &std::path::Path) -> MetricStore {
-        let objects: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir).expect("fs"));
-        let config = MetricStoreConfig {
-            cut_interval: Duration::from_secs(3600),
-            compaction_window: Duration::from_secs(4 * 3600),
-            ..Default::default()
-        };
-        MetricStore::open(objects, config, None).await.expect("open")
-    }
-
-    fn count(store: &MetricStore, t: &Tenant) -> usize {
-        store
-            .select(t, &[("job", "x")], |_| true, i64::MIN, i64::MAX)
-            .expect("select")
-            .iter()
-            .map(|s| s.samples.len())
-            .sum()
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_head_is_cut_into_blocks_that_queries_merge() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let t = Tenant::new("a").expect("tenant");
-        let store = open(dir.path()).await;
-        let all = samples(&["up", "load"], 5 * HOUR);
-        let total = all.len();
-        store.append(&t, all.clone(), Vec::new());
-        let s = store.clone();
-        tokio::task::spawn_blocking(move || s.cut(6 * HOUR)).await.expect("join").expect("cut");
-        assert_eq!(store.block_count(), 2, "[0, 2h) and [2h, 4h); [4h, 6h) is still open for late samples");
-        let s = store.clone();
-        let t2 = t.clone();
-        assert_eq!(tokio::task::spawn_blocking(move || count(&s, &t2)).await.expect("join"), total);
-        // Values come back bit for bit through the blocks' XOR encoding.
-        let (s, t2) = (store.clone(), t.clone());
-        let got = tokio::task::spawn_blocking(move || s.select(&t2, &[], |_| true, i64::MIN, i64::MAX))
-            .await
-            .expect("join")
-            .expect("select");
-        let mut want: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
-        for x in &all {
-            want.entry(x.labels.clone()).or_default().push((x.t, x.v));
-        }
-        assert_eq!(got.iter().map(|s| (s.labels.clone(), s.samples.clone())).collect::<BTreeMap<_, _>>(), want);
-        let head: usize = store.tenant(&t).map_or(0, |x| x.read().series.iter().map(|s| s.samples.len()).sum());
-        assert_eq!(head, total / 5, "the head keeps only the open window [4h, 5h)");
-
-        // The two blocks fill a compaction window: they are merged into one.
-        let s = store.clone();
-        tokio::task::spawn_blocking(move || s.compact()).await.expect("join").expect("compact");
-        assert_eq!(store.block_count(), 1);
-        let (s, t2) = (store.clone(), t.clone());
-        assert_eq!(tokio::task::spawn_blocking(move || count(&s, &t2)).await.expect("join"), total);
-        assert_eq!(walk(dir.path()).len(), 3, "one block's three files remain");
-
-        // Older than the cut: refused, not dropped silently.
-        let late = store.append(&t, samples(&["up"], 30_001), Vec::new());
-        assert_eq!(late.too_old, 2);
-        store.shutdown_blocking();
-
-        // Reopened and replayed: what the blocks hold is refused, the rest comes back once.
-        let store = open(dir.path()).await;
-        let replay = store.append(&t, all, Vec::new());
-        assert_eq!(replay.samples as usize, total / 5);
-        let s = store.clone();
-        let t2 = t.clone();
-        assert_eq!(tokio::task::spawn_blocking(move || count(&s, &t2)).await.expect("join"), total);
-
-        let s = store.clone();
-        tokio::task::spawn_blocking(move || s.expire(1_000 * 24 * HOUR)).await.expect("join").expect("expire");
-        assert_eq!(store.block_count(), 0);
-        let left: Vec<_> = walk(dir.path());
-        assert!(left.is_empty(), "{left:?}");
-        store.shutdown_blocking();
-    }
-
-    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-        let mut out = Vec::new();
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            if e.path().is_dir() {
-                out.extend(walk(&e.path()));
-            } else {
-                out.push(e.path());
-            }
-        }
-        out
     }
 }
