@@ -10,6 +10,9 @@
 
 #[path = "support/measure.rs"]
 mod measure;
+#[path = "support/otlp_gen.rs"]
+#[allow(dead_code)]
+mod otlp_gen;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -18,23 +21,12 @@ use std::time::{Duration, Instant};
 use measure::{dir_bytes, env, percentile};
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
+use otlp_gen::Rng;
 use sightline_storage::metrics::{Labels, MetricStore, MetricStoreConfig, Sample};
 use sightline_storage::model::Tenant;
 
 const STEP_MS: i64 = 15_000;
 const MODES: [&str; 8] = ["user", "system", "idle", "iowait", "irq", "softirq", "steal", "nice"];
-
-/// xorshift64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// One host's 100 series: CPU seconds per core and mode (counters), memory,
 /// filesystem and load gauges, network and disk byte counters.

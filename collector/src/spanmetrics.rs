@@ -95,6 +95,8 @@ struct TenantState {
     seen: HashMap<(TraceId, SpanId), SeenSpan>,
     /// Children whose parent has not been seen yet, by the parent's id.
     waiting: HashMap<(TraceId, SpanId), Vec<SeenSpan>>,
+    /// When `seen` and `waiting` were last swept of expired spans.
+    swept: Option<Instant>,
 }
 
 pub struct DerivedMetrics {
@@ -186,8 +188,12 @@ impl DerivedMetrics {
                 st.seen.insert((s.trace_id, s.span_id), me);
             }
         }
-        st.seen.retain(|_, s| s.at.elapsed() < wait);
-        st.waiting.retain(|_, c| c.iter().any(|s| s.at.elapsed() < wait));
+        // Expiry walks every waiting span: at most once a second, not per batch.
+        if st.swept.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+            st.seen.retain(|_, s| s.at.elapsed() < wait);
+            st.waiting.retain(|_, c| c.iter().any(|s| s.at.elapsed() < wait));
+            st.swept = Some(Instant::now());
+        }
 
         touched_spans.sort();
         touched_spans.dedup();

@@ -306,19 +306,31 @@ fn range_params(p: &Params) -> Result<(i64, i64), PromError> {
     Ok((start, end))
 }
 
+/// The caller's tenant, the `match[]` selectors and the time range of the
+/// series, labels and label-values routes.
+fn series_request(
+    state: &QueryState,
+    headers: &HeaderMap,
+    raw: Option<String>,
+    body: &Bytes,
+) -> Result<(Tenant, Vec<String>, i64, i64), PromError> {
+    let p = Params::new(raw, headers, body);
+    let tenant = tenant(state, headers)?;
+    let selectors = p.all("match[]").into_iter().map(str::to_owned).collect();
+    let (start, end) = range_params(&p)?;
+    Ok((tenant, selectors, start, end))
+}
+
 async fn series(
     State(state): State<QueryState>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Response, PromError> {
-    let p = Params::new(raw, &headers, &body);
-    let tenant = tenant(&state, &headers)?;
-    let selectors: Vec<String> = p.all("match[]").into_iter().map(str::to_owned).collect();
+    let (tenant, selectors, start, end) = series_request(&state, &headers, raw, &body)?;
     if selectors.is_empty() {
         return Err(bad_data("no match[] parameter provided"));
     }
-    let (start, end) = range_params(&p)?;
     let store = state.metrics.clone();
     let found = blocking(move || matching(&store, &tenant, &selectors, start, end)).await??;
     Ok(success(Value::Array(found.iter().map(metric).collect())))
@@ -330,10 +342,7 @@ async fn labels(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Response, PromError> {
-    let p = Params::new(raw, &headers, &body);
-    let tenant = tenant(&state, &headers)?;
-    let selectors: Vec<String> = p.all("match[]").into_iter().map(str::to_owned).collect();
-    let (start, end) = range_params(&p)?;
+    let (tenant, selectors, start, end) = series_request(&state, &headers, raw, &body)?;
     let names = distinct(&state, tenant, selectors, start, end, |l: &Labels| {
         l.iter().map(|(k, _)| k.to_owned()).collect::<Vec<_>>()
     })
@@ -347,10 +356,7 @@ async fn label_values(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PromError> {
-    let p = Params::new(raw, &headers, &Bytes::new());
-    let tenant = tenant(&state, &headers)?;
-    let selectors: Vec<String> = p.all("match[]").into_iter().map(str::to_owned).collect();
-    let (start, end) = range_params(&p)?;
+    let (tenant, selectors, start, end) = series_request(&state, &headers, raw, &Bytes::new())?;
     let values =
         distinct(&state, tenant, selectors, start, end, move |l: &Labels| l.get(&name).map(str::to_owned)).await?;
     Ok(success(json!(values)))
