@@ -67,6 +67,11 @@ fn success(data: Value) -> Response {
     Json(json!({ "status": "success", "data": data })).into_response()
 }
 
+/// A number of seconds (with a fraction), in ms.
+fn seconds_as_ms(v: &str) -> Option<i64> {
+    v.parse::<f64>().ok().filter(|s| s.is_finite()).map(|s| (s * 1000.0).round() as i64)
+}
+
 /// Parameters from the query string and a form body, repeated keys kept.
 struct Params(Vec<(String, String)>);
 
@@ -97,10 +102,8 @@ impl Params {
         let Some(v) = self.get(key) else {
             return Ok(None);
         };
-        if let Ok(secs) = v.parse::<f64>()
-            && secs.is_finite()
-        {
-            return Ok(Some((secs * 1000.0).round() as i64));
+        if let Some(ms) = seconds_as_ms(v) {
+            return Ok(Some(ms));
         }
         humantime::parse_rfc3339_weak(v.trim_end_matches('Z'))
             .ok()
@@ -115,10 +118,8 @@ impl Params {
         let Some(v) = self.get(key) else {
             return Ok(None);
         };
-        if let Ok(secs) = v.parse::<f64>()
-            && secs.is_finite()
-        {
-            return Ok(Some((secs * 1000.0).round() as i64));
+        if let Some(ms) = seconds_as_ms(v) {
+            return Ok(Some(ms));
         }
         promql_parser::util::duration::parse_duration(v)
             .map(|d| Some(d.as_millis() as i64))
