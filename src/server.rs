@@ -15,6 +15,7 @@ use prometheus_client::registry::Registry;
 use sightline_collector::receivers::{otlp_grpc, otlp_http, remote_write};
 use sightline_collector::spanmetrics::DerivedMetrics;
 use sightline_collector::{Pipeline, Sinks};
+use sightline_query::dashboards::DashboardStore;
 use sightline_query::ops::OpsState;
 use sightline_query::{QueryState, ops};
 use sightline_storage::logs::LogStore;
@@ -97,12 +98,15 @@ impl Server {
             tenant_header: config.ingest.tenant_header.clone(),
             default_tenant,
             max_spans_per_trace: config.spans.max_spans_per_trace,
+            dashboards: DashboardStore::new(config.data_dir.join("dashboards")),
         };
         let app = sightline_query::router(query.clone())
             .merge(sightline_query::logs::router(query.clone()))
             .merge(sightline_query::prometheus::router(query.clone()))
             .merge(remote_write::router(pipeline.clone()))
+            .merge(sightline_query::dashboards::router(query.clone()))
             .merge(sightline_query::jaeger::router(query))
+            .merge(sightline_ui::router())
             .merge(ops::router(OpsState {
                 registry,
                 ready: ready.clone(),

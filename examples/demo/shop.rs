@@ -40,7 +40,8 @@ fn pick<'a>(items: &[&'a str]) -> &'a str {
     items[(roll() * items.len() as f64) as usize % items.len()]
 }
 
-const PRODUCTS: [&str; 8] = ["espresso-beans", "grinder", "kettle", "mug", "filter-papers", "scale", "dripper", "tamper"];
+const PRODUCTS: [&str; 8] =
+    ["espresso-beans", "grinder", "kettle", "mug", "filter-papers", "scale", "dripper", "tamper"];
 
 /// One service: its telemetry and the instruments every service has.
 pub struct Service {
@@ -68,11 +69,8 @@ impl Service {
             .with_description("Duration of database client operations.")
             .with_boundaries(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0])
             .build();
-        let db_connections = t
-            .meter
-            .i64_up_down_counter("db.client.connection.count")
-            .with_description("Connections in use.")
-            .build();
+        let db_connections =
+            t.meter.i64_up_down_counter("db.client.connection.count").with_description("Connections in use.").build();
         Ok(Self { name, t, duration, db_duration, db_connections })
     }
 
@@ -121,8 +119,10 @@ impl Service {
         tokio::time::sleep(latency).with_context(cx.clone()).await;
         self.db_connections.add(-1, &[]);
         let seconds = started.elapsed().as_secs_f64();
-        self.db_duration
-            .record(seconds, &[KeyValue::new("db.operation.name", operation), KeyValue::new("db.collection.name", table)]);
+        self.db_duration.record(
+            seconds,
+            &[KeyValue::new("db.operation.name", operation), KeyValue::new("db.collection.name", table)],
+        );
         if seconds > 0.1 {
             let _guard = cx.clone().attach();
             self.log(
@@ -138,7 +138,13 @@ impl Service {
 /// An HTTP call from `caller` to `callee`: a client span in the caller, the
 /// trace context carried in headers, a server span in the callee around
 /// `handler`. Returns the response status.
-async fn call(caller: &Service, callee: &Service, method: &str, route: &str, handler: impl AsyncFnOnce() -> u16) -> u16 {
+async fn call(
+    caller: &Service,
+    callee: &Service,
+    method: &str,
+    route: &str,
+    handler: impl AsyncFnOnce() -> u16,
+) -> u16 {
     let propagator = TraceContextPropagator::new();
     let client = caller
         .t
@@ -171,7 +177,13 @@ async fn call(caller: &Service, callee: &Service, method: &str, route: &str, han
 
 /// The server side of a request: a server span, the handler run inside it,
 /// the request duration recorded.
-async fn serve(service: &Service, parent: &Context, method: &str, route: &str, handler: impl AsyncFnOnce() -> u16) -> u16 {
+async fn serve(
+    service: &Service,
+    parent: &Context,
+    method: &str,
+    route: &str,
+    handler: impl AsyncFnOnce() -> u16,
+) -> u16 {
     let span = service
         .t
         .tracer
@@ -228,7 +240,17 @@ impl Shop {
         let placed = orders.t.meter.u64_counter("shop.orders.placed").with_description("Orders placed.").build();
         let declined = payments.t.meter.u64_counter("shop.payments.declined").build();
         let stock = inventory.t.meter.i64_gauge("shop.inventory.stock").with_description("Items in stock.").build();
-        Ok(Self { gateway, orders, payments, inventory, active, placed, declined, stock, order_ids: AtomicU64::new(1000) })
+        Ok(Self {
+            gateway,
+            orders,
+            payments,
+            inventory,
+            active,
+            placed,
+            declined,
+            stock,
+            order_ids: AtomicU64::new(1000),
+        })
     }
 
     /// One request from a browser, end to end. Returns its status.
@@ -270,11 +292,7 @@ impl Shop {
             let inv = &self.inventory;
             let latency = if chance(0.04) { millis(120.0, 600.0) } else { millis(1.0, 8.0) };
             inv.query("SELECT", "products", "SELECT * FROM products WHERE sku = $1", latency).await;
-            inv.log(
-                Severity::Debug,
-                format!("served product {product}"),
-                &[("product.sku", AnyValue::from(product))],
-            );
+            inv.log(Severity::Debug, format!("served product {product}"), &[("product.sku", AnyValue::from(product))]);
             200
         })
         .await
@@ -309,7 +327,8 @@ impl Shop {
         call(&self.gateway, &self.orders, "POST", "/orders", async || {
             let o = &self.orders;
             Context::current().span().set_attribute(KeyValue::new("order.id", order as i64));
-            let reserved = call(o, &self.inventory, "POST", "/reservations", async || self.reserve(product, order).await).await;
+            let reserved =
+                call(o, &self.inventory, "POST", "/reservations", async || self.reserve(product, order).await).await;
             if reserved != 200 {
                 o.log(
                     Severity::Warn,
@@ -332,8 +351,13 @@ impl Shop {
                 return 502;
             }
             if chance(0.005) {
-                o.query("INSERT", "orders", "INSERT INTO orders (id, user_id, sku, amount) VALUES ($1, $2, $3, $4)", millis(800.0, 1500.0))
-                    .await;
+                o.query(
+                    "INSERT",
+                    "orders",
+                    "INSERT INTO orders (id, user_id, sku, amount) VALUES ($1, $2, $3, $4)",
+                    millis(800.0, 1500.0),
+                )
+                .await;
                 o.fail("DeadlockDetected", "deadlock detected while inserting order");
                 o.log(
                     Severity::Error,
@@ -342,8 +366,13 @@ impl Shop {
                 );
                 return 500;
             }
-            o.query("INSERT", "orders", "INSERT INTO orders (id, user_id, sku, amount) VALUES ($1, $2, $3, $4)", millis(2.0, 15.0))
-                .await;
+            o.query(
+                "INSERT",
+                "orders",
+                "INSERT INTO orders (id, user_id, sku, amount) VALUES ($1, $2, $3, $4)",
+                millis(2.0, 15.0),
+            )
+            .await;
             self.placed.add(1, &[KeyValue::new("product.sku", product)]);
             o.log(
                 Severity::Info,
@@ -365,7 +394,11 @@ impl Shop {
         let latency = if slow { millis(150.0, 700.0) } else { millis(1.0, 12.0) };
         inv.query("UPDATE", "stock", "UPDATE stock SET reserved = reserved + 1 WHERE sku = $1", latency).await;
         if chance(0.02) {
-            inv.log(Severity::Warn, format!("no stock left for {product}"), &[("product.sku", AnyValue::from(product))]);
+            inv.log(
+                Severity::Warn,
+                format!("no stock left for {product}"),
+                &[("product.sku", AnyValue::from(product))],
+            );
             self.stock.record(0, &[KeyValue::new("product.sku", product)]);
             return 409;
         }
@@ -380,17 +413,16 @@ impl Shop {
 
     async fn charge(&self, order: u64, amount: f64) -> u16 {
         let p = &self.payments;
-        let bank = p
-            .t
-            .tracer
-            .span_builder("POST /v1/charges")
-            .with_kind(SpanKind::Client)
-            .with_attributes([
-                KeyValue::new("http.request.method", "POST"),
-                KeyValue::new("server.address", "api.bank.example"),
-                KeyValue::new("peer.service", "bank"),
-            ])
-            .start(&p.t.tracer);
+        let bank =
+            p.t.tracer
+                .span_builder("POST /v1/charges")
+                .with_kind(SpanKind::Client)
+                .with_attributes([
+                    KeyValue::new("http.request.method", "POST"),
+                    KeyValue::new("server.address", "api.bank.example"),
+                    KeyValue::new("peer.service", "bank"),
+                ])
+                .start(&p.t.tracer);
         let cx = Context::current_with_span(bank);
         let timeout = chance(0.01);
         let latency = if timeout { millis(2000.0, 3000.0) } else { millis(40.0, 250.0) };

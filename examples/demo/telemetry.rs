@@ -64,7 +64,8 @@ impl Telemetry {
             .with_resource(resource.clone())
             .with_span_processor(BatchSpanProcessor::builder(spans).with_batch_config(batch).build())
             .build();
-        let logger_provider = SdkLoggerProvider::builder().with_resource(resource.clone()).with_batch_exporter(logs).build();
+        let logger_provider =
+            SdkLoggerProvider::builder().with_resource(resource.clone()).with_batch_exporter(logs).build();
         let reader = PeriodicReader::builder(metrics).with_interval(Duration::from_secs(5)).build();
         let meter_provider = SdkMeterProvider::builder().with_resource(resource).with_reader(reader).build();
         Ok(Self {

@@ -25,6 +25,7 @@ pub struct QueryState {
     pub default_tenant: Tenant,
     /// Traces with more spans are returned truncated, and flagged.
     pub max_spans_per_trace: usize,
+    pub dashboards: crate::dashboards::DashboardStore,
 }
 
 impl QueryState {

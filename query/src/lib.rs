@@ -3,6 +3,7 @@
 //! Reads through storage's heads and traits; never sees a wire protobuf.
 
 pub mod api;
+pub mod dashboards;
 pub mod error;
 pub mod exposition;
 pub mod jaeger;

@@ -1,6 +1,6 @@
 //! Operational endpoints: `/metrics` (Prometheus text format: Sightline's own
 //! metrics, then the latest value of every series of the default tenant),
-//! `/healthz`, `/readyz`.
+//! `/healthz`, `/readyz`. The web UI at `/` is the `sightline-ui` crate's.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +29,6 @@ pub fn router(state: OpsState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
-        .route("/", get(index))
         .with_state(state)
 }
 
@@ -47,28 +46,6 @@ async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
     let ingested =
         tokio::task::spawn_blocking(move || crate::exposition::render(&store, &tenant)).await.unwrap_or_default();
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], format!("{own}{ingested}"))
-}
-
-/// The front page: what this server answers, until the web UI is served here.
-async fn index() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        concat!(
-            "<!doctype html><title>Sightline</title><h1>Sightline</h1>",
-            "<p>Send OpenTelemetry data to OTLP/gRPC <code>:4317</code> or OTLP/HTTP <code>:4318</code>.</p><ul>",
-            "<li><a href=\"/api/services\">/api/services</a>, <code>/api/traces?service=…</code>, ",
-            "<code>/api/traces/{traceId}</code>, <a href=\"/api/dependencies\">/api/dependencies</a></li>",
-            "<li>Logs: <a href=\"/api/logs?query=severity%3E%3DWARN\">/api/logs?query=…</a>, ",
-            "<a href=\"/api/logs/histogram\">/api/logs/histogram</a>, <a href=\"/api/logs/top\">/api/logs/top</a>, ",
-            "<code>/api/traces/{traceId}/logs</code></li>",
-            "<li>Prometheus API: <a href=\"/prometheus/api/v1/labels\">/prometheus/api/v1/…</a> ",
-            "(Grafana's Prometheus data source: <code>http://this-host:7070/prometheus</code>); ",
-            "remote write: <code>POST /prometheus/api/v1/write</code></li>",
-            "<li>Jaeger API: <a href=\"/jaeger/api/services\">/jaeger/api/services</a> ",
-            "(Grafana's Jaeger data source: <code>http://this-host:7070/jaeger</code>)</li>",
-            "<li><a href=\"/metrics\">/metrics</a>, <a href=\"/readyz\">/readyz</a></li></ul>",
-        ),
-    )
 }
 
 async fn ready(State(state): State<OpsState>) -> impl IntoResponse {

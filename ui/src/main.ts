@@ -1,0 +1,144 @@
+// The shell: navigation, the time range and refresh controls, the tenant,
+// and the router that draws the view named in the URL.
+
+import './style.css';
+import { h, fill, notice } from './dom';
+import { setTenant, tenant } from './api';
+import { current, href, range, update, parseDuration } from './route';
+import type { Ctx, View } from './view';
+import { services } from './views/services';
+import { traces } from './views/traces';
+import { trace } from './views/trace';
+import { logs } from './views/logs';
+import { metrics } from './views/metrics';
+import { serviceMap } from './views/map';
+import { health } from './views/health';
+import { dashboards } from './views/dashboards';
+
+const VIEWS: Record<string, View> = {
+  services,
+  traces,
+  trace,
+  logs,
+  metrics,
+  map: serviceMap,
+  dashboards,
+  health,
+};
+
+const RANGES = ['5m', '15m', '1h', '3h', '6h', '12h', '24h', '2d', '7d'];
+const REFRESH = ['', '5s', '10s', '30s', '1m', '5m'];
+
+const root = document.getElementById('view')!;
+let cleanups: (() => void)[] = [];
+let generation = 0;
+let refreshTimer: number | undefined;
+
+function navigation(): void {
+  const { view } = current();
+  fill(
+    document.getElementById('nav')!,
+    ...Object.entries(VIEWS)
+      .filter(([, v]) => v.nav !== false)
+      .map(([name, v]) => {
+        // Keep the time range when moving between views.
+        const keep = new URLSearchParams();
+        for (const k of ['from', 'to', 'refresh']) {
+          const val = current().params.get(k);
+          if (val) keep.set(k, val);
+        }
+        return h('a', { href: href(name, keep), 'aria-current': name === view ? 'page' : null }, v.title);
+      }),
+  );
+}
+
+function controls(): void {
+  const { params } = current();
+  const from = params.get('from') ?? 'now-1h';
+  const to = params.get('to') ?? 'now';
+  const relative = /^now-(\w+)$/.exec(from)?.[1];
+  const rangeSelect = h(
+    'select',
+    {
+      'aria-label': 'Time range',
+      id: 'range',
+      onchange: (e: Event) => update({ from: `now-${(e.target as HTMLSelectElement).value}`, to: 'now' }),
+    },
+    ...RANGES.map((r) => h('option', { value: r, selected: r === relative && to === 'now' }, `Last ${r}`)),
+    relative && to === 'now' && RANGES.includes(relative)
+      ? null
+      : h('option', { selected: true, disabled: true }, describeRange(from, to)),
+  );
+  const refresh = h(
+    'select',
+    { 'aria-label': 'Auto-refresh', id: 'refresh', onchange: (e: Event) => update({ refresh: (e.target as HTMLSelectElement).value }) },
+    ...REFRESH.map((r) => h('option', { value: r, selected: r === (params.get('refresh') ?? '') }, r ? `every ${r}` : 'no refresh')),
+  );
+  const tenantInput = h('input', {
+    'aria-label': 'Tenant',
+    id: 'tenant',
+    placeholder: 'tenant: default',
+    value: tenant(),
+    size: 12,
+    onchange: (e: Event) => {
+      setTenant((e.target as HTMLInputElement).value.trim());
+      draw();
+    },
+  });
+  fill(document.getElementById('controls')!, rangeSelect, refresh, tenantInput);
+}
+
+function describeRange(from: string, to: string): string {
+  const r = range(new URLSearchParams({ from, to }));
+  const fmt = (ms: number) => new Date(ms).toLocaleString(undefined, { hour12: false });
+  return `${fmt(r.start)} – ${fmt(r.end)}`;
+}
+
+async function draw(): Promise<void> {
+  cleanups.forEach((f) => f());
+  cleanups = [];
+  window.clearInterval(refreshTimer);
+  const mine = ++generation;
+  const { view, params } = current();
+  const v = VIEWS[view];
+  navigation();
+  controls();
+  if (!v) {
+    fill(root, notice('error', `There is no view called “${view}”. `, h('a', { href: '#/services' }, 'Go to services')));
+    return;
+  }
+  document.title = `${v.title} · Sightline`;
+  const ctx: Ctx = {
+    root,
+    params,
+    range: range(params),
+    cleanup: (fn) => cleanups.push(fn),
+    live: () => mine === generation,
+  };
+  const period = parseDuration(params.get('refresh') ?? '');
+  if (v.timed && period) refreshTimer = window.setInterval(() => redraw(v, mine), period);
+  try {
+    await v.render(ctx);
+  } catch (e) {
+    if (ctx.live()) fill(root, notice('error', (e as Error).message));
+  }
+}
+
+/** An auto-refresh tick: the same view again with the range moved to now. */
+async function redraw(v: View, mine: number): Promise<void> {
+  if (mine !== generation || document.hidden) return;
+  const cleanupsBefore = cleanups;
+  cleanups = [];
+  const ctx: Ctx = { root, params: current().params, range: range(), cleanup: (fn) => cleanups.push(fn), live: () => mine === generation };
+  try {
+    await v.render(ctx);
+    cleanupsBefore.forEach((f) => f());
+  } catch (e) {
+    cleanups.push(...cleanupsBefore);
+    if (ctx.live()) fill(root, notice('error', (e as Error).message));
+  }
+}
+
+window.addEventListener('hashchange', () => void draw());
+if (!location.hash) history.replaceState(null, '', href('services'));
+void draw();
