@@ -66,9 +66,22 @@ async fn sigterm_drains_and_exits_cleanly() {
     let mut second = start();
     second.drain_log();
     let (mut child, api) = (second.child, second.api);
+    // The web UI is served from the binary: the page, never cached, and its
+    // content-hashed script, cached for good.
     let index = client.get(format!("http://{api}/")).send().await.expect("GET /");
     assert_eq!(index.status(), 200);
-    assert!(index.text().await.expect("text").contains("/jaeger/api/services"), "the front page lists the APIs");
+    assert_eq!(index.headers()["content-type"], "text/html");
+    assert_eq!(index.headers()["cache-control"], "no-cache");
+    let page = index.text().await.expect("text");
+    assert!(page.contains("<title>Sightline</title>"), "{page}");
+    let script = page.split("src=\"").nth(1).and_then(|s| s.split('"').next()).expect("a script");
+    assert!(script.starts_with("/assets/"), "{script}");
+    let asset = client.get(format!("http://{api}{script}")).send().await.expect("GET asset");
+    assert_eq!(asset.status(), 200);
+    assert_eq!(asset.headers()["content-type"], "text/javascript");
+    assert!(asset.headers()["cache-control"].to_str().expect("text").contains("immutable"));
+    let missing = client.get(format!("http://{api}/assets/nope.js")).send().await.expect("GET");
+    assert_eq!(missing.status(), 404);
     for n in 0..20 {
         let id: String = trace_id(n).iter().map(|b| format!("{b:02x}")).collect();
         let body: serde_json::Value =
