@@ -16,10 +16,10 @@ use prost::Message;
 #[path = "../tests/common/binary.rs"]
 #[allow(dead_code)]
 mod binary;
-#[path = "support/otlp_gen.rs"]
-mod otlp_gen;
 use sightline_collector::signal::Traces;
 use sightline_collector::{IngestConfig, Pipeline, Sinks};
+use sightline_loadgen::Rng;
+use sightline_loadgen::traces::{self, TraceShape};
 use sightline_proto::otlp::ExportTraceServiceRequest;
 use sightline_storage::model::Tenant;
 use sightline_storage::sink::{Batch, Sink};
@@ -30,12 +30,18 @@ const SPANS_PER_REQUEST: usize = 500;
 
 /// 64 requests of 50 traces of 10 spans.
 fn payloads() -> Vec<Vec<u8>> {
-    let mut rng = otlp_gen::Rng(0x5eed_1234_abcd_ef01);
+    let mut rng = Rng(0x5eed_1234_abcd_ef01);
     (0..REQUESTS)
         .map(|_| {
-            otlp_gen::traces_request(&mut rng, SPANS_PER_REQUEST / 10, 10, 1_700_000_000_000_000_000, 3_600_000_000_000)
-                .0
-                .encode_to_vec()
+            traces::request(
+                &mut rng,
+                SPANS_PER_REQUEST / 10,
+                &TraceShape::FIXED,
+                1_700_000_000_000_000_000,
+                3_600_000_000_000,
+            )
+            .0
+            .encode_to_vec()
         })
         .collect()
 }

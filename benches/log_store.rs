@@ -9,14 +9,12 @@
 mod log_gen;
 #[path = "support/measure.rs"]
 mod measure;
-#[path = "support/otlp_gen.rs"]
-#[allow(dead_code)]
-mod otlp_gen;
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use measure::{dir_bytes, env, percentile};
+use sightline_loadgen::logs::LogGen;
 use sightline_storage::logs::{LogExpr, LogSearch, LogStore, LogStoreConfig, Target, TimeRange};
 use sightline_storage::model::Tenant;
 use sightline_storage::sink::{Batch, Sink};
@@ -44,25 +42,27 @@ fn main() {
     let step = DAY_NS / lines as u64;
 
     // Raw size and zstd of it, in a first pass over the same seeded lines.
-    let mut lines_gen = log_gen::LogGen::new(42);
+    let mut lines_gen = LogGen::new(42);
     let mut raw = 0u64;
     let mut zstd = zstd::Encoder::new(Vec::new(), 3).expect("zstd");
-    for i in 0..lines {
-        let line = log_gen::json_line(&lines_gen.record(base + i as u64 * step));
-        raw += line.len() as u64;
-        zstd.write_all(line.as_bytes()).expect("zstd");
+    for chunk in (0..lines).step_by(BATCH) {
+        let n = BATCH.min(lines - chunk);
+        for record in log_gen::records(&mut lines_gen, n, base + chunk as u64 * step, step) {
+            let line = log_gen::json_line(&record);
+            raw += line.len() as u64;
+            zstd.write_all(line.as_bytes()).expect("zstd");
+        }
     }
     let zstd_bytes = zstd.finish().expect("zstd").len() as u64;
 
     // Indexing: the store's CPU (indexing threads and document building on
     // this thread), minus the CPU spent generating the records.
     let store = LogStore::open(config.clone(), None).expect("open");
-    let mut lines_gen = log_gen::LogGen::new(42);
+    let mut lines_gen = LogGen::new(42);
     let (mut gen_cpu, cpu0, started) = (0.0, cpu_seconds("/proc/self/stat"), Instant::now());
     for (seq, chunk) in (0..lines).step_by(BATCH).enumerate() {
         let t0 = cpu_seconds("/proc/thread-self/stat");
-        let items: Vec<_> =
-            (chunk..(chunk + BATCH).min(lines)).map(|i| lines_gen.record(base + i as u64 * step)).collect();
+        let items = log_gen::records(&mut lines_gen, BATCH.min(lines - chunk), base + chunk as u64 * step, step);
         gen_cpu += cpu_seconds("/proc/thread-self/stat") - t0;
         store.consume(Batch { tenant: tenant.clone(), wal_seq: seq as u64 + 1, items }).expect("consume");
     }

@@ -10,9 +10,6 @@
 
 #[path = "support/measure.rs"]
 mod measure;
-#[path = "support/otlp_gen.rs"]
-#[allow(dead_code)]
-mod otlp_gen;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -21,7 +18,7 @@ use std::time::{Duration, Instant};
 use measure::{dir_bytes, env, percentile};
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
-use otlp_gen::Rng;
+use sightline_loadgen::Rng;
 use sightline_storage::metrics::{Labels, MetricStore, MetricStoreConfig, Sample};
 use sightline_storage::model::Tenant;
 
@@ -66,7 +63,7 @@ fn host_series(host: usize) -> Vec<(Labels, bool, f64)> {
 
 /// The value of series `s` (counter or gauge) at step `i`.
 fn value(rng: &mut Rng, counter: bool, scale: f64, prev: f64) -> f64 {
-    let noise = (rng.next() % 1000) as f64 / 1000.0;
+    let noise = (rng.next_u64() % 1000) as f64 / 1000.0;
     if counter {
         // Counters advance by rate × 15 s with some noise, rounded as node exporter's are.
         ((prev + scale * 15.0 * (0.5 + noise)) * 100.0).round() / 100.0

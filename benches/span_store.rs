@@ -8,8 +8,6 @@
 
 #[path = "support/measure.rs"]
 mod measure;
-#[path = "support/otlp_gen.rs"]
-mod otlp_gen;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -18,6 +16,8 @@ use std::time::{Duration, Instant};
 use measure::{dir_bytes, env, percentile};
 use object_store::local::LocalFileSystem;
 use prost::Message;
+use sightline_loadgen::Rng;
+use sightline_loadgen::traces::{self, TraceShape};
 use sightline_storage::model::{Tenant, TraceId};
 use sightline_storage::sink::{Batch, Sink};
 use sightline_storage::spans::{SpanStore, SpanStoreConfig};
@@ -27,7 +27,7 @@ const TRACES_PER_REQUEST: usize = 100;
 const DAY_NS: u64 = 24 * 3600 * 1_000_000_000;
 
 /// Spans per second from a full head to published parts, alone on the machine.
-fn flush_rate(runtime: &tokio::runtime::Runtime, rng: &mut otlp_gen::Rng) -> f64 {
+fn flush_rate(runtime: &tokio::runtime::Runtime, rng: &mut Rng) -> f64 {
     let dir = tempfile::tempdir().expect("tempdir");
     let fs: Arc<dyn object_store::ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir.path()).expect("fs"));
     let config =
@@ -37,7 +37,7 @@ fn flush_rate(runtime: &tokio::runtime::Runtime, rng: &mut otlp_gen::Rng) -> f64
     let batches: Vec<_> = (0..500u64)
         .map(|i| {
             let (request, _) =
-                otlp_gen::traces_request(rng, 100, SPANS_PER_TRACE, 1_700_000_000_000_000_000, 3_600_000_000_000);
+                traces::request(rng, 100, &TraceShape::FIXED, 1_700_000_000_000_000_000, 3_600_000_000_000);
             Batch { tenant: tenant.clone(), wal_seq: i + 1, items: sightline_collector::convert::spans(request) }
         })
         .collect();
@@ -71,7 +71,7 @@ fn main() {
     let tenant = Tenant::new("bench").expect("tenant");
 
     // One day of traffic, in time order, as requests of 100 traces.
-    let mut rng = otlp_gen::Rng(0x05ee_d0f5_a4e5);
+    let mut rng = Rng(0x05ee_d0f5_a4e5);
     let mut zstd = zstd::stream::Encoder::new(Vec::new(), 3).expect("zstd");
     let (mut raw_bytes, mut spans, mut sample) = (0u64, 0u64, Vec::new());
     let base = sightline_storage::wal::now_unix_nanos() - DAY_NS;
@@ -79,7 +79,7 @@ fn main() {
     for r in 0..requests {
         let at = base + DAY_NS / requests as u64 * r as u64;
         let (request, ids) =
-            otlp_gen::traces_request(&mut rng, TRACES_PER_REQUEST, SPANS_PER_TRACE, at, DAY_NS / requests as u64);
+            traces::request(&mut rng, TRACES_PER_REQUEST, &TraceShape::FIXED, at, DAY_NS / requests as u64);
         let bytes = request.encode_to_vec();
         raw_bytes += bytes.len() as u64;
         zstd.write_all(&bytes).expect("zstd");
