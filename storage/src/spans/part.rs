@@ -14,7 +14,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, BooleanArray, FixedSizeBinaryArray, RecordBatch};
+use arrow::array::{Array, BooleanArray, FixedSizeBinaryArray, Int64Array, RecordBatch, StringArray, UInt8Array};
+use arrow::error::ArrowError;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::path::Path;
@@ -29,8 +30,9 @@ use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use super::columns;
+use super::store::SpanQuery;
 use crate::StorageError;
-use crate::model::{Span, Tenant, TraceId};
+use crate::model::{Span, StatusCode, Tenant, TraceId};
 use crate::object_reader::ObjectReader;
 
 pub const FORMAT_VERSION: u32 = 1;
@@ -258,6 +260,56 @@ pub async fn read_all(
     index: &PartIndex,
 ) -> Result<Vec<Span>, StorageError> {
     collect(builder(store, meta, index)).await
+}
+
+/// The spans of the part whose time, duration, service, name and status
+/// fit `query`: those five columns are read first and only the rows they
+/// keep are decoded whole. Attribute conditions are left to the caller.
+pub async fn read_matching(
+    store: Arc<dyn ObjectStore>,
+    meta: &PartMeta,
+    index: &PartIndex,
+    query: &SpanQuery,
+) -> Result<Vec<Span>, StorageError> {
+    let b = builder(store, meta, index);
+    // start_unix_nano, duration_nanos, service, name, status_code
+    let mask = ProjectionMask::roots(b.parquet_schema(), [3, 4, 5, 6, 8]);
+    let q = query.clone();
+    let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
+        let (starts, durations) = (int64(&batch, 0)?, int64(&batch, 1)?);
+        let (services, names) = (utf8(&batch, 2)?, utf8(&batch, 3)?);
+        let statuses = batch
+            .column(4)
+            .as_any()
+            .downcast_ref::<UInt8Array>()
+            .ok_or_else(|| ArrowError::CastError("status_code is not u8".into()))?;
+        let keep = |i: usize| {
+            let (start, duration) = (starts.value(i) as u64, durations.value(i) as u64);
+            start <= q.end_unix_nano
+                && start.saturating_add(duration) >= q.start_unix_nano
+                && q.service.as_deref().is_none_or(|v| v == services.value(i))
+                && q.name.as_deref().is_none_or(|v| v == names.value(i))
+                && (!q.errors_only || statuses.value(i) == StatusCode::Error as u8)
+                && q.min_duration_nanos.is_none_or(|d| duration >= d)
+                && q.max_duration_nanos.is_none_or(|d| duration <= d)
+        };
+        Ok((0..batch.num_rows()).map(|i| Some(keep(i))).collect::<BooleanArray>())
+    });
+    collect(b.with_row_filter(RowFilter::new(vec![Box::new(predicate)]))).await
+}
+
+fn int64(batch: &RecordBatch, i: usize) -> Result<Int64Array, ArrowError> {
+    batch
+        .column(i)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .cloned()
+        .ok_or_else(|| ArrowError::CastError("not i64".into()))
+}
+
+fn utf8(batch: &RecordBatch, i: usize) -> Result<StringArray, ArrowError> {
+    let cast = arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8)?;
+    cast.as_any().downcast_ref::<StringArray>().cloned().ok_or_else(|| ArrowError::CastError("not text".into()))
 }
 
 /// The spans of one trace: row groups are skipped by their trace-id

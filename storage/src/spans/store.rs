@@ -374,7 +374,7 @@ impl SpanStore {
         };
         for m in &parts {
             let index = self.inner.index(m).await?;
-            for s in part::read_all(self.inner.store.clone(), m, &index).await? {
+            for s in part::read_matching(self.inner.store.clone(), m, &index, query).await? {
                 if query.matches(&s) {
                     each(&s);
                 }
