@@ -197,6 +197,11 @@ async fn run_signal(signal: Signal, items: u64, runs: usize, report: &mut Report
         Signal::Metrics => "sample",
     };
     let decode = data.bare_decode_rate();
+    let encode = match signal {
+        Signal::Traces => Some(("Parquet span parts", data.bare_parquet_rate())),
+        Signal::Logs => Some(("tantivy indexing and commit (log store alone)", data.bare_index_rate())),
+        Signal::Metrics => None,
+    };
     let zstd = data.zstd_bytes();
     let dir = tempfile::tempdir().expect("tempdir");
     // No cuts while ingesting old samples: they would close windows still being filled.
@@ -262,6 +267,13 @@ async fn run_signal(signal: Signal, items: u64, runs: usize, report: &mut Report
         format!("{rate:.0} {unit}s/s"),
         format!("bare prost decode, one core: {decode:.0} {unit}s/s (ratio {:.2})", rate / decode),
     );
+    if let Some((what, r)) = encode {
+        report.row(
+            format!("{name}: the store's encoder alone, in process: {what}"),
+            format!("{r:.0} {unit}s/s"),
+            format!("ingest end to end / encoder alone: {:.2}", rate / r),
+        );
+    }
     report.row(
         format!("{name}: server CPU per million {unit}s"),
         format!("{:.2} s", i.cpu / n * 1e6),

@@ -11,6 +11,10 @@ use bytes::Bytes;
 use sightline_loadgen::send::Payload;
 use sightline_loadgen::{Generator, Signal};
 use sightline_proto::otlp::metrics::{metric, number_data_point};
+use sightline_storage::logs::{LogStore, LogStoreConfig};
+use sightline_storage::model::{LogRecord, Span, Tenant};
+use sightline_storage::sink::{Batch, Sink as _};
+use sightline_storage::spans::part;
 
 const HOUR_NS: u64 = 3_600_000_000_000;
 const SCRAPE_NS: u64 = 15_000_000_000;
@@ -66,6 +70,55 @@ impl Dataset {
             }
         }
         items as f64 / started.elapsed().as_secs_f64()
+    }
+
+    /// Spans per second that the span store's Parquet encoder alone turns
+    /// into parts of 200,000 (one core; over up to 1 M spans).
+    pub fn bare_parquet_rate(&self) -> f64 {
+        let tenant = Tenant::new("bench").expect("tenant");
+        let spans: Vec<Span> = self
+            .requests
+            .iter()
+            .scan(0u64, |seen, (n, bytes)| {
+                *seen += n;
+                (*seen <= 1_000_000).then_some(bytes)
+            })
+            .flat_map(|bytes| match Payload::decode(Signal::Traces, bytes) {
+                Ok(Payload::Traces(r)) => sightline_collector::convert::spans(r),
+                _ => Vec::new(),
+            })
+            .collect();
+        let started = Instant::now();
+        for chunk in spans.chunks(200_000) {
+            part::encode(&tenant, "bench".into(), 0, chunk.iter().collect(), 1, 32_768).expect("encodes");
+        }
+        spans.len() as f64 / started.elapsed().as_secs_f64()
+    }
+
+    /// Lines per second that the log store alone (tantivy, its default
+    /// indexing threads) indexes and commits, over up to 1 M lines.
+    pub fn bare_index_rate(&self) -> f64 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LogStore::open(LogStoreConfig::new(dir.path().join("logs")), None).expect("open");
+        let tenant = Tenant::new("bench").expect("tenant");
+        let batches: Vec<Vec<LogRecord>> = self
+            .requests
+            .iter()
+            .take(1_000_000 / 1000)
+            .filter_map(|(_, bytes)| match Payload::decode(Signal::Logs, bytes) {
+                Ok(Payload::Logs(r)) => Some(sightline_collector::convert::logs(r)),
+                _ => None,
+            })
+            .collect();
+        let lines: usize = batches.iter().map(Vec::len).sum();
+        let started = Instant::now();
+        for (seq, items) in batches.into_iter().enumerate() {
+            store.consume(Batch { tenant: tenant.clone(), wal_seq: seq as u64 + 1, items }).expect("consume");
+        }
+        store.commit_blocking().expect("commit");
+        let rate = lines as f64 / started.elapsed().as_secs_f64();
+        store.shutdown_blocking();
+        rate
     }
 
     /// zstd (level 3) of all the requests' bytes.
