@@ -10,6 +10,8 @@
 
 #[path = "support/measure.rs"]
 mod measure;
+#[path = "support/prometheus_tsdb.rs"]
+mod prometheus_tsdb;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -158,17 +160,9 @@ fn main() {
         writeln!(w, "# EOF").expect("write");
         w.flush().expect("flush");
         drop(w);
-        let tsdb = dir.path().join("tsdb");
-        let status = std::process::Command::new("promtool")
-            .args(["tsdb", "create-blocks-from", "openmetrics"])
-            .arg(&om_path)
-            .arg(&tsdb)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("promtool (Debian's prometheus package)");
-        assert!(status.success(), "promtool built the blocks");
+        let bytes = prometheus_tsdb::promtool_tsdb_bytes(&om_path, &dir.path().join("tsdb"));
         let _ = std::fs::remove_file(&om_path);
-        dir_bytes(&tsdb)
+        bytes
     });
 
     // sum by (mode) (rate(node_cpu_seconds_total[5m])) over the first 16

@@ -23,6 +23,8 @@
 mod binary;
 #[path = "support/measure.rs"]
 mod measure;
+#[path = "support/prometheus_tsdb.rs"]
+mod prometheus_tsdb;
 #[path = "support/suite_data.rs"]
 mod suite_data;
 

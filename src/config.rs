@@ -114,6 +114,7 @@ pub struct SpansSection {
     pub retention_hours: u64,
     pub compaction_window_minutes: u64,
     pub compaction_min_parts: usize,
+    pub compaction_max_spans: usize,
     pub maintenance_interval_seconds: u64,
     /// Larger traces are returned truncated, with a flag.
     pub max_spans_per_trace: usize,
@@ -130,6 +131,7 @@ impl Default for SpansSection {
             retention_hours: 7 * 24,
             compaction_window_minutes: 60,
             compaction_min_parts: 4,
+            compaction_max_spans: 1_000_000,
             maintenance_interval_seconds: 60,
             max_spans_per_trace: 100_000,
             max_unflushed_spans: 600_000,
@@ -146,6 +148,7 @@ impl SpansSection {
             retention: Duration::from_secs(self.retention_hours * 3600),
             compaction_window: Duration::from_secs(self.compaction_window_minutes * 60),
             compaction_min_parts: self.compaction_min_parts,
+            compaction_max_spans: self.compaction_max_spans,
             maintenance_interval: Duration::from_secs(self.maintenance_interval_seconds),
             max_unflushed_spans: self.max_unflushed_spans,
         }

@@ -197,16 +197,7 @@ impl Dataset {
         writeln!(w, "# EOF").expect("write");
         w.flush().expect("flush");
         drop(w);
-        let tsdb = dir.path().join("tsdb");
-        let status = std::process::Command::new("promtool")
-            .args(["tsdb", "create-blocks-from", "openmetrics"])
-            .arg(&om)
-            .arg(&tsdb)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("promtool (Debian's prometheus package)");
-        assert!(status.success(), "promtool built the blocks");
-        crate::measure::dir_bytes(&tsdb)
+        crate::prometheus_tsdb::promtool_tsdb_bytes(&om, &dir.path().join("tsdb"))
     }
 }
 

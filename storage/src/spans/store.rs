@@ -48,6 +48,9 @@ pub struct SpanStoreConfig {
     pub compaction_window: Duration,
     /// A window is compacted once it has this many parts.
     pub compaction_min_parts: usize,
+    /// A compaction reads its inputs whole, so it merges at most this many
+    /// spans at once: memory stays bounded however full a window is.
+    pub compaction_max_spans: usize,
     /// How often compaction and retention run.
     pub maintenance_interval: Duration,
     /// Spans in memory (the head and heads being written) beyond which the
@@ -64,6 +67,7 @@ impl Default for SpanStoreConfig {
             retention: Duration::from_secs(7 * 24 * 3600),
             compaction_window: Duration::from_secs(3600),
             compaction_min_parts: 4,
+            compaction_max_spans: 1_000_000,
             maintenance_interval: Duration::from_secs(60),
             max_unflushed_spans: 600_000,
         }
@@ -564,12 +568,21 @@ impl Inner {
                 for p in parts {
                     by_window.entry(p.min_start_unix_nano / window).or_default().push(p.clone());
                 }
-                groups.extend(
-                    by_window
-                        .into_values()
-                        .filter(|g| g.len() >= self.config.compaction_min_parts)
-                        .map(|g| (tenant.clone(), g)),
-                );
+                for mut window in by_window.into_values() {
+                    // The smallest parts first, as many as fit the cap.
+                    window.sort_by_key(|p| p.spans);
+                    let mut total = 0;
+                    let fit: Vec<PartMeta> = window
+                        .into_iter()
+                        .take_while(|p| {
+                            total += p.spans;
+                            total <= self.config.compaction_max_spans as u64
+                        })
+                        .collect();
+                    if fit.len() >= self.config.compaction_min_parts {
+                        groups.push((tenant.clone(), fit));
+                    }
+                }
             }
             groups
         };

@@ -189,6 +189,28 @@ async fn compaction_merges_parts_and_an_interrupted_one_is_cleaned_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_merges_at_most_its_span_cap_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        open(dir.path(), SpanStoreConfig { compaction_min_parts: 2, compaction_max_spans: 5, ..config() }).await;
+    let t0 = now();
+    // Parts of 1, 2, 2 and 4 spans: the three smallest (5 spans) fit the cap.
+    for (seq, n) in [(1u64, 1u8), (2, 2), (3, 2), (4, 4)] {
+        let spans = (0..n).map(|i| span(seq as u8, 10 * seq as u8 + i, None, t0)).collect();
+        store.consume(batch(seq, spans)).expect("consume");
+        let s = store.clone();
+        blocking(move || s.flush_blocking()).await.expect("flush");
+    }
+    let s = store.clone();
+    blocking(move || s.maintain_blocking()).await.expect("compaction");
+    let mut sizes: Vec<u64> = store.parts(&tenant()).iter().map(|p| p.spans).collect();
+    sizes.sort();
+    assert_eq!(sizes, vec![4, 5], "the 4-span part stays out of a merge that would pass the cap");
+    let s = store.clone();
+    blocking(move || s.shutdown_blocking()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_deletes_whole_parts_past_their_age() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = SpanStoreConfig { retention: Duration::from_secs(3600), ..config() };
