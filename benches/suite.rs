@@ -94,7 +94,7 @@ async fn own_metric(http: &reqwest::Client, server: &Server, name: &str) -> f64 
 }
 
 /// Waits until the stores' parts, blocks, partitions and compactions have
-/// not changed for 10 s (background maintenance has nothing left to do).
+/// not changed for 30 s (background maintenance has nothing left to do).
 async fn settle(http: &reqwest::Client, server: &Server) -> Duration {
     const FIGURES: [&str; 7] = [
         "sightline_spans_parts",
@@ -114,8 +114,8 @@ async fn settle(http: &reqwest::Client, server: &Server) -> Duration {
         }
         if now != last {
             (last, since) = (now, Instant::now());
-        } else if since.elapsed() > Duration::from_secs(10) {
-            return started.elapsed() - Duration::from_secs(10);
+        } else if since.elapsed() > Duration::from_secs(30) {
+            return started.elapsed() - Duration::from_secs(30);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

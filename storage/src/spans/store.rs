@@ -173,6 +173,9 @@ impl Default for SpanMetrics {
     }
 }
 
+/// How long the inputs of a compaction stay readable after the merge.
+const RETIRED_GRACE: Duration = Duration::from_secs(60);
+
 struct Inner {
     store: Arc<dyn ObjectStore>,
     config: SpanStoreConfig,
@@ -191,6 +194,9 @@ struct Inner {
     /// Held by a flush or a maintenance run, so that two never write the
     /// same frozen head or merge the same parts.
     work: Mutex<()>,
+    /// Parts merged by compaction, deleted once `RETIRED_GRACE` has passed:
+    /// a query that listed them before the merge can still read them.
+    retired: Mutex<Vec<(Instant, Tenant, String)>>,
     metrics: SpanMetrics,
 }
 
@@ -248,6 +254,7 @@ impl SpanStore {
             next_part: AtomicU64::new(0),
             indexes: Mutex::new(HashMap::new()),
             work: Mutex::new(()),
+            retired: Mutex::new(Vec::new()),
             metrics: SpanMetrics::default(),
         });
         let background = inner.clone();
@@ -543,6 +550,16 @@ impl Inner {
     /// Retention, then compaction of windows with enough parts.
     fn maintain(&self) -> Result<(), StorageError> {
         let _work = self.work.lock();
+        let due: Vec<(Instant, Tenant, String)> = {
+            let mut retired = self.retired.lock();
+            let now = Instant::now();
+            let (due, keep) = retired.drain(..).partition(|(at, _, _)| *at <= now);
+            *retired = keep;
+            due
+        };
+        for (_, tenant, id) in due {
+            self.runtime.block_on(part::delete(self.store.as_ref(), tenant.as_str(), &id))?;
+        }
         let cutoff = crate::wal::now_unix_nanos().saturating_sub(self.config.retention.as_nanos() as u64);
         let expired: Vec<(Tenant, PartMeta)> = {
             let state = self.state.read();
@@ -619,9 +636,8 @@ impl Inner {
                 indexes.remove(id);
             }
         }
-        for m in &inputs {
-            self.runtime.block_on(part::delete(self.store.as_ref(), tenant.as_str(), &m.id))?;
-        }
+        let due = Instant::now() + RETIRED_GRACE;
+        self.retired.lock().extend(inputs.iter().map(|m| (due, tenant.clone(), m.id.clone())));
         tracing::info!(part = %meta.id, %tenant, inputs = inputs.len(), spans = meta.spans, "compacted span parts");
         self.metrics.compactions.inc();
         self.update_gauges();
