@@ -7,7 +7,8 @@
 //! Run: `cargo bench --bench suite`. Options via environment: `BENCH_ITEMS`
 //! (per signal, default 10,000,000), `BENCH_OVERLOAD_SECONDS` (default 60),
 //! `BENCH_QUERY_RUNS` (default 30), `BENCH_SKIP_PROMETHEUS=1`,
-//! `BENCH_NO_WRITE=1` (print only).
+//! `BENCH_NO_WRITE=1` (print only), `BENCH_SIGNALS=traces,logs,metrics,overload`
+//! (a subset; the overload run needs traces).
 //!
 //! Per signal, on a fresh data directory: ingest as fast as the server
 //! accepts with 16 clients (sustained rate of acknowledged, hence durable and
@@ -262,6 +263,9 @@ async fn run_signal(signal: Signal, items: u64, runs: usize, report: &mut Report
     }
     server.stop();
     let disk = dir_bytes(dir.path()) - dir_bytes(&dir.path().join("wal"));
+    if std::env::var("BENCH_KEEP").is_ok() {
+        println!("{name}: data kept in {}", dir.keep().display());
+    }
 
     let n = data.items as f64;
     report.row(
@@ -379,13 +383,17 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let mut report = Report { rows: Vec::new() };
     let started = Instant::now();
-    let span_rate = runtime.block_on(async {
-        let span_rate = run_signal(Signal::Traces, items, runs, &mut report).await;
-        run_signal(Signal::Logs, items, runs, &mut report).await;
-        run_signal(Signal::Metrics, items, runs, &mut report).await;
-        span_rate
-    });
-    runtime.block_on(overload(span_rate, overload_seconds, &mut report));
+    let only = std::env::var("BENCH_SIGNALS").unwrap_or_else(|_| "traces,logs,metrics,overload".into());
+    let mut span_rate = None;
+    for (signal, name) in [(Signal::Traces, "traces"), (Signal::Logs, "logs"), (Signal::Metrics, "metrics")] {
+        if only.contains(name) {
+            let rate = runtime.block_on(run_signal(signal, items, runs, &mut report));
+            span_rate = span_rate.or((signal == Signal::Traces).then_some(rate));
+        }
+    }
+    if let (true, Some(rate)) = (only.contains("overload"), span_rate) {
+        runtime.block_on(overload(rate, overload_seconds, &mut report));
+    }
 
     let mut md = String::new();
     md.push_str(&format!(

@@ -128,6 +128,8 @@ impl Server {
         if replayed > 0 {
             tracing::info!(records = replayed, "replayed the write-ahead log");
         }
+        // Only now may windows be cut: every acknowledged sample is back in the head.
+        metrics.replay_done();
 
         let http = TcpListener::bind(config.listen.http)
             .await

@@ -173,6 +173,10 @@ pub struct MetricStore {
     /// Samples older than this (ms) are in blocks; the head refuses them.
     cut_before: Arc<AtomicI64>,
     blocks: Option<Arc<Blocks>>,
+    /// Set once the WAL has been replayed: cutting earlier would close a
+    /// window whose acknowledged samples are still being replayed, and
+    /// the head would then refuse them.
+    replayed: Arc<std::sync::atomic::AtomicBool>,
     worker: Arc<Mutex<Option<JoinHandle<()>>>>,
     stopping: Arc<AtomicBool>,
 }

@@ -106,12 +106,24 @@ impl MetricStore {
             if self.stopping.load(Ordering::Acquire) {
                 return;
             }
+            if !self.replayed.load(Ordering::Acquire) {
+                continue;
+            }
             let now = (crate::wal::now_unix_nanos() / 1_000_000) as i64;
             self.expire_deltas(now);
             if let Err(e) = self.cut(now).and_then(|()| self.compact()).and_then(|()| self.expire(now)) {
                 self.metrics.errors.inc();
                 tracing::error!(error = %e, "cutting metric blocks failed; the samples stay in memory and in the WAL");
             }
+        }
+    }
+
+    /// Lets the block thread cut, once every record of the WAL has been
+    /// given to the store (or at once when there is no WAL to replay).
+    pub fn replay_done(&self) {
+        self.replayed.store(true, Ordering::Release);
+        if let Some(worker) = self.worker.lock().as_ref() {
+            worker.thread().unpark();
         }
     }
 
