@@ -340,17 +340,10 @@ async fn samples_of_closed_windows_all_come_back_after_a_restart() {
     let server = spawn("1");
     let (api, expected, blocks) = (server.api.clone(), (REQUESTS * POINTS).to_string(), dir.path().join("metrics"));
     common::eventually("every acknowledged sample, in blocks", || {
-        let (client, api, expected, blocks) = (client.clone(), api.clone(), expected.clone(), blocks.clone());
+        let (api, expected, blocks) = (api.clone(), expected.clone(), blocks.clone());
         async move {
-            let body: serde_json::Value = client
-                .get(format!("http://{api}/prometheus/api/v1/query"))
-                .query(&[("query", "sum(count_over_time(crash_gauge[1d]))")])
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let url = format!("http://{api}/prometheus/api/v1/query");
+            let body = common::get_json(&url, &[("query", "sum(count_over_time(crash_gauge[1d]))")], None).await?;
             (body["data"]["result"][0]["value"][1] == expected.as_str() && blocks.exists()).then_some(())
         }
     })

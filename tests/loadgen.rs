@@ -40,15 +40,7 @@ async fn refused_requests_are_retried_until_all_are_acknowledged() {
             let url = s.api_url("/api/stats");
             let tenant = tenant.clone();
             async move {
-                let stats: serde_json::Value = reqwest::Client::new()
-                    .get(&url)
-                    .header("X-Scope-OrgID", tenant)
-                    .send()
-                    .await
-                    .ok()?
-                    .json()
-                    .await
-                    .ok()?;
+                let stats = common::get_json(&url, &[], Some(&tenant)).await?;
                 Some(stats["logRecords"].as_u64()?).filter(|&n| n == 8000)
             }
         })

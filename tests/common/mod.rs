@@ -56,6 +56,16 @@ pub fn tenant(name: &str) -> Tenant {
     Tenant::new(name).expect("tenant")
 }
 
+/// GETs `url` with `query` (as `tenant` if given); the JSON body, or `None`
+/// on any failure, for polling with [`eventually`].
+pub async fn get_json(url: &str, query: &[(&str, &str)], tenant: Option<&str>) -> Option<serde_json::Value> {
+    let mut request = reqwest::Client::new().get(url).query(query);
+    if let Some(t) = tenant {
+        request = request.header("X-Scope-OrgID", t);
+    }
+    request.send().await.ok()?.json().await.ok()
+}
+
 /// Polls `check` until it returns `Some`, for at most 20 s (a deadline for
 /// eventual state, not a timing assertion).
 pub async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut check: impl FnMut() -> F) -> T {
