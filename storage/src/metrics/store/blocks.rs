@@ -118,13 +118,10 @@ impl MetricStore {
         }
     }
 
-    /// Lets the block thread cut, once every record of the WAL has been
-    /// given to the store (or at once when there is no WAL to replay).
+    /// Lets the block thread cut (from its next interval on), once every
+    /// record of the WAL has been given to the store.
     pub fn replay_done(&self) {
         self.replayed.store(true, Ordering::Release);
-        if let Some(worker) = self.worker.lock().as_ref() {
-            worker.thread().unpark();
-        }
     }
 
     /// Stops the block thread (the head stays in the WAL). Blocks.
