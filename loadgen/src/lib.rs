@@ -46,13 +46,16 @@ pub(crate) fn text(key: &str, value: impl Into<String>) -> KeyValue {
 
 /// Requests of one signal, one after another, seeded.
 pub struct Generator {
-    signal: Signal,
-    rng: Rng,
-    logs: logs::LogGen,
-    metrics: metrics::MetricGen,
-    /// Traces, log lines or hosts per request.
+    source: Source,
+    /// Traces or log lines per request (hosts live in the metric generator).
     batch: usize,
     last_ns: u64,
+}
+
+enum Source {
+    Traces(Rng),
+    Logs(logs::LogGen),
+    Metrics(metrics::MetricGen),
 }
 
 impl Generator {
@@ -60,14 +63,12 @@ impl Generator {
     /// or hosts (100 series each) per scrape round.
     pub fn new(signal: Signal, seed: u64, batch: usize) -> Self {
         let batch = batch.max(1);
-        Generator {
-            signal,
-            rng: Rng::new(seed),
-            logs: logs::LogGen::new(seed),
-            metrics: metrics::MetricGen::new(seed, batch, 0),
-            batch,
-            last_ns: 0,
-        }
+        let source = match signal {
+            Signal::Traces => Source::Traces(Rng::new(seed)),
+            Signal::Logs => Source::Logs(logs::LogGen::new(seed)),
+            Signal::Metrics => Source::Metrics(metrics::MetricGen::new(seed, batch, 0)),
+        };
+        Generator { source, batch, last_ns: 0 }
     }
 
     /// The next request, its data ending at `time_ns` (never before the
@@ -76,21 +77,14 @@ impl Generator {
     pub fn payload(&mut self, time_ns: u64) -> send::Payload {
         let t = time_ns.max(self.last_ns + 1_000_000);
         self.last_ns = t;
-        match self.signal {
-            Signal::Traces => {
-                let (req, _) = traces::request(
-                    &mut self.rng,
-                    self.batch,
-                    &traces::TraceShape::VARIED,
-                    t - 1_000_000_000,
-                    1_000_000_000,
-                );
+        let n = self.batch;
+        match &mut self.source {
+            Source::Traces(rng) => {
+                let (req, _) = traces::request(rng, n, &traces::TraceShape::VARIED, t - 1_000_000_000, 1_000_000_000);
                 send::Payload::Traces(req)
             }
-            Signal::Logs => {
-                send::Payload::Logs(self.logs.request(self.batch, t - self.batch as u64 * 1_000_000, 1_000_000))
-            }
-            Signal::Metrics => send::Payload::Metrics(self.metrics.round(t)),
+            Source::Logs(g) => send::Payload::Logs(g.request(n, t - n as u64 * 1_000_000, 1_000_000)),
+            Source::Metrics(g) => send::Payload::Metrics(g.round(t)),
         }
     }
 }

@@ -91,6 +91,12 @@ impl Tally {
     }
 }
 
+/// What goes on the wire: encoded bytes over HTTP, the message over gRPC.
+enum Body<'a> {
+    Http(bytes::Bytes),
+    Grpc(&'a Payload),
+}
+
 /// How one attempt ended.
 enum Attempt {
     /// Acknowledged; this many items were rejected in a partial success.
@@ -125,10 +131,10 @@ impl Client {
     /// `give_up_at`; counts the outcome.
     pub async fn send(&self, payload: &Payload, tally: &Tally, give_up_at: Option<std::time::Instant>) {
         let body = match self.protocol {
-            Protocol::Http => Some(bytes::Bytes::from(payload.encode())),
-            Protocol::Grpc => None,
+            Protocol::Http => Body::Http(bytes::Bytes::from(payload.encode())),
+            Protocol::Grpc => Body::Grpc(payload),
         };
-        self.deliver(payload.signal(), payload.items(), body, Some(payload), tally, give_up_at).await;
+        self.deliver(payload.signal(), payload.items(), body, tally, give_up_at).await;
     }
 
     /// As [`Client::send`], for a request already encoded (cheapest over
@@ -142,9 +148,9 @@ impl Client {
         give_up_at: Option<std::time::Instant>,
     ) {
         match self.protocol {
-            Protocol::Http => self.deliver(signal, items, Some(body), None, tally, give_up_at).await,
+            Protocol::Http => self.deliver(signal, items, Body::Http(body), tally, give_up_at).await,
             Protocol::Grpc => match Payload::decode(signal, &body) {
-                Ok(p) => self.deliver(signal, items, None, Some(&p), tally, give_up_at).await,
+                Ok(p) => self.deliver(signal, items, Body::Grpc(&p), tally, give_up_at).await,
                 Err(e) => {
                     tally.failed.fetch_add(items, Ordering::Relaxed);
                     if let Ok(mut first) = tally.first_failure.lock() {
@@ -159,8 +165,7 @@ impl Client {
         &self,
         signal: Signal,
         items: u64,
-        body: Option<bytes::Bytes>,
-        payload: Option<&Payload>,
+        body: Body<'_>,
         tally: &Tally,
         give_up_at: Option<std::time::Instant>,
     ) {
@@ -168,10 +173,9 @@ impl Client {
         tally.items.fetch_add(items, Ordering::Relaxed);
         let mut backoff = Duration::from_millis(50);
         for _ in 0..=self.max_retries {
-            let attempt = match (&body, payload) {
-                (Some(body), _) => self.http(signal, body.clone()).await,
-                (None, Some(payload)) => self.grpc(payload).await,
-                (None, None) => Attempt::Fail("nothing to send".into()),
+            let attempt = match &body {
+                Body::Http(bytes) => self.http(signal, bytes.clone()).await,
+                Body::Grpc(payload) => self.grpc(payload).await,
             };
             match attempt {
                 Attempt::Done(rejected) => {
