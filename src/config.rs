@@ -26,6 +26,7 @@ pub struct Config {
     pub logs: LogsSection,
     pub metrics: MetricsSection,
     pub spanmetrics: sightline_collector::spanmetrics::SpanMetricsConfig,
+    pub auth: crate::auth::AuthConfig,
     pub log: LogSection,
 }
 
@@ -40,6 +41,7 @@ impl Default for Config {
             logs: LogsSection::default(),
             metrics: MetricsSection::default(),
             spanmetrics: Default::default(),
+            auth: Default::default(),
             log: LogSection::default(),
         }
     }
@@ -269,6 +271,7 @@ impl Config {
 
     pub fn validate(&self) -> anyhow::Result<()> {
         self.ingest.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        self.auth.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         if self.wal.segment_bytes < 4096 {
             bail!("invalid configuration: wal.segment_bytes must be at least 4096");
         }

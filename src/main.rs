@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use sightline::auth::{KeyEntry, Role};
 use sightline::config::Config;
 use sightline::server::Server;
 
@@ -36,6 +37,24 @@ enum Command {
     Serve,
     /// Print the effective configuration as TOML and exit.
     Config,
+    /// Make a new API key: prints the token (give it to the client) and the
+    /// `[[keys]]` entry with its SHA-256 (put it in the keys file).
+    Token {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// A label for the operator.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    Ingest,
+    Read,
+    Admin,
 }
 
 impl Cli {
@@ -66,7 +85,34 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => serve(config),
+        Command::Token { tenant, role, name } => {
+            let role = match role {
+                RoleArg::Ingest => Role::Ingest,
+                RoleArg::Read => Role::Read,
+                RoleArg::Admin => Role::Admin,
+            };
+            print!("{}", new_key(&tenant, role, &name)?);
+            Ok(())
+        }
     }
+}
+
+/// A random token and the keys-file entry that admits it.
+fn new_key(tenant: &str, role: Role, name: &str) -> anyhow::Result<String> {
+    use std::io::Read;
+    sightline_storage::model::Tenant::new(tenant)?;
+    let mut random = [0u8; 24];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut random).context("cannot read /dev/urandom")?;
+    let token = format!("sl_{}", hex::encode(random));
+    let entry = KeyEntry {
+        name: name.to_owned(),
+        tenant: tenant.to_owned(),
+        role,
+        token: None,
+        token_sha256: Some(hex::encode(sightline::auth::keys::digest(token.as_bytes()))),
+    };
+    let toml = toml::to_string(&serde_json::json!({ "keys": [entry] }))?;
+    Ok(format!("# token (give it to the client; it is not stored): {token}\n{toml}"))
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::http::HeaderName;
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use prometheus_client::metrics::gauge::Gauge;
@@ -26,7 +27,11 @@ use sightline_storage::wal::{Wal, WalConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tonic::metadata::AsciiMetadataKey;
 
+use crate::auth::grpc::Interceptor;
+use crate::auth::http::{Guard, guarded};
+use crate::auth::{Auth, keys};
 use crate::config::Config;
 
 /// A running Sightline: its bound addresses and what it holds.
@@ -96,9 +101,23 @@ impl Server {
             logs: logs.clone(),
             metrics: metrics.clone(),
             tenant_header: config.ingest.tenant_header.clone(),
-            default_tenant,
+            default_tenant: default_tenant.clone(),
             max_spans_per_trace: config.spans.max_spans_per_trace,
             dashboards: DashboardStore::new(config.data_dir.join("dashboards")),
+        };
+        let auth = Auth::from_config(&config.auth)?;
+        if let (Some(auth), Some(path)) = (&auth, &config.auth.keys_file) {
+            tracing::info!(keys = auth.key_count(), "authentication is on");
+            tasks.push(tokio::spawn(keys::watch(auth.clone(), path.clone(), Duration::from_secs(1), cancel.clone())));
+        } else if let Some(auth) = &auth {
+            tracing::info!(keys = auth.key_count(), "authentication is on");
+        }
+        let tenant_header = HeaderName::from_bytes(config.ingest.tenant_header.to_ascii_lowercase().as_bytes())?;
+        let guard = Guard {
+            auth: auth.clone(),
+            tenant_header: tenant_header.clone(),
+            default_tenant: default_tenant.clone(),
+            metrics: config.auth.metrics,
         };
         let app = sightline_query::router(query.clone())
             .merge(sightline_query::logs::router(query.clone()))
@@ -113,6 +132,7 @@ impl Server {
                 metrics: metrics.clone(),
                 tenant: Tenant::new(&config.ingest.default_tenant)?,
             }));
+        let app = guarded(app, guard.clone());
         let stop = cancel.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(api, app).with_graceful_shutdown(stop.cancelled_owned()).await {
@@ -135,7 +155,7 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen.http))?;
         let http_addr = http.local_addr()?;
-        let app = otlp_http::router(pipeline.clone());
+        let app = guarded(otlp_http::router(pipeline.clone()), guard);
         let stop = cancel.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(http, app).with_graceful_shutdown(stop.cancelled_owned()).await {
@@ -148,8 +168,11 @@ impl Server {
             .with_context(|| format!("cannot listen on {}", config.listen.grpc))?;
         let grpc_addr = grpc.local_addr()?;
         let (grpc_pipeline, stop) = (pipeline.clone(), cancel.clone());
+        let interceptor =
+            Interceptor { auth, tenant_key: AsciiMetadataKey::from_bytes(tenant_header.as_str().as_bytes())? };
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = otlp_grpc::serve(grpc_pipeline, grpc, stop.cancelled_owned()).await {
+            let incoming = tonic::transport::server::TcpIncoming::from(grpc);
+            if let Err(e) = otlp_grpc::serve(grpc_pipeline, incoming, interceptor, stop.cancelled_owned()).await {
                 tracing::error!(error = %e, "OTLP/gRPC server failed");
             }
         }));

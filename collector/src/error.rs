@@ -22,6 +22,12 @@ pub enum IngestError {
     Storage(String),
     #[error("server is shutting down")]
     ShuttingDown,
+    /// No credentials, or credentials that name no key.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A key whose role does not allow the request.
+    #[error("{0}")]
+    PermissionDenied(String),
 }
 
 impl IngestError {
@@ -46,6 +52,8 @@ impl IngestError {
             IngestError::Overloaded(_) => "overloaded",
             IngestError::Storage(_) => "storage",
             IngestError::ShuttingDown => "shutting_down",
+            IngestError::Unauthenticated(_) => "unauthenticated",
+            IngestError::PermissionDenied(_) => "permission_denied",
         }
     }
 }

@@ -1,6 +1,8 @@
-// The HTTP API, as the UI uses it. Every call carries the tenant chosen in
-// the header bar (X-Scope-OrgID); errors become ApiError with the server's
-// message and, for query errors, the position in the query.
+// The HTTP API, as the UI uses it. Every call carries the API token given
+// at sign-in (when authentication is on) and the tenant chosen in the header
+// bar (X-Scope-OrgID, which the server ignores when the token names one);
+// errors become ApiError with the server's message and, for query errors,
+// the position in the query.
 
 export class ApiError extends Error {
   constructor(
@@ -23,6 +25,31 @@ export function setTenant(t: string): void {
   else sessionStorage.removeItem(TENANT_KEY);
 }
 
+const TOKEN_KEY = 'sightline.token';
+
+/** The API token of this browser session (sessionStorage: gone when the tab closes). */
+export function token(): string {
+  return sessionStorage.getItem(TOKEN_KEY) ?? '';
+}
+
+export function setToken(t: string): void {
+  if (t) sessionStorage.setItem(TOKEN_KEY, t);
+  else sessionStorage.removeItem(TOKEN_KEY);
+}
+
+let unauthorized: (message: string) => void = () => {};
+
+/** Called with the server's message whenever a request is answered 401. */
+export function onUnauthorized(handler: (message: string) => void): void {
+  unauthorized = handler;
+}
+
+export interface WhoAmI {
+  auth: boolean;
+  tenant: string;
+  role: string;
+}
+
 type Params = Record<string, string | number | undefined | null | string[]>;
 
 export function query(params: Params): string {
@@ -38,6 +65,7 @@ export function query(params: Params): string {
 export async function request<T>(method: string, path: string, params: Params = {}, body?: unknown): Promise<T> {
   const headers: Record<string, string> = {};
   if (tenant()) headers['X-Scope-OrgID'] = tenant();
+  if (token()) headers['Authorization'] = `Bearer ${token()}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   let response: Response;
   try {
@@ -59,12 +87,16 @@ export async function request<T>(method: string, path: string, params: Params = 
   if (!response.ok || (json && json.status === 'error')) {
     const message = (json?.error as string) ?? text ?? response.statusText;
     const position = typeof json?.position === 'number' ? json.position : undefined;
-    throw new ApiError(message || `HTTP ${response.status}`, response.status, position);
+    const error = new ApiError(message || `HTTP ${response.status}`, response.status, position);
+    if (response.status === 401 && path !== '/api/whoami') unauthorized(error.message);
+    throw error;
   }
   return json as T;
 }
 
 export const get = <T>(path: string, params: Params = {}) => request<T>('GET', path, params);
+
+export const whoami = () => get<WhoAmI>('/api/whoami');
 
 // Prometheus API
 

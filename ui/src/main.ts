@@ -1,9 +1,10 @@
-// The shell: navigation, the time range and refresh controls, the tenant,
-// and the router that draws the view named in the URL.
+// The shell: sign-in (when the server asks for a token), navigation, the
+// time range and refresh controls, the tenant, and the router that draws
+// the view named in the URL.
 
 import './style.css';
 import { h, fill, notice } from './dom';
-import { setTenant, tenant } from './api';
+import { ApiError, onUnauthorized, setTenant, setToken, tenant, whoami, type WhoAmI } from './api';
 import { current, href, range, update, parseDuration } from './route';
 import type { Ctx, View } from './view';
 import { services } from './views/services';
@@ -33,6 +34,8 @@ const root = document.getElementById('view')!;
 let cleanups: (() => void)[] = [];
 let generation = 0;
 let refreshTimer: number | undefined;
+/** Who the server says we are; `auth` false when it asks for no token. */
+let session: WhoAmI | undefined;
 
 function navigation(): void {
   const { view } = current();
@@ -74,6 +77,12 @@ function controls(): void {
     { 'aria-label': 'Auto-refresh', id: 'refresh', onchange: (e: Event) => update({ refresh: (e.target as HTMLSelectElement).value }) },
     ...REFRESH.map((r) => h('option', { value: r, selected: r === (params.get('refresh') ?? '') }, r ? `every ${r}` : 'no refresh')),
   );
+  if (session?.auth) {
+    const who = h('span', { id: 'session', class: 'muted' }, `tenant ${session.tenant} · ${session.role}`);
+    const signOut = h('button', { id: 'sign-out', onclick: () => { setToken(''); session = undefined; signIn(); } }, 'Sign out');
+    fill(document.getElementById('controls')!, rangeSelect, refresh, who, signOut);
+    return;
+  }
   const tenantInput = h('input', {
     'aria-label': 'Tenant',
     id: 'tenant',
@@ -139,6 +148,61 @@ async function redraw(v: View, mine: number): Promise<void> {
   }
 }
 
-window.addEventListener('hashchange', () => void draw());
+/** Asks for an API token, checks it with /api/whoami, then draws the view. */
+function signIn(message = ''): void {
+  cleanups.forEach((f) => f());
+  cleanups = [];
+  window.clearInterval(refreshTimer);
+  generation++;
+  fill(document.getElementById('nav')!);
+  fill(document.getElementById('controls')!);
+  document.title = 'Sign in · Sightline';
+  const input = h('input', { type: 'password', id: 'token', autocomplete: 'off', required: true });
+  const error = h('p', { id: 'sign-in-error', class: 'error-text', role: 'alert' }, message);
+  const form = h(
+    'form',
+    {
+      id: 'sign-in',
+      class: 'sign-in',
+      onsubmit: async (e: Event) => {
+        e.preventDefault();
+        setToken(input.value.trim());
+        try {
+          session = await whoami();
+          void draw();
+        } catch (err) {
+          setToken('');
+          error.textContent = (err as Error).message;
+        }
+      },
+    },
+    h('h2', null, 'Sign in'),
+    h('p', null, 'This Sightline asks for an API token. It is kept for this browser tab only.'),
+    h('label', null, 'API token', input),
+    h('button', { class: 'primary', type: 'submit' }, 'Sign in'),
+    error,
+  );
+  fill(root, form);
+  input.focus();
+}
+
+async function start(): Promise<void> {
+  onUnauthorized((message) => {
+    session = undefined;
+    setToken('');
+    signIn(message);
+  });
+  window.addEventListener('hashchange', () => {
+    if (!document.getElementById('sign-in')) void draw();
+  });
+  try {
+    session = await whoami();
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return signIn();
+    session = undefined;
+  }
+  void draw();
+}
+
 if (!location.hash) history.replaceState(null, '', href('services'));
-void draw();
+void start();

@@ -9,6 +9,8 @@ use sightline_proto::otlp::collector::logs::v1::logs_service_server::{LogsServic
 use sightline_proto::otlp::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
 use sightline_proto::otlp::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use tonic::codec::CompressionEncoding;
+use tonic::service::{Interceptor, InterceptorLayer};
+use tonic::transport::server::Connected;
 use tonic::{Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -18,16 +20,25 @@ use crate::metrics;
 use crate::pipeline::{Laned, Pipeline};
 use crate::signal::{Logs, Metrics, SignalKind, Traces};
 
-/// Serves the three OTLP services on `listener` until `shutdown` completes.
-pub async fn serve(
+/// Serves the three OTLP services on the connections of `incoming` (plain
+/// TCP or TLS) until `shutdown` completes; `interceptor` sees every
+/// request's metadata first (authentication).
+pub async fn serve<S, IO, E>(
     pipeline: Arc<Pipeline>,
-    listener: tokio::net::TcpListener,
+    incoming: S,
+    interceptor: impl Interceptor + Clone + Send + Sync + 'static,
     shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), tonic::transport::Error> {
+) -> Result<(), tonic::transport::Error>
+where
+    S: futures_util::Stream<Item = Result<IO, E>>,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Connected + Unpin + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     tonic::transport::Server::builder()
         .layer(tower::util::MapResponseLayer::new(client_fault_codes))
+        .layer(InterceptorLayer::new(interceptor))
         .add_routes(routes(pipeline))
-        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }
 

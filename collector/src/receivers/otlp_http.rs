@@ -181,7 +181,14 @@ pub fn status_of(e: &IngestError) -> (StatusCode, tonic::Code) {
         IngestError::Overloaded(_) | IngestError::Storage(_) | IngestError::ShuttingDown => {
             (StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable)
         }
+        IngestError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, tonic::Code::Unauthenticated),
+        IngestError::PermissionDenied(_) => (StatusCode::FORBIDDEN, tonic::Code::PermissionDenied),
     }
+}
+
+/// The refusal of a request with these headers, in the format it was sent in.
+pub fn refusal(headers: &HeaderMap, e: &IngestError) -> Response {
+    failure(format(headers).unwrap_or(Format::Json), e)
 }
 
 fn failure(format: Format, e: &IngestError) -> Response {

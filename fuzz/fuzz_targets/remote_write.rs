@@ -1,0 +1,25 @@
+//! Prometheus remote-write bodies: snappy, protobuf, the mapping to OTLP
+//! gauges, validation and conversion, as the receiver does them.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use prost::Message;
+use sightline_collector::receivers::remote_write::to_otlp;
+use sightline_collector::signal::{Metrics, SignalKind};
+use sightline_collector::validate::Limits;
+use sightline_proto::prometheus::WriteRequest;
+
+const LIMIT: usize = 1 << 20;
+
+fuzz_target!(|data: &[u8]| {
+    // Raw protobuf as well as snappy-framed, so that mutations reach the decoder.
+    let raw = match snap::raw::decompress_len(data) {
+        Ok(len) if len <= LIMIT => snap::raw::Decoder::new().decompress_vec(data).unwrap_or_else(|_| data.to_vec()),
+        _ => data.to_vec(),
+    };
+    if let Ok(w) = WriteRequest::decode(raw.as_slice()) {
+        let mut request = to_otlp(w);
+        let _ = Metrics::validate(&mut request, Limits { max_attribute_depth: 16 });
+        let _ = Metrics::convert(request);
+    }
+});

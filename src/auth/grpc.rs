@@ -1,0 +1,37 @@
+//! Authentication on the OTLP/gRPC port: an interceptor that reads the
+//! `authorization` metadata, answers UNAUTHENTICATED or PERMISSION_DENIED,
+//! and replaces the tenant metadata with the key's tenant.
+
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
+use tonic::{Request, Status};
+
+use super::{Auth, Role};
+
+#[derive(Clone)]
+pub struct Interceptor {
+    pub auth: Option<Auth>,
+    /// The tenant metadata key (lower case).
+    pub tenant_key: AsciiMetadataKey,
+}
+
+impl tonic::service::Interceptor for Interceptor {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let Some(auth) = &self.auth else {
+            return Ok(request);
+        };
+        let authorization = request.metadata().get("authorization").map(|v| v.as_bytes());
+        let caller = auth.check(authorization, Role::Ingest, "send telemetry").map_err(|denied| {
+            if denied.unauthenticated() {
+                Status::unauthenticated(denied.to_string())
+            } else {
+                Status::permission_denied(denied.to_string())
+            }
+        })?;
+        let metadata = request.metadata_mut();
+        metadata.remove(&self.tenant_key);
+        if let Ok(v) = AsciiMetadataValue::try_from(caller.tenant.as_str()) {
+            metadata.insert(self.tenant_key.clone(), v);
+        }
+        Ok(request)
+    }
+}
