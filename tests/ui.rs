@@ -196,3 +196,49 @@ async fn every_view_in_a_real_browser() {
     assert_eq!(doc["variables"][0]["name"], "service", "{doc}");
     again.child.kill().expect("kill");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ui_signs_in_with_a_token_when_authentication_is_on() {
+    const INGEST: &str = "ui-test-ingest-token-0001";
+    const READ: &str = "ui-test-read-token-000001";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys.toml");
+    std::fs::write(
+        &keys,
+        format!(
+            "[[keys]]\ntenant = \"shop\"\nrole = \"ingest\"\ntoken = \"{INGEST}\"\n\n\
+             [[keys]]\ntenant = \"shop\"\nrole = \"read\"\ntoken = \"{READ}\"\n"
+        ),
+    )
+    .expect("keys file");
+    let keys = keys.to_str().expect("utf-8 path");
+    let env = [("SIGHTLINE_AUTH__ENABLED", "true"), ("SIGHTLINE_AUTH__KEYS_FILE", keys)];
+    let mut server = binary::spawn(env!("CARGO_BIN_EXE_sightline"), &dir.path().join("data"), &env);
+    server.drain_log();
+    let (spans, _) = shop(0, 4, now_nanos());
+    let sent = reqwest::Client::new()
+        .post(format!("http://{}/v1/traces", server.http))
+        .bearer_auth(INGEST)
+        .header("content-type", "application/x-protobuf")
+        .body(spans.encode_to_vec())
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(sent.status(), 200);
+
+    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
+    let out = Command::new("node")
+        .args(["--test", "--test-reporter=spec", "tests/sign-in.test.mjs"])
+        .current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui"))
+        .env("SIGHTLINE_URL", format!("http://{}/", server.api))
+        .env("READ_TOKEN", READ)
+        .env("CHROMIUM", CHROMIUM)
+        .env("SCREENSHOTS", &shots)
+        .output()
+        .expect("node runs");
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    server.child.kill().expect("kill");
+    assert!(out.status.success(), "sign-in browser test failed; screenshots in {}", shots.display());
+    assert!(shots.join("signed-in.png").exists(), "screenshot after signing in");
+}

@@ -8,37 +8,24 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { env, launch } from './browser.mjs';
 
-const env = (name) => {
-  const v = process.env[name];
-  assert.ok(v, `${name} must be set (tests/ui.rs sets it)`);
-  return v;
-};
 const URL_ = env('SIGHTLINE_URL');
 const TRACES = Number(env('SHOP_TRACES'));
 const ERRORS = Math.ceil(TRACES / 4);
 const ERROR_TRACE = env('ERROR_TRACE_ID');
 const BIG_TRACE = env('BIG_TRACE_ID');
-const SHOTS = env('SCREENSHOTS');
-mkdirSync(SHOTS, { recursive: true });
 
 let browser;
 let page;
-const problems = [];
+let problems = [];
+let screenshot;
 
 before(async () => {
-  browser = await chromium.launch({ executablePath: env('CHROMIUM'), args: ['--headless', '--no-sandbox'] });
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, acceptDownloads: true });
-  page = await context.newPage();
-  page.setDefaultTimeout(15_000);
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  // Everything must come from Sightline itself.
-  page.on('request', (r) => {
-    if (!r.url().startsWith(URL_) && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) problems.push(`external request: ${r.url()}`);
-  });
+  const b = await launch(URL_);
+  ({ browser, problems } = b);
+  page = await b.newPage();
+  screenshot = b.shot;
 });
 
 after(async () => {
@@ -50,7 +37,7 @@ const open = async (hash) => {
   await page.goto(`${URL_}#/${hash}`);
   await page.waitForLoadState('networkidle');
 };
-const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`) });
+const shot = (name) => screenshot(page, name);
 
 test('services overview shows each service with its rates', async () => {
   await open('services?from=now-15m');
