@@ -176,6 +176,7 @@ fn main() {
                 let n = sightline_query::promql::instant(
                     &s,
                     &t2,
+                    &sightline_query::limits::Budget::unlimited(),
                     r#"count(node_cpu_seconds_total{instance=~"host-0(0[0-9]|1[0-5]):9100"})"#,
                     qe,
                     300_000,
@@ -184,8 +185,17 @@ fn main() {
                 let mut times = Vec::new();
                 for _ in 0..runs {
                     let started = Instant::now();
-                    let r =
-                        sightline_query::promql::range(&s, &t2, &q2, qs, qe, STEP_MS, 300_000).expect("query_range");
+                    let r = sightline_query::promql::range(
+                        &s,
+                        &t2,
+                        &sightline_query::limits::Budget::unlimited(),
+                        &q2,
+                        qs,
+                        qe,
+                        STEP_MS,
+                        300_000,
+                    )
+                    .expect("query_range");
                     times.push(started.elapsed());
                     assert_eq!(r.len(), MODES.len());
                 }

@@ -27,6 +27,7 @@ pub struct Config {
     pub metrics: MetricsSection,
     pub spanmetrics: sightline_collector::spanmetrics::SpanMetricsConfig,
     pub auth: crate::auth::AuthConfig,
+    pub query: sightline_query::limits::QueryLimits,
     pub log: LogSection,
 }
 
@@ -42,6 +43,7 @@ impl Default for Config {
             metrics: MetricsSection::default(),
             spanmetrics: Default::default(),
             auth: Default::default(),
+            query: Default::default(),
             log: LogSection::default(),
         }
     }
@@ -272,6 +274,7 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         self.ingest.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         self.auth.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        self.query.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         if self.wal.segment_bytes < 4096 {
             bail!("invalid configuration: wal.segment_bytes must be at least 4096");
         }

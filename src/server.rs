@@ -104,6 +104,8 @@ impl Server {
             default_tenant: default_tenant.clone(),
             max_spans_per_trace: config.spans.max_spans_per_trace,
             dashboards: DashboardStore::new(config.data_dir.join("dashboards")),
+            limits: config.query.clone(),
+            running: Default::default(),
         };
         let auth = Auth::from_config(&config.auth)?;
         if let (Some(auth), Some(path)) = (&auth, &config.auth.keys_file) {
@@ -119,12 +121,15 @@ impl Server {
             default_tenant: default_tenant.clone(),
             metrics: config.auth.metrics,
         };
-        let app = sightline_query::router(query.clone())
+        // The query APIs, behind the per-tenant concurrency limit and the deadline.
+        let queries = sightline_query::router(query.clone())
             .merge(sightline_query::logs::router(query.clone()))
             .merge(sightline_query::prometheus::router(query.clone()))
+            .merge(sightline_query::jaeger::router(query.clone()))
+            .layer(axum::middleware::from_fn_with_state(query.clone(), sightline_query::limits::guard));
+        let app = queries
             .merge(remote_write::router(pipeline.clone()))
-            .merge(sightline_query::dashboards::router(query.clone()))
-            .merge(sightline_query::jaeger::router(query))
+            .merge(sightline_query::dashboards::router(query))
             .merge(sightline_ui::router())
             .merge(ops::router(OpsState {
                 registry,

@@ -5,6 +5,7 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
+use sightline_query::limits::Budget;
 use sightline_query::promql::{instant, range};
 use sightline_storage::metrics::{Labels, MetricStore, Sample};
 use sightline_storage::model::Tenant;
@@ -33,6 +34,7 @@ static STORE: LazyLock<(MetricStore, Tenant)> = LazyLock::new(|| {
 fuzz_target!(|data: &[u8]| {
     let Ok(query) = std::str::from_utf8(data) else { return };
     let (store, tenant) = &*STORE;
-    let _ = instant(store, tenant, query, 300_000, 300_000);
-    let _ = range(store, tenant, query, 0, 600_000, 60_000, 300_000);
+    let budget = Budget::unlimited();
+    let _ = instant(store, tenant, &budget, query, 300_000, 300_000);
+    let _ = range(store, tenant, &budget, query, 0, 600_000, 60_000, 300_000);
 });

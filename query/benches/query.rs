@@ -74,7 +74,19 @@ fn promql_range(c: &mut Criterion) {
         "avg by (instance) (avg_over_time(node_cpu_seconds_total[10m]))",
     ] {
         g.bench_function(q, |b| {
-            b.iter(|| promql::range(&store, &tenant, q, end - 6 * 3_600_000, end, 60_000, 300_000).expect("evaluates"))
+            b.iter(|| {
+                promql::range(
+                    &store,
+                    &tenant,
+                    &sightline_query::limits::Budget::unlimited(),
+                    q,
+                    end - 6 * 3_600_000,
+                    end,
+                    60_000,
+                    300_000,
+                )
+                .expect("evaluates")
+            })
         });
     }
     g.finish();

@@ -26,6 +26,9 @@ pub struct QueryState {
     /// Traces with more spans are returned truncated, and flagged.
     pub max_spans_per_trace: usize,
     pub dashboards: crate::dashboards::DashboardStore,
+    pub limits: crate::limits::QueryLimits,
+    /// Queries running per tenant, for `limits.max_concurrent_per_tenant`.
+    pub running: crate::limits::Running,
 }
 
 impl QueryState {
@@ -44,38 +47,43 @@ impl QueryState {
     pub async fn trace(&self, tenant: &Tenant, id: &str, adjust_skew: bool) -> Result<Trace, ApiError> {
         let trace_id: TraceId = id.parse().map_err(|e| ApiError::BadRequest(format!("trace id {id:?}: {e}")))?;
         let (spans, tenant, limit) = (self.spans.clone(), tenant.clone(), self.max_spans_per_trace);
-        let trace = off_reactor(async move {
-            let found = spans.trace(&tenant, trace_id, limit).await?;
-            Ok::<_, ApiError>(
-                (!found.spans.is_empty()).then(|| assemble(trace_id, found.spans, found.truncated, adjust_skew)),
-            )
-        })
-        .await??;
+        let trace = self
+            .off_reactor(async move {
+                let found = spans.trace(&tenant, trace_id, limit).await?;
+                Ok::<_, ApiError>(
+                    (!found.spans.is_empty()).then(|| assemble(trace_id, found.spans, found.truncated, adjust_skew)),
+                )
+            })
+            .await??;
         trace.ok_or_else(|| ApiError::NotFound(format!("trace {trace_id} not found")))
     }
 
     /// Trace search, off the reactor.
     pub async fn search(&self, tenant: &Tenant, query: SpanQuery, limit: usize) -> Result<Vec<Trace>, ApiError> {
         let (spans, tenant, max) = (self.spans.clone(), tenant.clone(), self.max_spans_per_trace);
-        Ok(off_reactor(async move { search::search(&spans, &tenant, &query, limit, max).await }).await??)
+        Ok(self.off_reactor(async move { search::search(&spans, &tenant, &query, limit, max).await }).await??)
     }
 
     /// The service graph, off the reactor.
     pub async fn dependencies(&self, tenant: &Tenant, start: u64, end: u64) -> Result<Vec<search::Edge>, ApiError> {
         let (spans, tenant) = (self.spans.clone(), tenant.clone());
-        Ok(off_reactor(async move { search::dependencies(&spans, &tenant, start, end).await }).await??)
+        Ok(self.off_reactor(async move { search::dependencies(&spans, &tenant, start, end).await }).await??)
     }
-}
 
-/// Runs a store read (Parquet decoding is CPU work) on a blocking thread,
-/// so that the async reactor stays responsive.
-async fn off_reactor<T: Send + 'static>(
-    work: impl std::future::Future<Output = T> + Send + 'static,
-) -> Result<T, ApiError> {
-    let runtime = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || runtime.block_on(work))
-        .await
-        .map_err(|e| ApiError::Storage(sightline_storage::StorageError::Part(format!("query task failed: {e}"))))
+    /// Runs a store read (Parquet decoding is CPU work) on a blocking
+    /// thread, so that the async reactor stays responsive; the read is
+    /// dropped (cancelled) at the query deadline.
+    async fn off_reactor<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let runtime = tokio::runtime::Handle::current();
+        let timeout = self.limits.timeout();
+        tokio::task::spawn_blocking(move || runtime.block_on(tokio::time::timeout(timeout, work)))
+            .await
+            .map_err(|e| ApiError::Storage(sightline_storage::StorageError::Part(format!("query task failed: {e}"))))?
+            .map_err(|_| ApiError::Timeout(crate::limits::Exceeded::Time(timeout).to_string()))
+    }
 }
 
 pub fn router(state: QueryState) -> Router {
@@ -123,12 +131,22 @@ struct SearchParams {
     limit: Option<usize>,
 }
 
-/// The time range of a query: `end` defaults to now, `start` to an hour before it.
-pub(crate) fn time_range(start: Option<&str>, end: Option<&str>) -> Result<(u64, u64), ApiError> {
-    let end = end.map(|e| params::time_nanos("end", e)).transpose()?.unwrap_or_else(params::now_nanos);
-    let start =
-        start.map(|s| params::time_nanos("start", s)).transpose()?.unwrap_or(end.saturating_sub(3_600_000_000_000));
-    params::range(start, end)
+impl QueryState {
+    /// The time range of a query: `end` defaults to now, `start` to an hour
+    /// before it; no longer than `limits.max_range_hours`.
+    pub(crate) fn time_range(&self, start: Option<&str>, end: Option<&str>) -> Result<(u64, u64), ApiError> {
+        let end = end.map(|e| params::time_nanos("end", e)).transpose()?.unwrap_or_else(params::now_nanos);
+        let start =
+            start.map(|s| params::time_nanos("start", s)).transpose()?.unwrap_or(end.saturating_sub(3_600_000_000_000));
+        self.checked_range(start, end)
+    }
+
+    /// A range that runs forward and is within `limits.max_range_hours`.
+    pub(crate) fn checked_range(&self, start: u64, end: u64) -> Result<(u64, u64), ApiError> {
+        let (start, end) = params::range(start, end)?;
+        self.limits.check_range_nanos(start, end).map_err(ApiError::BadRequest)?;
+        Ok((start, end))
+    }
 }
 
 async fn search_traces(
@@ -137,7 +155,7 @@ async fn search_traces(
     Query(p): Query<SearchParams>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = state.tenant(&headers)?;
-    let (start, end) = time_range(p.start.as_deref(), p.end.as_deref())?;
+    let (start, end) = state.time_range(p.start.as_deref(), p.end.as_deref())?;
     let errors_only = match p.status.as_deref() {
         None | Some("" | "any") => false,
         Some("error") => true,
@@ -193,7 +211,7 @@ async fn dependencies(
     Query(p): Query<RangeParams>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = state.tenant(&headers)?;
-    let (start, end) = time_range(p.start.as_deref(), p.end.as_deref())?;
+    let (start, end) = state.time_range(p.start.as_deref(), p.end.as_deref())?;
     let edges = state.dependencies(&tenant, start, end).await?;
     Ok(Json(json!({ "edges": edges })))
 }

@@ -14,6 +14,9 @@ pub enum ApiError {
     /// A log query the parser refused; the body also says where.
     #[error("{}", .0.message)]
     Query(#[from] crate::logs::parse::ParseError),
+    /// A guard rail stopped the query at its deadline.
+    #[error("{0}")]
+    Timeout(String),
     #[error("storage error: {0}")]
     Storage(#[from] sightline_storage::StorageError),
 }
@@ -23,6 +26,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) | ApiError::Query(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -116,7 +116,7 @@ async fn find_traces(State(state): State<QueryState>, headers: HeaderMap, Query(
         (None, Some(lb)) if lb != "custom" => end.saturating_sub(params::duration("lookback", lb)?.as_nanos() as u64),
         _ => end.saturating_sub(3_600_000_000_000),
     };
-    let (start, end) = params::range(start, end)?;
+    let (start, end) = state.checked_range(start, end)?;
     let mut attributes = p.tags.as_deref().map(|t| params::attributes("tags", t)).transpose()?.unwrap_or_default();
     // Jaeger's `error=true` tag selects spans whose status is error.
     let errors_only = attributes.iter().any(|(k, v)| k == "error" && v == "true");

@@ -7,6 +7,7 @@ pub mod dashboards;
 pub mod error;
 pub mod exposition;
 pub mod jaeger;
+pub mod limits;
 pub mod logs;
 pub mod ops;
 pub mod params;

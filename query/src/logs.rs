@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sightline_storage::logs::{LogExpr, LogHit, LogSearch, SortKey, Target, TimeRange, TopField};
 use sightline_storage::model::{AttrValue, TraceId};
 
-use crate::api::{QueryState, time_range};
+use crate::api::QueryState;
 use crate::error::ApiError;
 use crate::params;
 
@@ -35,8 +35,8 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-fn nanos_range(start: Option<&str>, end: Option<&str>) -> Result<TimeRange, ApiError> {
-    let (start, end) = time_range(start, end)?;
+fn nanos_range(state: &QueryState, start: Option<&str>, end: Option<&str>) -> Result<TimeRange, ApiError> {
+    let (start, end) = state.time_range(start, end)?;
     let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     Ok(TimeRange { start: clamp(start), end: clamp(end) })
 }
@@ -78,7 +78,7 @@ async fn search(
     let s = LogSearch {
         tenant,
         expr,
-        range: nanos_range(p.start.as_deref(), p.end.as_deref())?,
+        range: nanos_range(&state, p.start.as_deref(), p.end.as_deref())?,
         limit: params::limit("limit", p.limit, 100)?,
         newest_first,
         after: p.cursor.as_deref().filter(|c| !c.is_empty()).map(parse_cursor).transpose()?,
@@ -110,7 +110,7 @@ async fn histogram(
 ) -> Result<Json<Value>, ApiError> {
     let tenant = state.tenant(&headers)?;
     let expr = parse::parse(p.query.as_deref().unwrap_or_default())?;
-    let range = nanos_range(p.start.as_deref(), p.end.as_deref())?;
+    let range = nanos_range(&state, p.start.as_deref(), p.end.as_deref())?;
     let span = range.end - range.start;
     let step = match params::duration_nanos("step", p.step.as_deref())? {
         Some(0) => return Err(ApiError::BadRequest("step must be more than zero".into())),
@@ -156,7 +156,7 @@ async fn top(
 ) -> Result<Json<Value>, ApiError> {
     let tenant = state.tenant(&headers)?;
     let expr = parse::parse(p.query.as_deref().unwrap_or_default())?;
-    let range = nanos_range(p.start.as_deref(), p.end.as_deref())?;
+    let range = nanos_range(&state, p.start.as_deref(), p.end.as_deref())?;
     let field = match p.field.as_deref() {
         None | Some("service") => TopField::Service,
         Some("host") => TopField::Host,

@@ -15,6 +15,7 @@ use sightline_storage::metrics::{Labels, MetricStore};
 use sightline_storage::model::Tenant;
 
 use crate::api::QueryState;
+use crate::limits::{Budget, Exceeded};
 use crate::promql::{self, EvalError, RangeSeries};
 
 pub fn router(state: QueryState) -> Router {
@@ -51,6 +52,12 @@ impl From<EvalError> for PromError {
             EvalError::BadData(m) => bad_data(m),
             EvalError::Execution(m) => {
                 PromError { status: StatusCode::UNPROCESSABLE_ENTITY, kind: "execution", message: m }
+            }
+            EvalError::Exceeded(e @ Exceeded::Time(_)) => {
+                PromError { status: StatusCode::SERVICE_UNAVAILABLE, kind: "timeout", message: e.to_string() }
+            }
+            EvalError::Exceeded(e @ Exceeded::Series(_)) => {
+                PromError { status: StatusCode::UNPROCESSABLE_ENTITY, kind: "execution", message: e.to_string() }
             }
         }
     }
@@ -203,8 +210,8 @@ async fn query(
     let (p, tenant, q) = query_request(&state, &headers, raw, &body)?;
     let t = p.time("time")?.unwrap_or_else(now_ms);
     let lookback = p.lookback()?;
-    let store = state.metrics.clone();
-    let value = blocking(move || promql::instant(&store, &tenant, &q, t, lookback)).await??;
+    let (store, budget) = (state.metrics.clone(), state.limits.budget());
+    let value = blocking(move || promql::instant(&store, &tenant, &budget, &q, t, lookback)).await??;
     let (kind, result) = match value {
         promql::Value::Scalar(v) => ("scalar", json!([seconds(t), float(v)])),
         promql::Value::String(s) => ("string", json!([seconds(t), s])),
@@ -242,9 +249,11 @@ async fn query_range(
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
         ));
     }
+    let range_ns = |ms: i64| u64::try_from(ms).unwrap_or(0).saturating_mul(1_000_000);
+    state.limits.check_range_nanos(range_ns(start), range_ns(end)).map_err(bad_data)?;
     let lookback = p.lookback()?;
-    let store = state.metrics.clone();
-    let series = blocking(move || promql::range(&store, &tenant, &q, start, end, step, lookback)).await??;
+    let (store, budget) = (state.metrics.clone(), state.limits.budget());
+    let series = blocking(move || promql::range(&store, &tenant, &budget, &q, start, end, step, lookback)).await??;
     Ok(success(json!({ "resultType": "matrix", "result": matrix(&series) })))
 }
 
@@ -252,6 +261,7 @@ async fn query_range(
 fn matching(
     store: &MetricStore,
     tenant: &Tenant,
+    budget: &Budget,
     selectors: &[String],
     start: i64,
     end: i64,
@@ -264,7 +274,7 @@ fn matching(
         };
         // Any sample in range: the selector over the range as one window.
         let range = (end - start).max(1);
-        let mut engine = promql::eval::Engine::new(store, tenant, range, start, end);
+        let mut engine = promql::eval::Engine::new(store, tenant, budget, range, start, end);
         let (series, _) = engine.matrix_selector(&vs, range, end)?;
         for s in series {
             out.insert(s.labels.clone(), ());
@@ -283,7 +293,7 @@ async fn distinct<I: IntoIterator<Item = String>>(
     end: i64,
     pick: impl Fn(&Labels) -> I + Send + 'static,
 ) -> Result<Vec<String>, PromError> {
-    let store = state.metrics.clone();
+    let (store, budget) = (state.metrics.clone(), state.limits.budget());
     let found = blocking(move || -> Result<std::collections::BTreeSet<String>, EvalError> {
         let series: Vec<Labels> = if selectors.is_empty() {
             store
@@ -293,7 +303,7 @@ async fn distinct<I: IntoIterator<Item = String>>(
                 .map(|s| s.labels)
                 .collect()
         } else {
-            matching(&store, &tenant, &selectors, start, end)?
+            matching(&store, &tenant, &budget, &selectors, start, end)?
         };
         Ok(series.iter().flat_map(&pick).collect())
     })
@@ -332,8 +342,8 @@ async fn series(
     if selectors.is_empty() {
         return Err(bad_data("no match[] parameter provided"));
     }
-    let store = state.metrics.clone();
-    let found = blocking(move || matching(&store, &tenant, &selectors, start, end)).await??;
+    let (store, budget) = (state.metrics.clone(), state.limits.budget());
+    let found = blocking(move || matching(&store, &tenant, &budget, &selectors, start, end)).await??;
     Ok(success(Value::Array(found.iter().map(metric).collect())))
 }
 

@@ -15,6 +15,7 @@ use sightline_storage::model::Tenant;
 
 use super::value::{RangeSeries, Result, Sample, Value, bad, exec};
 use super::{aggregate, binary, functions};
+use crate::limits::Budget;
 
 /// The default step of a subquery without one, as Prometheus's default
 /// evaluation interval.
@@ -66,6 +67,7 @@ pub type PtrMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<PtrHasher>>;
 pub struct Engine<'a> {
     store: &'a MetricStore,
     tenant: &'a Tenant,
+    budget: &'a Budget,
     pub lookback: i64,
     /// The query's range, for `@ start()` / `@ end()`.
     start: i64,
@@ -164,10 +166,18 @@ pub fn parse(query: &str) -> Result<Expr> {
 }
 
 impl<'a> Engine<'a> {
-    pub fn new(store: &'a MetricStore, tenant: &'a Tenant, lookback: i64, start: i64, end: i64) -> Self {
+    pub fn new(
+        store: &'a MetricStore,
+        tenant: &'a Tenant,
+        budget: &'a Budget,
+        lookback: i64,
+        start: i64,
+        end: i64,
+    ) -> Self {
         Engine {
             store,
             tenant,
+            budget,
             lookback,
             start,
             end,
@@ -269,7 +279,9 @@ impl<'a> Engine<'a> {
         let selector = Selector::of(vs);
         let hints = selector.hints();
         let filter = |l: &Labels| selector.matches(l);
+        self.budget.check_time()?;
         let series = self.store.select(self.tenant, &hints, filter, mint, maxt).map_err(|e| exec(e.to_string()))?;
+        self.budget.touch(series.len())?;
         let series = Arc::new(series);
         self.cache.insert(key, Fetched { mint, maxt, series: series.clone(), cursor: None });
         Ok(series)
@@ -323,9 +335,15 @@ impl<'a> Engine<'a> {
                 if first < start {
                     first += step;
                 }
+                if (end - first) / step >= MAX_POINTS {
+                    return Err(bad(format!(
+                        "the subquery would evaluate more than {MAX_POINTS} steps: use a longer step or a shorter range"
+                    )));
+                }
                 let mut by_labels: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
                 let mut ts = first;
                 while ts <= end {
+                    self.budget.check_time()?;
                     match self.eval(&sq.expr, ts)? {
                         Value::Vector(v) => {
                             for s in v {
@@ -392,9 +410,16 @@ fn expr_kind(e: &Expr) -> &'static str {
 }
 
 /// Evaluates a query at one time (ms).
-pub fn instant(store: &MetricStore, tenant: &Tenant, query: &str, t: i64, lookback: i64) -> Result<Value> {
+pub fn instant(
+    store: &MetricStore,
+    tenant: &Tenant,
+    budget: &Budget,
+    query: &str,
+    t: i64,
+    lookback: i64,
+) -> Result<Value> {
     let expr = parse(query)?;
-    let mut engine = Engine::new(store, tenant, lookback, t, t);
+    let mut engine = Engine::new(store, tenant, budget, lookback, t, t);
     let value = engine.eval(&expr, t)?;
     if let Value::Vector(v) = &value {
         check_unique(v)?;
@@ -405,9 +430,11 @@ pub fn instant(store: &MetricStore, tenant: &Tenant, query: &str, t: i64, lookba
 /// Evaluates a query at `start, start + step, … <= end` (ms). Long ranges
 /// are split into consecutive slices of steps evaluated on separate cores,
 /// each with its own engine, and joined in order.
+#[allow(clippy::too_many_arguments)]
 pub fn range(
     store: &MetricStore,
     tenant: &Tenant,
+    budget: &Budget,
     query: &str,
     start: i64,
     end: i64,
@@ -430,14 +457,14 @@ pub fn range(
         .filter(|(from, to)| from <= to)
         .collect();
     let parts: Vec<Result<Points>> = if bounds.len() == 1 {
-        vec![range_slice(store, tenant, &expr, start, end, step, lookback, (start, end))]
+        vec![range_slice(store, tenant, budget, &expr, start, end, step, lookback, (start, end))]
     } else {
         std::thread::scope(|scope| {
             let handles: Vec<_> = bounds
                 .iter()
                 .map(|&b| {
                     let expr = &expr;
-                    scope.spawn(move || range_slice(store, tenant, expr, start, end, step, lookback, b))
+                    scope.spawn(move || range_slice(store, tenant, budget, expr, start, end, step, lookback, b))
                 })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(exec("a query thread failed")))).collect()
@@ -463,6 +490,7 @@ const MIN_STEPS_PER_SLICE: i64 = 200;
 fn range_slice(
     store: &MetricStore,
     tenant: &Tenant,
+    budget: &Budget,
     expr: &Expr,
     start: i64,
     end: i64,
@@ -470,11 +498,12 @@ fn range_slice(
     lookback: i64,
     slice: (i64, i64),
 ) -> Result<Points> {
-    let mut engine = Engine::new(store, tenant, lookback, start, end);
+    let mut engine = Engine::new(store, tenant, budget, lookback, start, end);
     engine.fetch_end = slice.1;
     let mut by_labels: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
     let mut t = slice.0;
     while t <= slice.1 {
+        budget.check_time()?;
         match engine.eval(expr, t)? {
             Value::Scalar(v) => by_labels.entry(Labels::default()).or_default().push((t, v)),
             Value::Vector(v) => {

@@ -6,6 +6,7 @@ use sightline_storage::model::Tenant;
 
 use super::value::{EvalError, Value};
 use super::{instant, range};
+use crate::limits::Budget;
 
 const LOOKBACK: i64 = 300_000;
 
@@ -42,7 +43,7 @@ fn store() -> (MetricStore, Tenant) {
 /// An instant query's samples as `labels => value`, sorted.
 fn query(q: &str, t_secs: i64) -> Vec<(String, f64)> {
     let (store, tenant) = store();
-    match instant(&store, &tenant, q, t_secs * 1000, LOOKBACK).expect(q) {
+    match instant(&store, &tenant, &Budget::unlimited(), q, t_secs * 1000, LOOKBACK).expect(q) {
         Value::Vector(v) => {
             let mut out: Vec<_> = v.into_iter().map(|s| (s.labels.to_string(), s.v)).collect();
             out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -141,7 +142,14 @@ fn binary_operators_and_matching() {
     close(&query("node_memory unless on(instance) info", 300), &[(r#"node_memory{instance="b"}"#, 200.0)]);
     assert_eq!(query(r#"node_memory or info"#, 300).len(), 3);
     let (store, tenant) = store();
-    let err = instant(&store, &tenant, "http_requests_total + on(instance) node_memory", 300_000, LOOKBACK);
+    let err = instant(
+        &store,
+        &tenant,
+        &Budget::unlimited(),
+        "http_requests_total + on(instance) node_memory",
+        300_000,
+        LOOKBACK,
+    );
     assert!(matches!(err, Err(EvalError::Execution(_))), "{err:?}");
 }
 
@@ -176,18 +184,28 @@ fn functions() {
 #[test]
 fn range_queries_and_errors() {
     let (store, tenant) = store();
-    let series = range(&store, &tenant, r#"node_memory{instance="a"}"#, 0, 60_000, 30_000, LOOKBACK).expect("range");
+    let series =
+        range(&store, &tenant, &Budget::unlimited(), r#"node_memory{instance="a"}"#, 0, 60_000, 30_000, LOOKBACK)
+            .expect("range");
     assert_eq!(series.len(), 1);
     assert_eq!(series[0].points, [(0, 100.0), (30_000, 100.0), (60_000, 100.0)]);
-    let rate =
-        range(&store, &tenant, r#"rate(http_requests_total{code="500"}[1m])"#, 60_000, 120_000, 60_000, LOOKBACK)
-            .expect("range");
+    let rate = range(
+        &store,
+        &tenant,
+        &Budget::unlimited(),
+        r#"rate(http_requests_total{code="500"}[1m])"#,
+        60_000,
+        120_000,
+        60_000,
+        LOOKBACK,
+    )
+    .expect("range");
     assert_eq!(rate[0].points.len(), 2);
     for q in ["foo +", "rate(node_memory)", "sum(", "node_memory[5m]"] {
-        let err = range(&store, &tenant, q, 0, 60_000, 30_000, LOOKBACK);
+        let err = range(&store, &tenant, &Budget::unlimited(), q, 0, 60_000, 30_000, LOOKBACK);
         assert!(matches!(err, Err(EvalError::BadData(_))), "{q}: {err:?}");
     }
-    let err = instant(&store, &tenant, "holt_winters(node_memory[5m], 0.5, 0.5)", 0, LOOKBACK);
+    let err = instant(&store, &tenant, &Budget::unlimited(), "holt_winters(node_memory[5m], 0.5, 0.5)", 0, LOOKBACK);
     assert!(err.is_err(), "an unsupported function is an error, not an empty answer");
 }
 
@@ -196,12 +214,13 @@ fn long_range_queries_split_across_cores_give_the_same_points() {
     let (store, tenant) = store();
     // 601 steps: split into slices; each step must equal the instant query.
     let q = "sum by (instance) (rate(http_requests_total[1m]))";
-    let series = range(&store, &tenant, q, 0, 600_000, 1_000, LOOKBACK).expect("range");
+    let series = range(&store, &tenant, &Budget::unlimited(), q, 0, 600_000, 1_000, LOOKBACK).expect("range");
     assert_eq!(series.len(), 2);
     for s in &series {
         assert_eq!(s.points.len(), 601 - 15, "{}: no rate before the second sample", s.labels);
         for &(t, v) in s.points.iter().step_by(37) {
-            let Value::Vector(at) = instant(&store, &tenant, q, t, LOOKBACK).expect("instant") else {
+            let Value::Vector(at) = instant(&store, &tenant, &Budget::unlimited(), q, t, LOOKBACK).expect("instant")
+            else {
                 panic!("vector")
             };
             let same = at.iter().find(|x| x.labels == s.labels).map(|x| x.v);

@@ -44,6 +44,9 @@ pub enum EvalError {
     /// Evaluation failed (`execution`).
     #[error("{0}")]
     Execution(String),
+    /// A guard rail stopped the query (`timeout`, or `execution` for size).
+    #[error("{0}")]
+    Exceeded(#[from] crate::limits::Exceeded),
 }
 
 pub type Result<T> = std::result::Result<T, EvalError>;
