@@ -9,6 +9,11 @@ use sightline::auth::{KeyEntry, Role};
 use sightline::config::Config;
 use sightline::server::Server;
 
+/// See Cargo.toml: freed memory goes back to the system, so resident
+/// memory tracks what is in use.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "sightline", version, about)]
 struct Cli {
@@ -120,6 +125,10 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&config.log.level).context("invalid log.level")?)
         .init();
+    // Purge freed pages in the background rather than on the next allocation.
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::warn!(error = %e, "cannot start jemalloc's background purging");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let server = Server::start(&config).await?;

@@ -88,7 +88,7 @@ impl Server {
 
         let cancel = CancellationToken::new();
         let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(watch_rss(rss, cancel.clone())));
+        tasks.push(tokio::spawn(watch_rss(rss, pipeline.clone(), cancel.clone())));
 
         let ready = Arc::new(AtomicBool::new(false));
         let api = TcpListener::bind(config.listen.api)
@@ -173,8 +173,11 @@ impl Server {
             .with_context(|| format!("cannot listen on {}", config.listen.grpc))?;
         let grpc_addr = grpc.local_addr()?;
         let (grpc_pipeline, stop) = (pipeline.clone(), cancel.clone());
-        let interceptor =
-            Interceptor { auth, tenant_key: AsciiMetadataKey::from_bytes(tenant_header.as_str().as_bytes())? };
+        let interceptor = Interceptor {
+            pipeline: pipeline.clone(),
+            auth,
+            tenant_key: AsciiMetadataKey::from_bytes(tenant_header.as_str().as_bytes())?,
+        };
         tasks.push(tokio::spawn(async move {
             let incoming = tonic::transport::server::TcpIncoming::from(grpc);
             if let Err(e) = otlp_grpc::serve(grpc_pipeline, incoming, interceptor, stop.cancelled_owned()).await {
@@ -204,15 +207,28 @@ impl Server {
     }
 }
 
-/// Keeps the resident-memory gauge current.
-async fn watch_rss(gauge: Gauge<i64>, cancel: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+/// Keeps the resident-memory gauge and the pipeline's reading current,
+/// ten times a second (reading `/proc/self/statm` is cheap).
+async fn watch_rss(gauge: Gauge<i64>, pipeline: Arc<Pipeline>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut over = false;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {
                 if let Some(rss) = resident_bytes() {
                     gauge.set(rss as i64);
+                    pipeline.resident().set(rss);
+                    let now_over = pipeline.resident().check().is_err();
+                    if now_over != over {
+                        over = now_over;
+                        let limit = pipeline.resident().limit() >> 20;
+                        if over {
+                            tracing::warn!(resident_mib = rss >> 20, limit_mib = limit, "memory near its limit: refusing ingest until it falls");
+                        } else {
+                            tracing::info!(resident_mib = rss >> 20, limit_mib = limit, "memory back under its limit: ingest admitted again");
+                        }
+                    }
                 }
             }
         }

@@ -1,8 +1,10 @@
-//! Flow control at the door: per-tenant token buckets and the global memory
-//! budget. Both answer at once; nothing here waits.
+//! Flow control at the door: per-tenant token buckets, the global budget of
+//! in-flight request bytes, and the process's resident memory against its
+//! limit. All answer at once; nothing here waits.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -141,6 +143,40 @@ impl MemoryBudget {
     }
 }
 
+/// The process's resident memory against its limit: above
+/// [`ResidentMemory::REFUSE_AT`] of the limit new requests are refused
+/// (retryably) before their bodies are read, leaving the rest of the limit
+/// to requests already admitted and to the stores' own work.
+pub struct ResidentMemory {
+    limit: u64,
+    current: AtomicU64,
+}
+
+impl ResidentMemory {
+    /// The share of the limit above which requests are refused.
+    pub const REFUSE_AT: f64 = 0.75;
+
+    pub fn new(limit_bytes: u64) -> Self {
+        Self { limit: limit_bytes, current: AtomicU64::new(0) }
+    }
+
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Records the latest reading.
+    pub fn set(&self, bytes: u64) {
+        self.current.store(bytes, Ordering::Relaxed);
+    }
+
+    pub fn check(&self) -> Result<(), IngestError> {
+        if self.current.load(Ordering::Relaxed) as f64 >= self.limit as f64 * Self::REFUSE_AT {
+            return Err(IngestError::Overloaded("the process memory limit (ingest.resident_memory_limit_bytes)"));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +212,17 @@ mod tests {
         l.check_at("a", 0, 8, t0).expect("bytes within burst");
         assert!(l.check_at("a", 5, 5, t0).is_err(), "only 2 bytes left");
         l.check_at("a", 10, 0, t0).expect("items were not taken by the refused request");
+    }
+
+    #[test]
+    fn resident_memory_refuses_near_the_limit() {
+        let r = ResidentMemory::new(1000);
+        r.set(749);
+        assert!(r.check().is_ok());
+        r.set(750);
+        assert!(matches!(r.check(), Err(IngestError::Overloaded(_))));
+        r.set(100);
+        assert!(r.check().is_ok(), "admits again once memory is back down");
     }
 
     #[test]

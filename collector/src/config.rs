@@ -16,6 +16,10 @@ pub struct IngestConfig {
     /// Bytes of accepted requests that may be in flight (queued or being
     /// stored) before new ones are refused with a retryable error.
     pub memory_limit_bytes: u64,
+    /// Resident memory of the whole process that ingest keeps under: above
+    /// 80 % of it, requests are refused with a retryable error. 0 means
+    /// three quarters of the machine's memory.
+    pub resident_memory_limit_bytes: u64,
     /// Requests that may wait per signal between the WAL and the store.
     pub queue_capacity: QueueCapacity,
     pub rate_limit: RateLimit,
@@ -29,6 +33,7 @@ impl Default for IngestConfig {
             max_body_bytes: 16 << 20,
             max_attribute_depth: 16,
             memory_limit_bytes: 512 << 20,
+            resident_memory_limit_bytes: 0,
             queue_capacity: QueueCapacity::default(),
             rate_limit: RateLimit::default(),
         }
@@ -71,6 +76,18 @@ impl Default for RateLimit {
 }
 
 impl IngestConfig {
+    /// The resident memory limit in bytes, with 0 resolved against the
+    /// machine's memory (`/proc/meminfo`; 4 GiB where that cannot be read).
+    pub fn resident_limit(&self) -> u64 {
+        if self.resident_memory_limit_bytes > 0 {
+            return self.resident_memory_limit_bytes;
+        }
+        let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+            m.lines().find_map(|l| l.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+        });
+        total_kib.map_or(4 << 30, |kib| kib * 1024 / 4 * 3)
+    }
+
     /// Checks what serde cannot; names the offending key.
     pub fn validate(&self) -> Result<(), String> {
         if self.tenant_header.is_empty() || http::HeaderName::from_bytes(self.tenant_header.as_bytes()).is_err() {
@@ -86,6 +103,9 @@ impl IngestConfig {
         }
         if self.memory_limit_bytes < self.max_body_bytes as u64 {
             return Err("ingest.memory_limit_bytes: must be at least ingest.max_body_bytes".into());
+        }
+        if self.resident_memory_limit_bytes != 0 && self.resident_memory_limit_bytes < self.memory_limit_bytes {
+            return Err("ingest.resident_memory_limit_bytes: must be 0 or at least ingest.memory_limit_bytes".into());
         }
         let q = &self.queue_capacity;
         if q.traces == 0 || q.logs == 0 || q.metrics == 0 {

@@ -27,7 +27,7 @@ use sightline_storage::sink::{Batch, Refused, Sink};
 use sightline_storage::wal::{AppendError, Replay, Wal};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::admission::{MemoryBudget, MemoryPermit, RateLimiter};
+use crate::admission::{MemoryBudget, MemoryPermit, RateLimiter, ResidentMemory};
 use crate::config::IngestConfig;
 use crate::error::IngestError;
 use crate::metrics::{IngestMetrics, Refusal, SignalLabel};
@@ -109,6 +109,7 @@ pub struct Pipeline {
     wal: Wal,
     rate: RateLimiter,
     memory: MemoryBudget,
+    resident: ResidentMemory,
     metrics: Arc<IngestMetrics>,
     traces: Lane<Traces>,
     logs: Lane<Logs>,
@@ -125,6 +126,7 @@ impl Pipeline {
             limits: Limits { max_attribute_depth: config.max_attribute_depth },
             rate: RateLimiter::new(config.rate_limit.clone()),
             memory: MemoryBudget::new(config.memory_limit_bytes),
+            resident: ResidentMemory::new(config.resident_limit()),
             traces: start_lane::<Traces>(q.traces, sinks.spans, metrics.clone())?,
             logs: start_lane::<Logs>(q.logs, sinks.logs, metrics.clone())?,
             metrics_lane: start_lane::<Metrics>(q.metrics, sinks.metrics, metrics.clone())?,
@@ -141,6 +143,20 @@ impl Pipeline {
 
     pub fn metrics(&self) -> &IngestMetrics {
         &self.metrics
+    }
+
+    /// The process's resident memory, which the server keeps current.
+    pub fn resident(&self) -> &ResidentMemory {
+        &self.resident
+    }
+
+    /// Refuses (retryably) while the server is closing or its memory is
+    /// near the limit: receivers ask before they read a body.
+    pub fn check_pressure(&self) -> Result<(), IngestError> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(IngestError::ShuttingDown);
+        }
+        self.resident.check()
     }
 
     /// The tenant named by a request's tenant header, or the default tenant.
@@ -189,9 +205,7 @@ impl Pipeline {
         raw: Option<Bytes>,
         items: u64,
     ) -> Result<Outcome, IngestError> {
-        if self.closing.load(Ordering::Acquire) {
-            return Err(IngestError::ShuttingDown);
-        }
+        self.check_pressure()?;
         let size = raw.as_ref().map_or_else(|| request.encoded_len(), Bytes::len);
         self.rate.check(tenant.as_str(), items, size as u64)?;
         let memory = self.memory.try_acquire(size)?;

@@ -45,6 +45,9 @@ struct Args {
     batch: Option<usize>,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// API key for a server with authentication on.
+    #[arg(long, env = "SIGHTLINE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Send as this tenant (`X-Scope-OrgID`).
     #[arg(long)]
     tenant: Option<String>,
@@ -100,7 +103,7 @@ async fn send(args: Args, batch: usize) -> anyhow::Result<()> {
         Protocol::Grpc => "http://127.0.0.1:4317".into(),
         Protocol::Http => "http://127.0.0.1:4318".into(),
     });
-    let client = Client::new(args.protocol, &endpoint, args.tenant.clone())?;
+    let client = Client::new(args.protocol, &endpoint, args.tenant.clone())?.with_token(args.token.clone());
     let fixed = args.read.as_deref().map(dataset::read).transpose()?;
     let seconds = args.seconds.or(if args.items.is_some() || fixed.is_some() { None } else { Some(60.0) });
     let deadline = seconds.map(|s| Instant::now() + Duration::from_secs_f64(s));

@@ -111,6 +111,8 @@ pub struct Client {
     protocol: Protocol,
     endpoint: String,
     tenant: Option<String>,
+    /// Sent as `Authorization: Bearer <token>` when the server wants a key.
+    token: Option<String>,
     http: reqwest::Client,
     channel: Option<Channel>,
     /// Give up on a payload after this many retryable refusals.
@@ -124,7 +126,13 @@ impl Client {
             Protocol::Grpc => Some(Channel::from_shared(endpoint.clone())?.connect_lazy()),
             Protocol::Http => None,
         };
-        Ok(Client { protocol, endpoint, tenant, http: reqwest::Client::new(), channel, max_retries: 100 })
+        Ok(Client { protocol, endpoint, tenant, token: None, http: reqwest::Client::new(), channel, max_retries: 100 })
+    }
+
+    /// Sends every request with this API key.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
     }
 
     /// Sends until acknowledged, refused for good, out of retries or past
@@ -214,6 +222,9 @@ impl Client {
         if let Some(t) = &self.tenant {
             request = request.header("X-Scope-OrgID", t);
         }
+        if let Some(t) = &self.token {
+            request = request.bearer_auth(t);
+        }
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) if e.is_connect() || e.is_timeout() => return Attempt::Retry(None),
@@ -233,11 +244,14 @@ impl Client {
         }
     }
 
-    /// A gRPC request carrying the tenant, if any, as metadata.
+    /// A gRPC request carrying the tenant and the token, if any, as metadata.
     fn request<M>(&self, message: M) -> tonic::Request<M> {
         let mut r = tonic::Request::new(message);
         if let Some(t) = self.tenant.as_deref().and_then(|t| t.parse().ok()) {
             r.metadata_mut().insert("x-scope-orgid", t);
+        }
+        if let Some(t) = self.token.as_deref().and_then(|t| format!("Bearer {t}").parse().ok()) {
+            r.metadata_mut().insert("authorization", t);
         }
         r
     }

@@ -1,7 +1,12 @@
-//! Authentication on the OTLP/gRPC port: an interceptor that reads the
+//! The OTLP/gRPC port's door, before a message is decoded: refuses while
+//! memory is near its limit (UNAVAILABLE, with RetryInfo), reads the
 //! `authorization` metadata, answers UNAUTHENTICATED or PERMISSION_DENIED,
 //! and replaces the tenant metadata with the key's tenant.
 
+use std::sync::Arc;
+
+use sightline_collector::Pipeline;
+use sightline_collector::receivers::otlp_grpc::to_status;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
 use tonic::{Request, Status};
 
@@ -9,6 +14,7 @@ use super::{Auth, Role};
 
 #[derive(Clone)]
 pub struct Interceptor {
+    pub pipeline: Arc<Pipeline>,
     pub auth: Option<Auth>,
     /// The tenant metadata key (lower case).
     pub tenant_key: AsciiMetadataKey,
@@ -16,6 +22,7 @@ pub struct Interceptor {
 
 impl tonic::service::Interceptor for Interceptor {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        self.pipeline.check_pressure().map_err(|e| to_status(&e))?;
         let Some(auth) = &self.auth else {
             return Ok(request);
         };

@@ -23,6 +23,14 @@ impl Running {
     }
 }
 
+/// A test that fails part-way must not leave its server running.
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn empty_stdout() -> ChildStdout {
     let mut child = Command::new("true").stdout(Stdio::piped()).spawn().expect("true runs");
     let out = child.stdout.take().expect("stdout");

@@ -102,7 +102,8 @@ impl Otlp {
     }
 }
 
-fn to_status(e: &IngestError) -> Status {
+/// The gRPC status of a refusal, with `RetryInfo` when it is retryable.
+pub fn to_status(e: &IngestError) -> Status {
     let (_, code) = status_of(e);
     match e.retry_after() {
         Some(after) => Status::with_error_details(code, e.to_string(), ErrorDetails::with_retry_info(Some(after))),

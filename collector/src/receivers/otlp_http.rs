@@ -112,6 +112,10 @@ async fn export<K: Laned>(State(pipeline): State<Arc<Pipeline>>, headers: Header
     let reply_format = *fmt.as_ref().unwrap_or(&Format::Json);
     let result = async {
         let fmt = fmt?;
+        if let Err(e) = pipeline.check_pressure() {
+            discard_body(body, pipeline.config().max_body_bytes).await;
+            return Err(e);
+        }
         let enc = encoding(&headers)?;
         let tenant =
             pipeline.tenant(headers.get(pipeline.config().tenant_header.as_str()).map(HeaderValue::as_bytes))?;
@@ -152,6 +156,20 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, IngestError> {
             Err(e) => IngestError::Invalid(format!("cannot read the request body: {e}")),
         })?
         .to_bytes())
+}
+
+/// Reads a refused request's body to its end without keeping it, so that
+/// the client reads the refusal instead of a connection reset while it is
+/// still sending (and the connection stays usable).
+pub async fn discard_body(body: Body, limit: usize) {
+    let mut stream = body.into_data_stream();
+    let mut seen = 0usize;
+    while let Some(Ok(chunk)) = futures_util::StreamExt::next(&mut stream).await {
+        seen += chunk.len();
+        if seen > limit {
+            break;
+        }
+    }
 }
 
 /// Small identity bodies are decoded inline; the rest on a blocking thread.

@@ -25,7 +25,7 @@ use sightline_proto::otlp::metrics::{
 use sightline_proto::prometheus::WriteRequest;
 use sightline_storage::metrics::otlp::REMOTE_WRITE_SCOPE;
 
-use super::otlp_http::{read_body, status_of};
+use super::otlp_http::{discard_body, read_body, status_of};
 use crate::error::IngestError;
 use crate::pipeline::Pipeline;
 use crate::signal::Metrics;
@@ -84,6 +84,10 @@ async fn write(State(pipeline): State<Arc<Pipeline>>, headers: HeaderMap, body: 
             return Err(IngestError::UnsupportedMediaType(format!(
                 "remote write bodies are snappy-compressed (Content-Encoding: snappy), not {encoding:?}"
             )));
+        }
+        if let Err(e) = pipeline.check_pressure() {
+            discard_body(body, pipeline.config().max_body_bytes).await;
+            return Err(e);
         }
         let tenant =
             pipeline.tenant(headers.get(pipeline.config().tenant_header.as_str()).map(HeaderValue::as_bytes))?;

@@ -100,7 +100,7 @@ fn split_field(word: &str) -> Option<(&str, Op, &str)> {
         .char_indices()
         .find(|&(i, c)| !(c.is_alphanumeric() || c == '_' || c == '@' || (i > 0 && (c == '.' || c == '-'))))
         .map_or(word.len(), |(i, _)| i);
-    if name_len == 0 || word[..1].chars().all(|c| c.is_ascii_digit()) {
+    if name_len == 0 || word.chars().next().is_some_and(|c| c.is_ascii_digit()) {
         return None;
     }
     let (name, rest) = word.split_at(name_len);
@@ -343,6 +343,15 @@ mod tests {
 
     fn field(target: Target, v: &str) -> LogExpr {
         LogExpr::Text { target, value: v.into(), prefix: false }
+    }
+
+    /// Found by the `log_query` fuzz target: a word starting with a
+    /// multi-byte letter was sliced inside that letter.
+    #[test]
+    fn a_word_starting_with_a_multi_byte_letter_parses() {
+        assert!(parse("\u{499}\u{1}:5bo ").is_ok());
+        assert!(parse("ä:1").is_ok());
+        assert!(parse("日本:x").is_ok());
     }
 
     #[test]

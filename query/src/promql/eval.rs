@@ -161,8 +161,14 @@ pub fn selectors(e: &Expr) -> Vec<&VectorSelector> {
 }
 
 /// Parses a query, with Prometheus's wording for errors.
+/// The parser panics on some inputs (a range of `[28888888888888888888]`
+/// overflows a `Duration`); such a query is refused like any other that
+/// does not parse.
 pub fn parse(query: &str) -> Result<Expr> {
-    parser::parse(query).map_err(|e| bad(format!("invalid parameter \"query\": {e}")))
+    match std::panic::catch_unwind(|| parser::parse(query)) {
+        Ok(parsed) => parsed.map_err(|e| bad(format!("invalid parameter \"query\": {e}"))),
+        Err(_) => Err(bad("invalid parameter \"query\": a number or duration in it is out of range")),
+    }
 }
 
 impl<'a> Engine<'a> {

@@ -228,3 +228,12 @@ fn long_range_queries_split_across_cores_give_the_same_points() {
         }
     }
 }
+
+/// Found by the `promql` fuzz target: the parser panicked converting an
+/// enormous range to a `Duration`; the query is now a bad_data error.
+#[test]
+fn an_enormous_range_is_an_error_not_a_panic() {
+    let (store, tenant) = store();
+    let err = instant(&store, &tenant, &Budget::unlimited(), "6ws[28888888888888888888]", 0, LOOKBACK);
+    assert!(matches!(err, Err(EvalError::BadData(_))), "{err:?}");
+}
