@@ -17,7 +17,7 @@ pub struct IngestConfig {
     /// stored) before new ones are refused with a retryable error.
     pub memory_limit_bytes: u64,
     /// Resident memory of the whole process that ingest keeps under: above
-    /// 80 % of it, requests are refused with a retryable error. 0 means
+    /// 75 % of it, requests are refused with a retryable error. 0 means
     /// three quarters of the machine's memory.
     pub resident_memory_limit_bytes: u64,
     /// Requests that may wait per signal between the WAL and the store.

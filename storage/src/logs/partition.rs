@@ -7,6 +7,11 @@
 //! replay, so replay never duplicates a line. A commit is atomic (tantivy
 //! swaps its `meta.json`), so a kill mid-commit leaves the previous commit,
 //! whose records the WAL still has.
+//!
+//! The documents added since the last commit are also kept here: when a
+//! write fails (disk full, read-only), tantivy kills its writer and drops
+//! them; the next attempt opens a new writer and adds them again, so lines
+//! acknowledged before the failure become searchable once writing works.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,12 +37,15 @@ pub struct WriterConfig {
 /// Docs per doc-store block: larger blocks compress better; a hit reads one.
 const DOCSTORE_BLOCK_BYTES: usize = 64 * 1024;
 
-struct Writer {
-    writer: IndexWriter,
-    /// The last WAL sequence added and not yet committed.
-    pending_seq: u64,
-    dirty: bool,
-    last_write: Instant,
+/// The open writer (if any) and the batches added since the last commit.
+#[derive(Default)]
+struct Slot {
+    writer: Option<IndexWriter>,
+    unsaved: Vec<(u64, Vec<TantivyDocument>)>,
+    unsaved_docs: usize,
+    /// The last write failed; the next one starts a new writer.
+    failed: bool,
+    last_write: Option<Instant>,
 }
 
 pub struct Partition {
@@ -48,7 +56,7 @@ pub struct Partition {
     index: Index,
     pub fields: LogFields,
     reader: IndexReader,
-    writer: Mutex<Option<Writer>>,
+    writer: Mutex<Slot>,
     committed_seq: AtomicU64,
 }
 
@@ -92,7 +100,7 @@ impl Partition {
             index,
             fields,
             reader,
-            writer: Mutex::new(None),
+            writer: Mutex::new(Slot::default()),
             committed_seq: AtomicU64::new(committed),
         })
     }
@@ -102,43 +110,89 @@ impl Partition {
     }
 
     /// Adds the documents of the batch `seq` unless a commit already holds it.
-    /// Returns how many were added.
+    /// Returns how many were added. A write that fails is logged and tried
+    /// again with a new writer at the next add or commit; the batch is kept
+    /// meanwhile (see [`Partition::unsaved_docs`]).
     pub fn add(&self, seq: u64, docs: Vec<TantivyDocument>, config: WriterConfig) -> Result<usize, StorageError> {
         if seq <= self.committed_seq.load(Ordering::Acquire) {
             return Ok(0);
         }
-        let err = tantivy_err(&self.dir);
-        let mut guard = self.writer.lock();
-        if guard.is_none() {
-            let writer = self.index.writer_with_num_threads(config.threads, config.memory_bytes).map_err(&err)?;
-            writer.set_merge_policy(Box::new(merge_policy()));
-            *guard = Some(Writer { writer, pending_seq: 0, dirty: false, last_write: Instant::now() });
-        }
-        let w = guard.as_mut().expect("writer just opened");
+        let mut slot = self.writer.lock();
         let n = docs.len();
-        for d in docs {
-            w.writer.add_document(d).map_err(&err)?;
+        slot.unsaved.push((seq, docs));
+        slot.unsaved_docs += n;
+        slot.last_write = Some(Instant::now());
+        // A new writer takes every kept batch, this one included.
+        let result = match &*slot {
+            Slot { writer: Some(writer), unsaved, .. } => unsaved.last().map_or(Ok(()), |(_, docs)| {
+                docs.iter().try_for_each(|d| writer.add_document(d.clone()).map(drop).map_err(tantivy_err(&self.dir)))
+            }),
+            _ => self.open_writer(&mut slot, config),
+        };
+        if let Err(e) = result {
+            self.fail(&mut slot, &e);
         }
-        w.pending_seq = w.pending_seq.max(seq);
-        w.dirty = true;
-        w.last_write = Instant::now();
         Ok(n)
+    }
+
+    /// Opens a writer if there is none, adding every batch kept since the
+    /// last commit.
+    fn open_writer(&self, slot: &mut Slot, config: WriterConfig) -> Result<(), StorageError> {
+        if slot.writer.is_some() {
+            return Ok(());
+        }
+        let err = tantivy_err(&self.dir);
+        let writer: IndexWriter = self.index.writer_with_num_threads(config.threads, config.memory_bytes).map_err(&err)?;
+        writer.set_merge_policy(Box::new(merge_policy()));
+        for (_, docs) in &slot.unsaved {
+            for d in docs {
+                writer.add_document(d.clone()).map_err(&err)?;
+            }
+        }
+        slot.writer = Some(writer);
+        Ok(())
+    }
+
+    fn fail(&self, slot: &mut Slot, e: &StorageError) {
+        if !slot.failed {
+            tracing::error!(partition = %self.dir.display(), error = %e, "log index write failed; the lines are kept and written again when it works");
+        }
+        slot.failed = true;
+        slot.writer = None;
+    }
+
+    /// Documents acknowledged but not yet in a commit.
+    pub fn unsaved_docs(&self) -> usize {
+        self.writer.lock().unsaved_docs
     }
 
     /// Commits what was added, recording the last sequence, and makes it
     /// searchable. Returns whether there was anything to commit.
-    pub fn commit(&self) -> Result<bool, StorageError> {
+    pub fn commit(&self, config: WriterConfig) -> Result<bool, StorageError> {
         let err = tantivy_err(&self.dir);
-        let mut guard = self.writer.lock();
-        let Some(w) = guard.as_mut().filter(|w| w.dirty) else {
+        let mut slot = self.writer.lock();
+        let Some(seq) = slot.unsaved.iter().map(|(s, _)| *s).max() else {
             return Ok(false);
         };
-        let mut prepared = w.writer.prepare_commit().map_err(&err)?;
-        prepared.set_payload(&w.pending_seq.to_string());
-        prepared.commit().map_err(&err)?;
-        w.dirty = false;
-        self.committed_seq.fetch_max(w.pending_seq, Ordering::AcqRel);
-        drop(guard);
+        let result = self.open_writer(&mut slot, config).and_then(|()| {
+            let writer = slot.writer.as_mut().ok_or_else(|| StorageError::LogIndex("no writer".into()))?;
+            let mut prepared = writer.prepare_commit().map_err(&err)?;
+            prepared.set_payload(&seq.to_string());
+            prepared.commit().map_err(&err)?;
+            Ok(())
+        });
+        if let Err(e) = result {
+            self.fail(&mut slot, &e);
+            return Err(e);
+        }
+        if slot.failed {
+            tracing::info!(partition = %self.dir.display(), "log index writes work again");
+        }
+        slot.unsaved.clear();
+        slot.unsaved_docs = 0;
+        slot.failed = false;
+        self.committed_seq.fetch_max(seq, Ordering::AcqRel);
+        drop(slot);
         self.reader.reload().map_err(&err)?;
         Ok(true)
     }
@@ -146,11 +200,10 @@ impl Partition {
     /// Closes the writer (after its merges) if nothing was written for
     /// `idle`; a closed writer holds no memory.
     pub fn close_writer_if_idle(&self, idle: std::time::Duration) -> Result<(), StorageError> {
-        let mut guard = self.writer.lock();
-        if guard.as_ref().is_some_and(|w| !w.dirty && w.last_write.elapsed() >= idle)
-            && let Some(w) = guard.take()
-        {
-            w.writer.wait_merging_threads().map_err(tantivy_err(&self.dir))?;
+        let mut slot = self.writer.lock();
+        let idle = slot.unsaved.is_empty() && slot.last_write.is_none_or(|t| t.elapsed() >= idle);
+        if idle && let Some(w) = slot.writer.take() {
+            w.wait_merging_threads().map_err(tantivy_err(&self.dir))?;
         }
         Ok(())
     }
@@ -158,14 +211,14 @@ impl Partition {
     /// Drops the writer and what it holds uncommitted, as a crash would.
     #[cfg(test)]
     pub fn drop_writer(&self) {
-        self.writer.lock().take();
+        *self.writer.lock() = Slot::default();
     }
 
     /// Commits and closes the writer, waiting for its merges.
-    pub fn close(&self) -> Result<(), StorageError> {
-        self.commit()?;
-        if let Some(w) = self.writer.lock().take() {
-            w.writer.wait_merging_threads().map_err(tantivy_err(&self.dir))?;
+    pub fn close(&self, config: WriterConfig) -> Result<(), StorageError> {
+        self.commit(config)?;
+        if let Some(w) = self.writer.lock().writer.take() {
+            w.wait_merging_threads().map_err(tantivy_err(&self.dir))?;
         }
         Ok(())
     }

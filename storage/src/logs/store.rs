@@ -239,7 +239,7 @@ impl Inner {
         let partitions: Vec<_> = self.partitions.read().values().cloned().collect();
         let mut committed = 0;
         for p in partitions {
-            committed += u64::from(p.commit()?);
+            committed += u64::from(p.commit(self.writer_config())?);
         }
         if committed > 0 {
             self.metrics.commits.inc_by(committed);
@@ -266,7 +266,7 @@ impl Inner {
             expired
         };
         for p in expired {
-            p.close()?;
+            p.close(self.writer_config())?;
             std::fs::remove_dir_all(&p.dir).map_err(StorageError::io(&p.dir))?;
             self.metrics.expired.inc();
             tracing::info!(partition = %p.dir.display(), "deleted an expired log partition");
@@ -303,7 +303,7 @@ impl Inner {
             if self.stopping.load(Ordering::Acquire) {
                 let partitions: Vec<_> = self.partitions.read().values().cloned().collect();
                 for p in partitions {
-                    if let Err(e) = p.close() {
+                    if let Err(e) = p.close(self.writer_config()) {
                         tracing::error!(error = %e, "closing a log partition failed; the WAL keeps its lines");
                     }
                 }
@@ -320,8 +320,16 @@ impl Inner {
     }
 }
 
+/// Lines acknowledged but not committed beyond which new ones are refused
+/// (retryably): while the index cannot be written they are held in memory.
+const MAX_UNSAVED_LINES: usize = 200_000;
+
 impl Sink<LogRecord> for LogStore {
     fn consume(&self, batch: Batch<LogRecord>) -> Result<(), StorageError> {
         self.inner.consume(batch)
+    }
+
+    fn backlogged(&self) -> bool {
+        self.inner.partitions.read().values().map(|p| p.unsaved_docs()).sum::<usize>() > MAX_UNSAVED_LINES
     }
 }
