@@ -74,9 +74,8 @@ async fn acknowledged_spans_survive_sigkill_exactly_once() {
         // Every stored trace is whole: count traces and spans through search.
         let found: serde_json::Value = client
             .get(format!(
-                "http://{}/api/traces?service=crash-test&start=0&end={}&limit=10000",
-                server.api,
-                u64::MAX / 2
+                "http://{}/api/traces?service=crash-test&start={}&end={}&limit=10000",
+                server.api, 1_699_999_000_000_000_000u64, 1_700_001_000_000_000_000u64
             ))
             .send()
             .await
@@ -161,10 +160,11 @@ async fn acknowledged_log_lines_survive_sigkill_exactly_once() {
         // Page through every line: each (request, line) once, every acknowledged request whole.
         let mut seen = BTreeSet::new();
         let mut cursor = String::new();
+        let hour_ago = (now - 3_600_000_000_000).to_string();
         loop {
             let page: serde_json::Value = client
                 .get(format!("http://{}/api/logs", server.api))
-                .query(&[("query", "service:crash-test"), ("start", "0"), ("limit", "1000"), ("cursor", &cursor)])
+                .query(&[("query", "service:crash-test"), ("start", &hour_ago), ("limit", "1000"), ("cursor", &cursor)])
                 .send()
                 .await
                 .expect("search")

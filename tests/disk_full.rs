@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::binary::{self, Running};
-use common::otlp::{logs_request, traces_request};
+use common::otlp::{logs_request, traces_request_at};
 use prost::Message;
 
 struct Tmpfs(PathBuf);
@@ -30,7 +30,8 @@ impl Tmpfs {
     }
 
     fn remount(&self, options: &str) {
-        let ok = Command::new("mount").args(["-o", &format!("remount,{options}")]).arg(&self.0).status().expect("mount");
+        let ok =
+            Command::new("mount").args(["-o", &format!("remount,{options}")]).arg(&self.0).status().expect("mount");
         assert!(ok.success(), "remount {options}");
     }
 }
@@ -107,7 +108,7 @@ async fn send(s: &Running, n: u64, acked: &mut Acked) -> Result<(), u16> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64;
     let bodies = [
         ("logs", logs_request(n, 200, now).encode_to_vec(), 200u64),
-        ("traces", traces_now(n, now).encode_to_vec(), 50u64),
+        ("traces", traces_request_at(n, 50, now).encode_to_vec(), 50u64),
     ];
     let mut result = Ok(());
     for (signal, body, items) in bodies {
@@ -145,16 +146,6 @@ async fn until_accepted(s: &Running, n: &mut u64, acked: &mut Acked, what: &str)
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-}
-
-/// 50 spans of trace `n`, starting now (inside the retention).
-fn traces_now(n: u64, now: u64) -> sightline_proto::otlp::ExportTraceServiceRequest {
-    let mut request = traces_request(n, 50);
-    for s in &mut request.resource_spans[0].scope_spans[0].spans {
-        s.end_time_unix_nano = s.end_time_unix_nano - s.start_time_unix_nano + now;
-        s.start_time_unix_nano = now;
-    }
-    request
 }
 
 async fn stored(s: &Running) -> Option<(u64, u64)> {

@@ -39,6 +39,17 @@ pub fn traces_request(n: u64, spans: u64) -> ExportTraceServiceRequest {
     request_of((0..spans).map(|i| span(&trace, i)).collect())
 }
 
+/// As [`traces_request`], with the trace starting at `start_unix_nano`
+/// (inside the retention, for servers that run their maintenance).
+pub fn traces_request_at(n: u64, spans: u64, start_unix_nano: u64) -> ExportTraceServiceRequest {
+    let mut request = traces_request(n, spans);
+    for s in &mut request.resource_spans[0].scope_spans[0].spans {
+        s.end_time_unix_nano = s.end_time_unix_nano - s.start_time_unix_nano + start_unix_nano;
+        s.start_time_unix_nano = start_unix_nano;
+    }
+    request
+}
+
 pub fn request_of(spans: Vec<Span>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {

@@ -142,7 +142,8 @@ impl Partition {
             return Ok(());
         }
         let err = tantivy_err(&self.dir);
-        let writer: IndexWriter = self.index.writer_with_num_threads(config.threads, config.memory_bytes).map_err(&err)?;
+        let writer: IndexWriter =
+            self.index.writer_with_num_threads(config.threads, config.memory_bytes).map_err(&err)?;
         writer.set_merge_policy(Box::new(merge_policy()));
         for (_, docs) in &slot.unsaved {
             for d in docs {
