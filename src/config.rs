@@ -28,6 +28,7 @@ pub struct Config {
     pub spanmetrics: sightline_collector::spanmetrics::SpanMetricsConfig,
     pub auth: crate::auth::AuthConfig,
     pub query: sightline_query::limits::QueryLimits,
+    pub tls: crate::tls::TlsConfig,
     pub log: LogSection,
 }
 
@@ -44,6 +45,7 @@ impl Default for Config {
             spanmetrics: Default::default(),
             auth: Default::default(),
             query: Default::default(),
+            tls: Default::default(),
             log: LogSection::default(),
         }
     }
@@ -275,6 +277,7 @@ impl Config {
         self.ingest.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         self.auth.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         self.query.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        self.tls.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         if self.wal.segment_bytes < 4096 {
             bail!("invalid configuration: wal.segment_bytes must be at least 4096");
         }

@@ -140,7 +140,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
         } else {
             server.api_addr.ip().to_string()
         };
-        tracing::info!("Sightline is ready: open http://{}:{}/", ui_host, server.api_addr.port());
+        let scheme = if config.tls.cert_file.is_some() { "https" } else { "http" };
+        tracing::info!("Sightline is ready: open {scheme}://{}:{}/", ui_host, server.api_addr.port());
         wait_for_signal().await?;
         tracing::info!("shutting down: draining in-flight requests");
         server.shutdown().await?;

@@ -33,6 +33,7 @@ use crate::auth::grpc::Interceptor;
 use crate::auth::http::{Guard, guarded};
 use crate::auth::{Auth, keys};
 use crate::config::Config;
+use crate::tls::Tls;
 
 /// A running Sightline: its bound addresses and what it holds.
 pub struct Server {
@@ -138,12 +139,11 @@ impl Server {
                 tenant: Tenant::new(&config.ingest.default_tenant)?,
             }));
         let app = guarded(app, guard.clone());
-        let stop = cancel.clone();
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = axum::serve(api, app).with_graceful_shutdown(stop.cancelled_owned()).await {
-                tracing::error!(error = %e, "API server failed");
-            }
-        }));
+        let tls = Tls::from_config(&config.tls).context("cannot set up TLS")?;
+        if let Some(tls) = &tls {
+            tasks.push(tokio::spawn(tls.clone().watch(Duration::from_secs(1), cancel.clone())));
+        }
+        tasks.push(serve_http("API", api, tls.as_ref(), app, cancel.clone()));
 
         let replaying = pipeline.clone();
         let replayed = tokio::task::spawn_blocking(move || replaying.replay_blocking(replay))
@@ -161,12 +161,7 @@ impl Server {
             .with_context(|| format!("cannot listen on {}", config.listen.http))?;
         let http_addr = http.local_addr()?;
         let app = guarded(otlp_http::router(pipeline.clone()), guard);
-        let stop = cancel.clone();
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = axum::serve(http, app).with_graceful_shutdown(stop.cancelled_owned()).await {
-                tracing::error!(error = %e, "OTLP/HTTP server failed");
-            }
-        }));
+        tasks.push(serve_http("OTLP/HTTP", http, tls.as_ref(), app, cancel.clone()));
 
         let grpc = TcpListener::bind(config.listen.grpc)
             .await
@@ -179,8 +174,17 @@ impl Server {
             tenant_key: AsciiMetadataKey::from_bytes(tenant_header.as_str().as_bytes())?,
         };
         tasks.push(tokio::spawn(async move {
-            let incoming = tonic::transport::server::TcpIncoming::from(grpc);
-            if let Err(e) = otlp_grpc::serve(grpc_pipeline, incoming, interceptor, stop.cancelled_owned()).await {
+            let served = match tls {
+                Some(tls) => {
+                    let incoming = tls.incoming(grpc, stop.clone()).into_stream();
+                    otlp_grpc::serve(grpc_pipeline, incoming, interceptor, stop.cancelled_owned()).await
+                }
+                None => {
+                    let incoming = tonic::transport::server::TcpIncoming::from(grpc);
+                    otlp_grpc::serve(grpc_pipeline, incoming, interceptor, stop.cancelled_owned()).await
+                }
+            };
+            if let Err(e) = served {
                 tracing::error!(error = %e, "OTLP/gRPC server failed");
             }
         }));
@@ -204,6 +208,29 @@ impl Server {
         })
         .await?;
         Ok(())
+    }
+}
+
+/// Serves `app` on `listener`, over TLS when it is configured, until `cancel`.
+fn serve_http(
+    name: &'static str,
+    listener: TcpListener,
+    tls: Option<&Tls>,
+    app: axum::Router,
+    cancel: CancellationToken,
+) -> JoinHandle<()> {
+    let stop = cancel.clone().cancelled_owned();
+    let report = move |served: std::io::Result<()>| {
+        if let Err(e) = served {
+            tracing::error!(error = %e, "{name} server failed");
+        }
+    };
+    match tls {
+        Some(t) => {
+            let listener = t.incoming(listener, cancel);
+            tokio::spawn(async move { report(axum::serve(listener, app).with_graceful_shutdown(stop).await) })
+        }
+        None => tokio::spawn(async move { report(axum::serve(listener, app).with_graceful_shutdown(stop).await) }),
     }
 }
 
