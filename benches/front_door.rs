@@ -167,8 +167,8 @@ fn main() {
         ],
     );
     server.drain_log();
-    let (mut child, http) = (server.child, server.http);
-    let pid = child.id();
+    let http = server.http.clone();
+    let pid = server.child.id();
     std::thread::sleep(Duration::from_secs(1));
     let idle_rss = rss_of(pid);
     let cpu_before = cpu_seconds_of(pid);
@@ -211,8 +211,8 @@ fn main() {
     let elapsed = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds_of(pid) - cpu_before;
     let end_rss = rss_of(pid);
-    let _ = child.kill();
-    let _ = child.wait();
+    let _ = server.child.kill();
+    let _ = server.child.wait();
 
     let accepted = accepted.load(Ordering::Relaxed);
     let rate = accepted as f64 / elapsed;

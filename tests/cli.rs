@@ -43,8 +43,8 @@ fn invalid_configuration_stops_start_up_naming_the_key() {
 async fn sigterm_drains_and_exits_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let start = || common::binary::spawn(env!("CARGO_BIN_EXE_sightline"), dir.path(), &[]);
-    let first = start();
-    let (mut child, lines, http) = (first.child, first.log, first.http);
+    let mut first = start();
+    let http = first.http.clone();
     let client = reqwest::Client::new();
     for n in 0..20 {
         let r = client
@@ -56,16 +56,16 @@ async fn sigterm_drains_and_exits_cleanly() {
             .expect("sent");
         assert_eq!(r.status(), 200);
     }
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    let killed = Command::new("kill").args(["-TERM", &first.child.id().to_string()]).status().expect("kill");
     assert!(killed.success());
-    let status = child.wait().expect("exits");
+    let status = first.child.wait().expect("exits");
     assert!(status.success(), "exit status {status:?}");
-    let log: Vec<String> = lines.map_while(Result::ok).collect();
+    let log: Vec<String> = first.log.by_ref().map_while(Result::ok).collect();
     assert!(log.iter().any(|l| l.contains("stopped cleanly")), "{log:?}");
 
     let mut second = start();
     second.drain_log();
-    let (mut child, api) = (second.child, second.api);
+    let api = second.api.clone();
     // The web UI is served from the binary: the page, never cached, and its
     // content-hashed script, cached for good.
     let index = client.get(format!("http://{api}/")).send().await.expect("GET /");
@@ -88,6 +88,6 @@ async fn sigterm_drains_and_exits_cleanly() {
             client.get(format!("http://{api}/api/traces/{id}")).send().await.expect("GET").json().await.expect("JSON");
         assert_eq!(body["spans"].as_array().map(Vec::len), Some(3), "trace {n}");
     }
-    child.kill().expect("kill");
-    child.wait().expect("reaped");
+    second.child.kill().expect("kill");
+    second.child.wait().expect("reaped");
 }

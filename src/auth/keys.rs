@@ -161,7 +161,7 @@ pub async fn watch(auth: Auth, path: PathBuf, every: Duration, cancel: Cancellat
         seen = now;
         let read = path.clone();
         let loaded = tokio::task::spawn_blocking(move || read_file(&read)).await;
-        match loaded.map_err(anyhow::Error::from).and_then(|r| r).and_then(|set| auth.install(set).map(|()| ())) {
+        match loaded.map_err(anyhow::Error::from).and_then(|r| r).and_then(|set| auth.install(set)) {
             Ok(()) => tracing::info!(file = %path.display(), keys = auth.key_count(), "reloaded the API keys"),
             Err(e) => tracing::error!(error = format!("{e:#}"), "keeping the previous API keys"),
         }

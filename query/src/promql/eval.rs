@@ -161,14 +161,53 @@ pub fn selectors(e: &Expr) -> Vec<&VectorSelector> {
 }
 
 /// Parses a query, with Prometheus's wording for errors.
-/// The parser panics on some inputs (a range of `[28888888888888888888]`
-/// overflows a `Duration`); such a query is refused like any other that
-/// does not parse.
+/// The parser panics on a duration too large for a `Duration` (a range of
+/// `[28888888888888888888]`): such a query is refused before it is parsed,
+/// and any other panic of the parser is caught and refused the same way.
 pub fn parse(query: &str) -> Result<Expr> {
+    check_durations(query)?;
     match std::panic::catch_unwind(|| parser::parse(query)) {
         Ok(parsed) => parsed.map_err(|e| bad(format!("invalid parameter \"query\": {e}"))),
         Err(_) => Err(bad("invalid parameter \"query\": a number or duration in it is out of range")),
     }
+}
+
+/// Refuses a number of more than 15 digits in a duration's place (inside
+/// `[...]` or before a unit), outside string literals.
+fn check_durations(query: &str) -> Result<()> {
+    let bytes = query.as_bytes();
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quote {
+            Some(q) => {
+                if b == b'\\' {
+                    i += 1;
+                } else if b == q {
+                    quote = None;
+                }
+                i += 1;
+            }
+            None if matches!(b, b'"' | b'\'' | b'`') => {
+                quote = Some(b);
+                i += 1;
+            }
+            None if b.is_ascii_digit() => {
+                let in_word = i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || matches!(bytes[i - 1], b'_' | b'.'));
+                let start = i;
+                while i < bytes.len() && bytes[i].is_ascii_digit() {
+                    i += 1;
+                }
+                let unit = bytes.get(i).is_some_and(|c| b"smhdwy]:".contains(c));
+                if !in_word && unit && i - start > 15 {
+                    return Err(bad("invalid parameter \"query\": a duration in it is out of range"));
+                }
+            }
+            None => i += 1,
+        }
+    }
+    Ok(())
 }
 
 impl<'a> Engine<'a> {
