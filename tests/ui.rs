@@ -127,6 +127,24 @@ async fn post(client: &reqwest::Client, url: String, body: Vec<u8>) {
     assert!(r.status().is_success(), "{url}: {}", r.status());
 }
 
+/// Runs one file of browser tests (node --test, headless Chromium) with
+/// these settings; fails if any test does. Returns the screenshots folder.
+fn browser_tests(file: &str, settings: &[(&str, String)]) -> std::path::PathBuf {
+    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
+    let out = Command::new("node")
+        .args(["--test", "--test-reporter=spec", file])
+        .current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui"))
+        .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("CHROMIUM", CHROMIUM)
+        .env("SCREENSHOTS", &shots)
+        .output()
+        .expect("node runs");
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{file} failed; screenshots in {}", shots.display());
+    shots
+}
+
 async fn dashboards(client: &reqwest::Client, api: &str) -> serde_json::Value {
     client.get(format!("http://{api}/api/dashboards")).send().await.expect("GET").json().await.expect("JSON")
 }
@@ -152,24 +170,17 @@ async fn every_view_in_a_real_browser() {
     }
     post(&client, format!("http://{}/v1/traces", server.http), big_trace(now).encode_to_vec()).await;
 
-    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
-    let ui = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui");
-    let out = Command::new("node")
-        .args(["--test", "--test-reporter=spec", "tests/ui.test.mjs"])
-        .current_dir(&ui)
-        .env("SIGHTLINE_URL", format!("http://{}/", server.api))
-        .env("SIGHTLINE_OTLP_HTTP", format!("http://{}", server.http))
-        .env("SHOP_TRACES", TRACES.to_string())
-        .env("ERROR_TRACE_ID", hex::encode(trace_id(4)))
-        .env("BIG_TRACE_ID", hex::encode(trace_id(BIG_TRACE)))
-        .env("BIG_TRACE_SPANS", BIG_SPANS.to_string())
-        .env("CHROMIUM", CHROMIUM)
-        .env("SCREENSHOTS", &shots)
-        .output()
-        .expect("node runs");
-    println!("{}", String::from_utf8_lossy(&out.stdout));
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "browser tests failed; screenshots in {}", shots.display());
+    let shots = browser_tests(
+        "tests/ui.test.mjs",
+        &[
+            ("SIGHTLINE_URL", format!("http://{}/", server.api)),
+            ("SIGHTLINE_OTLP_HTTP", format!("http://{}", server.http)),
+            ("SHOP_TRACES", TRACES.to_string()),
+            ("ERROR_TRACE_ID", hex::encode(trace_id(4))),
+            ("BIG_TRACE_ID", hex::encode(trace_id(BIG_TRACE))),
+            ("BIG_TRACE_SPANS", BIG_SPANS.to_string()),
+        ],
+    );
     for view in ["services", "traces", "trace", "big-trace", "logs", "metrics", "map", "health", "dashboard"] {
         assert!(shots.join(format!("{view}.png")).exists(), "screenshot of {view}");
     }
@@ -226,19 +237,9 @@ async fn the_ui_signs_in_with_a_token_when_authentication_is_on() {
         .expect("POST");
     assert_eq!(sent.status(), 200);
 
-    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
-    let out = Command::new("node")
-        .args(["--test", "--test-reporter=spec", "tests/sign-in.test.mjs"])
-        .current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui"))
-        .env("SIGHTLINE_URL", format!("http://{}/", server.api))
-        .env("READ_TOKEN", READ)
-        .env("CHROMIUM", CHROMIUM)
-        .env("SCREENSHOTS", &shots)
-        .output()
-        .expect("node runs");
-    println!("{}", String::from_utf8_lossy(&out.stdout));
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    server.child.kill().expect("kill");
-    assert!(out.status.success(), "sign-in browser test failed; screenshots in {}", shots.display());
+    let shots = browser_tests(
+        "tests/sign-in.test.mjs",
+        &[("SIGHTLINE_URL", format!("http://{}/", server.api)), ("READ_TOKEN", READ.to_owned())],
+    );
     assert!(shots.join("signed-in.png").exists(), "screenshot after signing in");
 }

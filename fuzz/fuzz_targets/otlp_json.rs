@@ -4,13 +4,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use sightline_collector::signal::{Logs, Metrics, SignalKind, Traces};
-use sightline_collector::validate::Limits;
 
 fn run<K: SignalKind>(body: &[u8]) {
-    if let Ok(mut request) = K::decode_json(body) {
-        let _ = K::count(&request);
-        let _ = K::validate(&mut request, Limits { max_attribute_depth: 16 });
-        let _ = K::convert(request);
+    if let Ok(request) = K::decode_json(body) {
+        sightline_fuzz::admit::<K>(request);
     }
 }
 

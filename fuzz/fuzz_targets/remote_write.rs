@@ -5,8 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use sightline_collector::receivers::remote_write::to_otlp;
-use sightline_collector::signal::{Metrics, SignalKind};
-use sightline_collector::validate::Limits;
+use sightline_collector::signal::Metrics;
 use sightline_proto::prometheus::WriteRequest;
 
 const LIMIT: usize = 1 << 20;
@@ -18,8 +17,6 @@ fuzz_target!(|data: &[u8]| {
         _ => data.to_vec(),
     };
     if let Ok(w) = WriteRequest::decode(raw.as_slice()) {
-        let mut request = to_otlp(w);
-        let _ = Metrics::validate(&mut request, Limits { max_attribute_depth: 16 });
-        let _ = Metrics::convert(request);
+        sightline_fuzz::admit::<Metrics>(to_otlp(w));
     }
 });
