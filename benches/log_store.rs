@@ -95,11 +95,11 @@ fn main() {
     for (name, expr) in queries {
         let search =
             LogSearch { tenant: tenant.clone(), expr, range: all, limit: 100, newest_first: true, after: None };
-        let hits = store.search(&search).expect("search").len();
+        let hits = store.search(&search, None).expect("search").len();
         let mut times: Vec<Duration> = (0..runs)
             .map(|_| {
                 let t = Instant::now();
-                std::hint::black_box(store.search(&search).expect("search"));
+                std::hint::black_box(store.search(&search, None).expect("search"));
                 t.elapsed()
             })
             .collect();

@@ -12,6 +12,10 @@ use serde_json::{Value, json};
 use sightline_storage::logs::{LogExpr, LogHit, LogSearch, SortKey, Target, TimeRange, TopField};
 use sightline_storage::model::{AttrValue, TraceId};
 
+use std::time::Instant;
+
+use sightline_storage::StorageError;
+
 use crate::api::QueryState;
 use crate::error::ApiError;
 use crate::params;
@@ -25,14 +29,21 @@ pub fn router(state: QueryState) -> Router {
         .with_state(state)
 }
 
-/// Runs a log store call on a blocking thread (tantivy reads are CPU and I/O).
+/// Runs a log store call on a blocking thread (tantivy reads are CPU and
+/// I/O), giving it the query deadline.
 async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, sightline_storage::StorageError> + Send + 'static,
+    state: &QueryState,
+    work: impl FnOnce(Option<Instant>) -> Result<T, StorageError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
+    let timeout = state.limits.timeout();
+    let deadline = Instant::now() + timeout;
+    tokio::task::spawn_blocking(move || work(Some(deadline)))
         .await
-        .map_err(|e| ApiError::Storage(sightline_storage::StorageError::LogIndex(format!("query task failed: {e}"))))?
-        .map_err(ApiError::from)
+        .map_err(|e| ApiError::Storage(StorageError::LogIndex(format!("query task failed: {e}"))))?
+        .map_err(|e| match e {
+            StorageError::Deadline => ApiError::Timeout(crate::limits::Exceeded::Time(timeout).to_string()),
+            e => ApiError::from(e),
+        })
 }
 
 fn nanos_range(state: &QueryState, start: Option<&str>, end: Option<&str>) -> Result<TimeRange, ApiError> {
@@ -85,7 +96,7 @@ async fn search(
     };
     let limit = s.limit;
     let logs = state.logs.clone();
-    let hits = blocking(move || logs.search(&s)).await?;
+    let hits = blocking(&state, move |deadline| logs.search(&s, deadline)).await?;
     let cursor = (hits.len() == limit).then(|| hits.last().map(|h| cursor_text(h.key))).flatten();
     Ok(Json(json!({ "hits": hits.iter().map(hit_json).collect::<Vec<_>>(), "cursor": cursor })))
 }
@@ -121,7 +132,7 @@ async fn histogram(
         return Err(ApiError::BadRequest(format!("step: the range would need more than {MAX_BUCKETS} buckets")));
     }
     let logs = state.logs.clone();
-    let counts = blocking(move || logs.histogram(&tenant, &expr, range, step)).await?;
+    let counts = blocking(&state, move |deadline| logs.histogram(&tenant, &expr, range, step, deadline)).await?;
     let total: u64 = counts.iter().sum();
     let buckets: Vec<Value> = counts
         .iter()
@@ -167,7 +178,8 @@ async fn top(
     };
     let limit = params::limit("limit", p.limit, 10)?;
     let logs = state.logs.clone();
-    let mut values = blocking(move || logs.top_values(&tenant, &expr, range, field, usize::MAX)).await?;
+    let mut values =
+        blocking(&state, move |deadline| logs.top_values(&tenant, &expr, range, field, usize::MAX, deadline)).await?;
     if field == TopField::Severity {
         // Numbers into their names: 17–20 are all ERROR.
         let mut by_name = std::collections::BTreeMap::<&str, u64>::new();
@@ -206,7 +218,7 @@ async fn trace_logs(
         after: None,
     };
     let logs = state.logs.clone();
-    let hits = blocking(move || logs.search(&s)).await?;
+    let hits = blocking(&state, move |deadline| logs.search(&s, deadline)).await?;
     Ok(Json(json!({ "logs": hits.iter().map(hit_json).collect::<Vec<_>>() })))
 }
 

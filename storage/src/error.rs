@@ -18,6 +18,9 @@ pub enum StorageError {
     ObjectStore(String),
     #[error("write-ahead log write failed: {0}")]
     WalWrite(String),
+    /// A read stopped at the deadline its caller gave.
+    #[error("the read ran past its deadline")]
+    Deadline,
 }
 
 impl StorageError {

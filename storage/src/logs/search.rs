@@ -2,6 +2,7 @@
 //! values, each over the partitions that its time range overlaps.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tantivy::collector::Count;
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
@@ -49,6 +50,11 @@ fn tenant_query(p: &Partition, tenant: &Tenant, expr: &LogExpr) -> BooleanQuery 
     ])
 }
 
+/// Err once `deadline` has passed: reads check it between partitions.
+fn check(deadline: Option<Instant>) -> Result<(), StorageError> {
+    if deadline.is_some_and(|d| Instant::now() >= d) { Err(StorageError::Deadline) } else { Ok(()) }
+}
+
 impl LogStore {
     /// The partitions overlapping a range, newest first.
     fn overlapping(&self, range: TimeRange) -> Vec<Arc<Partition>> {
@@ -56,7 +62,9 @@ impl LogStore {
         map.values().rev().filter(|p| p.start <= range.end && range.start < p.end).cloned().collect()
     }
 
-    pub fn search(&self, s: &LogSearch) -> Result<Vec<LogHit>, StorageError> {
+    /// Stops with [`StorageError::Deadline`] at `deadline` (checked before
+    /// each partition).
+    pub fn search(&self, s: &LogSearch, deadline: Option<Instant>) -> Result<Vec<LogHit>, StorageError> {
         let mut partitions = self.overlapping(s.range);
         if !s.newest_first {
             partitions.reverse();
@@ -68,6 +76,7 @@ impl LogStore {
                 // Partitions do not overlap: every later one comes after these hits.
                 break;
             }
+            check(deadline)?;
             let searcher = p.searcher();
             let collector =
                 Newest { limit: s.limit - hits.len(), range: s.range, newest_first: s.newest_first, after: s.after };
@@ -95,12 +104,14 @@ impl LogStore {
         expr: &LogExpr,
         range: TimeRange,
         step: i64,
+        deadline: Option<Instant>,
     ) -> Result<Vec<u64>, StorageError> {
         let step = step.max(1);
         let buckets = usize::try_from((range.end - range.start) / step + 1).unwrap_or(0);
         let collector = Histogram { range, step, buckets };
         let mut total = vec![0u64; buckets];
         for p in self.overlapping(range) {
+            check(deadline)?;
             let counts = p.searcher().search(&tenant_query(&p, tenant, expr), &collector).map_err(err)?;
             total.iter_mut().zip(counts).for_each(|(t, c)| *t += c);
         }
@@ -115,10 +126,12 @@ impl LogStore {
         range: TimeRange,
         field: TopField,
         limit: usize,
+        deadline: Option<Instant>,
     ) -> Result<Vec<(String, u64)>, StorageError> {
         let collector = TopValues { range, field };
         let mut total = std::collections::HashMap::<String, u64>::new();
         for p in self.overlapping(range) {
+            check(deadline)?;
             for (k, v) in p.searcher().search(&tenant_query(&p, tenant, expr), &collector).map_err(err)? {
                 *total.entry(k).or_default() += v;
             }

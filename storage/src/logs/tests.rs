@@ -46,7 +46,7 @@ fn all_time() -> TimeRange {
 
 fn search(store: &LogStore, t: &Tenant, expr: LogExpr, limit: usize) -> Vec<LogHit> {
     let s = LogSearch { tenant: t.clone(), expr, range: all_time(), limit, newest_first: true, after: None };
-    store.search(&s).expect("search")
+    store.search(&s, None).expect("search")
 }
 
 fn bodies(hits: &[LogHit]) -> Vec<String> {
@@ -133,6 +133,33 @@ fn finds_lines_by_text_phrase_field_severity_and_attribute() {
 }
 
 #[test]
+fn reads_stop_at_their_deadline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = shop(dir.path());
+    let a = tenant("a");
+    let s = LogSearch {
+        tenant: a.clone(),
+        expr: LogExpr::All,
+        range: all_time(),
+        limit: 10,
+        newest_first: true,
+        after: None,
+    };
+    let past = Some(std::time::Instant::now());
+    assert!(matches!(store.search(&s, past), Err(crate::StorageError::Deadline)));
+    assert!(matches!(
+        store.histogram(&a, &LogExpr::All, all_time(), 1 << 40, past),
+        Err(crate::StorageError::Deadline)
+    ));
+    assert!(matches!(
+        store.top_values(&a, &LogExpr::All, all_time(), TopField::Service, 3, past),
+        Err(crate::StorageError::Deadline)
+    ));
+    let later = Some(std::time::Instant::now() + std::time::Duration::from_secs(60));
+    assert!(!store.search(&s, later).expect("in time").is_empty());
+}
+
+#[test]
 fn tenants_see_only_their_lines() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = shop(dir.path());
@@ -157,7 +184,7 @@ fn pages_follow_the_cursor_in_both_orders() {
         loop {
             let s =
                 LogSearch { tenant: tenant("a"), expr: LogExpr::All, range: all_time(), limit: 7, newest_first, after };
-            let page = store.search(&s).expect("search");
+            let page = store.search(&s, None).expect("search");
             if page.is_empty() {
                 break;
             }
@@ -178,11 +205,11 @@ fn histogram_and_top_values() {
     let store = shop(dir.path());
     let a = tenant("a");
     let range = TimeRange { start: T0, end: T0 + 5 };
-    let counts = store.histogram(&a, &LogExpr::All, range, 2).expect("histogram");
+    let counts = store.histogram(&a, &LogExpr::All, range, 2, None).expect("histogram");
     assert_eq!(counts, [1, 2, 2]);
-    let top = store.top_values(&a, &LogExpr::All, range, TopField::Service, 2).expect("top");
+    let top = store.top_values(&a, &LogExpr::All, range, TopField::Service, 2, None).expect("top");
     assert_eq!(top, [("checkout".to_owned(), 3), ("inventory".to_owned(), 1)]);
-    let sev = store.top_values(&a, &LogExpr::All, range, TopField::Severity, 10).expect("top");
+    let sev = store.top_values(&a, &LogExpr::All, range, TopField::Severity, 10, None).expect("top");
     assert_eq!(sev, [("17".to_owned(), 2), ("9".to_owned(), 2), ("13".to_owned(), 1)]);
 }
 
@@ -233,7 +260,7 @@ fn searches_touch_their_partitions_and_retention_drops_old_ones() {
         newest_first: true,
         after: None,
     };
-    assert_eq!(bodies(&store.search(&s).expect("search")), ["day 1"]);
+    assert_eq!(bodies(&store.search(&s, None).expect("search")), ["day 1"]);
 
     store.expire_blocking().expect("expire");
     let kept = bodies(&search(&store, &tenant("a"), LogExpr::All, 100));
