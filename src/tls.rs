@@ -1,7 +1,8 @@
-//! TLS on the three listeners (rustls): the certificate chain and key are
-//! read from PEM files and read again when either file changes, so a
-//! renewed certificate is served without a restart; with `client_ca_file`
-//! every client must present a certificate signed by that CA.
+//! TLS on the three listeners (rustls): the certificate chain, key and
+//! (optional) client CA are read from PEM files and read again when any of
+//! them changes, so a renewed certificate or CA is used for new connections
+//! without a restart; with `client_ca_file` every client must present a
+//! certificate signed by that CA.
 //!
 //! Handshakes run on their own tasks (with a deadline), so one slow client
 //! does not hold up the accept loop; finished connections are handed to
@@ -9,7 +10,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -19,8 +20,7 @@ use anyhow::Context as _;
 use parking_lot::RwLock;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
-use rustls::sign::CertifiedKey;
+use rustls::server::WebPkiClientVerifier;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -53,7 +53,11 @@ impl TlsConfig {
     }
 }
 
-fn load_key(cert: &Path, key: &Path) -> anyhow::Result<CertifiedKey> {
+/// The acceptor for the files of `config` as they are now.
+fn build(config: &TlsConfig) -> anyhow::Result<TlsAcceptor> {
+    let (Some(cert), Some(key)) = (&config.cert_file, &config.key_file) else {
+        anyhow::bail!("tls.cert_file and tls.key_file are needed");
+    };
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("cannot read {}", cert.display()))?
         .collect::<Result<_, _>>()
@@ -61,84 +65,73 @@ fn load_key(cert: &Path, key: &Path) -> anyhow::Result<CertifiedKey> {
     anyhow::ensure!(!chain.is_empty(), "no certificate in {}", cert.display());
     let key =
         PrivateKeyDer::from_pem_file(key).with_context(|| format!("no usable private key in {}", key.display()))?;
-    let provider = rustls::crypto::ring::default_provider();
-    CertifiedKey::from_der(chain, key, &provider).context("the certificate and the key do not match")
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?;
+    let builder = match &config.client_ca_file {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_file_iter(ca).with_context(|| format!("cannot read {}", ca.display()))? {
+                roots.add(c.with_context(|| format!("invalid PEM in {}", ca.display()))?)?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .context("client certificate verifier")?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut server = builder.with_single_cert(chain, key).context("the certificate and the key do not match")?;
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(server)))
 }
 
-/// The certificate in force, swapped when its files change.
-#[derive(Debug)]
-struct Reloading(RwLock<Arc<CertifiedKey>>);
-
-impl ResolvesServerCert for Reloading {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.read().clone())
-    }
-}
-
-/// TLS for the listeners: one configuration, one certificate, shared.
+/// TLS for the listeners: one acceptor, shared, swapped when the files change.
 #[derive(Clone)]
 pub struct Tls {
-    acceptor: TlsAcceptor,
-    cert: Arc<Reloading>,
-    files: (PathBuf, PathBuf),
+    acceptor: Arc<RwLock<TlsAcceptor>>,
+    config: TlsConfig,
 }
 
 impl Tls {
     /// `None` when TLS is off; an error when the files do not load.
     pub fn from_config(config: &TlsConfig) -> anyhow::Result<Option<Tls>> {
-        let (Some(cert), Some(key)) = (&config.cert_file, &config.key_file) else {
+        if config.cert_file.is_none() {
             return Ok(None);
-        };
-        let resolver = Arc::new(Reloading(RwLock::new(Arc::new(load_key(cert, key)?))));
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .context("TLS protocol versions")?;
-        let builder = match &config.client_ca_file {
-            Some(ca) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for c in CertificateDer::pem_file_iter(ca).with_context(|| format!("cannot read {}", ca.display()))? {
-                    roots.add(c.with_context(|| format!("invalid PEM in {}", ca.display()))?)?;
-                }
-                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .build()
-                    .context("client certificate verifier")?;
-                builder.with_client_cert_verifier(verifier)
-            }
-            None => builder.with_no_client_auth(),
-        };
-        let mut server = builder.with_cert_resolver(resolver.clone());
-        server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Some(Tls {
-            acceptor: TlsAcceptor::from(Arc::new(server)),
-            cert: resolver,
-            files: (cert.clone(), key.clone()),
-        }))
+        }
+        Ok(Some(Tls { acceptor: Arc::new(RwLock::new(build(config)?)), config: config.clone() }))
     }
 
-    /// Reads the certificate and key again whenever either file changes;
-    /// a pair that does not load keeps the one in force, and says so.
+    /// Reads the files again whenever one of them changes; files that do
+    /// not load keep the configuration in force, and say so.
     pub async fn watch(self, every: Duration, cancel: CancellationToken) {
-        let stamp = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        let stamps = |(c, k): &(PathBuf, PathBuf)| -> (Option<SystemTime>, Option<SystemTime>) { (stamp(c), stamp(k)) };
-        let mut seen = stamps(&self.files);
+        let files: Vec<PathBuf> = [&self.config.cert_file, &self.config.key_file, &self.config.client_ca_file]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        let stamps = || -> Vec<Option<SystemTime>> {
+            files.iter().map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).collect()
+        };
+        let mut seen = stamps();
         let mut tick = tokio::time::interval(every);
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let now = stamps(&self.files);
+            let now = stamps();
             if now == seen {
                 continue;
             }
             seen = now;
-            match load_key(&self.files.0, &self.files.1) {
-                Ok(key) => {
-                    *self.cert.0.write() = Arc::new(key);
-                    tracing::info!(cert = %self.files.0.display(), "reloaded the TLS certificate");
+            match build(&self.config) {
+                Ok(acceptor) => {
+                    *self.acceptor.write() = acceptor;
+                    tracing::info!("reloaded the TLS certificate, key and client CA");
                 }
-                Err(e) => tracing::error!(error = format!("{e:#}"), "keeping the TLS certificate in force"),
+                Err(e) => tracing::error!(error = format!("{e:#}"), "keeping the TLS configuration in force"),
             }
         }
     }
@@ -148,7 +141,7 @@ impl Tls {
     pub fn incoming(&self, listener: TcpListener, cancel: CancellationToken) -> TlsListener {
         let local = listener.local_addr();
         let (tx, rx) = mpsc::channel(64);
-        let acceptor = self.acceptor.clone();
+        let shared = self.acceptor.clone();
         tokio::spawn(async move {
             loop {
                 let (tcp, peer) = tokio::select! {
@@ -162,7 +155,7 @@ impl Tls {
                         }
                     },
                 };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                let (acceptor, tx) = (shared.read().clone(), tx.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
                         Ok(Ok(tls)) => {

@@ -187,3 +187,29 @@ async fn with_a_client_ca_only_clients_with_its_certificates_are_served() {
         https(&pki, s.server.api_addr, Some("client"), &get("/readyz")).await.expect("with a certificate");
     assert_eq!(status, "HTTP/1.1 200 OK");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replaced_client_ca_is_used_without_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new(dir.path());
+    pki.issue("server", &["localhost", "127.0.0.1"]);
+    pki.issue("client", &["collector"]);
+    let s = start(&pki, true).await;
+    https(&pki, s.server.api_addr, Some("client"), &get("/readyz")).await.expect("client of the first CA");
+
+    // A second CA and a client it signed; its CA file replaces the first.
+    let other_dir = tempfile::tempdir().expect("tempdir");
+    let other = Pki::new(other_dir.path());
+    other.issue("client", &["collector"]);
+    for ext in ["pem", "key"] {
+        std::fs::copy(other.path(&format!("client.{ext}")), pki.path(&format!("client2.{ext}"))).expect("copy");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    std::fs::copy(other.path("ca.pem"), pki.path("ca.pem")).expect("replace the CA");
+    common::eventually("the new CA's client served", || async {
+        https(&pki, s.server.api_addr, Some("client2"), &get("/readyz")).await.ok()
+    })
+    .await;
+    let old = https(&pki, s.server.api_addr, Some("client"), &get("/readyz")).await;
+    assert!(old.is_err(), "the first CA's client is turned away now: {old:?}");
+}

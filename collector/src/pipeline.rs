@@ -150,6 +150,15 @@ impl Pipeline {
         &self.resident
     }
 
+    /// Holds `bytes` of the memory budget while a request's body is read and
+    /// decoded (before [`Pipeline::submit`] takes its own share): many
+    /// requests arriving at once cannot all be read into memory.
+    pub fn reserve(&self, bytes: usize) -> Result<MemoryPermit, IngestError> {
+        let permit = self.memory.try_acquire(bytes)?;
+        self.metrics.memory_in_use.set(self.memory.in_use_bytes() as i64);
+        Ok(permit)
+    }
+
     /// Refuses (retryably) while the server is closing or its memory is
     /// near the limit: receivers ask before they read a body.
     pub fn check_pressure(&self) -> Result<(), IngestError> {

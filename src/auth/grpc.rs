@@ -1,5 +1,6 @@
 //! The OTLP/gRPC port's door, before a message is decoded: refuses while
-//! memory is near its limit (UNAVAILABLE, with RetryInfo), reads the
+//! memory is near its limit or the budget for decoding is spent
+//! (UNAVAILABLE, with RetryInfo), reads the
 //! `authorization` metadata, answers UNAUTHENTICATED or PERMISSION_DENIED,
 //! and replaces the tenant metadata with the key's tenant.
 
@@ -23,6 +24,11 @@ pub struct Interceptor {
 impl tonic::service::Interceptor for Interceptor {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         self.pipeline.check_pressure().map_err(|e| to_status(&e))?;
+        // Memory for decoding the message (tonic decodes before the handler
+        // runs); released when the handler takes the message.
+        let reserve = (self.pipeline.config().max_body_bytes / 4).max(1 << 20);
+        let permit = self.pipeline.reserve(reserve).map_err(|e| to_status(&e))?;
+        request.extensions_mut().insert(Arc::new(permit));
         let Some(auth) = &self.auth else {
             return Ok(request);
         };

@@ -112,11 +112,16 @@ async fn export<K: Laned>(State(pipeline): State<Arc<Pipeline>>, headers: Header
     let reply_format = *fmt.as_ref().unwrap_or(&Format::Json);
     let result = async {
         let fmt = fmt?;
-        if let Err(e) = pipeline.check_pressure() {
-            discard_body(body, pipeline.config().max_body_bytes).await;
-            return Err(e);
-        }
         let enc = encoding(&headers)?;
+        let reading =
+            pipeline.check_pressure().and_then(|()| pipeline.reserve(reading_bytes(&headers, enc, &pipeline)));
+        let reading = match reading {
+            Ok(permit) => permit,
+            Err(e) => {
+                discard_body(body, pipeline.config().max_body_bytes).await;
+                return Err(e);
+            }
+        };
         let tenant =
             pipeline.tenant(headers.get(pipeline.config().tenant_header.as_str()).map(HeaderValue::as_bytes))?;
         let limit = pipeline.config().max_body_bytes;
@@ -131,6 +136,8 @@ async fn export<K: Laned>(State(pipeline): State<Arc<Pipeline>>, headers: Header
         } else {
             tokio::task::spawn_blocking(work).await.map_err(|_| IngestError::ShuttingDown)??
         };
+        // Decoded: from here the request counts in the budget by its own size.
+        drop(reading);
         pipeline.submit::<K>(&tenant, request, raw).await
     }
     .await;
@@ -156,6 +163,20 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, IngestError> {
             Err(e) => IngestError::Invalid(format!("cannot read the request body: {e}")),
         })?
         .to_bytes())
+}
+
+/// What reading and decoding a body may take: three times its size on the
+/// wire for identity (the decoded messages), eight times that for gzip,
+/// the body limit when the size is not given; at most the budget.
+fn reading_bytes(headers: &HeaderMap, encoding: Encoding, pipeline: &Pipeline) -> usize {
+    let config = pipeline.config();
+    let len = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let wire = len.unwrap_or(config.max_body_bytes).min(config.max_body_bytes);
+    let inflated = match encoding {
+        Encoding::Identity => wire,
+        Encoding::Gzip => wire.saturating_mul(8).min(config.max_body_bytes),
+    };
+    inflated.saturating_mul(3).min(config.memory_limit_bytes as usize)
 }
 
 /// Reads a refused request's body to its end without keeping it, so that

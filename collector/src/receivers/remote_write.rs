@@ -85,10 +85,19 @@ async fn write(State(pipeline): State<Arc<Pipeline>>, headers: HeaderMap, body: 
                 "remote write bodies are snappy-compressed (Content-Encoding: snappy), not {encoding:?}"
             )));
         }
-        if let Err(e) = pipeline.check_pressure() {
-            discard_body(body, pipeline.config().max_body_bytes).await;
-            return Err(e);
-        }
+        // Snappy-compressed protobuf: the samples may take several times its size.
+        let wire = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+            .unwrap_or(pipeline.config().max_body_bytes);
+        let reserve = wire.saturating_mul(12).min(pipeline.config().memory_limit_bytes as usize);
+        let reading = match pipeline.check_pressure().and_then(|()| pipeline.reserve(reserve)) {
+            Ok(permit) => permit,
+            Err(e) => {
+                discard_body(body, pipeline.config().max_body_bytes).await;
+                return Err(e);
+            }
+        };
         let tenant =
             pipeline.tenant(headers.get(pipeline.config().tenant_header.as_str()).map(HeaderValue::as_bytes))?;
         let limit = pipeline.config().max_body_bytes;
@@ -108,6 +117,7 @@ async fn write(State(pipeline): State<Arc<Pipeline>>, headers: HeaderMap, body: 
         })
         .await
         .map_err(|_| IngestError::ShuttingDown)??;
+        drop(reading);
         pipeline.submit::<Metrics>(&tenant, request, None).await
     }
     .await;
