@@ -238,9 +238,17 @@ fn failure(format: Format, e: &IngestError) -> Response {
         Format::Json => serde_json::json!({ "code": code as i32, "message": message }).to_string().into_bytes(),
     };
     let mut response = (status, [(header::CONTENT_TYPE, format.content_type())], body).into_response();
+    retry_later(&mut response, e);
+    response
+}
+
+/// On a retryable refusal: `Retry-After`, and the connection closed after
+/// the answer, so that a flood of clients waiting to retry holds no
+/// connections (and their buffers) open on the server meanwhile.
+pub fn retry_later(response: &mut Response, e: &IngestError) {
     if let Some(after) = e.retry_after() {
         let secs = after.as_secs_f64().ceil().max(1.0) as u64;
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    response
 }

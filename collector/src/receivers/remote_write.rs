@@ -25,7 +25,7 @@ use sightline_proto::otlp::metrics::{
 use sightline_proto::prometheus::WriteRequest;
 use sightline_storage::metrics::otlp::REMOTE_WRITE_SCOPE;
 
-use super::otlp_http::{discard_body, read_body, status_of};
+use super::otlp_http::{discard_body, read_body, retry_later, status_of};
 use crate::error::IngestError;
 use crate::pipeline::Pipeline;
 use crate::signal::Metrics;
@@ -131,10 +131,7 @@ async fn write(State(pipeline): State<Arc<Pipeline>>, headers: HeaderMap, body: 
         Err(e) => {
             let (status, _) = status_of(&e);
             let mut response = (status, format!("{e}\n")).into_response();
-            if let Some(after) = e.retry_after() {
-                let secs = after.as_secs_f64().ceil().max(1.0) as u64;
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            }
+            retry_later(&mut response, &e);
             response
         }
     }
