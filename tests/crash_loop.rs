@@ -35,10 +35,6 @@ fn start(data_dir: &std::path::Path) -> Running {
     running
 }
 
-fn now_nanos() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64
-}
-
 /// A small xorshift generator: the kill moments, from a printed seed.
 struct Rng(u64);
 
@@ -68,7 +64,7 @@ fn senders(server: &Running, first: u64, acked: &Arc<Mutex<Acked>>) -> Vec<tokio
             tokio::spawn(async move {
                 for i in 0.. {
                     let n = first + signal * 100_000 + i;
-                    let now = now_nanos();
+                    let now = common::now_nanos();
                     let (path, body) = match signal {
                         0 => ("traces", traces_request_at(n, SPANS, now).encode_to_vec()),
                         1 => ("logs", logs_request(n, LINES, now).encode_to_vec()),
@@ -102,7 +98,7 @@ fn senders(server: &Running, first: u64, acked: &Arc<Mutex<Acked>>) -> Vec<tokio
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_kills_lose_and_duplicate_nothing_acknowledged() {
     let trials: u64 = std::env::var("CRASH_LOOP_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
-    let seed = std::env::var("CRASH_LOOP_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(now_nanos) | 1;
+    let seed = std::env::var("CRASH_LOOP_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(common::now_nanos) | 1;
     eprintln!("crash loop: {trials} trials, seed {seed}");
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -156,7 +152,7 @@ async fn twenty_kills_lose_and_duplicate_nothing_acknowledged() {
     loop {
         let query = vec![
             ("query", "service:crash-test".to_owned()),
-            ("start", (now_nanos() - 3_600_000_000_000).to_string()),
+            ("start", (common::now_nanos() - 3_600_000_000_000).to_string()),
             ("limit", "1000".to_owned()),
             ("cursor", cursor.clone()),
         ];

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -67,7 +66,7 @@ fn is_root() -> bool {
     String::from_utf8_lossy(&out.stdout).trim() == "0"
 }
 
-/// Starts the server and keeps every log line it prints.
+/// Starts the server and keeps every line it prints.
 fn start(data: &Path) -> (Running, Arc<Mutex<Vec<String>>>) {
     let env = [
         ("SIGHTLINE_WAL__SEGMENT_BYTES", "1048576"),
@@ -77,21 +76,8 @@ fn start(data: &Path) -> (Running, Arc<Mutex<Vec<String>>>) {
         ("SIGHTLINE_LOGS__INDEXING_THREADS", "1"),
     ];
     let mut server = binary::spawn(env!("CARGO_BIN_EXE_sightline"), data, &env);
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let (sink, log) = (lines.clone(), std::mem::replace(&mut server.log, std::io::BufReader::new(empty()).lines()));
-    std::thread::spawn(move || {
-        for line in log.map_while(Result::ok) {
-            sink.lock().expect("lock").push(line);
-        }
-    });
+    let lines = server.collect_log();
     (server, lines)
-}
-
-fn empty() -> std::process::ChildStdout {
-    let mut c = Command::new("true").stdout(std::process::Stdio::piped()).spawn().expect("true");
-    let out = c.stdout.take().expect("stdout");
-    let _ = c.wait();
-    out
 }
 
 /// Sent counts: requests acknowledged, with their spans and lines.
@@ -105,7 +91,7 @@ struct Acked {
 /// acknowledged, else the status of the refusal (which must be retryable).
 async fn send(s: &Running, n: u64, acked: &mut Acked) -> Result<(), u16> {
     let client = reqwest::Client::new();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64;
+    let now = common::now_nanos();
     let bodies = [
         ("logs", logs_request(n, 200, now).encode_to_vec(), 200u64),
         ("traces", traces_request_at(n, 50, now).encode_to_vec(), 50u64),

@@ -51,7 +51,7 @@ async fn overload_stays_under_the_memory_limit_and_loses_nothing() {
     // by many clients at once, each retrying its refusals: the server does
     // all the work, the test little.
     let mut generator = Generator::new(Signal::Traces, 11, 50);
-    let t0 = common_time();
+    let t0 = common::now_nanos();
     let bodies: Arc<Vec<(u64, bytes::Bytes)>> = Arc::new(
         (0..100).map(|i| generator.payload(t0 + i * 1_000_000)).map(|p| (p.items(), p.encode().into())).collect(),
     );
@@ -99,7 +99,7 @@ async fn overload_stays_under_the_memory_limit_and_loses_nothing() {
 
     // Ingest resumes by itself: a fresh request is accepted without retries.
     let mut fresh = Generator::new(Signal::Traces, 12, 1);
-    let payload = fresh.payload(common_time());
+    let payload = fresh.payload(common::now_nanos());
     let mut once = client.clone();
     once.max_retries = 0;
     common::eventually("ingest accepted again", || {
@@ -112,8 +112,4 @@ async fn overload_stays_under_the_memory_limit_and_loses_nothing() {
     })
     .await;
     server.child.kill().expect("kill");
-}
-
-fn common_time() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64
 }

@@ -8,7 +8,7 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::binary;
 use common::otlp::{string_kv, trace_id};
@@ -23,10 +23,6 @@ const TRACES: u64 = 12;
 const BIG_TRACE: u64 = 999;
 const BIG_SPANS: u64 = 10_000;
 const CHROMIUM: &str = "/usr/bin/chromium";
-
-fn now_nanos() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos() as u64
-}
 
 fn resource(service: &str) -> Option<Resource> {
     Some(Resource { attributes: vec![string_kv("service.name", service)], ..Default::default() })
@@ -159,7 +155,7 @@ async fn every_view_in_a_real_browser() {
     let mut server = binary::spawn(env!("CARGO_BIN_EXE_sightline"), dir.path(), &[]);
     server.drain_log();
     let client = reqwest::Client::new();
-    let now = now_nanos();
+    let now = common::now_nanos();
     // Three batches a couple of seconds apart, so that the span-derived
     // rates have samples to work with.
     for batch in 0..3 {
@@ -226,7 +222,7 @@ async fn the_ui_signs_in_with_a_token_when_authentication_is_on() {
     let env = [("SIGHTLINE_AUTH__ENABLED", "true"), ("SIGHTLINE_AUTH__KEYS_FILE", keys)];
     let mut server = binary::spawn(env!("CARGO_BIN_EXE_sightline"), &dir.path().join("data"), &env);
     server.drain_log();
-    let (spans, _) = shop(0, 4, now_nanos());
+    let (spans, _) = shop(0, 4, common::now_nanos());
     let sent = reqwest::Client::new()
         .post(format!("http://{}/v1/traces", server.http))
         .bearer_auth(INGEST)

@@ -84,6 +84,22 @@ impl QueryState {
             .map_err(|e| ApiError::Storage(sightline_storage::StorageError::Part(format!("query task failed: {e}"))))?
             .map_err(|_| ApiError::Timeout(crate::limits::Exceeded::Time(timeout).to_string()))
     }
+
+    /// The time range of a query: `end` defaults to now, `start` to an hour
+    /// before it; no longer than `limits.max_range_hours`.
+    pub(crate) fn time_range(&self, start: Option<&str>, end: Option<&str>) -> Result<(u64, u64), ApiError> {
+        let end = end.map(|e| params::time_nanos("end", e)).transpose()?.unwrap_or_else(params::now_nanos);
+        let start =
+            start.map(|s| params::time_nanos("start", s)).transpose()?.unwrap_or(end.saturating_sub(3_600_000_000_000));
+        self.checked_range(start, end)
+    }
+
+    /// A range that runs forward and is within `limits.max_range_hours`.
+    pub(crate) fn checked_range(&self, start: u64, end: u64) -> Result<(u64, u64), ApiError> {
+        let (start, end) = params::range(start, end)?;
+        self.limits.check_range_nanos(start, end).map_err(ApiError::BadRequest)?;
+        Ok((start, end))
+    }
 }
 
 pub fn router(state: QueryState) -> Router {
@@ -129,24 +145,6 @@ struct SearchParams {
     start: Option<String>,
     end: Option<String>,
     limit: Option<usize>,
-}
-
-impl QueryState {
-    /// The time range of a query: `end` defaults to now, `start` to an hour
-    /// before it; no longer than `limits.max_range_hours`.
-    pub(crate) fn time_range(&self, start: Option<&str>, end: Option<&str>) -> Result<(u64, u64), ApiError> {
-        let end = end.map(|e| params::time_nanos("end", e)).transpose()?.unwrap_or_else(params::now_nanos);
-        let start =
-            start.map(|s| params::time_nanos("start", s)).transpose()?.unwrap_or(end.saturating_sub(3_600_000_000_000));
-        self.checked_range(start, end)
-    }
-
-    /// A range that runs forward and is within `limits.max_range_hours`.
-    pub(crate) fn checked_range(&self, start: u64, end: u64) -> Result<(u64, u64), ApiError> {
-        let (start, end) = params::range(start, end)?;
-        self.limits.check_range_nanos(start, end).map_err(ApiError::BadRequest)?;
-        Ok((start, end))
-    }
 }
 
 async fn search_traces(

@@ -21,6 +21,18 @@ impl Running {
         let stdout = std::mem::replace(&mut self.log, BufReader::new(empty_stdout()).lines());
         std::thread::spawn(move || for _ in stdout {});
     }
+
+    /// Keeps every line of the log from now on, for tests that look for one.
+    pub fn collect_log(&mut self) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (sink, log) = (lines.clone(), std::mem::replace(&mut self.log, BufReader::new(empty_stdout()).lines()));
+        std::thread::spawn(move || {
+            for line in log.map_while(Result::ok) {
+                sink.lock().expect("lock").push(line);
+            }
+        });
+        lines
+    }
 }
 
 /// A test that fails part-way must not leave its server running.

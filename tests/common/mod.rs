@@ -52,6 +52,11 @@ impl TestServer {
     }
 }
 
+/// The clock now, in Unix nanoseconds.
+pub fn now_nanos() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64
+}
+
 pub fn tenant(name: &str) -> Tenant {
     Tenant::new(name).expect("tenant")
 }
