@@ -316,11 +316,7 @@ impl Config {
                 "invalid configuration: metrics.block_minutes, retention_hours, cut_interval_seconds and compaction_hours must be at least 1"
             );
         }
-        let sm = &self.spanmetrics;
-        if sm.histogram_buckets.windows(2).any(|w| w[0] >= w[1]) || sm.histogram_buckets.iter().any(|b| !b.is_finite())
-        {
-            bail!("invalid configuration: spanmetrics.histogram_buckets must be finite and increasing");
-        }
+        self.spanmetrics.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         if self.wal.queue_capacity == 0 {
             bail!("invalid configuration: wal.queue_capacity must be at least 1");
         }

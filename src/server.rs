@@ -43,6 +43,7 @@ pub struct Server {
     pub metrics: MetricStore,
     pub spans: SpanStore,
     pub logs: LogStore,
+    spanmetrics: Arc<DerivedMetrics>,
     /// Records replayed from the WAL at start.
     pub replayed: u64,
     pipeline: Arc<Pipeline>,
@@ -79,9 +80,12 @@ impl Server {
             .await
             .context("cannot open the metric store")?;
         metrics.register_metrics(&mut registry);
-        let span_sink =
-            Arc::new(DerivedMetrics::new(Arc::new(spans.clone()), metrics.clone(), config.spanmetrics.clone()));
-        let sinks = Sinks { spans: span_sink, logs: Arc::new(logs.clone()), metrics: Arc::new(metrics.clone()) };
+        let spanmetrics = Arc::new(
+            DerivedMetrics::start(Arc::new(spans.clone()), metrics.clone(), config.spanmetrics.clone())
+                .context("cannot start the span metrics connector")?,
+        );
+        spanmetrics.register_metrics(&mut registry);
+        let sinks = Sinks { spans: spanmetrics.clone(), logs: Arc::new(logs.clone()), metrics: Arc::new(metrics.clone()) };
         let pipeline = Pipeline::start(config.ingest.clone(), wal, sinks, &mut registry)?;
         let rss = Gauge::<i64>::default();
         registry.register("sightline_process_resident_memory_bytes", "Resident set size of the process", rss.clone());
@@ -155,6 +159,8 @@ impl Server {
         }
         // Only now may windows be cut: every acknowledged sample is back in the head.
         metrics.replay_done();
+        // Spans from now on are new: the replayed ones were counted before the restart.
+        spanmetrics.replay_done();
 
         let http = TcpListener::bind(config.listen.http)
             .await
@@ -189,7 +195,7 @@ impl Server {
             }
         }));
         ready.store(true, Ordering::Release);
-        Ok(Server { grpc_addr, http_addr, api_addr, metrics, spans, logs, replayed, pipeline, cancel, tasks })
+        Ok(Server { grpc_addr, http_addr, api_addr, metrics, spans, logs, spanmetrics, replayed, pipeline, cancel, tasks })
     }
 
     /// Stops accepting, finishes in-flight requests, writes the WAL, and
@@ -199,9 +205,11 @@ impl Server {
         for task in self.tasks {
             let _ = task.await;
         }
-        let (pipeline, spans, logs, metrics) = (self.pipeline, self.spans, self.logs, self.metrics);
+        let (pipeline, spanmetrics, spans, logs, metrics) =
+            (self.pipeline, self.spanmetrics, self.spans, self.logs, self.metrics);
         tokio::task::spawn_blocking(move || {
             pipeline.shutdown_blocking();
+            spanmetrics.shutdown_blocking();
             spans.shutdown_blocking();
             logs.shutdown_blocking();
             metrics.shutdown_blocking();

@@ -95,7 +95,11 @@ async fn get(client: &reqwest::Client, url: String) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_request_across_three_services_is_one_tree_in_both_apis() {
-    let s = common::start(|c| c.spans.flush_age_seconds = 3600).await;
+    let s = common::start(|c| {
+        c.spans.flush_age_seconds = 3600;
+        c.spanmetrics.flush_interval_seconds = 1;
+    })
+    .await;
     let (gateway, orders, payments) = (
         provider("gateway", grpc(&s.grpc_url())),
         provider("orders", http(&s.otlp_http_url("traces"))),
@@ -187,6 +191,12 @@ async fn a_request_across_three_services_is_one_tree_in_both_apis() {
     // The same edges and the RED metrics, derived as the spans arrived and
     // read through the Prometheus API as Grafana's service graph does.
     let prom = |q: &str| s.api_url(&format!("/prometheus/api/v1/query?query={}", q.replace(' ', "%20")));
+    // The connector writes them at its next flush: wait until all 5 spans are counted.
+    common::eventually("the five spans counted", || {
+        let (client, url) = (client.clone(), prom("sum(traces_spanmetrics_calls_total)"));
+        async move { (get(&client, url).await.1["data"]["result"][0]["value"][1] == "5").then_some(()) }
+    })
+    .await;
     let (_, graph) = get(&client, prom("sum by (client, server) (traces_service_graph_request_total)")).await;
     let mut graph_edges: Vec<(String, String, String)> = graph["data"]["result"]
         .as_array()
@@ -242,4 +252,186 @@ async fn a_request_across_three_services_is_one_tree_in_both_apis() {
         assert!(!r.text().await.expect("body").is_empty(), "{path}: the error says why");
     }
     s.server.shutdown().await.expect("shutdown");
+}
+
+/// One span of a hand-built request: `ms` long, starting at `start`.
+fn proto_span(
+    trace: u8,
+    id: u8,
+    parent: Option<u8>,
+    (name, kind): (&str, i32),
+    ms: u64,
+    error: bool,
+    start: u64,
+) -> sightline_proto::otlp::trace::Span {
+    use sightline_proto::otlp::trace::{Span, Status};
+    Span {
+        trace_id: vec![trace; 16],
+        span_id: vec![id; 8],
+        parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
+        name: name.into(),
+        kind,
+        start_time_unix_nano: start,
+        end_time_unix_nano: start + ms * 1_000_000,
+        status: error.then(|| Status { code: 2, message: "failed".into() }),
+        ..Default::default()
+    }
+}
+
+/// One request of `spans` from `service`, as OTLP/HTTP protobuf.
+fn from_service(service: &str, spans: Vec<sightline_proto::otlp::trace::Span>) -> Vec<u8> {
+    use prost::Message as _;
+    let mut request = common::otlp::request_of(spans);
+    request.resource_spans[0].resource.as_mut().expect("resource").attributes =
+        vec![common::otlp::string_kv("service.name", service)];
+    request.encode_to_vec()
+}
+
+/// Every series of the derived metrics as `name{label="value",…}` → value, from the Prometheus API.
+async fn derived_series(client: &reqwest::Client, api: &str) -> std::collections::BTreeMap<String, f64> {
+    let q = "{__name__=~\"traces_spanmetrics_.*|traces_service_graph_.*\"}";
+    let url = format!("http://{api}/prometheus/api/v1/query");
+    let body: Value =
+        client.get(url).query(&[("query", q)]).send().await.expect("GET").json().await.expect("json");
+    body["data"]["result"]
+        .as_array()
+        .expect("result")
+        .iter()
+        .map(|r| {
+            let m = r["metric"].as_object().expect("metric");
+            let labels: Vec<String> = m
+                .iter()
+                .filter(|(k, _)| *k != "__name__")
+                .map(|(k, v)| format!("{k}={:?}", v.as_str().expect("label")))
+                .collect();
+            let name = m["__name__"].as_str().expect("name");
+            let v: f64 = r["value"][1].as_str().expect("value").parse().expect("number");
+            (format!("{name}{{{}}}", labels.join(",")), v)
+        })
+        .collect()
+}
+
+/// The derived series once the calls counters add up to `spans`.
+async fn counted(client: &reqwest::Client, api: &str, spans: u64) -> std::collections::BTreeMap<String, f64> {
+    common::eventually("every span counted", || async move {
+        let got = derived_series(client, api).await;
+        let calls: f64 = got.iter().filter(|(k, _)| k.starts_with("traces_spanmetrics_calls_total")).map(|(_, v)| v).sum();
+        (calls == spans as f64).then_some(got)
+    })
+    .await
+}
+
+/// What the derived series must say for RED series (labels, durations in
+/// ms) and service-graph edges (client, server, child durations, failed).
+fn expected_series(
+    red: &[(&str, &[u64])],
+    edges: &[(&str, &str, &[u64], u64)],
+) -> std::collections::BTreeMap<String, f64> {
+    const BOUNDS: [&str; 14] =
+        ["0.002", "0.004", "0.008", "0.016", "0.032", "0.064", "0.128", "0.256", "0.512", "1.024", "2.048", "4.096", "8.192", "16.384"];
+    let mut out = std::collections::BTreeMap::new();
+    let mut histogram = |name: &str, labels: &str, ms: &[u64]| {
+        // Label names in order: `le` sorts between the others here.
+        let with_le = |le: &str| {
+            let mut l: Vec<&str> = labels.split(',').collect();
+            let le = format!("le={le:?}");
+            let mut all: Vec<String> = l.drain(..).map(str::to_owned).chain([le]).collect();
+            all.sort();
+            all.join(",")
+        };
+        for b in BOUNDS {
+            let le: f64 = b.parse().expect("bound");
+            let n = ms.iter().filter(|&&m| m as f64 / 1000.0 <= le).count();
+            out.insert(format!("{name}_bucket{{{}}}", with_le(b)), n as f64);
+        }
+        out.insert(format!("{name}_bucket{{{}}}", with_le("+Inf")), ms.len() as f64);
+        out.insert(format!("{name}_count{{{labels}}}"), ms.len() as f64);
+        out.insert(format!("{name}_sum{{{labels}}}"), ms.iter().sum::<u64>() as f64 / 1000.0);
+    };
+    for (labels, ms) in red {
+        histogram("traces_spanmetrics_latency", labels, ms);
+    }
+    for (client, server, ms, _) in edges {
+        histogram("traces_service_graph_request_server_seconds", &format!("client={client:?},server={server:?}"), ms);
+    }
+    for (labels, ms) in red {
+        out.insert(format!("traces_spanmetrics_calls_total{{{labels}}}"), ms.len() as f64);
+    }
+    for (client, server, ms, failed) in edges {
+        let labels = format!("client={client:?},server={server:?}");
+        out.insert(format!("traces_service_graph_request_total{{{labels}}}"), ms.len() as f64);
+        out.insert(format!("traces_service_graph_request_failed_total{{{labels}}}"), *failed as f64);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn span_metrics_are_exact_after_a_flush_and_reset_by_a_restart() {
+    const SERVER: i32 = 2;
+    const CLIENT: i32 = 3;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [("SIGHTLINE_SPANMETRICS__FLUSH_INTERVAL_SECONDS", "1")];
+    let mut server = common::binary::spawn(env!("CARGO_BIN_EXE_sightline"), dir.path(), &env);
+    server.drain_log();
+    let client = reqwest::Client::new();
+    let t0 = common::now_nanos() - 60_000_000_000;
+    let post = |server: &common::binary::Running, body: Vec<u8>| {
+        let request = client
+            .post(format!("http://{}/v1/traces", server.http))
+            .header("content-type", "application/x-protobuf")
+            .body(body);
+        async move {
+            let r = request.send().await.expect("POST");
+            assert_eq!(r.status(), 200);
+        }
+    };
+    // Trace 1: the frontend's root and client spans, then (another
+    // request) the cart's failing server span. Trace 2: the cart's server
+    // span arrives first, its frontend parent in a later request.
+    post(&server, from_service("frontend", vec![
+        proto_span(1, 1, None, ("GET /", SERVER), 100, false, t0),
+        proto_span(1, 2, Some(1), ("call cart", CLIENT), 80, false, t0),
+    ]))
+    .await;
+    post(&server, from_service("cart", vec![proto_span(1, 3, Some(2), ("POST /add", SERVER), 60, true, t0)])).await;
+    post(&server, from_service("cart", vec![proto_span(2, 3, Some(2), ("POST /add", SERVER), 10, false, t0)])).await;
+    post(&server, from_service("frontend", vec![
+        proto_span(2, 1, None, ("GET /", SERVER), 20, false, t0),
+        proto_span(2, 2, Some(1), ("call cart", CLIENT), 15, false, t0),
+    ]))
+    .await;
+
+    let red = |service: &str, name: &str, kind: &str, status: &str| {
+        format!("service={service:?},span_kind={kind:?},span_name={name:?},status_code={status:?}")
+    };
+    let (fe_root, fe_call, cart_err, cart_ok) = (
+        red("frontend", "GET /", "SPAN_KIND_SERVER", "STATUS_CODE_UNSET"),
+        red("frontend", "call cart", "SPAN_KIND_CLIENT", "STATUS_CODE_UNSET"),
+        red("cart", "POST /add", "SPAN_KIND_SERVER", "STATUS_CODE_ERROR"),
+        red("cart", "POST /add", "SPAN_KIND_SERVER", "STATUS_CODE_UNSET"),
+    );
+    let want = expected_series(
+        &[(&fe_root, &[100, 20]), (&fe_call, &[80, 15]), (&cart_err, &[60]), (&cart_ok, &[10])],
+        &[("frontend", "cart", &[60, 10], 1)],
+    );
+    assert_eq!(want.len(), 4 * 18 + 19, "every series of four RED label sets and one edge");
+    let api = server.api.clone();
+    let got = counted(&client, &api, 6).await;
+    assert_eq!(got, want);
+
+    // SIGKILL: the spans are still in the WAL (not yet in a part) and are
+    // replayed into the span store, but not counted again: the counters
+    // start from zero, and count what arrives after the restart.
+    server.child.kill().expect("SIGKILL");
+    server.child.wait().expect("wait");
+    let mut server = common::binary::spawn(env!("CARGO_BIN_EXE_sightline"), dir.path(), &env);
+    server.drain_log();
+    post(&server, from_service("frontend", vec![proto_span(3, 1, None, ("GET /", SERVER), 5, false, t0)])).await;
+    let want = expected_series(&[(&fe_root, &[5])], &[]);
+    let api = server.api.clone();
+    let got = counted(&client, &api, 1).await;
+    assert_eq!(got, want, "reset by the restart, not doubled by the replay");
+    let trace = format!("http://{}/api/traces/{}", server.api, hex::encode([1u8; 16]));
+    let (_, t) = get(&client, trace).await;
+    assert_eq!(t["spanCount"], 3, "the replayed spans are stored");
 }

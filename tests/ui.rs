@@ -152,7 +152,9 @@ async fn every_view_in_a_real_browser() {
         "the UI tests drive {CHROMIUM}: install Debian's chromium package (.ci/run does)"
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = binary::spawn(env!("CARGO_BIN_EXE_sightline"), dir.path(), &[]);
+    // Span-derived series are written every second, so that each batch below has its own samples.
+    let flush_every_second = [("SIGHTLINE_SPANMETRICS__FLUSH_INTERVAL_SECONDS", "1")];
+    let mut server = binary::spawn(env!("CARGO_BIN_EXE_sightline"), dir.path(), &flush_every_second);
     server.drain_log();
     let client = reqwest::Client::new();
     let now = common::now_nanos();
@@ -165,6 +167,8 @@ async fn every_view_in_a_real_browser() {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     post(&client, format!("http://{}/v1/traces", server.http), big_trace(now).encode_to_vec()).await;
+    // Past the next flush of the span-derived series.
+    tokio::time::sleep(Duration::from_secs(2)).await;
 
     let shots = browser_tests(
         "tests/ui.test.mjs",

@@ -1,6 +1,6 @@
-//! Metrics derived from spans as they arrive, named as Grafana Tempo's
-//! metrics-generator names them (so dashboards and Grafana's service-graph
-//! and RED views built for it work here):
+//! Metrics derived from spans, named as Grafana Tempo's metrics-generator
+//! names them (so dashboards and Grafana's service-graph and RED views
+//! built for it work here):
 //!
 //! - `traces_spanmetrics_calls_total` and `traces_spanmetrics_latency`
 //!   (histogram, seconds) by `service`, `span_name`, `span_kind`,
@@ -9,21 +9,40 @@
 //!   `…_request_server_seconds` (histogram) by `client` and `server`, for
 //!   each parent → child call between two services.
 //!
-//! [`DerivedMetrics`] wraps the span store's sink: it counts a batch, hands
-//! it to the store, and once the store took it appends the running totals to
-//! the metric store, stamped with the time of processing. Edges whose other
-//! side has not arrived yet wait (bounded, expiring) for it.
+//! A connector between the span and the metric pipelines: [`DerivedMetrics`]
+//! wraps the span store's sink and counts each batch into per-tenant
+//! totals ([`aggregate`]) before handing it on; its own thread
+//! (`sightline-spanmetrics`) turns the series that changed into one batch
+//! of samples per tenant every `flush_interval_seconds` and appends it to
+//! the metric store. The span lane never touches the metric store.
+//!
+//! The totals live in memory and keep running for the life of the process;
+//! a restart is a counter reset. Batches replayed from the WAL at start are
+//! not counted (they were counted before the restart), so a counter never
+//! sees a span twice.
+
+mod aggregate;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex, RwLock};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 use sightline_storage::StorageError;
+use sightline_storage::metrics::labels::sanitize_label;
 use sightline_storage::metrics::{Labels, Meta, MetricStore, Sample};
-use sightline_storage::model::{Span, SpanId, SpanKind, StatusCode, Tenant, TraceId};
+use sightline_storage::model::{Span, SpanKind, StatusCode, Tenant};
 use sightline_storage::sink::{Batch, Sink};
+
+use aggregate::{ABSENT, Aggregate, Shape, Totals};
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -33,10 +52,16 @@ pub struct SpanMetricsConfig {
     pub histogram_buckets: Vec<f64>,
     /// Span (or resource) attributes added as labels, sanitised.
     pub dimensions: Vec<String>,
-    /// Spans waiting for the other side of a service-graph edge, at most.
+    /// Spans remembered for the other side of a service-graph edge, at most.
     pub max_pending_edges: usize,
-    /// How long such a span waits.
+    /// How long such a span is remembered, at most (at least half of it
+    /// unless `max_pending_edges` newer spans push it out first).
     pub edge_wait_seconds: u64,
+    /// How often the changed series are written to the metric store.
+    pub flush_interval_seconds: u64,
+    /// RED series per tenant, at most; spans of further label sets are not
+    /// counted (`sightline_spanmetrics_over_limit_spans_total`).
+    pub max_series: usize,
 }
 
 impl Default for SpanMetricsConfig {
@@ -49,61 +74,259 @@ impl Default for SpanMetricsConfig {
             dimensions: Vec::new(),
             max_pending_edges: 100_000,
             edge_wait_seconds: 30,
+            flush_interval_seconds: 15,
+            max_series: 10_000,
         }
     }
 }
 
-/// A counter and a latency histogram.
-#[derive(Clone, Default)]
-struct Totals {
-    calls: f64,
-    failed: f64,
-    sum: f64,
-    buckets: Vec<f64>,
-}
-
-impl Totals {
-    fn observe(&mut self, bounds: &[f64], seconds: f64, failed: bool) {
-        if self.buckets.is_empty() {
-            self.buckets = vec![0.0; bounds.len()];
+impl SpanMetricsConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let b = &self.histogram_buckets;
+        if b.windows(2).any(|w| w[0] >= w[1]) || b.iter().any(|v| !v.is_finite()) {
+            return Err("spanmetrics.histogram_buckets must be finite and increasing".into());
         }
-        self.calls += 1.0;
-        self.failed += f64::from(u8::from(failed));
-        self.sum += seconds;
-        for (b, le) in self.buckets.iter_mut().zip(bounds) {
-            if seconds <= *le {
-                *b += 1.0;
-            }
+        if self.flush_interval_seconds == 0 {
+            return Err("spanmetrics.flush_interval_seconds must be at least 1".into());
         }
+        Ok(())
     }
-}
-
-/// What we remember of a span for the service graph.
-#[derive(Clone)]
-struct SeenSpan {
-    service: Arc<str>,
-    failed: bool,
-    seconds: f64,
-    at: Instant,
 }
 
 #[derive(Default)]
-struct TenantState {
-    spans: HashMap<Vec<(String, String)>, Totals>,
-    edges: HashMap<(Arc<str>, Arc<str>), Totals>,
-    /// Recent spans by id, for children that arrive later.
-    seen: HashMap<(TraceId, SpanId), SeenSpan>,
-    /// Children whose parent has not been seen yet, by the parent's id.
-    waiting: HashMap<(TraceId, SpanId), Vec<SeenSpan>>,
-    /// When `seen` and `waiting` were last swept of expired spans.
-    swept: Option<Instant>,
+struct Telemetry {
+    series: Gauge,
+    pending_edges: Gauge,
+    over_limit: Counter,
+    flushes: Counter,
 }
 
+struct Shared {
+    config: SpanMetricsConfig,
+    /// `dimensions` as label names.
+    dimension_labels: Vec<String>,
+    metrics: MetricStore,
+    tenants: RwLock<HashMap<Tenant, Arc<Mutex<Aggregate>>>>,
+    /// Off while the WAL is replayed.
+    live: AtomicBool,
+    stop: (Mutex<bool>, Condvar),
+    /// The last flush's timestamp (ms): each flush stamps a later one.
+    last_t: AtomicI64,
+    telemetry: Telemetry,
+}
+
+/// The span sink with the connector in front of it.
 pub struct DerivedMetrics {
     inner: Arc<dyn Sink<Span>>,
-    metrics: MetricStore,
-    config: SpanMetricsConfig,
-    state: Mutex<HashMap<Tenant, TenantState>>,
+    shared: Arc<Shared>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl DerivedMetrics {
+    /// Wraps `inner` and starts the flush thread. Counting starts with
+    /// [`DerivedMetrics::replay_done`].
+    pub fn start(
+        inner: Arc<dyn Sink<Span>>,
+        metrics: MetricStore,
+        config: SpanMetricsConfig,
+    ) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            dimension_labels: config.dimensions.iter().map(|d| sanitize_label(d)).collect(),
+            config,
+            metrics,
+            tenants: RwLock::default(),
+            live: AtomicBool::new(false),
+            stop: (Mutex::new(false), Condvar::new()),
+            last_t: AtomicI64::new(i64::MIN),
+            telemetry: Telemetry::default(),
+        });
+        let worker = if shared.config.enabled {
+            let background = shared.clone();
+            Some(std::thread::Builder::new().name("sightline-spanmetrics".into()).spawn(move || background.run())?)
+        } else {
+            None
+        };
+        Ok(Self { inner, shared, worker: Mutex::new(worker) })
+    }
+
+    /// Adds the connector's own metrics to `registry` (`sightline_spanmetrics_*`).
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        let t = &self.shared.telemetry;
+        registry.register("sightline_spanmetrics_series", "Series derived from spans (RED and edges)", t.series.clone());
+        registry.register(
+            "sightline_spanmetrics_pending_edges",
+            "Spans remembered for the other side of a service-graph edge",
+            t.pending_edges.clone(),
+        );
+        registry.register(
+            "sightline_spanmetrics_over_limit_spans",
+            "Spans not counted: their tenant has spanmetrics.max_series series",
+            t.over_limit.clone(),
+        );
+        registry.register("sightline_spanmetrics_flushes", "Flushes of derived series to the metric store", t.flushes.clone());
+    }
+
+    /// Spans from now on are counted: call once the WAL has been replayed.
+    pub fn replay_done(&self) {
+        self.shared.live.store(true, Ordering::Release);
+    }
+
+    /// Writes what changed one last time and stops the flush thread. Blocks.
+    pub fn shutdown_blocking(&self) {
+        *self.shared.stop.0.lock() = true;
+        self.shared.stop.1.notify_all();
+        if let Some(worker) = self.worker.lock().take() {
+            let _ = worker.join();
+        }
+    }
+
+    #[cfg(test)]
+    fn flush_now(&self) {
+        self.shared.flush();
+    }
+}
+
+impl Drop for DerivedMetrics {
+    fn drop(&mut self) {
+        self.shutdown_blocking();
+    }
+}
+
+impl Sink<Span> for DerivedMetrics {
+    fn consume(&self, batch: Batch<Span>) -> Result<(), StorageError> {
+        let shared = &self.shared;
+        if shared.config.enabled && shared.live.load(Ordering::Acquire) {
+            let shape = Shape {
+                bounds: &shared.config.histogram_buckets,
+                dimensions: &shared.config.dimensions,
+                max_series: shared.config.max_series,
+            };
+            let aggregate = shared.aggregate(&batch.tenant);
+            let mut a = aggregate.lock();
+            let over = a.over_limit;
+            a.observe(&shape, &batch.items);
+            shared.telemetry.over_limit.inc_by(a.over_limit - over);
+        }
+        self.inner.consume(batch)
+    }
+
+    fn backlogged(&self) -> bool {
+        self.inner.backlogged()
+    }
+}
+
+impl Shared {
+    fn aggregate(&self, tenant: &Tenant) -> Arc<Mutex<Aggregate>> {
+        if let Some(a) = self.tenants.read().get(tenant) {
+            return a.clone();
+        }
+        let wait = Duration::from_secs(self.config.edge_wait_seconds);
+        let fresh = || Arc::new(Mutex::new(Aggregate::new(wait, self.config.max_pending_edges)));
+        self.tenants.write().entry(tenant.clone()).or_insert_with(fresh).clone()
+    }
+
+    fn run(&self) {
+        let interval = Duration::from_secs(self.config.flush_interval_seconds.max(1));
+        let mut next = Instant::now() + interval;
+        loop {
+            let stopping = {
+                let mut stop = self.stop.0.lock();
+                while !*stop && Instant::now() < next {
+                    self.stop.1.wait_until(&mut stop, next);
+                }
+                *stop
+            };
+            next += interval;
+            self.flush();
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    /// Appends the series that changed since the last flush, one batch per
+    /// tenant, stamped with the time of the flush.
+    fn flush(&self) {
+        let now = (sightline_storage::wal::now_unix_nanos() / 1_000_000) as i64;
+        let last = self.last_t.fetch_max(now, Ordering::AcqRel);
+        let t = if now > last { now } else { self.last_t.fetch_add(1, Ordering::AcqRel) + 1 };
+        let tenants: Vec<_> = self.tenants.read().iter().map(|(t, a)| (t.clone(), a.clone())).collect();
+        let (mut series, mut pending) = (0, 0);
+        for (tenant, aggregate) in tenants {
+            let changed = {
+                let mut a = aggregate.lock();
+                series += a.spans.len() + a.edges.len();
+                pending += a.pending();
+                self.take_changed(&mut a)
+            };
+            if changed.is_empty() {
+                continue;
+            }
+            let bounds = &self.config.histogram_buckets;
+            let mut samples = Vec::new();
+            for (kind, key, totals) in &changed {
+                kind.samples(&mut samples, key, bounds, totals, t);
+            }
+            self.metrics.append(&tenant, samples, metadata());
+        }
+        self.telemetry.series.set(series as i64);
+        self.telemetry.pending_edges.set(pending as i64);
+        self.telemetry.flushes.inc();
+    }
+
+    /// The label pairs and a copy of the totals of every series changed
+    /// since the last flush, marking them unchanged.
+    fn take_changed(&self, a: &mut Aggregate) -> Vec<(Derived, Vec<(String, String)>, Totals)> {
+        let mut out = Vec::new();
+        let Aggregate { strings, spans, edges, .. } = a;
+        for (key, totals) in spans.iter_mut().filter(|(_, t)| t.dirty) {
+            totals.dirty = false;
+            let mut pairs = vec![
+                ("service".to_owned(), strings.get(key.service).to_string()),
+                ("span_name".to_owned(), strings.get(key.name).to_string()),
+                ("span_kind".to_owned(), kind_label(key.kind).to_owned()),
+                ("status_code".to_owned(), status_label(key.status).to_owned()),
+            ];
+            for (name, &id) in self.dimension_labels.iter().zip(&key.dims) {
+                if id != ABSENT {
+                    pairs.push((name.clone(), strings.get(id).to_string()));
+                }
+            }
+            out.push((Derived::Span, pairs, totals.clone()));
+        }
+        for (&(client, server), totals) in edges.iter_mut().filter(|(_, t)| t.dirty) {
+            totals.dirty = false;
+            let pairs = vec![
+                ("client".to_owned(), strings.get(client).to_string()),
+                ("server".to_owned(), strings.get(server).to_string()),
+            ];
+            out.push((Derived::Edge, pairs, totals.clone()));
+        }
+        out
+    }
+}
+
+/// Which family a derived series belongs to.
+#[derive(Clone, Copy)]
+enum Derived {
+    Span,
+    Edge,
+}
+
+impl Derived {
+    fn samples(self, out: &mut Vec<Sample>, key: &[(String, String)], bounds: &[f64], totals: &Totals, t: i64) {
+        match self {
+            Derived::Span => {
+                out.push(sample("traces_spanmetrics_calls_total", key, None, t, totals.calls as f64));
+                histogram(out, "traces_spanmetrics_latency", key, bounds, totals, t);
+            }
+            Derived::Edge => {
+                out.push(sample("traces_service_graph_request_total", key, None, t, totals.calls as f64));
+                out.push(sample("traces_service_graph_request_failed_total", key, None, t, totals.failed as f64));
+                histogram(out, "traces_service_graph_request_server_seconds", key, bounds, totals, t);
+            }
+        }
+    }
 }
 
 fn kind_label(k: SpanKind) -> &'static str {
@@ -125,97 +348,6 @@ fn status_label(s: StatusCode) -> &'static str {
     }
 }
 
-impl DerivedMetrics {
-    pub fn new(inner: Arc<dyn Sink<Span>>, metrics: MetricStore, config: SpanMetricsConfig) -> Self {
-        Self { inner, metrics, config, state: Mutex::new(HashMap::new()) }
-    }
-
-    /// Counts the spans of a batch into the tenant's totals; returns the
-    /// series they touched, as samples stamped `t`.
-    fn observe(&self, tenant: &Tenant, spans: &[Span], t: i64) -> Vec<Sample> {
-        let bounds = &self.config.histogram_buckets;
-        let mut state = self.state.lock();
-        let st = state.entry(tenant.clone()).or_default();
-        let mut touched_spans = Vec::new();
-        let mut touched_edges = Vec::new();
-        let wait = Duration::from_secs(self.config.edge_wait_seconds);
-        for s in spans {
-            let seconds = s.duration_nanos() as f64 / 1e9;
-            let failed = s.status_code == StatusCode::Error;
-            let mut key = vec![
-                ("service".to_owned(), s.resource.service.clone()),
-                ("span_name".to_owned(), s.name.clone()),
-                ("span_kind".to_owned(), kind_label(s.kind).to_owned()),
-                ("status_code".to_owned(), status_label(s.status_code).to_owned()),
-            ];
-            for d in &self.config.dimensions {
-                if let Some(v) = s.attributes.get(d).or_else(|| s.resource.attributes.get(d)) {
-                    key.push((sightline_storage::metrics::labels::sanitize_label(d), v.to_text()));
-                }
-            }
-            st.spans.entry(key.clone()).or_default().observe(bounds, seconds, failed);
-            touched_spans.push(key);
-
-            // The service graph: this span as a child of its parent, and as
-            // the parent of children that arrived first.
-            let me = SeenSpan { service: Arc::from(s.resource.service.as_str()), failed, seconds, at: Instant::now() };
-            let mut edge = |parent: &SeenSpan, child: &SeenSpan| {
-                if parent.service != child.service {
-                    let k = (parent.service.clone(), child.service.clone());
-                    st.edges.entry(k.clone()).or_default().observe(
-                        bounds,
-                        child.seconds,
-                        child.failed || parent.failed,
-                    );
-                    touched_edges.push(k);
-                }
-            };
-            if let Some(children) = st.waiting.remove(&(s.trace_id, s.span_id)) {
-                for c in &children {
-                    edge(&me, c);
-                }
-            }
-            if let Some(parent_id) = s.parent_span_id {
-                match st.seen.get(&(s.trace_id, parent_id)).cloned() {
-                    Some(parent) => edge(&parent, &me),
-                    None if st.waiting.len() < self.config.max_pending_edges => {
-                        st.waiting.entry((s.trace_id, parent_id)).or_default().push(me.clone());
-                    }
-                    None => {}
-                }
-            }
-            if st.seen.len() < self.config.max_pending_edges {
-                st.seen.insert((s.trace_id, s.span_id), me);
-            }
-        }
-        // Expiry walks every waiting span: at most once a second, not per batch.
-        if st.swept.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-            st.seen.retain(|_, s| s.at.elapsed() < wait);
-            st.waiting.retain(|_, c| c.iter().any(|s| s.at.elapsed() < wait));
-            st.swept = Some(Instant::now());
-        }
-
-        touched_spans.sort();
-        touched_spans.dedup();
-        touched_edges.sort();
-        touched_edges.dedup();
-        let mut out = Vec::new();
-        for key in touched_spans {
-            let totals = &st.spans[&key];
-            out.push(sample("traces_spanmetrics_calls_total", &key, None, t, totals.calls));
-            histogram(&mut out, "traces_spanmetrics_latency", &key, bounds, totals, t);
-        }
-        for (client, server) in touched_edges {
-            let totals = &st.edges[&(client.clone(), server.clone())];
-            let key = vec![("client".to_owned(), client.to_string()), ("server".to_owned(), server.to_string())];
-            out.push(sample("traces_service_graph_request_total", &key, None, t, totals.calls));
-            out.push(sample("traces_service_graph_request_failed_total", &key, None, t, totals.failed));
-            histogram(&mut out, "traces_service_graph_request_server_seconds", &key, bounds, totals, t);
-        }
-        out
-    }
-}
-
 fn sample(name: &str, key: &[(String, String)], le: Option<String>, t: i64, v: f64) -> Sample {
     let mut pairs = key.to_vec();
     pairs.push(("__name__".to_owned(), name.to_owned()));
@@ -226,12 +358,13 @@ fn sample(name: &str, key: &[(String, String)], le: Option<String>, t: i64, v: f
 }
 
 fn histogram(out: &mut Vec<Sample>, name: &str, key: &[(String, String)], bounds: &[f64], totals: &Totals, t: i64) {
-    for (le, n) in bounds.iter().zip(&totals.buckets) {
-        out.push(sample(&format!("{name}_bucket"), key, Some(format!("{le}")), t, *n));
+    let bucket = format!("{name}_bucket");
+    for (le, n) in bounds.iter().zip(totals.cumulative()) {
+        out.push(sample(&bucket, key, Some(format!("{le}")), t, n as f64));
     }
-    out.push(sample(&format!("{name}_bucket"), key, Some("+Inf".into()), t, totals.calls));
+    out.push(sample(&bucket, key, Some("+Inf".into()), t, totals.calls as f64));
     out.push(sample(&format!("{name}_sum"), key, None, t, totals.sum));
-    out.push(sample(&format!("{name}_count"), key, None, t, totals.calls));
+    out.push(sample(&format!("{name}_count"), key, None, t, totals.calls as f64));
 }
 
 fn metadata() -> Vec<(String, Meta)> {
@@ -246,95 +379,4 @@ fn metadata() -> Vec<(String, Meta)> {
             m("histogram", "Server-side duration of calls between two services"),
         ),
     ]
-}
-
-impl Sink<Span> for DerivedMetrics {
-    fn consume(&self, batch: Batch<Span>) -> Result<(), StorageError> {
-        if !self.config.enabled {
-            return self.inner.consume(batch);
-        }
-        let t = (sightline_storage::wal::now_unix_nanos() / 1_000_000) as i64;
-        let tenant = batch.tenant.clone();
-        let samples = self.observe(&tenant, &batch.items, t);
-        self.inner.consume(batch)?;
-        self.metrics.append(&tenant, samples, metadata());
-        Ok(())
-    }
-
-    fn backlogged(&self) -> bool {
-        self.inner.backlogged()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use sightline_storage::model::{Attributes, Resource, Scope};
-
-    fn span(trace: u8, id: u8, parent: Option<u8>, service: &str, kind: SpanKind, ms: u64, error: bool) -> Span {
-        Span {
-            trace_id: TraceId([trace; 16]),
-            span_id: SpanId([id; 8]),
-            parent_span_id: parent.map(|p| SpanId([p; 8])),
-            trace_state: String::new(),
-            flags: 0,
-            name: format!("op-{service}"),
-            kind,
-            start_unix_nano: 1_000_000_000,
-            end_unix_nano: 1_000_000_000 + ms * 1_000_000,
-            status_code: if error { StatusCode::Error } else { StatusCode::Unset },
-            status_message: String::new(),
-            attributes: Attributes::default(),
-            events: Vec::new(),
-            links: Vec::new(),
-            resource: Arc::new(Resource { service: service.into(), attributes: Attributes::default() }),
-            scope: Arc::new(Scope::default()),
-        }
-    }
-
-    struct Nothing;
-    impl Sink<Span> for Nothing {
-        fn consume(&self, _: Batch<Span>) -> Result<(), StorageError> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn red_metrics_and_service_graph_edges() {
-        let store = MetricStore::default();
-        let derived = DerivedMetrics::new(Arc::new(Nothing), store.clone(), SpanMetricsConfig::default());
-        let tenant = Tenant::new("t").expect("tenant");
-        // The child (payments) arrives before its parent (checkout).
-        let first = vec![span(1, 2, Some(1), "payments", SpanKind::Server, 30, true)];
-        let second = vec![
-            span(1, 1, None, "checkout", SpanKind::Client, 50, false),
-            span(2, 1, None, "checkout", SpanKind::Client, 5, false),
-        ];
-        for (seq, items) in [(1, first), (2, second)] {
-            derived.consume(Batch { tenant: tenant.clone(), wal_seq: seq, items }).expect("consume");
-        }
-        let value = |q: &str| {
-            let series = store.select(&tenant, &[("__name__", q)], |_| true, 0, i64::MAX).expect("select");
-            series.iter().map(|s| (s.labels.to_string(), s.samples.last().map_or(0.0, |x| x.1))).collect::<Vec<_>>()
-        };
-        assert_eq!(value("traces_spanmetrics_calls_total"), [
-            (r#"traces_spanmetrics_calls_total{service="checkout", span_kind="SPAN_KIND_CLIENT", span_name="op-checkout", status_code="STATUS_CODE_UNSET"}"#.to_owned(), 2.0),
-            (r#"traces_spanmetrics_calls_total{service="payments", span_kind="SPAN_KIND_SERVER", span_name="op-payments", status_code="STATUS_CODE_ERROR"}"#.to_owned(), 1.0),
-        ]);
-        assert_eq!(
-            value("traces_service_graph_request_total"),
-            [(r#"traces_service_graph_request_total{client="checkout", server="payments"}"#.to_owned(), 1.0)]
-        );
-        assert_eq!(value("traces_service_graph_request_failed_total")[0].1, 1.0);
-        let buckets = store
-            .select(
-                &tenant,
-                &[("__name__", "traces_spanmetrics_latency_bucket"), ("le", "0.032")],
-                |l| l.get("service") == Some("checkout"),
-                0,
-                i64::MAX,
-            )
-            .expect("select");
-        assert_eq!(buckets[0].samples.last().map(|x| x.1), Some(1.0), "5 ms is under 32 ms, 50 ms is not");
-    }
 }

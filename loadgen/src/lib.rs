@@ -50,6 +50,7 @@ pub struct Generator {
     /// Traces or log lines per request (hosts live in the metric generator).
     batch: usize,
     last_ns: u64,
+    shape: traces::TraceShape,
 }
 
 enum Source {
@@ -68,7 +69,13 @@ impl Generator {
             Signal::Logs => Source::Logs(logs::LogGen::new(seed)),
             Signal::Metrics => Source::Metrics(metrics::MetricGen::new(seed, batch, 0)),
         };
-        Generator { source, batch, last_ns: 0 }
+        Generator { source, batch, last_ns: 0, shape: traces::TraceShape::VARIED }
+    }
+
+    /// Traces of this shape instead of [`traces::TraceShape::VARIED`].
+    pub fn with_trace_shape(mut self, shape: traces::TraceShape) -> Self {
+        self.shape = shape;
+        self
     }
 
     /// The next request, its data ending at `time_ns` (never before the
@@ -80,7 +87,7 @@ impl Generator {
         let n = self.batch;
         match &mut self.source {
             Source::Traces(rng) => {
-                let (req, _) = traces::request(rng, n, &traces::TraceShape::VARIED, t - 1_000_000_000, 1_000_000_000);
+                let (req, _) = traces::request(rng, n, &self.shape, t - 1_000_000_000, 1_000_000_000);
                 send::Payload::Traces(req)
             }
             Source::Logs(g) => send::Payload::Logs(g.request(n, t - n as u64 * 1_000_000, 1_000_000)),

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use sightline_loadgen::send::{Client, Payload, Protocol, Tally};
+use sightline_loadgen::traces::TraceShape;
 use sightline_loadgen::{Generator, Signal, dataset};
 
 #[derive(Parser)]
@@ -45,6 +46,15 @@ struct Args {
     batch: Option<usize>,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Traces: spans per trace, `MIN-MAX`.
+    #[arg(long, default_value = "5-50", value_parser = span_range)]
+    spans_per_trace: (usize, usize),
+    /// Traces: services, the gateway included.
+    #[arg(long, default_value_t = 6)]
+    services: usize,
+    /// Traces: every span carries a unique `request.id`.
+    #[arg(long)]
+    unique_ids: bool,
     /// API key for a server with authentication on.
     #[arg(long, env = "SIGHTLINE_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -57,6 +67,26 @@ struct Args {
     /// Send the requests of this data set file (the signal is the file's).
     #[arg(long)]
     read: Option<PathBuf>,
+}
+
+fn span_range(s: &str) -> Result<(usize, usize), String> {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let (a, b): (usize, usize) = (a.parse().map_err(|_| "expected MIN-MAX")?, b.parse().map_err(|_| "expected MIN-MAX")?);
+    if a == 0 || a > b {
+        return Err("expected 1 <= MIN <= MAX".into());
+    }
+    Ok((a, b))
+}
+
+impl Args {
+    fn generator(&self, signal: Signal, batch: usize) -> Generator {
+        Generator::new(signal, self.seed, batch).with_trace_shape(TraceShape {
+            spans: self.spans_per_trace.0..=self.spans_per_trace.1,
+            services: self.services,
+            unique_ids: self.unique_ids,
+            ..TraceShape::VARIED
+        })
+    }
 }
 
 fn now_ns() -> u64 {
@@ -80,7 +110,7 @@ fn main() -> anyhow::Result<()> {
 /// fixed time, to a data set file.
 fn write(args: &Args, path: &std::path::Path, batch: usize) -> anyhow::Result<()> {
     let total = args.items.unwrap_or(1_000_000);
-    let mut generator = Generator::new(args.signal, args.seed, batch);
+    let mut generator = args.generator(args.signal, batch);
     let mut out = dataset::Writer::create(path, args.signal)?;
     let bar = ProgressBar::new(total)
         .with_style(ProgressStyle::with_template("{bar:40} {human_pos}/{human_len} items {per_sec}")?);
@@ -116,9 +146,9 @@ async fn send(args: Args, batch: usize) -> anyhow::Result<()> {
     let (tx, rx) = async_channel(args.clients * 2);
     let stop = Arc::new(AtomicBool::new(false));
     let producer = {
-        let (stop, seed, rate) = (stop.clone(), args.seed, args.rate);
+        let (stop, rate) = (stop.clone(), args.rate);
+        let mut generator = args.generator(signal, batch);
         std::thread::spawn(move || {
-            let mut generator = Generator::new(signal, seed, batch);
             let mut fixed = fixed.map(|f| f.into_iter());
             let started = Instant::now();
             let mut queued = 0u64;

@@ -1,5 +1,5 @@
-//! Span trees: a gateway root and children in five other services, nested
-//! timings, HTTP attributes, ~5 % errors.
+//! Span trees: a gateway root and children in other services (five by
+//! default), nested timings, HTTP attributes, ~5 % errors.
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -20,13 +20,25 @@ pub struct TraceShape {
     pub spans: RangeInclusive<usize>,
     /// Attributes beyond the ten every span has.
     pub extra_attributes: RangeInclusive<usize>,
+    /// Services, the gateway included (6 to 20 make realistic fleets).
+    pub services: usize,
+    /// Every span carries a unique `request.id` (a UUID-like string).
+    pub unique_ids: bool,
 }
 
 impl TraceShape {
     /// Ten spans of ten attributes: the component benchmarks' fixed shape.
-    pub const FIXED: TraceShape = TraceShape { spans: 10..=10, extra_attributes: 0..=0 };
+    pub const FIXED: TraceShape = TraceShape { spans: 10..=10, extra_attributes: 0..=0, services: 6, unique_ids: false };
     /// 5–50 spans of 10–20 attributes.
-    pub const VARIED: TraceShape = TraceShape { spans: 5..=50, extra_attributes: 0..=10 };
+    pub const VARIED: TraceShape = TraceShape { spans: 5..=50, extra_attributes: 0..=10, services: 6, unique_ids: false };
+}
+
+/// The name of service `i` (0 is the gateway).
+fn service_name(i: usize) -> std::borrow::Cow<'static, str> {
+    match SERVICES.get(i) {
+        Some(name) => (*name).into(),
+        None => format!("service-{i}").into(),
+    }
 }
 
 /// One export request holding `traces` traces, starting within `spread_ns`
@@ -38,7 +50,8 @@ pub fn request(
     base_ns: u64,
     spread_ns: u64,
 ) -> (ExportTraceServiceRequest, Vec<[u8; 16]>) {
-    let mut by_service: BTreeMap<&str, Vec<Span>> = BTreeMap::new();
+    let mut by_service: BTreeMap<std::borrow::Cow<'static, str>, Vec<Span>> = BTreeMap::new();
+    let services = shape.services.max(2);
     let mut ids = Vec::with_capacity(traces);
     for _ in 0..traces {
         let trace = rng.id16();
@@ -51,15 +64,16 @@ pub fn request(
         for i in 0..count {
             let span_id = rng.next_u64() | 1;
             let (parent, s, d, service) = if i == 0 {
-                (None, start, duration, "gateway")
+                (None, start, duration, 0)
             } else {
                 let (pid, ps, pd) = made[rng.below(made.len() as u64) as usize];
                 let offset = rng.below(pd / 2 + 1);
                 let d = 1 + rng.below((pd - offset).max(1));
-                (Some(pid), ps + offset, d, SERVICES[1 + rng.below(5) as usize])
+                (Some(pid), ps + offset, d, 1 + rng.below(services as u64 - 1) as usize)
             };
             made.push((span_id, s, d));
-            let span = span(rng, shape, service, i == 0, s, d);
+            let service = service_name(service);
+            let span = span(rng, shape, &service, i == 0, s, d);
             by_service.entry(service).or_default().push(Span {
                 trace_id: trace.to_vec(),
                 span_id: span_id.to_be_bytes().to_vec(),
@@ -73,7 +87,7 @@ pub fn request(
         .map(|(service, spans)| ResourceSpans {
             resource: Some(Resource {
                 attributes: vec![
-                    text("service.name", service),
+                    text("service.name", service.as_ref()),
                     text("service.version", "1.4.2"),
                     text("host.name", format!("{service}-7d9f8b-x2k4p")),
                     text("telemetry.sdk.language", "rust"),
@@ -107,6 +121,10 @@ fn span(rng: &mut Rng, shape: &TraceShape, service: &str, root: bool, start: u64
         kv("http.request.body.size", Value::IntValue(rng.below(100_000) as i64)),
         kv("cache.hit", Value::BoolValue(rng.below(2) == 0)),
     ];
+    if shape.unique_ids {
+        let (a, b) = (rng.next_u64(), rng.next_u64());
+        attributes.push(text("request.id", format!("{:08x}-{:04x}-{:04x}-{:016x}", a >> 32, (a >> 16) & 0xffff, a & 0xffff, b)));
+    }
     for k in 0..rng.within(shape.extra_attributes.clone()) {
         attributes.push(match k % 3 {
             0 => text(&format!("app.tag.{k}"), format!("v{}", rng.below(50))),

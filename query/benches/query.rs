@@ -16,7 +16,7 @@ use sightline_storage::metrics::{Labels, MetricStore, MetricStoreConfig, Sample}
 use sightline_storage::model::Tenant;
 
 fn trace_assembly(c: &mut Criterion) {
-    let shape = TraceShape { spans: 10_000..=10_000, extra_attributes: 0..=0 };
+    let shape = TraceShape { spans: 10_000..=10_000, ..TraceShape::FIXED };
     let (request, ids) = traces::request(&mut Rng::new(3), 1, &shape, 1_700_000_000_000_000_000, 1_000_000_000);
     let spans = sightline_collector::convert::spans(request);
     let id = sightline_storage::model::TraceId(ids[0]);

@@ -2,11 +2,14 @@
 //! See [`store`] for the invariants and [`part`] for the on-disk format.
 
 pub mod columns;
+mod head;
 pub mod part;
+pub mod query;
 pub mod store;
 
 pub use part::PartMeta;
-pub use store::{SpanCounts, SpanQuery, SpanStore, SpanStoreConfig, TraceSpans};
+pub use query::SpanQuery;
+pub use store::{SpanCounts, SpanStore, SpanStoreConfig, TraceSpans};
 
 #[cfg(test)]
 mod tests;

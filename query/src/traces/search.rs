@@ -18,12 +18,10 @@ pub async fn search(
     max_spans: usize,
 ) -> Result<Vec<Trace>, StorageError> {
     let mut newest: HashMap<TraceId, u64> = HashMap::new();
-    store
-        .scan(tenant, query, |s| {
-            let e = newest.entry(s.trace_id).or_insert(0);
-            *e = (*e).max(s.start_unix_nano);
-        })
-        .await?;
+    for (id, start) in store.matching_starts(tenant, query).await? {
+        let e = newest.entry(id).or_insert(0);
+        *e = (*e).max(start);
+    }
     let mut candidates: Vec<(TraceId, u64)> = newest.into_iter().collect();
     candidates.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     candidates.truncate(limit);

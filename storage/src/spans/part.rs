@@ -11,11 +11,10 @@
 //!
 //! Readers pick the reader for `format_version`; version 1 is the only one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, BooleanArray, FixedSizeBinaryArray, Int64Array, RecordBatch, StringArray, UInt8Array};
-use arrow::error::ArrowError;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::path::Path;
@@ -30,9 +29,9 @@ use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use super::columns;
-use super::store::SpanQuery;
+use super::query::SpanQuery;
 use crate::StorageError;
-use crate::model::{Span, StatusCode, Tenant, TraceId};
+use crate::model::{Span, Tenant, TraceId};
 use crate::object_reader::ObjectReader;
 
 pub const FORMAT_VERSION: u32 = 1;
@@ -87,18 +86,50 @@ fn parquet_err(e: impl std::fmt::Display) -> StorageError {
     StorageError::Part(e.to_string())
 }
 
-/// Encodes spans (sorted here by trace id, then start; borrowed, so that a
-/// flush copies nothing) into Parquet bytes and
-/// the part's meta. CPU-bound: call it on a blocking thread.
+/// Encodes spans into Parquet bytes and the part's meta (see
+/// [`encode_chunks`]). CPU-bound: call it on a blocking thread.
 pub fn encode(
     tenant: &Tenant,
     id: String,
     level: u32,
-    mut spans: Vec<&Span>,
+    spans: Vec<&Span>,
     max_wal_seq: u64,
     row_group_rows: usize,
 ) -> Result<(Bytes, PartMeta), StorageError> {
-    spans.sort_by_key(|s| (s.trace_id, s.start_unix_nano));
+    let chunks = spans
+        .chunks(row_group_rows.max(1))
+        .map(columns::to_batch)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(parquet_err)?;
+    encode_chunks(tenant, id, level, &chunks, max_wal_seq, row_group_rows)
+}
+
+/// Encodes record batches of spans (in [`columns::schema`], in any order)
+/// into Parquet bytes, rows sorted by (trace id, start), and the part's
+/// meta. Only the sort keys are gathered for all rows; rows are copied
+/// one row group at a time. CPU-bound: call it on a blocking thread.
+pub fn encode_chunks(
+    tenant: &Tenant,
+    id: String,
+    level: u32,
+    chunks: &[RecordBatch],
+    max_wal_seq: u64,
+    row_group_rows: usize,
+) -> Result<(Bytes, PartMeta), StorageError> {
+    let mut keys: Vec<(u128, i64, u32, u32)> = Vec::with_capacity(chunks.iter().map(RecordBatch::num_rows).sum());
+    let mut distinct: HashSet<(&str, &str, u8)> = HashSet::new();
+    let (mut min_start, mut max_end) = (u64::MAX, 0u64);
+    for (c, batch) in chunks.iter().enumerate() {
+        let cols = SortColumns::of(batch)?;
+        for row in 0..batch.num_rows() {
+            let start = cols.starts.value(row);
+            keys.push((u128::from_be_bytes(cols.trace_id(row)), start, c as u32, row as u32));
+            min_start = min_start.min(start as u64);
+            max_end = max_end.max((start as u64).saturating_add(cols.durations.value(row) as u64));
+            distinct.insert((cols.services.value(row), cols.names.value(row), cols.kinds.value(row)));
+        }
+    }
+    keys.sort_unstable();
     let props = WriterProperties::builder()
         // Parts flushed from the head favour speed; compaction's output, size.
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(if level == 0 { 3 } else { 9 }).map_err(parquet_err)?))
@@ -112,37 +143,72 @@ pub fn encode(
         .set_column_bloom_filter_fpp(ColumnPath::from("trace_id"), 0.01)
         .set_column_bloom_filter_max_ndv(ColumnPath::from("trace_id"), row_group_rows.max(1) as u64)
         .build();
-    let mut out = Vec::new();
+    // Parts take some 40 to 60 bytes a span: grow the buffer rarely.
+    let mut out = Vec::with_capacity(keys.len() * 48);
     let mut writer = ArrowWriter::try_new(&mut out, columns::schema(), Some(props)).map_err(parquet_err)?;
-    for chunk in spans.chunks(row_group_rows.max(1)) {
-        writer.write(&columns::to_batch(chunk).map_err(parquet_err)?).map_err(parquet_err)?;
+    let sources: Vec<&RecordBatch> = chunks.iter().collect();
+    for group in keys.chunks(row_group_rows.max(1)) {
+        let rows: Vec<(usize, usize)> = group.iter().map(|k| (k.2 as usize, k.3 as usize)).collect();
+        let batch = arrow::compute::interleave_record_batch(&sources, &rows).map_err(parquet_err)?;
+        writer.write(&batch).map_err(parquet_err)?;
     }
     writer.close().map_err(parquet_err)?;
+    let traces = keys.iter().enumerate().filter(|(i, k)| *i == 0 || keys[i - 1].0 != k.0).count() as u64;
     let mut operations: BTreeMap<String, BTreeSet<(String, u8)>> = BTreeMap::new();
-    let mut traces = 0;
-    for (i, s) in spans.iter().enumerate() {
-        if i == 0 || spans[i - 1].trace_id != s.trace_id {
-            traces += 1;
-        }
-        operations.entry(s.resource.service.clone()).or_default().insert((s.name.clone(), s.kind as u8));
+    for (service, name, kind) in distinct {
+        operations.entry(service.to_owned()).or_default().insert((name.to_owned(), kind));
     }
+    let hex_id = |k: Option<&(u128, i64, u32, u32)>| k.map(|k| hex::encode(k.0.to_be_bytes())).unwrap_or_default();
     let meta = PartMeta {
         format_version: FORMAT_VERSION,
         id,
         tenant: tenant.to_string(),
         level,
-        min_start_unix_nano: spans.iter().map(|s| s.start_unix_nano).min().unwrap_or(0),
-        max_end_unix_nano: spans.iter().map(|s| s.end_unix_nano).max().unwrap_or(0),
-        spans: spans.len() as u64,
+        min_start_unix_nano: if keys.is_empty() { 0 } else { min_start },
+        max_end_unix_nano: max_end,
+        spans: keys.len() as u64,
         traces,
-        min_trace_id: spans.first().map(|s| s.trace_id.to_hex()).unwrap_or_default(),
-        max_trace_id: spans.last().map(|s| s.trace_id.to_hex()).unwrap_or_default(),
+        min_trace_id: hex_id(keys.first()),
+        max_trace_id: hex_id(keys.last()),
         max_wal_seq,
         bytes: out.len() as u64,
         compacted_from: Vec::new(),
         operations,
     };
     Ok((Bytes::from(out), meta))
+}
+
+/// The columns [`encode_chunks`] sorts by and describes a part with.
+struct SortColumns<'a> {
+    trace_ids: &'a FixedSizeBinaryArray,
+    starts: &'a Int64Array,
+    durations: &'a Int64Array,
+    services: &'a StringArray,
+    names: &'a StringArray,
+    kinds: &'a UInt8Array,
+}
+
+impl<'a> SortColumns<'a> {
+    fn of(batch: &'a RecordBatch) -> Result<Self, StorageError> {
+        fn get<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, StorageError> {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<T>())
+                .ok_or_else(|| StorageError::Part(format!("span batch without a proper {name} column")))
+        }
+        Ok(Self {
+            trace_ids: get(batch, "trace_id")?,
+            starts: get(batch, "start_unix_nano")?,
+            durations: get(batch, "duration_nanos")?,
+            services: get(batch, "service")?,
+            names: get(batch, "name")?,
+            kinds: get(batch, "kind")?,
+        })
+    }
+
+    fn trace_id(&self, row: usize) -> [u8; 16] {
+        self.trace_ids.value(row).try_into().unwrap_or([0; 16])
+    }
 }
 
 /// Writes the Parquet file, then the meta: the part is published atomically
@@ -253,13 +319,26 @@ async fn collect(builder: ParquetRecordBatchStreamBuilder<ObjectReader>) -> Resu
     Ok(spans)
 }
 
-/// Every span of the part.
-pub async fn read_all(
+/// Every row of the part as record batches in [`columns::schema`] (parts
+/// written with other string encodings are converted), for compaction.
+pub async fn read_batches(
     store: Arc<dyn ObjectStore>,
     meta: &PartMeta,
     index: &PartIndex,
-) -> Result<Vec<Span>, StorageError> {
-    collect(builder(store, meta, index)).await
+) -> Result<Vec<RecordBatch>, StorageError> {
+    let batches: Vec<RecordBatch> =
+        builder(store, meta, index).build().map_err(parquet_err)?.try_collect().await.map_err(parquet_err)?;
+    let schema = columns::schema();
+    batches
+        .into_iter()
+        .map(|b| {
+            if b.schema().fields() == schema.fields() {
+                return RecordBatch::try_new(schema.clone(), b.columns().to_vec()).map_err(parquet_err);
+            }
+            let spans = columns::from_batch(&b).map_err(parquet_err)?;
+            columns::to_batch(&spans.iter().collect::<Vec<_>>()).map_err(parquet_err)
+        })
+        .collect()
 }
 
 /// The spans of the part whose time, duration, service, name and status
@@ -275,41 +354,53 @@ pub async fn read_matching(
     // start_unix_nano, duration_nanos, service, name, status_code
     let mask = ProjectionMask::roots(b.parquet_schema(), [3, 4, 5, 6, 8]);
     let q = query.clone();
-    let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
-        let (starts, durations) = (int64(&batch, 0)?, int64(&batch, 1)?);
-        let (services, names) = (utf8(&batch, 2)?, utf8(&batch, 3)?);
-        let statuses = batch
-            .column(4)
-            .as_any()
-            .downcast_ref::<UInt8Array>()
-            .ok_or_else(|| ArrowError::CastError("status_code is not u8".into()))?;
-        let keep = |i: usize| {
-            let (start, duration) = (starts.value(i) as u64, durations.value(i) as u64);
-            start <= q.end_unix_nano
-                && start.saturating_add(duration) >= q.start_unix_nano
-                && q.service.as_deref().is_none_or(|v| v == services.value(i))
-                && q.name.as_deref().is_none_or(|v| v == names.value(i))
-                && (!q.errors_only || statuses.value(i) == StatusCode::Error as u8)
-                && q.min_duration_nanos.is_none_or(|d| duration >= d)
-                && q.max_duration_nanos.is_none_or(|d| duration <= d)
-        };
-        Ok((0..batch.num_rows()).map(|i| Some(keep(i))).collect::<BooleanArray>())
-    });
+    let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| q.coarse_mask(&batch, [0, 1, 2, 3, 4]));
     collect(b.with_row_filter(RowFilter::new(vec![Box::new(predicate)]))).await
 }
 
-fn int64(batch: &RecordBatch, i: usize) -> Result<Int64Array, ArrowError> {
-    batch
-        .column(i)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .cloned()
-        .ok_or_else(|| ArrowError::CastError("not i64".into()))
+/// The trace id and start of every span of the part that `query` matches,
+/// for a query without attribute conditions: only the columns of the
+/// predicate and those two are read, and no span is decoded.
+pub async fn read_matching_starts(
+    store: Arc<dyn ObjectStore>,
+    meta: &PartMeta,
+    index: &PartIndex,
+    query: &SpanQuery,
+) -> Result<Vec<(TraceId, u64)>, StorageError> {
+    let b = builder(store, meta, index);
+    let filter = ProjectionMask::roots(b.parquet_schema(), [3, 4, 5, 6, 8]);
+    let output = ProjectionMask::roots(b.parquet_schema(), [0, 3]);
+    let q = query.clone();
+    let predicate = ArrowPredicateFn::new(filter, move |batch: RecordBatch| q.coarse_mask(&batch, [0, 1, 2, 3, 4]));
+    let stream = b.with_projection(output).with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
+    let batches: Vec<RecordBatch> = stream.build().map_err(parquet_err)?.try_collect().await.map_err(parquet_err)?;
+    let mut out = Vec::new();
+    for batch in &batches {
+        starts_of(batch, 0, 1, None, &mut out)?;
+    }
+    Ok(out)
 }
 
-fn utf8(batch: &RecordBatch, i: usize) -> Result<StringArray, ArrowError> {
-    let cast = arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8)?;
-    cast.as_any().downcast_ref::<StringArray>().cloned().ok_or_else(|| ArrowError::CastError("not text".into()))
+/// (trace id, start) of the rows of `batch` (all, or those `mask` keeps).
+pub(super) fn starts_of(
+    batch: &RecordBatch,
+    trace_col: usize,
+    start_col: usize,
+    mask: Option<&BooleanArray>,
+    out: &mut Vec<(TraceId, u64)>,
+) -> Result<(), StorageError> {
+    let ids = batch.column(trace_col).as_any().downcast_ref::<FixedSizeBinaryArray>();
+    let starts = batch.column(start_col).as_any().downcast_ref::<Int64Array>();
+    let (Some(ids), Some(starts)) = (ids, starts) else {
+        return Err(StorageError::Part("span batch without trace_id and start columns".into()));
+    };
+    for row in 0..batch.num_rows() {
+        if mask.is_none_or(|m| m.value(row)) {
+            let id: [u8; 16] = ids.value(row).try_into().unwrap_or([0; 16]);
+            out.push((TraceId(id), starts.value(row) as u64));
+        }
+    }
+    Ok(())
 }
 
 /// The spans of one trace: row groups are skipped by their trace-id

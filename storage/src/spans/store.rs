@@ -23,13 +23,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use object_store::{ObjectStore, ObjectStoreExt};
+use arrow::array::RecordBatch;
 use parking_lot::{Condvar, Mutex, RwLock};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use super::head::{self, TenantHead};
 use super::part::{self, PartIndex, PartMeta};
+use super::query::SpanQuery;
 use crate::StorageError;
 use crate::model::{Signal, Span, SpanKind, Tenant, TraceId};
 use crate::sink::{Batch, Sink};
@@ -74,13 +77,6 @@ impl Default for SpanStoreConfig {
     }
 }
 
-/// One tenant's spans in memory, by trace.
-#[derive(Default)]
-struct TenantHead {
-    traces: HashMap<TraceId, Vec<Span>>,
-    spans: usize,
-}
-
 /// The mutable head: spans not yet in a part.
 #[derive(Default)]
 struct Head {
@@ -107,36 +103,6 @@ pub struct TraceSpans {
     pub spans: Vec<Span>,
     /// True when the trace has more spans than the limit asked for.
     pub truncated: bool,
-}
-
-/// A span search; every field that is set must match.
-#[derive(Clone, Debug, Default)]
-pub struct SpanQuery {
-    pub service: Option<String>,
-    pub name: Option<String>,
-    /// Attribute (span or resource) equality, values compared as text.
-    pub attributes: Vec<(String, String)>,
-    pub errors_only: bool,
-    pub min_duration_nanos: Option<u64>,
-    pub max_duration_nanos: Option<u64>,
-    pub start_unix_nano: u64,
-    pub end_unix_nano: u64,
-}
-
-impl SpanQuery {
-    pub fn matches(&self, s: &Span) -> bool {
-        let duration = s.duration_nanos();
-        s.start_unix_nano <= self.end_unix_nano
-            && s.end_unix_nano >= self.start_unix_nano
-            && self.service.as_ref().is_none_or(|v| *v == s.resource.service)
-            && self.name.as_ref().is_none_or(|v| *v == s.name)
-            && (!self.errors_only || s.status_code == crate::model::StatusCode::Error)
-            && self.min_duration_nanos.is_none_or(|d| duration >= d)
-            && self.max_duration_nanos.is_none_or(|d| duration <= d)
-            && self.attributes.iter().all(|(k, v)| {
-                s.attributes.get(k).or_else(|| s.resource.attributes.get(k)).is_some_and(|a| a.to_text() == *v)
-            })
-    }
 }
 
 /// Counts of what the store holds for a tenant.
@@ -187,13 +153,18 @@ struct Inner {
     /// Highest WAL sequence applied since open.
     applied: AtomicU64,
     wake: (Mutex<bool>, Condvar),
+    /// Wakes the maintenance thread when the store stops.
+    stop_signal: (Mutex<bool>, Condvar),
     stopping: AtomicBool,
     next_part: AtomicU64,
     /// Footers and bloom filters of parts, by part id, loaded on first use.
     indexes: Mutex<HashMap<String, Arc<PartIndex>>>,
-    /// Held by a flush or a maintenance run, so that two never write the
-    /// same frozen head or merge the same parts.
-    work: Mutex<()>,
+    /// Held by a flush, so that two never write the same frozen head.
+    flush_work: Mutex<()>,
+    /// Held by a maintenance run, so that two never merge the same parts.
+    /// Flushes and maintenance run on their own threads: a long compaction
+    /// never holds up a flush (and so never fills the head).
+    maintenance_work: Mutex<()>,
     /// Parts merged by compaction, deleted once `RETIRED_GRACE` has passed:
     /// a query that listed them before the merge can still read them.
     retired: Mutex<Vec<(Instant, Tenant, String)>>,
@@ -204,7 +175,7 @@ struct Inner {
 #[derive(Clone)]
 pub struct SpanStore {
     inner: Arc<Inner>,
-    worker: Arc<Mutex<Option<JoinHandle<()>>>>,
+    workers: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 impl SpanStore {
@@ -250,19 +221,24 @@ impl SpanStore {
             persisted,
             applied: AtomicU64::new(0),
             wake: (Mutex::new(false), Condvar::new()),
+            stop_signal: (Mutex::new(false), Condvar::new()),
             stopping: AtomicBool::new(false),
             next_part: AtomicU64::new(0),
             indexes: Mutex::new(HashMap::new()),
-            work: Mutex::new(()),
+            flush_work: Mutex::new(()),
+            maintenance_work: Mutex::new(()),
             retired: Mutex::new(Vec::new()),
             metrics: SpanMetrics::default(),
         });
-        let background = inner.clone();
-        let worker = std::thread::Builder::new()
-            .name("sightline-spans".into())
-            .spawn(move || background.run())
-            .map_err(|e| StorageError::Part(format!("cannot start the span store thread: {e}")))?;
-        Ok(Self { inner, worker: Arc::new(Mutex::new(Some(worker))) })
+        let spawn = |name: &str, run: fn(&Inner)| {
+            let background = inner.clone();
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || run(&background))
+                .map_err(|e| StorageError::Part(format!("cannot start the span store thread {name}: {e}")))
+        };
+        let workers = vec![spawn("sightline-spans", Inner::run_flushes)?, spawn("sightline-span-maint", Inner::run_maintenance)?];
+        Ok(Self { inner, workers: Arc::new(Mutex::new(workers)) })
     }
 
     /// Adds the store's metrics to `registry` (`sightline_spans_*`).
@@ -288,11 +264,13 @@ impl SpanStore {
         self.inner.maintain()
     }
 
-    /// Flushes what the head holds and stops the background thread. Blocks.
+    /// Flushes what the head holds and stops the background threads. Blocks.
     pub fn shutdown_blocking(&self) {
         self.inner.stopping.store(true, Ordering::Release);
         self.inner.wake();
-        if let Some(worker) = self.worker.lock().take() {
+        *self.inner.stop_signal.0.lock() = true;
+        self.inner.stop_signal.1.notify_all();
+        for worker in self.workers.lock().drain(..) {
             let _ = worker.join();
         }
     }
@@ -335,12 +313,13 @@ impl SpanStore {
     /// Every span of a trace, from the head and every part that may hold it,
     /// at most `limit` of them. No time range needed.
     pub async fn trace(&self, tenant: &Tenant, id: TraceId, limit: usize) -> Result<TraceSpans, StorageError> {
-        let (mut spans, parts) = {
+        let (mut spans, chunks, parts) = {
             let state = self.inner.state.read();
-            let mut spans = Vec::new();
+            let (mut spans, mut chunks) = (Vec::new(), Vec::new());
             for head in std::iter::once(&state.head).chain(state.flushing.iter().map(|h| &**h)) {
-                if let Some(t) = head.tenants.get(tenant).and_then(|t| t.traces.get(&id)) {
-                    spans.extend(t.iter().cloned());
+                if let Some(t) = head.tenants.get(tenant) {
+                    spans.extend(t.pending().iter().filter(|s| s.trace_id == id).cloned());
+                    chunks.extend_from_slice(t.chunks());
                 }
             }
             let parts: Vec<PartMeta> = state
@@ -348,8 +327,9 @@ impl SpanStore {
                 .get(tenant)
                 .map(|p| p.iter().filter(|m| m.may_hold(&id)).cloned().collect())
                 .unwrap_or_default();
-            (spans, parts)
+            (spans, chunks, parts)
         };
+        head::trace_in(&chunks, &id, &mut spans)?;
         let reads = parts.iter().map(|m| async move {
             let index = self.inner.index(m).await?;
             part::read_trace(self.inner.store.clone(), m, &index, id).await
@@ -370,19 +350,8 @@ impl SpanStore {
         query: &SpanQuery,
         mut each: impl FnMut(&Span),
     ) -> Result<(), StorageError> {
-        let parts: Vec<PartMeta> = {
-            let state = self.inner.state.read();
-            for head in std::iter::once(&state.head).chain(state.flushing.iter().map(|h| &**h)) {
-                if let Some(t) = head.tenants.get(tenant) {
-                    t.traces.values().flatten().filter(|s| query.matches(s)).for_each(&mut each);
-                }
-            }
-            state
-                .parts
-                .get(tenant)
-                .map(|p| p.iter().filter(|m| m.overlaps(query.start_unix_nano, query.end_unix_nano)).cloned().collect())
-                .unwrap_or_default()
-        };
+        let (chunks, parts) = self.snapshot(tenant, query, |s| each(s));
+        head::scan_chunks(&chunks, query, &mut each)?;
         for m in &parts {
             let index = self.inner.index(m).await?;
             for s in part::read_matching(self.inner.store.clone(), m, &index, query).await? {
@@ -392,6 +361,49 @@ impl SpanStore {
             }
         }
         Ok(())
+    }
+
+    /// Under one read of the state: `pending` called with the heads' waiting
+    /// spans that `query` matches, the heads' chunks (to read after the lock
+    /// is let go), and the parts whose time range overlaps the query's.
+    fn snapshot(
+        &self,
+        tenant: &Tenant,
+        query: &SpanQuery,
+        mut pending: impl FnMut(&Span),
+    ) -> (Vec<RecordBatch>, Vec<PartMeta>) {
+        let state = self.inner.state.read();
+        let mut chunks = Vec::new();
+        for head in std::iter::once(&state.head).chain(state.flushing.iter().map(|h| &**h)) {
+            if let Some(t) = head.tenants.get(tenant) {
+                t.pending().iter().filter(|s| query.matches(s)).for_each(&mut pending);
+                chunks.extend_from_slice(t.chunks());
+            }
+        }
+        let parts = state
+            .parts
+            .get(tenant)
+            .map(|p| p.iter().filter(|m| m.overlaps(query.start_unix_nano, query.end_unix_nano)).cloned().collect())
+            .unwrap_or_default();
+        (chunks, parts)
+    }
+
+    /// The trace id and start of every span that `query` matches, from the
+    /// heads and the parts: what a trace search ranks by. Without attribute
+    /// conditions only a few columns are read and no span is decoded.
+    pub async fn matching_starts(&self, tenant: &Tenant, query: &SpanQuery) -> Result<Vec<(TraceId, u64)>, StorageError> {
+        let mut out = Vec::new();
+        if !query.attributes.is_empty() {
+            self.scan(tenant, query, |s| out.push((s.trace_id, s.start_unix_nano))).await?;
+            return Ok(out);
+        }
+        let (chunks, parts) = self.snapshot(tenant, query, |s| out.push((s.trace_id, s.start_unix_nano)));
+        head::starts_in(&chunks, query, &mut out)?;
+        for m in &parts {
+            let index = self.inner.index(m).await?;
+            out.extend(part::read_matching_starts(self.inner.store.clone(), m, &index, query).await?);
+        }
+        Ok(out)
     }
 }
 
@@ -409,23 +421,27 @@ impl Sink<Span> for SpanStore {
         {
             return Ok(());
         }
+        // Columns are built before the lock is taken; the spans are freed after.
+        let mut items = batch.items;
+        let chunk = if items.len() >= head::MIN_CHUNK_ROWS { Some(head::chunk_of(&items)?) } else { None };
         let full = {
             let mut state = inner.state.write();
             let ops = state.operations.entry(batch.tenant.clone()).or_default();
-            for s in &batch.items {
+            for s in &items {
                 note_operation(ops, &s.resource.service, &s.name, s.kind as u8);
             }
             let head = &mut state.head;
             head.since.get_or_insert_with(Instant::now);
             head.max_seq = head.max_seq.max(batch.wal_seq);
-            head.spans += batch.items.len();
+            head.spans += items.len();
             let tenant = head.tenants.entry(batch.tenant).or_default();
-            tenant.spans += batch.items.len();
-            for span in batch.items {
-                tenant.traces.entry(span.trace_id).or_default().push(span);
+            match chunk {
+                Some(chunk) => tenant.push_chunk(chunk),
+                None => tenant.push_spans(std::mem::take(&mut items))?,
             }
             head.spans >= inner.config.flush_spans
         };
+        drop(items);
         inner.update_gauges();
         if full {
             inner.wake();
@@ -458,9 +474,9 @@ impl Inner {
         self.wake.1.notify_all();
     }
 
-    fn run(self: Arc<Self>) {
+    /// The flush thread: writes the head when it is full or old enough.
+    fn run_flushes(&self) {
         let tick = (self.config.flush_age / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
-        let mut last_maintenance = Instant::now();
         let mut failures = 0u32;
         loop {
             {
@@ -492,12 +508,25 @@ impl Inner {
             if stopping {
                 return;
             }
-            if last_maintenance.elapsed() >= self.config.maintenance_interval {
-                last_maintenance = Instant::now();
-                if let Err(e) = self.maintain() {
-                    self.metrics.errors.inc();
-                    tracing::error!(error = %e, "span compaction or retention failed; will retry");
+        }
+    }
+
+    /// The maintenance thread: retention and compaction every interval.
+    fn run_maintenance(&self) {
+        loop {
+            {
+                let mut stop = self.stop_signal.0.lock();
+                let until = Instant::now() + self.config.maintenance_interval;
+                while !*stop && Instant::now() < until {
+                    self.stop_signal.1.wait_until(&mut stop, until);
                 }
+                if *stop {
+                    return;
+                }
+            }
+            if let Err(e) = self.maintain() {
+                self.metrics.errors.inc();
+                tracing::error!(error = %e, "span compaction or retention failed; will retry");
             }
         }
     }
@@ -510,7 +539,7 @@ impl Inner {
     /// Freezes the head and writes it (and any earlier frozen head that
     /// failed) into parts; then releases the WAL.
     fn flush(&self) -> Result<(), StorageError> {
-        let _work = self.work.lock();
+        let _work = self.flush_work.lock();
         {
             let mut state = self.state.write();
             if state.head.spans > 0 {
@@ -525,9 +554,10 @@ impl Inner {
             let started = Instant::now();
             let mut published = Vec::new();
             for (tenant, t) in &frozen.tenants {
-                let spans: Vec<&Span> = t.traces.values().flatten().collect();
+                let chunks = t.all_chunks()?;
                 let id = self.part_id();
-                let (bytes, meta) = part::encode(tenant, id, 0, spans, frozen.max_seq, self.config.row_group_rows)?;
+                let (bytes, meta) =
+                    part::encode_chunks(tenant, id, 0, &chunks, frozen.max_seq, self.config.row_group_rows)?;
                 self.runtime.block_on(part::publish(self.store.as_ref(), bytes, &meta))?;
                 published.push((tenant.clone(), meta));
             }
@@ -549,7 +579,7 @@ impl Inner {
 
     /// Retention, then compaction of windows with enough parts.
     fn maintain(&self) -> Result<(), StorageError> {
-        let _work = self.work.lock();
+        let _work = self.maintenance_work.lock();
         let due: Vec<(Instant, Tenant, String)> = {
             let mut retired = self.retired.lock();
             let now = Instant::now();
@@ -611,17 +641,17 @@ impl Inner {
 
     /// Merges parts into one, re-sorted by trace id, then deletes them.
     fn compact(&self, tenant: &Tenant, inputs: Vec<PartMeta>) -> Result<(), StorageError> {
-        let mut spans = Vec::new();
+        let mut chunks = Vec::new();
         for m in &inputs {
-            spans.extend(self.runtime.block_on(async {
+            chunks.extend(self.runtime.block_on(async {
                 let index = self.index(m).await?;
-                part::read_all(self.store.clone(), m, &index).await
+                part::read_batches(self.store.clone(), m, &index).await
             })?);
         }
         let level = inputs.iter().map(|m| m.level).max().unwrap_or(0) + 1;
         let max_seq = inputs.iter().map(|m| m.max_wal_seq).max().unwrap_or(0);
         let (bytes, mut meta) =
-            part::encode(tenant, self.part_id(), level, spans.iter().collect(), max_seq, self.config.row_group_rows)?;
+            part::encode_chunks(tenant, self.part_id(), level, &chunks, max_seq, self.config.row_group_rows)?;
         meta.compacted_from = inputs.iter().map(|m| m.id.clone()).collect();
         self.runtime.block_on(part::publish(self.store.as_ref(), bytes, &meta))?;
         {

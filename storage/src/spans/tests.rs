@@ -328,3 +328,174 @@ async fn the_store_reports_a_backlog_until_it_is_flushed() {
     assert!(!store.backlogged());
     blocking(move || store.shutdown_blocking()).await;
 }
+
+/// Seeded spans of varied services, names, durations, statuses and
+/// attributes (a unique `request.id` on each), over `traces` traces.
+fn varied_spans(traces: u64, t0: u64) -> Vec<Span> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let services: Vec<Arc<Resource>> = (0..12)
+        .map(|i| {
+            let service = format!("svc-{i}");
+            let attributes = attrs(&[("host.name", AttrValue::Str(format!("{service}-host")))]);
+            Arc::new(Resource { service, attributes })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in 0..traces {
+        let mut trace_id = [0u8; 16];
+        trace_id[..8].copy_from_slice(&(next(u64::MAX) | 1).to_be_bytes());
+        trace_id[8..].copy_from_slice(&t.to_be_bytes());
+        let start = t0 + next(3_600_000_000_000);
+        for i in 0..(5 + next(26)) {
+            let mut s = span(1, 1, None, start + i * 1_000);
+            s.trace_id = TraceId(trace_id);
+            s.span_id = SpanId((i + 1).to_be_bytes());
+            s.parent_span_id = (i > 0).then(|| SpanId(next(i).wrapping_add(1).to_be_bytes()));
+            s.resource = services[next(12) as usize].clone();
+            s.name = ["GET /cart", "POST /pay", "SELECT", "publish"][next(4) as usize].into();
+            s.end_unix_nano = s.start_unix_nano + 1_000 + next(2_000_000_000);
+            s.status_code = if next(10) == 0 { StatusCode::Error } else { StatusCode::Unset };
+            s.attributes = attrs(&[
+                ("http.route", AttrValue::Str(["/cart", "/pay", "/items"][next(3) as usize].into())),
+                ("http.response.status_code", AttrValue::Int([200, 404, 500][next(3) as usize])),
+                ("user.tier", AttrValue::Str(["gold", "free"][next(2) as usize].into())),
+                ("request.id", AttrValue::Str(format!("{:016x}", next(u64::MAX)))),
+            ]);
+            out.push(s);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searches_match_a_brute_force_scan_in_the_head_in_parts_and_after_compaction() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // One compaction window for all (ten years), so that the two parts merge.
+    let config = SpanStoreConfig {
+        row_group_rows: 512,
+        compaction_min_parts: 2,
+        compaction_window: Duration::from_secs(10 * 365 * 24 * 3600),
+        ..config()
+    };
+    let store = open(dir.path(), config).await;
+    let t0 = now() - 3_600_000_000_000;
+    let spans = varied_spans(400, t0);
+    let unique_id = match spans[77].attributes.get("request.id") {
+        Some(AttrValue::Str(v)) => v.clone(),
+        _ => unreachable!("every span has a request id"),
+    };
+    let window = |from: u64, to: u64| SpanQuery { start_unix_nano: t0 + from, end_unix_nano: t0 + to, ..Default::default() };
+    let all = window(0, u64::MAX / 2);
+    let minute = 60_000_000_000;
+    let queries = vec![
+        ("everything", all.clone()),
+        ("service", SpanQuery { service: Some("svc-3".into()), ..all.clone() }),
+        ("operation", SpanQuery { service: Some("svc-5".into()), name: Some("POST /pay".into()), ..all.clone() }),
+        ("slow", SpanQuery { min_duration_nanos: Some(1_500_000_000), ..all.clone() }),
+        ("fast", SpanQuery { max_duration_nanos: Some(100_000_000), ..all.clone() }),
+        ("between", SpanQuery { min_duration_nanos: Some(200_000_000), max_duration_nanos: Some(400_000_000), ..all.clone() }),
+        ("errors", SpanQuery { errors_only: true, ..all.clone() }),
+        ("errors of a service", SpanQuery { errors_only: true, service: Some("svc-0".into()), ..all.clone() }),
+        ("attribute", SpanQuery { attributes: vec![("http.route".into(), "/pay".into())], ..all.clone() }),
+        ("int attribute", SpanQuery { attributes: vec![("http.response.status_code".into(), "500".into())], ..all.clone() }),
+        ("resource attribute", SpanQuery { attributes: vec![("host.name".into(), "svc-7-host".into())], ..all.clone() }),
+        ("unique id", SpanQuery { attributes: vec![("request.id".into(), unique_id)], ..all.clone() }),
+        ("two attributes", SpanQuery {
+            attributes: vec![("user.tier".into(), "gold".into()), ("http.route".into(), "/cart".into())],
+            ..all.clone()
+        }),
+        ("ten minutes", window(10 * minute, 20 * minute)),
+        ("ten minutes, slow errors", SpanQuery { errors_only: true, min_duration_nanos: Some(1_000_000_000), ..window(30 * minute, 40 * minute) }),
+        ("nothing", SpanQuery { service: Some("absent".into()), ..all.clone() }),
+    ];
+    let expected = |spans: &[Span]| -> Vec<Vec<(TraceId, SpanId, u64)>> {
+        queries
+            .iter()
+            .map(|(_, q)| {
+                let mut hits: Vec<_> =
+                    spans.iter().filter(|s| q.matches(s)).map(|s| (s.trace_id, s.span_id, s.start_unix_nano)).collect();
+                hits.sort();
+                hits
+            })
+            .collect()
+    };
+    let whole = expected(&spans);
+    assert!(whole.iter().filter(|e| !e.is_empty()).count() >= 14, "the table tests real matches");
+    assert_eq!(whole[11].len(), 1, "a unique id finds its one span");
+
+    // Both ways a search reads: whole spans, and (trace id, start) only.
+    let check = |state: &'static str, want: Vec<Vec<(TraceId, SpanId, u64)>>| {
+        let (store, queries) = (store.clone(), queries.clone());
+        async move {
+            for ((name, q), want) in queries.iter().zip(&want) {
+                let mut got = Vec::new();
+                store.scan(&tenant(), q, |s| got.push((s.trace_id, s.span_id, s.start_unix_nano))).await.expect("scan");
+                got.sort();
+                assert_eq!(got.len(), want.len(), "{state}: {name}");
+                assert_eq!(&got, want, "{state}: {name}");
+                let mut starts = store.matching_starts(&tenant(), q).await.expect("starts");
+                starts.sort();
+                let mut want_starts: Vec<_> = want.iter().map(|w| (w.0, w.2)).collect();
+                want_starts.sort();
+                assert_eq!(starts, want_starts, "{state}: {name}, starts");
+            }
+        }
+    };
+    let by_id = |state: &'static str, ids: Vec<(TraceId, usize)>| {
+        let store = store.clone();
+        async move {
+            for (id, want) in ids {
+                let got = store.trace(&tenant(), id, 1000).await.expect("trace").spans.len();
+                assert_eq!(got, want, "{state}: trace {id}");
+            }
+        }
+    };
+    let trace_sizes = |spans: &[Span]| -> Vec<(TraceId, usize)> {
+        [3usize, 500, 2000, spans.len() - 1]
+            .iter()
+            .map(|&i| spans[i.min(spans.len() - 1)].trace_id)
+            .map(|id| (id, spans.iter().filter(|s| s.trace_id == id).count()))
+            .collect()
+    };
+    let consume = |spans: &[Span], first_seq: u64| {
+        // Requests of a few traces each, small and large (waiting spans and chunks).
+        let mut seq = first_seq;
+        for group in spans.chunks(150) {
+            let (small, large) = group.split_at(group.len().min(20));
+            for part in [small, large] {
+                store.consume(batch(seq, part.to_vec())).expect("consume");
+                seq += 1;
+            }
+        }
+    };
+    let flush = || {
+        let s = store.clone();
+        blocking(move || s.flush_blocking())
+    };
+    let (first, _) = spans.split_at(spans.len() / 2);
+    consume(first, 1);
+    assert_eq!(store.counts(&tenant()).head_spans, first.len() as u64);
+    check("head", expected(first)).await;
+    by_id("head", trace_sizes(first)).await;
+    flush().await.expect("flush");
+    consume(&spans[first.len()..], 100_000);
+    check("a part and the head", whole.clone()).await;
+    by_id("a part and the head", trace_sizes(&spans)).await;
+    flush().await.expect("flush");
+    assert_eq!(store.counts(&tenant()), SpanCounts { head_spans: 0, part_spans: spans.len() as u64, parts: 2 });
+    check("fresh parts", whole.clone()).await;
+    by_id("fresh parts", trace_sizes(&spans)).await;
+    let s = store.clone();
+    blocking(move || s.maintain_blocking()).await.expect("compaction");
+    assert_eq!(store.counts(&tenant()), SpanCounts { head_spans: 0, part_spans: spans.len() as u64, parts: 1 });
+    check("compacted part", whole).await;
+    by_id("compacted part", trace_sizes(&spans)).await;
+    let s = store.clone();
+    blocking(move || s.shutdown_blocking()).await;
+}

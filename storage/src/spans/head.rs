@@ -1,0 +1,127 @@
+//! One tenant's spans not yet in a part, as Arrow column chunks.
+//!
+//! A batch of at least [`MIN_CHUNK_ROWS`] spans is converted into a record
+//! batch (in [`columns::schema`]) by the caller, outside the store's lock,
+//! and kept as one chunk; smaller batches wait as spans in `pending` until
+//! [`CHUNK_ROWS`] of them are sealed into a chunk together. A flush hands
+//! the chunks to [`part::encode_chunks`](super::part::encode_chunks), which
+//! sorts and writes them without converting again. Queries read the chunks
+//! with the same column predicates as parts, and decode only matching rows.
+
+use arrow::array::{Array, FixedSizeBinaryArray, RecordBatch, UInt32Array};
+use arrow::compute::{filter_record_batch, take_record_batch};
+
+use super::columns;
+use super::query::{SCHEMA_MASK_COLUMNS, SpanQuery};
+use crate::StorageError;
+use crate::model::{Span, TraceId};
+
+/// Batches at least this large become a chunk of their own.
+pub(super) const MIN_CHUNK_ROWS: usize = 64;
+/// Small batches are sealed into a chunk once this many spans wait.
+const CHUNK_ROWS: usize = 4096;
+
+#[derive(Default)]
+pub(super) struct TenantHead {
+    chunks: Vec<RecordBatch>,
+    pending: Vec<Span>,
+    pub spans: usize,
+}
+
+fn arrow_err(e: arrow::error::ArrowError) -> StorageError {
+    StorageError::Part(format!("span head: {e}"))
+}
+
+/// Converts spans into one chunk.
+pub(super) fn chunk_of(spans: &[Span]) -> Result<RecordBatch, StorageError> {
+    columns::to_batch(&spans.iter().collect::<Vec<_>>()).map_err(arrow_err)
+}
+
+impl TenantHead {
+    pub(super) fn push_chunk(&mut self, chunk: RecordBatch) {
+        self.spans += chunk.num_rows();
+        self.chunks.push(chunk);
+    }
+
+    /// Adds a small batch; seals the waiting spans once there are enough.
+    pub(super) fn push_spans(&mut self, spans: Vec<Span>) -> Result<(), StorageError> {
+        self.spans += spans.len();
+        self.pending.extend(spans);
+        if self.pending.len() >= CHUNK_ROWS {
+            self.chunks.push(chunk_of(&self.pending)?);
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    /// Every span as chunks, for a flush.
+    pub(super) fn all_chunks(&self) -> Result<Vec<RecordBatch>, StorageError> {
+        let mut chunks = self.chunks.clone();
+        if !self.pending.is_empty() {
+            chunks.push(chunk_of(&self.pending)?);
+        }
+        Ok(chunks)
+    }
+
+    /// The chunks (cheap to clone: their buffers are shared), for reading
+    /// outside the store's lock.
+    pub(super) fn chunks(&self) -> &[RecordBatch] {
+        &self.chunks
+    }
+
+    /// The spans not yet in a chunk.
+    pub(super) fn pending(&self) -> &[Span] {
+        &self.pending
+    }
+}
+
+/// The spans of one trace in `chunks`.
+pub(super) fn trace_in(chunks: &[RecordBatch], id: &TraceId, out: &mut Vec<Span>) -> Result<(), StorageError> {
+    for chunk in chunks {
+        let ids = chunk
+            .column(0)
+            .as_any()
+            .downcast_ref::<FixedSizeBinaryArray>()
+            .ok_or_else(|| StorageError::Part("span head chunk without trace ids".into()))?;
+        let rows: Vec<u32> = (0..ids.len()).filter(|&i| ids.value(i) == id.0.as_slice()).map(|i| i as u32).collect();
+        if !rows.is_empty() {
+            let taken = take_record_batch(chunk, &UInt32Array::from(rows)).map_err(arrow_err)?;
+            out.extend(columns::from_batch(&taken).map_err(|e| StorageError::Part(e.to_string()))?);
+        }
+    }
+    Ok(())
+}
+
+/// Calls `each` with every span of `chunks` that `query` matches.
+pub(super) fn scan_chunks(
+    chunks: &[RecordBatch],
+    query: &SpanQuery,
+    each: &mut impl FnMut(&Span),
+) -> Result<(), StorageError> {
+    for chunk in chunks {
+        let mask = query.coarse_mask(chunk, SCHEMA_MASK_COLUMNS).map_err(arrow_err)?;
+        if mask.true_count() == 0 {
+            continue;
+        }
+        let kept = filter_record_batch(chunk, &mask).map_err(arrow_err)?;
+        let spans = columns::from_batch(&kept).map_err(|e| StorageError::Part(e.to_string()))?;
+        spans.iter().filter(|s| query.matches(s)).for_each(&mut *each);
+    }
+    Ok(())
+}
+
+/// (trace id, start) of every span of `chunks` that `query` matches, for a
+/// query without attribute conditions: read from the columns, nothing decoded.
+pub(super) fn starts_in(
+    chunks: &[RecordBatch],
+    query: &SpanQuery,
+    out: &mut Vec<(TraceId, u64)>,
+) -> Result<(), StorageError> {
+    for chunk in chunks {
+        let mask = query.coarse_mask(chunk, SCHEMA_MASK_COLUMNS).map_err(arrow_err)?;
+        if mask.true_count() > 0 {
+            super::part::starts_of(chunk, 0, SCHEMA_MASK_COLUMNS[0], Some(&mask), out)?;
+        }
+    }
+    Ok(())
+}
