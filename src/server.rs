@@ -85,7 +85,8 @@ impl Server {
                 .context("cannot start the span metrics connector")?,
         );
         spanmetrics.register_metrics(&mut registry);
-        let sinks = Sinks { spans: spanmetrics.clone(), logs: Arc::new(logs.clone()), metrics: Arc::new(metrics.clone()) };
+        let sinks =
+            Sinks { spans: spanmetrics.clone(), logs: Arc::new(logs.clone()), metrics: Arc::new(metrics.clone()) };
         let pipeline = Pipeline::start(config.ingest.clone(), wal, sinks, &mut registry)?;
         let rss = Gauge::<i64>::default();
         registry.register("sightline_process_resident_memory_bytes", "Resident set size of the process", rss.clone());
@@ -195,7 +196,19 @@ impl Server {
             }
         }));
         ready.store(true, Ordering::Release);
-        Ok(Server { grpc_addr, http_addr, api_addr, metrics, spans, logs, spanmetrics, replayed, pipeline, cancel, tasks })
+        Ok(Server {
+            grpc_addr,
+            http_addr,
+            api_addr,
+            metrics,
+            spans,
+            logs,
+            spanmetrics,
+            replayed,
+            pipeline,
+            cancel,
+            tasks,
+        })
     }
 
     /// Stops accepting, finishes in-flight requests, writes the WAL, and

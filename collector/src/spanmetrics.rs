@@ -125,11 +125,7 @@ pub struct DerivedMetrics {
 impl DerivedMetrics {
     /// Wraps `inner` and starts the flush thread. Counting starts with
     /// [`DerivedMetrics::replay_done`].
-    pub fn start(
-        inner: Arc<dyn Sink<Span>>,
-        metrics: MetricStore,
-        config: SpanMetricsConfig,
-    ) -> std::io::Result<Self> {
+    pub fn start(inner: Arc<dyn Sink<Span>>, metrics: MetricStore, config: SpanMetricsConfig) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             dimension_labels: config.dimensions.iter().map(|d| sanitize_label(d)).collect(),
             config,
@@ -152,7 +148,11 @@ impl DerivedMetrics {
     /// Adds the connector's own metrics to `registry` (`sightline_spanmetrics_*`).
     pub fn register_metrics(&self, registry: &mut Registry) {
         let t = &self.shared.telemetry;
-        registry.register("sightline_spanmetrics_series", "Series derived from spans (RED and edges)", t.series.clone());
+        registry.register(
+            "sightline_spanmetrics_series",
+            "Series derived from spans (RED and edges)",
+            t.series.clone(),
+        );
         registry.register(
             "sightline_spanmetrics_pending_edges",
             "Spans remembered for the other side of a service-graph edge",
@@ -163,7 +163,11 @@ impl DerivedMetrics {
             "Spans not counted: their tenant has spanmetrics.max_series series",
             t.over_limit.clone(),
         );
-        registry.register("sightline_spanmetrics_flushes", "Flushes of derived series to the metric store", t.flushes.clone());
+        registry.register(
+            "sightline_spanmetrics_flushes",
+            "Flushes of derived series to the metric store",
+            t.flushes.clone(),
+        );
     }
 
     /// Spans from now on are counted: call once the WAL has been replayed.

@@ -71,7 +71,8 @@ struct Args {
 
 fn span_range(s: &str) -> Result<(usize, usize), String> {
     let (a, b) = s.split_once('-').unwrap_or((s, s));
-    let (a, b): (usize, usize) = (a.parse().map_err(|_| "expected MIN-MAX")?, b.parse().map_err(|_| "expected MIN-MAX")?);
+    let (a, b): (usize, usize) =
+        (a.parse().map_err(|_| "expected MIN-MAX")?, b.parse().map_err(|_| "expected MIN-MAX")?);
     if a == 0 || a > b {
         return Err("expected 1 <= MIN <= MAX".into());
     }

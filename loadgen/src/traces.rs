@@ -28,9 +28,11 @@ pub struct TraceShape {
 
 impl TraceShape {
     /// Ten spans of ten attributes: the component benchmarks' fixed shape.
-    pub const FIXED: TraceShape = TraceShape { spans: 10..=10, extra_attributes: 0..=0, services: 6, unique_ids: false };
+    pub const FIXED: TraceShape =
+        TraceShape { spans: 10..=10, extra_attributes: 0..=0, services: 6, unique_ids: false };
     /// 5–50 spans of 10–20 attributes.
-    pub const VARIED: TraceShape = TraceShape { spans: 5..=50, extra_attributes: 0..=10, services: 6, unique_ids: false };
+    pub const VARIED: TraceShape =
+        TraceShape { spans: 5..=50, extra_attributes: 0..=10, services: 6, unique_ids: false };
 }
 
 /// The name of service `i` (0 is the gateway).
@@ -123,7 +125,10 @@ fn span(rng: &mut Rng, shape: &TraceShape, service: &str, root: bool, start: u64
     ];
     if shape.unique_ids {
         let (a, b) = (rng.next_u64(), rng.next_u64());
-        attributes.push(text("request.id", format!("{:08x}-{:04x}-{:04x}-{:016x}", a >> 32, (a >> 16) & 0xffff, a & 0xffff, b)));
+        attributes.push(text(
+            "request.id",
+            format!("{:08x}-{:04x}-{:04x}-{:016x}", a >> 32, (a >> 16) & 0xffff, a & 0xffff, b),
+        ));
     }
     for k in 0..rng.within(shape.extra_attributes.clone()) {
         attributes.push(match k % 3 {

@@ -6,6 +6,7 @@ mod head;
 pub mod part;
 pub mod query;
 pub mod store;
+mod write;
 
 pub use part::PartMeta;
 pub use query::SpanQuery;

@@ -215,15 +215,14 @@ impl Aggregate {
         self.waiting.rotate_if_due(now);
         // First remember every span of the batch, so that a child finds a
         // parent that came in the same batch whatever their order.
-        let mut services = Vec::with_capacity(spans.len());
+        let mut seen = Vec::with_capacity(spans.len());
         for s in spans {
             let service = self.strings.id(&s.resource.service);
-            services.push(service);
-            let seen = Seen { service, failed: s.status_code == StatusCode::Error, seconds: seconds(s) };
-            self.seen.insert((s.trace_id, s.span_id), seen);
-        }
-        for (s, &service) in spans.iter().zip(&services) {
             let me = Seen { service, failed: s.status_code == StatusCode::Error, seconds: seconds(s) };
+            self.seen.insert((s.trace_id, s.span_id), me);
+            seen.push(me);
+        }
+        for (s, &me) in spans.iter().zip(&seen) {
             self.count_span(shape, s, me);
             if !self.waiting.is_empty()
                 && let Some(children) = self.waiting.remove(&(s.trace_id, s.span_id))
@@ -275,10 +274,11 @@ fn seconds(s: &Span) -> f64 {
 /// One call between two services: the child's duration, failed when either side failed.
 fn edge(edges: &mut FastMap<(u32, u32), Totals>, bounds: &[f64], parent: Seen, child: Seen) {
     if parent.service != child.service {
-        edges
-            .entry((parent.service, child.service))
-            .or_insert_with(|| Totals::new(bounds.len()))
-            .observe(bounds, child.seconds, child.failed || parent.failed);
+        edges.entry((parent.service, child.service)).or_insert_with(|| Totals::new(bounds.len())).observe(
+            bounds,
+            child.seconds,
+            child.failed || parent.failed,
+        );
     }
 }
 

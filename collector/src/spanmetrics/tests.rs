@@ -79,26 +79,34 @@ fn red_metrics_and_service_graph_edges_have_exact_values() {
     // them in the same batch as the parent, one later. Trace 3: within one
     // batch, the child before the parent.
     send(&derived, 1, vec![span(1, 2, Some(1), "payments", SpanKind::Server, 30, true)]);
-    send(&derived, 2, vec![
-        span(1, 1, None, "checkout", SpanKind::Client, 50, false),
-        span(2, 1, None, "checkout", SpanKind::Client, 5, false),
-        span(2, 2, Some(1), "payments", SpanKind::Server, 3, false),
-    ]);
-    send(&derived, 3, vec![
-        span(2, 3, Some(1), "stock", SpanKind::Server, 1, false),
-        span(3, 2, Some(1), "payments", SpanKind::Server, 20, false),
-        span(3, 1, None, "checkout", SpanKind::Client, 40, true),
-        // Same service as its parent: a RED span, no edge.
-        span(3, 3, Some(1), "checkout", SpanKind::Internal, 1, false),
-    ]);
+    send(
+        &derived,
+        2,
+        vec![
+            span(1, 1, None, "checkout", SpanKind::Client, 50, false),
+            span(2, 1, None, "checkout", SpanKind::Client, 5, false),
+            span(2, 2, Some(1), "payments", SpanKind::Server, 3, false),
+        ],
+    );
+    send(
+        &derived,
+        3,
+        vec![
+            span(2, 3, Some(1), "stock", SpanKind::Server, 1, false),
+            span(3, 2, Some(1), "payments", SpanKind::Server, 20, false),
+            span(3, 1, None, "checkout", SpanKind::Client, 40, true),
+            // Same service as its parent: a RED span, no edge.
+            span(3, 3, Some(1), "checkout", SpanKind::Internal, 1, false),
+        ],
+    );
     derived.flush_now();
 
     let calls = |service, kind, status| {
-        value(&store, "traces_spanmetrics_calls_total", &[
-            ("service", service),
-            ("span_kind", kind),
-            ("status_code", status),
-        ])
+        value(
+            &store,
+            "traces_spanmetrics_calls_total",
+            &[("service", service), ("span_kind", kind), ("status_code", status)],
+        )
     };
     assert_eq!(calls("checkout", "SPAN_KIND_CLIENT", "STATUS_CODE_UNSET"), Some(2.0));
     assert_eq!(calls("checkout", "SPAN_KIND_CLIENT", "STATUS_CODE_ERROR"), Some(1.0));
@@ -107,7 +115,10 @@ fn red_metrics_and_service_graph_edges_have_exact_values() {
     assert_eq!(calls("payments", "SPAN_KIND_SERVER", "STATUS_CODE_ERROR"), Some(1.0));
     assert_eq!(calls("stock", "SPAN_KIND_SERVER", "STATUS_CODE_UNSET"), Some(1.0));
     assert_eq!(values(&store, "traces_spanmetrics_calls_total").len(), 6);
-    assert_eq!(values(&store, "traces_spanmetrics_calls_total")[0].0, r#"traces_spanmetrics_calls_total{service="checkout", span_kind="SPAN_KIND_CLIENT", span_name="op-checkout", status_code="STATUS_CODE_ERROR"}"#);
+    assert_eq!(
+        values(&store, "traces_spanmetrics_calls_total")[0].0,
+        r#"traces_spanmetrics_calls_total{service="checkout", span_kind="SPAN_KIND_CLIENT", span_name="op-checkout", status_code="STATUS_CODE_ERROR"}"#
+    );
 
     // checkout client spans without error: 50 ms and 5 ms.
     let ok_client = [("service", "checkout"), ("span_kind", "SPAN_KIND_CLIENT"), ("status_code", "STATUS_CODE_UNSET")];
@@ -128,10 +139,13 @@ fn red_metrics_and_service_graph_edges_have_exact_values() {
 
     // Edges: checkout → payments three times (one failed child, one failed
     // parent), checkout → stock once.
-    assert_eq!(values(&store, "traces_service_graph_request_total"), [
-        (r#"traces_service_graph_request_total{client="checkout", server="payments"}"#.to_owned(), 3.0),
-        (r#"traces_service_graph_request_total{client="checkout", server="stock"}"#.to_owned(), 1.0),
-    ]);
+    assert_eq!(
+        values(&store, "traces_service_graph_request_total"),
+        [
+            (r#"traces_service_graph_request_total{client="checkout", server="payments"}"#.to_owned(), 3.0),
+            (r#"traces_service_graph_request_total{client="checkout", server="stock"}"#.to_owned(), 1.0),
+        ]
+    );
     let edge = [("client", "checkout"), ("server", "payments")];
     assert_eq!(value(&store, "traces_service_graph_request_failed_total", &edge), Some(2.0));
     let server_bucket = |le| {
@@ -151,10 +165,11 @@ fn red_metrics_and_service_graph_edges_have_exact_values() {
 #[test]
 fn counters_keep_running_and_only_changed_series_are_written() {
     let (derived, store) = connector(SpanMetricsConfig::default());
-    send(&derived, 1, vec![
-        span(1, 1, None, "a", SpanKind::Server, 1, false),
-        span(2, 1, None, "b", SpanKind::Server, 1, false),
-    ]);
+    send(
+        &derived,
+        1,
+        vec![span(1, 1, None, "a", SpanKind::Server, 1, false), span(2, 1, None, "b", SpanKind::Server, 1, false)],
+    );
     derived.flush_now();
     std::thread::sleep(Duration::from_millis(3));
     send(&derived, 2, vec![span(3, 1, None, "a", SpanKind::Server, 1, false)]);

@@ -11,27 +11,24 @@
 //!
 //! Readers pick the reader for `format_version`; version 1 is the only one.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, BooleanArray, FixedSizeBinaryArray, Int64Array, RecordBatch, StringArray, UInt8Array};
+use arrow::array::{Array, BooleanArray, FixedSizeBinaryArray, Int64Array, RecordBatch};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter};
-use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
-use parquet::arrow::{ArrowWriter, ProjectionMask};
-use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
 use parquet::bloom_filter::Sbbf;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use super::columns;
 use super::query::SpanQuery;
 use crate::StorageError;
-use crate::model::{Span, Tenant, TraceId};
+use crate::model::{Span, TraceId};
 use crate::object_reader::ObjectReader;
 
 pub const FORMAT_VERSION: u32 = 1;
@@ -82,134 +79,11 @@ pub fn meta_path(tenant: &str, id: &str) -> Path {
     Path::from(format!("spans/{tenant}/{id}.meta.json"))
 }
 
-fn parquet_err(e: impl std::fmt::Display) -> StorageError {
+pub(super) fn parquet_err(e: impl std::fmt::Display) -> StorageError {
     StorageError::Part(e.to_string())
 }
 
-/// Encodes spans into Parquet bytes and the part's meta (see
-/// [`encode_chunks`]). CPU-bound: call it on a blocking thread.
-pub fn encode(
-    tenant: &Tenant,
-    id: String,
-    level: u32,
-    spans: Vec<&Span>,
-    max_wal_seq: u64,
-    row_group_rows: usize,
-) -> Result<(Bytes, PartMeta), StorageError> {
-    let chunks = spans
-        .chunks(row_group_rows.max(1))
-        .map(columns::to_batch)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(parquet_err)?;
-    encode_chunks(tenant, id, level, &chunks, max_wal_seq, row_group_rows)
-}
-
-/// Encodes record batches of spans (in [`columns::schema`], in any order)
-/// into Parquet bytes, rows sorted by (trace id, start), and the part's
-/// meta. Only the sort keys are gathered for all rows; rows are copied
-/// one row group at a time. CPU-bound: call it on a blocking thread.
-pub fn encode_chunks(
-    tenant: &Tenant,
-    id: String,
-    level: u32,
-    chunks: &[RecordBatch],
-    max_wal_seq: u64,
-    row_group_rows: usize,
-) -> Result<(Bytes, PartMeta), StorageError> {
-    let mut keys: Vec<(u128, i64, u32, u32)> = Vec::with_capacity(chunks.iter().map(RecordBatch::num_rows).sum());
-    let mut distinct: HashSet<(&str, &str, u8)> = HashSet::new();
-    let (mut min_start, mut max_end) = (u64::MAX, 0u64);
-    for (c, batch) in chunks.iter().enumerate() {
-        let cols = SortColumns::of(batch)?;
-        for row in 0..batch.num_rows() {
-            let start = cols.starts.value(row);
-            keys.push((u128::from_be_bytes(cols.trace_id(row)), start, c as u32, row as u32));
-            min_start = min_start.min(start as u64);
-            max_end = max_end.max((start as u64).saturating_add(cols.durations.value(row) as u64));
-            distinct.insert((cols.services.value(row), cols.names.value(row), cols.kinds.value(row)));
-        }
-    }
-    keys.sort_unstable();
-    let props = WriterProperties::builder()
-        // Parts flushed from the head favour speed; compaction's output, size.
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(if level == 0 { 3 } else { 9 }).map_err(parquet_err)?))
-        .set_column_dictionary_enabled(ColumnPath::from("start_unix_nano"), false)
-        .set_column_encoding(ColumnPath::from("start_unix_nano"), Encoding::DELTA_BINARY_PACKED)
-        .set_column_dictionary_enabled(ColumnPath::from("duration_nanos"), false)
-        .set_column_encoding(ColumnPath::from("duration_nanos"), Encoding::DELTA_BINARY_PACKED)
-        .set_max_row_group_row_count(Some(row_group_rows.max(1)))
-        .set_statistics_enabled(EnabledStatistics::Chunk)
-        .set_column_bloom_filter_enabled(ColumnPath::from("trace_id"), true)
-        .set_column_bloom_filter_fpp(ColumnPath::from("trace_id"), 0.01)
-        .set_column_bloom_filter_max_ndv(ColumnPath::from("trace_id"), row_group_rows.max(1) as u64)
-        .build();
-    // Parts take some 40 to 60 bytes a span: grow the buffer rarely.
-    let mut out = Vec::with_capacity(keys.len() * 48);
-    let mut writer = ArrowWriter::try_new(&mut out, columns::schema(), Some(props)).map_err(parquet_err)?;
-    let sources: Vec<&RecordBatch> = chunks.iter().collect();
-    for group in keys.chunks(row_group_rows.max(1)) {
-        let rows: Vec<(usize, usize)> = group.iter().map(|k| (k.2 as usize, k.3 as usize)).collect();
-        let batch = arrow::compute::interleave_record_batch(&sources, &rows).map_err(parquet_err)?;
-        writer.write(&batch).map_err(parquet_err)?;
-    }
-    writer.close().map_err(parquet_err)?;
-    let traces = keys.iter().enumerate().filter(|(i, k)| *i == 0 || keys[i - 1].0 != k.0).count() as u64;
-    let mut operations: BTreeMap<String, BTreeSet<(String, u8)>> = BTreeMap::new();
-    for (service, name, kind) in distinct {
-        operations.entry(service.to_owned()).or_default().insert((name.to_owned(), kind));
-    }
-    let hex_id = |k: Option<&(u128, i64, u32, u32)>| k.map(|k| hex::encode(k.0.to_be_bytes())).unwrap_or_default();
-    let meta = PartMeta {
-        format_version: FORMAT_VERSION,
-        id,
-        tenant: tenant.to_string(),
-        level,
-        min_start_unix_nano: if keys.is_empty() { 0 } else { min_start },
-        max_end_unix_nano: max_end,
-        spans: keys.len() as u64,
-        traces,
-        min_trace_id: hex_id(keys.first()),
-        max_trace_id: hex_id(keys.last()),
-        max_wal_seq,
-        bytes: out.len() as u64,
-        compacted_from: Vec::new(),
-        operations,
-    };
-    Ok((Bytes::from(out), meta))
-}
-
-/// The columns [`encode_chunks`] sorts by and describes a part with.
-struct SortColumns<'a> {
-    trace_ids: &'a FixedSizeBinaryArray,
-    starts: &'a Int64Array,
-    durations: &'a Int64Array,
-    services: &'a StringArray,
-    names: &'a StringArray,
-    kinds: &'a UInt8Array,
-}
-
-impl<'a> SortColumns<'a> {
-    fn of(batch: &'a RecordBatch) -> Result<Self, StorageError> {
-        fn get<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, StorageError> {
-            batch
-                .column_by_name(name)
-                .and_then(|c| c.as_any().downcast_ref::<T>())
-                .ok_or_else(|| StorageError::Part(format!("span batch without a proper {name} column")))
-        }
-        Ok(Self {
-            trace_ids: get(batch, "trace_id")?,
-            starts: get(batch, "start_unix_nano")?,
-            durations: get(batch, "duration_nanos")?,
-            services: get(batch, "service")?,
-            names: get(batch, "name")?,
-            kinds: get(batch, "kind")?,
-        })
-    }
-
-    fn trace_id(&self, row: usize) -> [u8; 16] {
-        self.trace_ids.value(row).try_into().unwrap_or([0; 16])
-    }
-}
+pub use super::write::{encode, encode_chunks};
 
 /// Writes the Parquet file, then the meta: the part is published atomically
 /// when its meta appears (object stores write each object whole).
@@ -319,26 +193,26 @@ async fn collect(builder: ParquetRecordBatchStreamBuilder<ObjectReader>) -> Resu
     Ok(spans)
 }
 
-/// Every row of the part as record batches in [`columns::schema`] (parts
-/// written with other string encodings are converted), for compaction.
-pub async fn read_batches(
+/// The rows of the part in order, as record batches of at most
+/// `batch_rows` (convert each with [`conform`]), for a merge.
+pub fn stream(
     store: Arc<dyn ObjectStore>,
     meta: &PartMeta,
     index: &PartIndex,
-) -> Result<Vec<RecordBatch>, StorageError> {
-    let batches: Vec<RecordBatch> =
-        builder(store, meta, index).build().map_err(parquet_err)?.try_collect().await.map_err(parquet_err)?;
+    batch_rows: usize,
+) -> Result<ParquetRecordBatchStream<ObjectReader>, StorageError> {
+    builder(store, meta, index).with_batch_size(batch_rows.max(1)).build().map_err(parquet_err)
+}
+
+/// A batch read from a part in [`columns::schema`]: parts written with other
+/// string encodings are converted.
+pub fn conform(batch: RecordBatch) -> Result<RecordBatch, StorageError> {
     let schema = columns::schema();
-    batches
-        .into_iter()
-        .map(|b| {
-            if b.schema().fields() == schema.fields() {
-                return RecordBatch::try_new(schema.clone(), b.columns().to_vec()).map_err(parquet_err);
-            }
-            let spans = columns::from_batch(&b).map_err(parquet_err)?;
-            columns::to_batch(&spans.iter().collect::<Vec<_>>()).map_err(parquet_err)
-        })
-        .collect()
+    if batch.schema().fields() == schema.fields() {
+        return RecordBatch::try_new(schema, batch.columns().to_vec()).map_err(parquet_err);
+    }
+    let spans = columns::from_batch(&batch).map_err(parquet_err)?;
+    columns::to_batch(&spans.iter().collect::<Vec<_>>()).map_err(parquet_err)
 }
 
 /// The spans of the part whose time, duration, service, name and status

@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use object_store::{ObjectStore, ObjectStoreExt};
 use arrow::array::RecordBatch;
+use object_store::{ObjectStore, ObjectStoreExt};
 use parking_lot::{Condvar, Mutex, RwLock};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -33,6 +33,7 @@ use prometheus_client::registry::Registry;
 use super::head::{self, TenantHead};
 use super::part::{self, PartIndex, PartMeta};
 use super::query::SpanQuery;
+use super::write::{self, PartWriter};
 use crate::StorageError;
 use crate::model::{Signal, Span, SpanKind, Tenant, TraceId};
 use crate::sink::{Batch, Sink};
@@ -51,8 +52,9 @@ pub struct SpanStoreConfig {
     pub compaction_window: Duration,
     /// A window is compacted once it has this many parts.
     pub compaction_min_parts: usize,
-    /// A compaction reads its inputs whole, so it merges at most this many
-    /// spans at once: memory stays bounded however full a window is.
+    /// A compaction merges at most this many spans at once. Its inputs are
+    /// streamed (one batch per input in memory), but the merged part's
+    /// bytes are built in memory before the upload: this bounds them.
     pub compaction_max_spans: usize,
     /// How often compaction and retention run.
     pub maintenance_interval: Duration,
@@ -138,6 +140,9 @@ impl Default for SpanMetrics {
         }
     }
 }
+
+/// Rows a compaction reads from each input at a time.
+const MERGE_BATCH_ROWS: usize = 4096;
 
 /// How long the inputs of a compaction stay readable after the merge.
 const RETIRED_GRACE: Duration = Duration::from_secs(60);
@@ -237,7 +242,8 @@ impl SpanStore {
                 .spawn(move || run(&background))
                 .map_err(|e| StorageError::Part(format!("cannot start the span store thread {name}: {e}")))
         };
-        let workers = vec![spawn("sightline-spans", Inner::run_flushes)?, spawn("sightline-span-maint", Inner::run_maintenance)?];
+        let workers =
+            vec![spawn("sightline-spans", Inner::run_flushes)?, spawn("sightline-span-maint", Inner::run_maintenance)?];
         Ok(Self { inner, workers: Arc::new(Mutex::new(workers)) })
     }
 
@@ -391,7 +397,11 @@ impl SpanStore {
     /// The trace id and start of every span that `query` matches, from the
     /// heads and the parts: what a trace search ranks by. Without attribute
     /// conditions only a few columns are read and no span is decoded.
-    pub async fn matching_starts(&self, tenant: &Tenant, query: &SpanQuery) -> Result<Vec<(TraceId, u64)>, StorageError> {
+    pub async fn matching_starts(
+        &self,
+        tenant: &Tenant,
+        query: &SpanQuery,
+    ) -> Result<Vec<(TraceId, u64)>, StorageError> {
         let mut out = Vec::new();
         if !query.attributes.is_empty() {
             self.scan(tenant, query, |s| out.push((s.trace_id, s.start_unix_nano))).await?;
@@ -639,19 +649,22 @@ impl Inner {
         Ok(())
     }
 
-    /// Merges parts into one, re-sorted by trace id, then deletes them.
+    /// Merges parts into one (a streaming merge of their sorted rows), then deletes them.
     fn compact(&self, tenant: &Tenant, inputs: Vec<PartMeta>) -> Result<(), StorageError> {
-        let mut chunks = Vec::new();
-        for m in &inputs {
-            chunks.extend(self.runtime.block_on(async {
-                let index = self.index(m).await?;
-                part::read_batches(self.store.clone(), m, &index).await
-            })?);
-        }
         let level = inputs.iter().map(|m| m.level).max().unwrap_or(0) + 1;
         let max_seq = inputs.iter().map(|m| m.max_wal_seq).max().unwrap_or(0);
-        let (bytes, mut meta) =
-            part::encode_chunks(tenant, self.part_id(), level, &chunks, max_seq, self.config.row_group_rows)?;
+        let rows = self.config.row_group_rows;
+        let total: usize = inputs.iter().map(|m| m.spans as usize).sum();
+        let (bytes, mut meta) = self.runtime.block_on(async {
+            let mut streams = Vec::with_capacity(inputs.len());
+            for m in &inputs {
+                let index = self.index(m).await?;
+                streams.push(part::stream(self.store.clone(), m, &index, MERGE_BATCH_ROWS)?);
+            }
+            let mut writer = PartWriter::new(level, rows, total / 2)?;
+            write::merge(streams, &mut writer, rows).await?;
+            writer.finish(tenant, self.part_id(), max_seq)
+        })?;
         meta.compacted_from = inputs.iter().map(|m| m.id.clone()).collect();
         self.runtime.block_on(part::publish(self.store.as_ref(), bytes, &meta))?;
         {

@@ -390,7 +390,8 @@ async fn searches_match_a_brute_force_scan_in_the_head_in_parts_and_after_compac
         Some(AttrValue::Str(v)) => v.clone(),
         _ => unreachable!("every span has a request id"),
     };
-    let window = |from: u64, to: u64| SpanQuery { start_unix_nano: t0 + from, end_unix_nano: t0 + to, ..Default::default() };
+    let window =
+        |from: u64, to: u64| SpanQuery { start_unix_nano: t0 + from, end_unix_nano: t0 + to, ..Default::default() };
     let all = window(0, u64::MAX / 2);
     let minute = 60_000_000_000;
     let queries = vec![
@@ -399,19 +400,38 @@ async fn searches_match_a_brute_force_scan_in_the_head_in_parts_and_after_compac
         ("operation", SpanQuery { service: Some("svc-5".into()), name: Some("POST /pay".into()), ..all.clone() }),
         ("slow", SpanQuery { min_duration_nanos: Some(1_500_000_000), ..all.clone() }),
         ("fast", SpanQuery { max_duration_nanos: Some(100_000_000), ..all.clone() }),
-        ("between", SpanQuery { min_duration_nanos: Some(200_000_000), max_duration_nanos: Some(400_000_000), ..all.clone() }),
+        (
+            "between",
+            SpanQuery { min_duration_nanos: Some(200_000_000), max_duration_nanos: Some(400_000_000), ..all.clone() },
+        ),
         ("errors", SpanQuery { errors_only: true, ..all.clone() }),
         ("errors of a service", SpanQuery { errors_only: true, service: Some("svc-0".into()), ..all.clone() }),
         ("attribute", SpanQuery { attributes: vec![("http.route".into(), "/pay".into())], ..all.clone() }),
-        ("int attribute", SpanQuery { attributes: vec![("http.response.status_code".into(), "500".into())], ..all.clone() }),
-        ("resource attribute", SpanQuery { attributes: vec![("host.name".into(), "svc-7-host".into())], ..all.clone() }),
+        (
+            "int attribute",
+            SpanQuery { attributes: vec![("http.response.status_code".into(), "500".into())], ..all.clone() },
+        ),
+        (
+            "resource attribute",
+            SpanQuery { attributes: vec![("host.name".into(), "svc-7-host".into())], ..all.clone() },
+        ),
         ("unique id", SpanQuery { attributes: vec![("request.id".into(), unique_id)], ..all.clone() }),
-        ("two attributes", SpanQuery {
-            attributes: vec![("user.tier".into(), "gold".into()), ("http.route".into(), "/cart".into())],
-            ..all.clone()
-        }),
+        (
+            "two attributes",
+            SpanQuery {
+                attributes: vec![("user.tier".into(), "gold".into()), ("http.route".into(), "/cart".into())],
+                ..all.clone()
+            },
+        ),
         ("ten minutes", window(10 * minute, 20 * minute)),
-        ("ten minutes, slow errors", SpanQuery { errors_only: true, min_duration_nanos: Some(1_000_000_000), ..window(30 * minute, 40 * minute) }),
+        (
+            "ten minutes, slow errors",
+            SpanQuery {
+                errors_only: true,
+                min_duration_nanos: Some(1_000_000_000),
+                ..window(30 * minute, 40 * minute)
+            },
+        ),
         ("nothing", SpanQuery { service: Some("absent".into()), ..all.clone() }),
     ];
     let expected = |spans: &[Span]| -> Vec<Vec<(TraceId, SpanId, u64)>> {

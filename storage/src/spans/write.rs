@@ -1,0 +1,285 @@
+//! Writing span parts: a [`PartWriter`] takes record batches whose rows
+//! come in (trace id, start) order and describes the part as it goes; the
+//! head's chunks reach it through [`encode_chunks`] (sort keys of every
+//! row, rows copied one row group at a time), compaction's inputs through
+//! [`merge`] (a k-way merge that holds one batch per input, never whole
+//! parts). Both are CPU-bound: call them on a blocking thread.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use arrow::array::{Array, FixedSizeBinaryArray, Int64Array, RecordBatch, StringArray, UInt8Array};
+use arrow::compute::interleave_record_batch;
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::async_reader::ParquetRecordBatchStream;
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+
+use super::columns;
+use super::part::{FORMAT_VERSION, PartMeta, conform, parquet_err};
+use crate::StorageError;
+use crate::model::{Span, Tenant};
+use crate::object_reader::ObjectReader;
+
+/// Writes one part and gathers its meta from the rows it is given.
+pub struct PartWriter {
+    writer: ArrowWriter<Vec<u8>>,
+    level: u32,
+    spans: u64,
+    traces: u64,
+    first_trace: Option<u128>,
+    last_trace: Option<u128>,
+    min_start: u64,
+    max_end: u64,
+    /// service → span name → kinds.
+    operations: HashMap<String, HashMap<String, BTreeSet<u8>>>,
+}
+
+impl PartWriter {
+    /// `expected_rows` sizes the output buffer.
+    pub fn new(level: u32, row_group_rows: usize, expected_rows: usize) -> Result<Self, StorageError> {
+        let rows = row_group_rows.max(1);
+        let props = WriterProperties::builder()
+            // Parts flushed from the head favour speed; compaction's output, size.
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(if level == 0 { 3 } else { 9 }).map_err(parquet_err)?,
+            ))
+            .set_column_dictionary_enabled(ColumnPath::from("start_unix_nano"), false)
+            .set_column_encoding(ColumnPath::from("start_unix_nano"), Encoding::DELTA_BINARY_PACKED)
+            .set_column_dictionary_enabled(ColumnPath::from("duration_nanos"), false)
+            .set_column_encoding(ColumnPath::from("duration_nanos"), Encoding::DELTA_BINARY_PACKED)
+            .set_max_row_group_row_count(Some(rows))
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_column_bloom_filter_enabled(ColumnPath::from("trace_id"), true)
+            .set_column_bloom_filter_fpp(ColumnPath::from("trace_id"), 0.01)
+            .set_column_bloom_filter_max_ndv(ColumnPath::from("trace_id"), rows as u64)
+            .build();
+        // Parts take some 40 to 60 bytes a span: grow the buffer rarely.
+        let out = Vec::with_capacity(expected_rows.saturating_mul(48));
+        Ok(Self {
+            writer: ArrowWriter::try_new(out, columns::schema(), Some(props)).map_err(parquet_err)?,
+            level,
+            spans: 0,
+            traces: 0,
+            first_trace: None,
+            last_trace: None,
+            min_start: u64::MAX,
+            max_end: 0,
+            operations: HashMap::new(),
+        })
+    }
+
+    /// Appends rows that follow every row written before in (trace id, start) order.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), StorageError> {
+        let cols = SortColumns::of(batch)?;
+        for row in 0..batch.num_rows() {
+            let trace = cols.trace(row);
+            if self.last_trace != Some(trace) {
+                self.traces += 1;
+                self.first_trace.get_or_insert(trace);
+                self.last_trace = Some(trace);
+            }
+            let start = cols.starts.value(row) as u64;
+            self.min_start = self.min_start.min(start);
+            self.max_end = self.max_end.max(start.saturating_add(cols.durations.value(row) as u64));
+            let (service, name, kind) = (cols.services.value(row), cols.names.value(row), cols.kinds.value(row));
+            // Looked up by reference: a string is copied once per distinct operation.
+            let known = self.operations.get(service).and_then(|n| n.get(name)).is_some_and(|k| k.contains(&kind));
+            if !known {
+                self.operations.entry(service.to_owned()).or_default().entry(name.to_owned()).or_default().insert(kind);
+            }
+        }
+        self.spans += batch.num_rows() as u64;
+        self.writer.write(batch).map_err(parquet_err)
+    }
+
+    /// Closes the file; the meta describes what was written.
+    pub fn finish(self, tenant: &Tenant, id: String, max_wal_seq: u64) -> Result<(Bytes, PartMeta), StorageError> {
+        let out = self.writer.into_inner().map_err(parquet_err)?;
+        let hex_id = |t: Option<u128>| t.map(|t| hex::encode(t.to_be_bytes())).unwrap_or_default();
+        let mut operations: BTreeMap<String, BTreeSet<(String, u8)>> = BTreeMap::new();
+        for (service, names) in self.operations {
+            let ops = operations.entry(service).or_default();
+            for (name, kinds) in names {
+                ops.extend(kinds.into_iter().map(|k| (name.clone(), k)));
+            }
+        }
+        let meta = PartMeta {
+            format_version: FORMAT_VERSION,
+            id,
+            tenant: tenant.to_string(),
+            level: self.level,
+            min_start_unix_nano: if self.spans == 0 { 0 } else { self.min_start },
+            max_end_unix_nano: self.max_end,
+            spans: self.spans,
+            traces: self.traces,
+            min_trace_id: hex_id(self.first_trace),
+            max_trace_id: hex_id(self.last_trace),
+            max_wal_seq,
+            bytes: out.len() as u64,
+            compacted_from: Vec::new(),
+            operations,
+        };
+        Ok((Bytes::from(out), meta))
+    }
+}
+
+/// Encodes spans into Parquet bytes and the part's meta (see [`encode_chunks`]).
+pub fn encode(
+    tenant: &Tenant,
+    id: String,
+    level: u32,
+    spans: Vec<&Span>,
+    max_wal_seq: u64,
+    row_group_rows: usize,
+) -> Result<(Bytes, PartMeta), StorageError> {
+    let chunks = spans
+        .chunks(row_group_rows.max(1))
+        .map(columns::to_batch)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(parquet_err)?;
+    encode_chunks(tenant, id, level, &chunks, max_wal_seq, row_group_rows)
+}
+
+/// Encodes record batches of spans (in [`columns::schema`], in any order)
+/// into one part, rows sorted by (trace id, start). Only the sort keys are
+/// gathered for all rows; rows are copied one row group at a time.
+pub fn encode_chunks(
+    tenant: &Tenant,
+    id: String,
+    level: u32,
+    chunks: &[RecordBatch],
+    max_wal_seq: u64,
+    row_group_rows: usize,
+) -> Result<(Bytes, PartMeta), StorageError> {
+    let mut keys: Vec<(u128, i64, u32, u32)> = Vec::with_capacity(chunks.iter().map(RecordBatch::num_rows).sum());
+    for (c, batch) in chunks.iter().enumerate() {
+        let cols = SortColumns::of(batch)?;
+        keys.extend((0..batch.num_rows()).map(|row| (cols.trace(row), cols.starts.value(row), c as u32, row as u32)));
+    }
+    keys.sort_unstable();
+    let mut writer = PartWriter::new(level, row_group_rows, keys.len())?;
+    let sources: Vec<&RecordBatch> = chunks.iter().collect();
+    for group in keys.chunks(row_group_rows.max(1)) {
+        let rows: Vec<(usize, usize)> = group.iter().map(|k| (k.2 as usize, k.3 as usize)).collect();
+        writer.write(&interleave_record_batch(&sources, &rows).map_err(parquet_err)?)?;
+    }
+    writer.finish(tenant, id, max_wal_seq)
+}
+
+/// One input of a merge: its current batch and where it stands in it.
+struct Cursor {
+    stream: ParquetRecordBatchStream<ObjectReader>,
+    keys: Vec<(u128, i64)>,
+    row: usize,
+    /// The current batch's index in the merge's held batches.
+    held: usize,
+    done: bool,
+}
+
+impl Cursor {
+    /// Moves to the next non-empty batch, adding it to `held`.
+    async fn advance(&mut self, held: &mut Vec<RecordBatch>) -> Result<(), StorageError> {
+        loop {
+            let Some(batch) = self.stream.try_next().await.map_err(parquet_err)? else {
+                self.done = true;
+                return Ok(());
+            };
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let batch = conform(batch)?;
+            let cols = SortColumns::of(&batch)?;
+            self.keys = (0..batch.num_rows()).map(|row| (cols.trace(row), cols.starts.value(row))).collect();
+            self.row = 0;
+            self.held = held.len();
+            held.push(batch);
+            return Ok(());
+        }
+    }
+}
+
+/// Merges parts, each sorted by (trace id, start), into `writer` in that
+/// order: one batch per input is held at a time (plus those the current
+/// row group draws from), so memory depends on the inputs' count and batch
+/// size, not on their length.
+pub async fn merge(
+    inputs: Vec<ParquetRecordBatchStream<ObjectReader>>,
+    writer: &mut PartWriter,
+    row_group_rows: usize,
+) -> Result<(), StorageError> {
+    let rows = row_group_rows.max(1);
+    let mut held: Vec<RecordBatch> = Vec::new();
+    let mut cursors = Vec::with_capacity(inputs.len());
+    for stream in inputs {
+        let mut c = Cursor { stream, keys: Vec::new(), row: 0, held: 0, done: false };
+        c.advance(&mut held).await?;
+        cursors.push(c);
+    }
+    let mut group: Vec<(usize, usize)> = Vec::with_capacity(rows);
+    loop {
+        let next = cursors.iter_mut().filter(|c| !c.done).min_by_key(|c| c.keys[c.row]);
+        let Some(c) = next else { break };
+        group.push((c.held, c.row));
+        c.row += 1;
+        if c.row == c.keys.len() {
+            c.advance(&mut held).await?;
+        }
+        if group.len() == rows {
+            write_group(writer, &held, &group)?;
+            group.clear();
+            // Keep only the batches the cursors still read.
+            let mut kept = Vec::with_capacity(cursors.len());
+            for c in cursors.iter_mut().filter(|c| !c.done) {
+                kept.push(held[c.held].clone());
+                c.held = kept.len() - 1;
+            }
+            held = kept;
+        }
+    }
+    if !group.is_empty() {
+        write_group(writer, &held, &group)?;
+    }
+    Ok(())
+}
+
+fn write_group(writer: &mut PartWriter, held: &[RecordBatch], group: &[(usize, usize)]) -> Result<(), StorageError> {
+    let sources: Vec<&RecordBatch> = held.iter().collect();
+    writer.write(&interleave_record_batch(&sources, group).map_err(parquet_err)?)
+}
+
+/// The columns a part is sorted by and described with.
+struct SortColumns<'a> {
+    trace_ids: &'a FixedSizeBinaryArray,
+    starts: &'a Int64Array,
+    durations: &'a Int64Array,
+    services: &'a StringArray,
+    names: &'a StringArray,
+    kinds: &'a UInt8Array,
+}
+
+impl<'a> SortColumns<'a> {
+    fn of(batch: &'a RecordBatch) -> Result<Self, StorageError> {
+        fn get<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, StorageError> {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<T>())
+                .ok_or_else(|| StorageError::Part(format!("span batch without a proper {name} column")))
+        }
+        Ok(Self {
+            trace_ids: get(batch, "trace_id")?,
+            starts: get(batch, "start_unix_nano")?,
+            durations: get(batch, "duration_nanos")?,
+            services: get(batch, "service")?,
+            names: get(batch, "name")?,
+            kinds: get(batch, "kind")?,
+        })
+    }
+
+    /// The trace id as an integer that sorts as its bytes do.
+    fn trace(&self, row: usize) -> u128 {
+        u128::from_be_bytes(self.trace_ids.value(row).try_into().unwrap_or([0; 16]))
+    }
+}
