@@ -280,7 +280,7 @@ impl Shared {
 
     /// The label pairs and a copy of the totals of every series changed
     /// since the last flush, marking them unchanged.
-    fn take_changed(&self, a: &mut Aggregate) -> Vec<(Derived, Vec<(String, String)>, Totals)> {
+    fn take_changed(&self, a: &mut Aggregate) -> Vec<Changed> {
         let mut out = Vec::new();
         let Aggregate { strings, spans, edges, .. } = a;
         for (key, totals) in spans.iter_mut().filter(|(_, t)| t.dirty) {
@@ -309,6 +309,9 @@ impl Shared {
         out
     }
 }
+
+/// A series that changed since the last flush: its family, labels and totals.
+type Changed = (Derived, Vec<(String, String)>, Totals);
 
 /// Which family a derived series belongs to.
 #[derive(Clone, Copy)]
