@@ -131,7 +131,7 @@ pub struct SpansSection {
 impl Default for SpansSection {
     fn default() -> Self {
         Self {
-            flush_spans: 200_000,
+            flush_spans: 100_000,
             flush_age_seconds: 30,
             row_group_rows: 32768,
             retention_hours: 7 * 24,
@@ -140,7 +140,7 @@ impl Default for SpansSection {
             compaction_max_spans: 1_000_000,
             maintenance_interval_seconds: 60,
             max_spans_per_trace: 100_000,
-            max_unflushed_spans: 600_000,
+            max_unflushed_spans: 300_000,
         }
     }
 }

@@ -66,7 +66,7 @@ pub struct SpanStoreConfig {
 impl Default for SpanStoreConfig {
     fn default() -> Self {
         Self {
-            flush_spans: 200_000,
+            flush_spans: 100_000,
             flush_age: Duration::from_secs(30),
             row_group_rows: 32768,
             retention: Duration::from_secs(7 * 24 * 3600),
@@ -74,7 +74,7 @@ impl Default for SpanStoreConfig {
             compaction_min_parts: 4,
             compaction_max_spans: 1_000_000,
             maintenance_interval: Duration::from_secs(60),
-            max_unflushed_spans: 600_000,
+            max_unflushed_spans: 300_000,
         }
     }
 }
