@@ -26,7 +26,7 @@ use parquet::bloom_filter::Sbbf;
 use serde::{Deserialize, Serialize};
 
 use super::columns;
-use super::query::SpanQuery;
+use super::query::{SCHEMA_MASK_COLUMNS, SpanQuery};
 use crate::StorageError;
 use crate::model::{Span, TraceId};
 use crate::object_reader::ObjectReader;
@@ -225,11 +225,18 @@ pub async fn read_matching(
     query: &SpanQuery,
 ) -> Result<Vec<Span>, StorageError> {
     let b = builder(store, meta, index);
-    // start_unix_nano, duration_nanos, service, name, status_code
-    let mask = ProjectionMask::roots(b.parquet_schema(), [3, 4, 5, 6, 8]);
+    let filter = coarse_filter(&b, query);
+    collect(b.with_row_filter(filter)).await
+}
+
+/// A row filter that reads the columns of [`SpanQuery::coarse_mask`] first
+/// and keeps the rows that may match.
+fn coarse_filter(b: &ParquetRecordBatchStreamBuilder<ObjectReader>, query: &SpanQuery) -> RowFilter {
+    let mask = ProjectionMask::roots(b.parquet_schema(), SCHEMA_MASK_COLUMNS);
     let q = query.clone();
+    // The predicate sees only those columns, in schema order.
     let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| q.coarse_mask(&batch, [0, 1, 2, 3, 4]));
-    collect(b.with_row_filter(RowFilter::new(vec![Box::new(predicate)]))).await
+    RowFilter::new(vec![Box::new(predicate)])
 }
 
 /// The trace id and start of every span of the part that `query` matches,
@@ -242,11 +249,10 @@ pub async fn read_matching_starts(
     query: &SpanQuery,
 ) -> Result<Vec<(TraceId, u64)>, StorageError> {
     let b = builder(store, meta, index);
-    let filter = ProjectionMask::roots(b.parquet_schema(), [3, 4, 5, 6, 8]);
-    let output = ProjectionMask::roots(b.parquet_schema(), [0, 3]);
-    let q = query.clone();
-    let predicate = ArrowPredicateFn::new(filter, move |batch: RecordBatch| q.coarse_mask(&batch, [0, 1, 2, 3, 4]));
-    let stream = b.with_projection(output).with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
+    let filter = coarse_filter(&b, query);
+    // trace_id and start_unix_nano
+    let output = ProjectionMask::roots(b.parquet_schema(), [0, SCHEMA_MASK_COLUMNS[0]]);
+    let stream = b.with_projection(output).with_row_filter(filter);
     let batches: Vec<RecordBatch> = stream.build().map_err(parquet_err)?.try_collect().await.map_err(parquet_err)?;
     let mut out = Vec::new();
     for batch in &batches {

@@ -158,8 +158,8 @@ struct Inner {
     /// Highest WAL sequence applied since open.
     applied: AtomicU64,
     wake: (Mutex<bool>, Condvar),
-    /// Wakes the maintenance thread when the store stops.
-    stop_signal: (Mutex<bool>, Condvar),
+    /// Wakes the maintenance thread when `stopping` is set.
+    stop_signal: (Mutex<()>, Condvar),
     stopping: AtomicBool,
     next_part: AtomicU64,
     /// Footers and bloom filters of parts, by part id, loaded on first use.
@@ -226,7 +226,7 @@ impl SpanStore {
             persisted,
             applied: AtomicU64::new(0),
             wake: (Mutex::new(false), Condvar::new()),
-            stop_signal: (Mutex::new(false), Condvar::new()),
+            stop_signal: (Mutex::new(()), Condvar::new()),
             stopping: AtomicBool::new(false),
             next_part: AtomicU64::new(0),
             indexes: Mutex::new(HashMap::new()),
@@ -274,8 +274,11 @@ impl SpanStore {
     pub fn shutdown_blocking(&self) {
         self.inner.stopping.store(true, Ordering::Release);
         self.inner.wake();
-        *self.inner.stop_signal.0.lock() = true;
-        self.inner.stop_signal.1.notify_all();
+        {
+            // Under the lock: the maintenance thread checks `stopping` holding it.
+            let _held = self.inner.stop_signal.0.lock();
+            self.inner.stop_signal.1.notify_all();
+        }
         for worker in self.workers.lock().drain(..) {
             let _ = worker.join();
         }
@@ -525,12 +528,12 @@ impl Inner {
     fn run_maintenance(&self) {
         loop {
             {
-                let mut stop = self.stop_signal.0.lock();
+                let mut held = self.stop_signal.0.lock();
                 let until = Instant::now() + self.config.maintenance_interval;
-                while !*stop && Instant::now() < until {
-                    self.stop_signal.1.wait_until(&mut stop, until);
+                while !self.stopping.load(Ordering::Acquire) && Instant::now() < until {
+                    self.stop_signal.1.wait_until(&mut held, until);
                 }
-                if *stop {
+                if self.stopping.load(Ordering::Acquire) {
                     return;
                 }
             }
