@@ -42,11 +42,18 @@ impl AsyncFileReader for ObjectReader {
 
     fn get_metadata<'a>(
         &'a mut self,
-        _options: Option<&'a ArrowReaderOptions>,
+        options: Option<&'a ArrowReaderOptions>,
     ) -> BoxFuture<'a, Result<Arc<ParquetMetaData>>> {
         async move {
             let size = self.size;
-            let metadata = ParquetMetaDataReader::new().load_and_finish(&mut *self, size).await?;
+            let mut reader = ParquetMetaDataReader::new();
+            if let Some(o) = options {
+                // The page indexes, when the reader asks for them.
+                reader = reader
+                    .with_column_index_policy(o.column_index_policy())
+                    .with_offset_index_policy(o.offset_index_policy());
+            }
+            let metadata = reader.load_and_finish(&mut *self, size).await?;
             Ok(Arc::new(metadata))
         }
         .boxed()

@@ -5,11 +5,14 @@ pub mod columns;
 mod head;
 pub mod part;
 pub mod query;
+mod search;
 pub mod store;
+mod trace_table;
 mod write;
 
-pub use part::PartMeta;
+pub use part::{EncodedPart, PartMeta};
 pub use query::SpanQuery;
+pub use search::FoundTrace;
 pub use store::{SpanCounts, SpanStore, SpanStoreConfig, TraceSpans};
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use sightline_storage::spans::{SpanQuery, SpanStore};
 use super::assemble::{Trace, assemble};
 
 /// The newest traces (by the latest matching span start) with a span that
-/// matches `query`, assembled, at most `limit`.
+/// matches `query`, assembled, at most `limit` (see [`SpanStore::newest_traces`]).
 pub async fn search(
     store: &SpanStore,
     tenant: &Tenant,
@@ -17,21 +17,8 @@ pub async fn search(
     limit: usize,
     max_spans: usize,
 ) -> Result<Vec<Trace>, StorageError> {
-    let mut newest: HashMap<TraceId, u64> = HashMap::new();
-    for (id, start) in store.matching_starts(tenant, query).await? {
-        let e = newest.entry(id).or_insert(0);
-        *e = (*e).max(start);
-    }
-    let mut candidates: Vec<(TraceId, u64)> = newest.into_iter().collect();
-    candidates.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    candidates.truncate(limit);
-    let mut traces = Vec::with_capacity(candidates.len());
-    for (id, _) in candidates {
-        let found = store.trace(tenant, id, max_spans).await?;
-        if !found.spans.is_empty() {
-            traces.push(assemble(id, found.spans, found.truncated, true));
-        }
-    }
+    let found = store.newest_traces(tenant, query, limit, max_spans).await?;
+    let traces = found.into_iter().map(|f| assemble(f.id, f.spans, f.truncated, true)).collect();
     Ok(traces)
 }
 

@@ -2,14 +2,19 @@
 //! its `meta.json`, both behind `object_store`.
 //!
 //! ```text
-//! spans/<tenant>/<id>.parquet     rows sorted by (trace id, start); zstd;
-//!                                 row groups of `row_group_rows`; bloom filter
-//!                                 and min/max statistics on trace_id
-//! spans/<tenant>/<id>.meta.json   PartMeta; written last: a part exists
-//!                                 (is published) once its meta exists
+//! spans/<tenant>/<id>.parquet         rows sorted by (trace id, start); zstd;
+//!                                     row groups of `row_group_rows`, pages of
+//!                                     PAGE_ROWS; bloom filter, row-group and
+//!                                     page statistics on trace_id
+//! spans/<tenant>/<id>.traces.parquet  the trace table (version 2, see
+//!                                     [`super::trace_table`])
+//! spans/<tenant>/<id>.meta.json       PartMeta; written last: a part exists
+//!                                     (is published) once its meta exists
 //! ```
 //!
-//! Readers pick the reader for `format_version`; version 1 is the only one.
+//! Version 1 parts have no trace table (searches read their span columns)
+//! and no page statistics (a trace lookup reads whole row groups); both
+//! versions are read.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -20,18 +25,35 @@ use futures_util::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter};
+use parquet::arrow::arrow_reader::{
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter, RowSelection, RowSelector,
+};
 use parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
 use parquet::bloom_filter::Sbbf;
+use parquet::file::metadata::PageIndexPolicy;
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use serde::{Deserialize, Serialize};
 
 use super::columns;
 use super::query::{SCHEMA_MASK_COLUMNS, SpanQuery};
+use super::trace_table;
 use crate::StorageError;
 use crate::model::{Span, TraceId};
 use crate::object_reader::ObjectReader;
 
-pub const FORMAT_VERSION: u32 = 1;
+/// The version new parts are written in; every version from 1 up is read.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Rows per data page of a part (version 2).
+pub(super) const PAGE_ROWS: usize = 4096;
+
+/// A part ready to publish.
+pub struct EncodedPart {
+    pub data: Bytes,
+    /// The trace table's Parquet bytes.
+    pub traces: Bytes,
+    pub meta: PartMeta,
+}
 
 /// What a part holds, written beside it as `meta.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,6 +74,9 @@ pub struct PartMeta {
     pub max_wal_seq: u64,
     /// Size of the Parquet file.
     pub bytes: u64,
+    /// Size of the trace table (version 2; 0 for version 1).
+    #[serde(default)]
+    pub trace_table_bytes: u64,
     /// Parts this one replaces; they are deleted once it is published.
     #[serde(default)]
     pub compacted_from: Vec<String>,
@@ -69,6 +94,10 @@ impl PartMeta {
     pub fn overlaps(&self, start: u64, end: u64) -> bool {
         self.min_start_unix_nano <= end && self.max_end_unix_nano >= start
     }
+
+    pub fn has_trace_table(&self) -> bool {
+        self.format_version >= 2
+    }
 }
 
 pub fn parquet_path(tenant: &str, id: &str) -> Path {
@@ -85,19 +114,25 @@ pub(super) fn parquet_err(e: impl std::fmt::Display) -> StorageError {
 
 pub use super::write::{encode, encode_chunks};
 
-/// Writes the Parquet file, then the meta: the part is published atomically
-/// when its meta appears (object stores write each object whole).
-pub async fn publish(store: &dyn ObjectStore, parquet: Bytes, meta: &PartMeta) -> Result<(), StorageError> {
-    store.put(&parquet_path(&meta.tenant, &meta.id), PutPayload::from(parquet)).await.map_err(store_err)?;
-    let json = serde_json::to_vec_pretty(meta).map_err(|e| StorageError::Part(e.to_string()))?;
+/// Writes the Parquet files, then the meta: the part is published
+/// atomically when its meta appears (object stores write each object whole).
+/// Returns the meta.
+pub async fn publish(store: &dyn ObjectStore, part: EncodedPart) -> Result<PartMeta, StorageError> {
+    let meta = part.meta;
+    store.put(&parquet_path(&meta.tenant, &meta.id), PutPayload::from(part.data)).await.map_err(store_err)?;
+    if meta.has_trace_table() {
+        let path = trace_table::path(&meta.tenant, &meta.id);
+        store.put(&path, PutPayload::from(part.traces)).await.map_err(store_err)?;
+    }
+    let json = serde_json::to_vec_pretty(&meta).map_err(|e| StorageError::Part(e.to_string()))?;
     store.put(&meta_path(&meta.tenant, &meta.id), PutPayload::from(json)).await.map_err(store_err)?;
-    Ok(())
+    Ok(meta)
 }
 
 /// Deletes a part: its meta first, so that a crash never leaves a published
 /// part without its data.
 pub async fn delete(store: &dyn ObjectStore, tenant: &str, id: &str) -> Result<(), StorageError> {
-    for path in [meta_path(tenant, id), parquet_path(tenant, id)] {
+    for path in [meta_path(tenant, id), parquet_path(tenant, id), trace_table::path(tenant, id)] {
         match store.delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(store_err(e)),
@@ -119,7 +154,7 @@ pub async fn list(store: &dyn ObjectStore) -> Result<(Vec<PartMeta>, Vec<Path>),
         let bytes = store.get(&o.location).await.map_err(store_err)?.bytes().await.map_err(store_err)?;
         let meta: PartMeta =
             serde_json::from_slice(&bytes).map_err(|e| StorageError::Part(format!("{}: {e}", o.location)))?;
-        if meta.format_version != FORMAT_VERSION {
+        if !(1..=FORMAT_VERSION).contains(&meta.format_version) {
             return Err(StorageError::Part(format!("{}: unknown format version {}", o.location, meta.format_version)));
         }
         metas.push(meta);
@@ -127,7 +162,11 @@ pub async fn list(store: &dyn ObjectStore) -> Result<(Vec<PartMeta>, Vec<Path>),
     let orphans = objects
         .iter()
         .filter(|o| o.location.as_ref().ends_with(".parquet"))
-        .filter(|o| !metas.iter().any(|m| parquet_path(&m.tenant, &m.id) == o.location))
+        .filter(|o| {
+            !metas.iter().any(|m| {
+                parquet_path(&m.tenant, &m.id) == o.location || trace_table::path(&m.tenant, &m.id) == o.location
+            })
+        })
         .map(|o| o.location.clone())
         .collect();
     Ok((metas, orphans))
@@ -135,10 +174,12 @@ pub async fn list(store: &dyn ObjectStore) -> Result<(Vec<PartMeta>, Vec<Path>),
 
 /// What a reader needs of a part before reading rows, kept in memory so
 /// that a trace lookup reads only the row groups that may hold the trace:
-/// the footer (schema, row-group statistics) and the trace-id bloom filters.
+/// the footer (schema, row-group statistics, page index) and the trace-id
+/// bloom filters; and the trace table's footer.
 pub struct PartIndex {
     metadata: ArrowReaderMetadata,
     blooms: Vec<Option<Sbbf>>,
+    pub(super) traces: Option<ArrowReaderMetadata>,
 }
 
 impl PartIndex {
@@ -160,19 +201,46 @@ impl PartIndex {
         }
         groups
     }
+
+    /// The rows of `groups` (in that order) on the pages whose trace-id
+    /// statistics admit the id; whole groups where there are none.
+    pub(super) fn pages_for(&self, groups: &[usize], id: &TraceId) -> RowSelection {
+        let md = self.metadata.metadata();
+        let mut selectors = Vec::new();
+        for &g in groups {
+            let rows = md.row_group(g).num_rows() as usize;
+            let column = md.column_index().and_then(|c| c.get(g)).and_then(|c| c.first());
+            let pages = md.offset_index().and_then(|o| o.get(g)).and_then(|o| o.first());
+            let (Some(ColumnIndexMetaData::FIXED_LEN_BYTE_ARRAY(stats)), Some(pages)) = (column, pages) else {
+                selectors.push(RowSelector::select(rows));
+                continue;
+            };
+            let locations = pages.page_locations();
+            for (p, page) in locations.iter().enumerate() {
+                let end = locations.get(p + 1).map_or(rows, |next| next.first_row_index as usize);
+                let len = end.saturating_sub(page.first_row_index as usize);
+                let admits = stats.min_value(p).is_none_or(|min| id.0.as_slice() >= min)
+                    && stats.max_value(p).is_none_or(|max| id.0.as_slice() <= max);
+                selectors.push(if admits { RowSelector::select(len) } else { RowSelector::skip(len) });
+            }
+        }
+        RowSelection::from(selectors)
+    }
 }
 
-/// Reads a part's footer and bloom filters.
+/// Reads a part's footer (with its page index) and bloom filters, and the
+/// trace table's footer.
 pub async fn load_index(store: Arc<dyn ObjectStore>, meta: &PartMeta) -> Result<PartIndex, StorageError> {
-    let mut reader = ObjectReader::new(store, parquet_path(&meta.tenant, &meta.id), meta.bytes);
-    let metadata =
-        ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await.map_err(parquet_err)?;
+    let mut reader = ObjectReader::new(store.clone(), parquet_path(&meta.tenant, &meta.id), meta.bytes);
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+    let metadata = ArrowReaderMetadata::load_async(&mut reader, options).await.map_err(parquet_err)?;
     let mut b = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata.clone());
     let mut blooms = Vec::with_capacity(metadata.metadata().num_row_groups());
     for i in 0..metadata.metadata().num_row_groups() {
         blooms.push(b.get_row_group_column_bloom_filter(i, 0).await.map_err(parquet_err)?);
     }
-    Ok(PartIndex { metadata, blooms })
+    let traces = if meta.has_trace_table() { Some(trace_table::load(store, meta).await?) } else { None };
+    Ok(PartIndex { metadata, blooms, traces })
 }
 
 fn builder(
@@ -284,7 +352,8 @@ pub(super) fn starts_of(
 }
 
 /// The spans of one trace: row groups are skipped by their trace-id
-/// statistics and bloom filter, and rows are filtered before decoding.
+/// statistics and bloom filter, pages by their trace-id statistics, and
+/// rows are filtered before decoding.
 pub async fn read_trace(
     store: Arc<dyn ObjectStore>,
     meta: &PartMeta,
@@ -295,6 +364,7 @@ pub async fn read_trace(
     if groups.is_empty() {
         return Ok(Vec::new());
     }
+    let pages = index.pages_for(&groups, &id);
     let b = builder(store, meta, index);
     let mask = ProjectionMask::roots(b.parquet_schema(), [0]);
     let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
@@ -305,5 +375,6 @@ pub async fn read_trace(
             .ok_or_else(|| arrow::error::ArrowError::CastError("trace_id is not fixed-size binary".into()))?;
         Ok((0..ids.len()).map(|i| Some(ids.is_valid(i) && ids.value(i) == id.0)).collect::<BooleanArray>())
     });
-    collect(b.with_row_groups(groups).with_row_filter(RowFilter::new(vec![Box::new(predicate)]))).await
+    let b = b.with_row_groups(groups).with_row_selection(pages);
+    collect(b.with_row_filter(RowFilter::new(vec![Box::new(predicate)]))).await
 }

@@ -33,6 +33,7 @@ use prometheus_client::registry::Registry;
 use super::head::{self, TenantHead};
 use super::part::{self, PartIndex, PartMeta};
 use super::query::SpanQuery;
+use super::trace_table;
 use super::write::{self, PartWriter};
 use crate::StorageError;
 use crate::model::{Signal, Span, SpanKind, Tenant, TraceId};
@@ -418,6 +419,28 @@ impl SpanStore {
         }
         Ok(out)
     }
+
+    /// Every trace that may hold a span matching `query` (attribute
+    /// conditions aside), with an upper bound of its latest matching start:
+    /// exact from the heads and from parts without a trace table, from the
+    /// trace table of the others. A trace may come more than once.
+    pub(super) async fn candidates(
+        &self,
+        tenant: &Tenant,
+        query: &SpanQuery,
+    ) -> Result<Vec<(TraceId, u64)>, StorageError> {
+        let mut out = Vec::new();
+        let (chunks, parts) = self.snapshot(tenant, query, |s| out.push((s.trace_id, s.start_unix_nano)));
+        head::starts_in(&chunks, query, &mut out)?;
+        for m in &parts {
+            let index = self.inner.index(m).await?;
+            match &index.traces {
+                Some(table) => trace_table::candidates(self.inner.store.clone(), m, table, query, &mut out).await?,
+                None => out.extend(part::read_matching_starts(self.inner.store.clone(), m, &index, query).await?),
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl Sink<Span> for SpanStore {
@@ -569,9 +592,8 @@ impl Inner {
             for (tenant, t) in &frozen.tenants {
                 let chunks = t.all_chunks()?;
                 let id = self.part_id();
-                let (bytes, meta) =
-                    part::encode_chunks(tenant, id, 0, &chunks, frozen.max_seq, self.config.row_group_rows)?;
-                self.runtime.block_on(part::publish(self.store.as_ref(), bytes, &meta))?;
+                let encoded = part::encode_chunks(tenant, id, 0, &chunks, frozen.max_seq, self.config.row_group_rows)?;
+                let meta = self.runtime.block_on(part::publish(self.store.as_ref(), encoded))?;
                 published.push((tenant.clone(), meta));
             }
             {
@@ -658,7 +680,7 @@ impl Inner {
         let max_seq = inputs.iter().map(|m| m.max_wal_seq).max().unwrap_or(0);
         let rows = self.config.row_group_rows;
         let total: usize = inputs.iter().map(|m| m.spans as usize).sum();
-        let (bytes, mut meta) = self.runtime.block_on(async {
+        let mut encoded = self.runtime.block_on(async {
             let mut streams = Vec::with_capacity(inputs.len());
             for m in &inputs {
                 let index = self.index(m).await?;
@@ -668,8 +690,8 @@ impl Inner {
             write::merge(streams, &mut writer, rows).await?;
             writer.finish(tenant, self.part_id(), max_seq)
         })?;
-        meta.compacted_from = inputs.iter().map(|m| m.id.clone()).collect();
-        self.runtime.block_on(part::publish(self.store.as_ref(), bytes, &meta))?;
+        encoded.meta.compacted_from = inputs.iter().map(|m| m.id.clone()).collect();
+        let meta = self.runtime.block_on(part::publish(self.store.as_ref(), encoded))?;
         {
             let mut state = self.state.write();
             let parts = state.parts.entry(tenant.clone()).or_default();

@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -173,9 +174,8 @@ async fn compaction_merges_parts_and_an_interrupted_one_is_cleaned_up() {
     // survived. Opening deletes it, so nothing is counted twice.
     let fs = LocalFileSystem::new_with_prefix(dir.path()).expect("fs");
     let input = span(9, 99, None, t0);
-    let (bytes, meta) =
-        part::encode(&tenant(), "00000000000000000001-000000".into(), 0, vec![&input], 0, 2).expect("encode");
-    part::publish(&fs, bytes, &meta).await.expect("publish stray input");
+    let encoded = part::encode(&tenant(), "00000000000000000001-000000".into(), 0, vec![&input], 0, 2).expect("encode");
+    let meta = part::publish(&fs, encoded).await.expect("publish stray input");
     let mut merged_meta = merged[0].clone();
     merged_meta.compacted_from.push(meta.id.clone());
     let json = serde_json::to_vec(&merged_meta).expect("json");
@@ -234,36 +234,48 @@ async fn retention_deletes_whole_parts_past_their_age() {
     blocking(move || reopened.shutdown_blocking()).await;
 }
 
-/// Parts written by format version 1 must stay readable by every later
-/// version: `tests/data/spans-v1` is a checked-in part.
+/// Parts written by every format version must stay readable by every
+/// later one: `tests/data/spans-v<version>` are checked-in parts of the same
+/// three spans.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn checked_in_version_1_part_still_reads() {
-    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/spans-v1");
-    let copy = tempfile::tempdir().expect("tempdir");
-    let dest = copy.path().join("spans/compat");
-    std::fs::create_dir_all(&dest).expect("mkdir");
-    for entry in std::fs::read_dir(data.join("spans/compat")).expect("sample present") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), dest.join(entry.file_name())).expect("copy");
+async fn checked_in_parts_of_every_version_still_read() {
+    for version in 1..=part::FORMAT_VERSION {
+        let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/spans-v{version}"));
+        let copy = tempfile::tempdir().expect("tempdir");
+        let dest = copy.path().join("spans/compat");
+        std::fs::create_dir_all(&dest).expect("mkdir");
+        for entry in std::fs::read_dir(data.join("spans/compat")).expect("sample present") {
+            let entry = entry.expect("entry");
+            std::fs::copy(entry.path(), dest.join(entry.file_name())).expect("copy");
+        }
+        let store = open(copy.path(), config()).await;
+        let tenant = Tenant::new("compat").expect("tenant");
+        assert_eq!(store.counts(&tenant), SpanCounts { head_spans: 0, part_spans: 3, parts: 1 }, "v{version}");
+        assert_eq!(store.parts(&tenant)[0].format_version, version);
+        let trace = store.trace(&tenant, TraceId([1; 16]), 10).await.expect("trace");
+        assert_eq!(trace.spans.len(), 2, "v{version}");
+        let root = trace.spans.iter().find(|s| s.parent_span_id.is_none()).expect("root");
+        assert_eq!(root.attributes.get("http.route"), Some(&AttrValue::Str("/cart".into())));
+        assert_eq!(root.attributes.get("map"), Some(&AttrValue::Map(attrs(&[("inner", AttrValue::Double(1.25))]))));
+        assert_eq!(root.events[0].name, "retry");
+        // A search reads the part's trace table (v2) or its span columns (v1).
+        let query = SpanQuery { service: Some("checkout".into()), end_unix_nano: u64::MAX, ..SpanQuery::default() };
+        let found = store.newest_traces(&tenant, &query, 10, 100).await.expect("search");
+        let ids: Vec<TraceId> = found.iter().map(|f| f.id).collect();
+        assert_eq!(ids, vec![TraceId([2; 16]), TraceId([1; 16])], "v{version}: newest first");
+        assert_eq!(found[1].spans.len(), 2);
+        blocking(move || store.shutdown_blocking()).await;
     }
-    let store = open(copy.path(), config()).await;
-    let tenant = Tenant::new("compat").expect("tenant");
-    assert_eq!(store.counts(&tenant), SpanCounts { head_spans: 0, part_spans: 3, parts: 1 });
-    let trace = store.trace(&tenant, TraceId([1; 16]), 10).await.expect("trace");
-    assert_eq!(trace.spans.len(), 2);
-    let root = trace.spans.iter().find(|s| s.parent_span_id.is_none()).expect("root");
-    assert_eq!(root.attributes.get("http.route"), Some(&AttrValue::Str("/cart".into())));
-    assert_eq!(root.attributes.get("map"), Some(&AttrValue::Map(attrs(&[("inner", AttrValue::Double(1.25))]))));
-    assert_eq!(root.events[0].name, "retry");
-    blocking(move || store.shutdown_blocking()).await;
 }
 
-/// Writes the version-1 sample part; run once with `--ignored` when a new
+/// Writes a sample part in the current format version into
+/// `tests/data/spans-v<version>`; run once with `--ignored` when a new
 /// format version is introduced, and check the files in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "writes the checked-in compatibility sample"]
-async fn write_version_1_sample() {
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/spans-v1");
+async fn write_current_version_sample() {
+    let out =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/spans-v{}", part::FORMAT_VERSION));
     std::fs::create_dir_all(&out).expect("mkdir");
     let fs = LocalFileSystem::new_with_prefix(&out).expect("fs");
     let tenant = Tenant::new("compat").expect("tenant");
@@ -272,9 +284,9 @@ async fn write_version_1_sample() {
         span(1, 2, Some(1), 1_700_000_000_000_000_100),
         span(2, 3, None, 1_700_000_000_000_000_200),
     ];
-    let (bytes, meta) =
+    let encoded =
         part::encode(&tenant, "00000000000000000001-000001".into(), 0, spans.iter().collect(), 3, 2).expect("encode");
-    part::publish(&fs, bytes, &meta).await.expect("publish");
+    part::publish(&fs, encoded).await.expect("publish");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,9 +296,9 @@ async fn a_flush_interrupted_between_tenants_loses_nothing_on_replay() {
     let (a, b) = (Tenant::new("a").expect("tenant"), Tenant::new("b").expect("tenant"));
     // The flush of a head holding seq 1 (tenant a) and seq 2 (tenant b)
     // published a's part, then the process died before b's.
-    let (bytes, meta) = part::encode(&a, "00000000000000000001-000000".into(), 0, vec![&span(1, 1, None, now())], 2, 2)
+    let encoded = part::encode(&a, "00000000000000000001-000000".into(), 0, vec![&span(1, 1, None, now())], 2, 2)
         .expect("encode");
-    part::publish(&fs, bytes, &meta).await.expect("publish");
+    part::publish(&fs, encoded).await.expect("publish");
     let store = open(dir.path(), config()).await;
     store.consume(Batch { tenant: a.clone(), wal_seq: 1, items: vec![span(1, 1, None, now())] }).expect("replay a");
     store.consume(Batch { tenant: b.clone(), wal_seq: 2, items: vec![span(2, 2, None, now())] }).expect("replay b");
@@ -464,6 +476,20 @@ async fn searches_match_a_brute_force_scan_in_the_head_in_parts_and_after_compac
                 let mut want_starts: Vec<_> = want.iter().map(|w| (w.0, w.2)).collect();
                 want_starts.sort();
                 assert_eq!(starts, want_starts, "{state}: {name}, starts");
+                // The newest traces, ranked as the brute force ranks them.
+                for limit in [1, 7, 1000] {
+                    let mut newest: HashMap<TraceId, u64> = HashMap::new();
+                    for (id, _, start) in want {
+                        let e = newest.entry(*id).or_insert(0);
+                        *e = (*e).max(*start);
+                    }
+                    let mut ranked: Vec<(TraceId, u64)> = newest.into_iter().collect();
+                    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                    ranked.truncate(limit);
+                    let found = store.newest_traces(&tenant(), q, limit, 1000).await.expect("newest");
+                    let got: Vec<(TraceId, u64)> = found.iter().map(|f| (f.id, f.latest_match)).collect();
+                    assert_eq!(got, ranked, "{state}: {name}, newest {limit}");
+                }
             }
         }
     };
@@ -518,4 +544,29 @@ async fn searches_match_a_brute_force_scan_in_the_head_in_parts_and_after_compac
     by_id("compacted part", trace_sizes(&spans)).await;
     let s = store.clone();
     blocking(move || s.shutdown_blocking()).await;
+}
+
+/// A trace lookup in a row group of many pages decodes only the pages whose
+/// trace-id statistics admit the id, and finds every span of the trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_lookup_reads_only_the_pages_that_may_hold_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fs: Arc<dyn object_store::ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir.path()).expect("fs"));
+    let spans = varied_spans(1200, now());
+    assert!(spans.len() > 4 * part::PAGE_ROWS, "several pages in the one row group");
+    let encoded = part::encode(&tenant(), "00000000000000000001-000000".into(), 0, spans.iter().collect(), 1, 1 << 20)
+        .expect("encode");
+    let meta = part::publish(fs.as_ref(), encoded).await.expect("publish");
+    let index = part::load_index(fs.clone(), &meta).await.expect("index");
+    for probe in [0, spans.len() / 3, spans.len() / 2, spans.len() - 1] {
+        let id = spans[probe].trace_id;
+        let selected = index.pages_for(&[0], &id).row_count();
+        assert!(selected < spans.len() / 2, "{selected} of {} rows read for one trace", spans.len());
+        let mut got: Vec<SpanId> =
+            part::read_trace(fs.clone(), &meta, &index, id).await.expect("read").iter().map(|s| s.span_id).collect();
+        let mut want: Vec<SpanId> = spans.iter().filter(|s| s.trace_id == id).map(|s| s.span_id).collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "trace {id}");
+    }
 }

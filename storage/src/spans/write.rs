@@ -18,7 +18,8 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::columns;
-use super::part::{FORMAT_VERSION, PartMeta, conform, parquet_err};
+use super::part::{EncodedPart, FORMAT_VERSION, PAGE_ROWS, PartMeta, conform, parquet_err};
+use super::trace_table::TableBuilder;
 use crate::StorageError;
 use crate::model::{Span, Tenant};
 use crate::object_reader::ObjectReader;
@@ -35,6 +36,7 @@ pub struct PartWriter {
     max_end: u64,
     /// service → span name → kinds.
     operations: HashMap<String, HashMap<String, BTreeSet<u8>>>,
+    traces_table: TableBuilder,
 }
 
 impl PartWriter {
@@ -52,6 +54,10 @@ impl PartWriter {
             .set_column_encoding(ColumnPath::from("duration_nanos"), Encoding::DELTA_BINARY_PACKED)
             .set_max_row_group_row_count(Some(rows))
             .set_statistics_enabled(EnabledStatistics::Chunk)
+            // Page statistics on the sort key, and pages small enough that a
+            // trace lookup decodes a page of each column, not a row group.
+            .set_column_statistics_enabled(ColumnPath::from("trace_id"), EnabledStatistics::Page)
+            .set_data_page_row_count_limit(PAGE_ROWS)
             .set_column_bloom_filter_enabled(ColumnPath::from("trace_id"), true)
             .set_column_bloom_filter_fpp(ColumnPath::from("trace_id"), 0.01)
             .set_column_bloom_filter_max_ndv(ColumnPath::from("trace_id"), rows as u64)
@@ -68,6 +74,7 @@ impl PartWriter {
             min_start: u64::MAX,
             max_end: 0,
             operations: HashMap::new(),
+            traces_table: TableBuilder::default(),
         })
     }
 
@@ -85,6 +92,14 @@ impl PartWriter {
             self.min_start = self.min_start.min(start);
             self.max_end = self.max_end.max(start.saturating_add(cols.durations.value(row) as u64));
             let (service, name, kind) = (cols.services.value(row), cols.names.value(row), cols.kinds.value(row));
+            self.traces_table.add(
+                trace,
+                start as i64,
+                cols.durations.value(row),
+                service,
+                name,
+                cols.statuses.value(row),
+            );
             // Looked up by reference: a string is copied once per distinct operation.
             let known = self.operations.get(service).and_then(|n| n.get(name)).is_some_and(|k| k.contains(&kind));
             if !known {
@@ -95,9 +110,10 @@ impl PartWriter {
         self.writer.write(batch).map_err(parquet_err)
     }
 
-    /// Closes the file; the meta describes what was written.
-    pub fn finish(self, tenant: &Tenant, id: String, max_wal_seq: u64) -> Result<(Bytes, PartMeta), StorageError> {
+    /// Closes the file and builds the trace table; the meta describes what was written.
+    pub fn finish(self, tenant: &Tenant, id: String, max_wal_seq: u64) -> Result<EncodedPart, StorageError> {
         let out = self.writer.into_inner().map_err(parquet_err)?;
+        let traces = self.traces_table.finish()?;
         let hex_id = |t: Option<u128>| t.map(|t| hex::encode(t.to_be_bytes())).unwrap_or_default();
         let mut operations: BTreeMap<String, BTreeSet<(String, u8)>> = BTreeMap::new();
         for (service, names) in self.operations {
@@ -119,10 +135,11 @@ impl PartWriter {
             max_trace_id: hex_id(self.last_trace),
             max_wal_seq,
             bytes: out.len() as u64,
+            trace_table_bytes: traces.len() as u64,
             compacted_from: Vec::new(),
             operations,
         };
-        Ok((Bytes::from(out), meta))
+        Ok(EncodedPart { data: Bytes::from(out), traces, meta })
     }
 }
 
@@ -134,7 +151,7 @@ pub fn encode(
     spans: Vec<&Span>,
     max_wal_seq: u64,
     row_group_rows: usize,
-) -> Result<(Bytes, PartMeta), StorageError> {
+) -> Result<EncodedPart, StorageError> {
     let chunks = spans
         .chunks(row_group_rows.max(1))
         .map(columns::to_batch)
@@ -153,7 +170,7 @@ pub fn encode_chunks(
     chunks: &[RecordBatch],
     max_wal_seq: u64,
     row_group_rows: usize,
-) -> Result<(Bytes, PartMeta), StorageError> {
+) -> Result<EncodedPart, StorageError> {
     let mut keys: Vec<(u128, i64, u32, u32)> = Vec::with_capacity(chunks.iter().map(RecordBatch::num_rows).sum());
     for (c, batch) in chunks.iter().enumerate() {
         let cols = SortColumns::of(batch)?;
@@ -258,6 +275,7 @@ struct SortColumns<'a> {
     services: &'a StringArray,
     names: &'a StringArray,
     kinds: &'a UInt8Array,
+    statuses: &'a UInt8Array,
 }
 
 impl<'a> SortColumns<'a> {
@@ -275,6 +293,7 @@ impl<'a> SortColumns<'a> {
             services: get(batch, "service")?,
             names: get(batch, "name")?,
             kinds: get(batch, "kind")?,
+            statuses: get(batch, "status_code")?,
         })
     }
 
