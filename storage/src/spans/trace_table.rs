@@ -299,7 +299,7 @@ pub(super) async fn candidates(
 /// The rows of `batch` (the table's columns up to `errors`, then `names`
 /// when the query names an operation) that admit `query`.
 fn admitted(batch: &RecordBatch, query: &SpanQuery, out: &mut Vec<(TraceId, u64)>) -> Result<(), StorageError> {
-    fn col<'a, T: 'static>(batch: &'a RecordBatch, i: usize) -> Result<&'a T, StorageError> {
+    fn col<T: 'static>(batch: &RecordBatch, i: usize) -> Result<&T, StorageError> {
         batch
             .column(i)
             .as_any()
