@@ -52,6 +52,39 @@ fn flush_rate(runtime: &tokio::runtime::Runtime, rng: &mut Rng) -> f64 {
     rate
 }
 
+/// Compressed bytes of the span parts under `dir` by root column, largest
+/// first, with the trace tables whole and by column.
+fn column_bytes(dir: &std::path::Path) -> Vec<(String, u64)> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let mut by_column: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let path = entry.path();
+            let name = path.to_string_lossy().into_owned();
+            if path.is_dir() {
+                stack.push(path);
+            } else if name.ends_with(".parquet") {
+                let table = name.ends_with(".traces.parquet");
+                if table {
+                    *by_column.entry("the trace tables".into()).or_default() += entry.metadata().expect("meta").len();
+                }
+                let reader = SerializedFileReader::new(std::fs::File::open(&path).expect("open")).expect("parquet");
+                for rg in reader.metadata().row_groups() {
+                    for c in rg.columns() {
+                        let root = &c.column_path().parts()[0];
+                        let key = if table { format!("the trace tables' {root}") } else { root.clone() };
+                        *by_column.entry(key).or_default() += c.compressed_size() as u64;
+                    }
+                }
+            }
+        }
+    }
+    let mut out: Vec<(String, u64)> = by_column.into_iter().collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1));
+    out
+}
+
 fn main() {
     let total_spans = env("BENCH_SPANS", 10_000_000);
     let lookups = env("BENCH_LOOKUPS", 1_000);
@@ -137,6 +170,9 @@ fn main() {
         per(disk)
     );
     println!("| ratio Sightline / zstd of OTLP | {:.2} |", disk as f64 / zstd_bytes as f64);
+    for (column, bytes) in column_bytes(dir.path()) {
+        println!("| … of which {column} | {:.2} B/span |", per(bytes));
+    }
     println!(
         "| store intake (head insert; flushing runs behind) | {:.0} spans/s |",
         spans as f64 / store_time.as_secs_f64()

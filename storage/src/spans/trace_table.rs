@@ -1,32 +1,32 @@
-//! A part's trace table (format version 2): one row per (trace, service)
-//! of the part, so that a search reads a few small columns instead of every
-//! span.
+//! A part's trace table (format version 2): one row per trace of the part,
+//! so that a search reads a few small columns instead of every span.
 //!
 //! ```text
-//! spans/<tenant>/<id>.traces.parquet
-//!   service, trace_id, earliest_start, latest_start, max_end,
-//!   min_duration, max_duration, errors, spans, names (list)
-//!   sorted by (service, latest_start descending, trace_id); zstd;
-//!   row groups of TABLE_ROWS with min/max statistics
+//! spans/<tenant>/<id>.traces.parquet        rows in trace id order; zstd
+//!   trace_id, earliest_start (ns), latest_offset_us, end_offset_us, spans,
+//!   services, errors, min_duration, max_duration   (lists, one entry a service)
+//!   operations                                     (list of "service\0name")
 //! ```
 //!
-//! A row summarises the spans of one service in one trace of the part. A
+//! A row summarises a trace's spans: when its earliest span starts, how
+//! much later (in whole microseconds, rounded up) its latest span starts
+//! and its last span ends, and per service whether a span failed and the
+//! shortest and longest span, as duration buckets rounded down and up. A
 //! span that matches a [`SpanQuery`] (without attribute conditions) always
-//! lies in a row whose summary admits the query, so the rows that admit it
+//! lies in a trace whose row admits the query, so the rows that admit it
 //! name every trace that may match, each with an upper bound of its latest
 //! matching start ([`candidates`]): a search verifies them newest first and
-//! stops as soon as no bound can beat what it holds. Row groups are skipped
-//! by the service and time statistics, so a search by service reads the
-//! row groups of that service only.
+//! stops as soon as no bound can beat what it holds.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, FixedSizeBinaryArray, Int64Array, ListArray, RecordBatch, StringArray, UInt32Array,
+    Array, ArrayRef, BooleanArray, BooleanBuilder, FixedSizeBinaryArray, FixedSizeBinaryBuilder, Int64Array,
+    Int64Builder, ListArray, ListBuilder, RecordBatch, StringArray, StringBuilder, UInt8Array, UInt8Builder,
+    UInt32Builder,
 };
-use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::ObjectStore;
@@ -35,7 +35,6 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::RowGroupMetaData;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::statistics::Statistics;
 
@@ -45,53 +44,88 @@ use crate::StorageError;
 use crate::model::{StatusCode, TraceId};
 use crate::object_reader::ObjectReader;
 
-/// Rows per row group: the unit that the statistics skip.
+/// Rows per row group and per batch written.
 const TABLE_ROWS: usize = 8192;
 
-// Column positions (every column is a root; `names` is the only list).
-const SERVICE: usize = 0;
-const TRACE: usize = 1;
-const EARLIEST: usize = 2;
-const LATEST: usize = 3;
-const MAX_END: usize = 4;
-const MIN_DURATION: usize = 5;
-const MAX_DURATION: usize = 6;
-const ERRORS: usize = 7;
-const NAMES: usize = 9;
+const TRACE: &str = "trace_id";
+const EARLIEST: &str = "earliest_start";
+const LATEST: &str = "latest_offset_us";
+const END: &str = "end_offset_us";
+const SPANS: &str = "spans";
+const SERVICES: &str = "services";
+const ERRORS: &str = "errors";
+const MIN_DURATION: &str = "min_duration";
+const MAX_DURATION: &str = "max_duration";
+const OPERATIONS: &str = "operations";
 
 pub fn path(tenant: &str, id: &str) -> Path {
     Path::from(format!("spans/{tenant}/{id}.traces.parquet"))
 }
 
+fn item(data_type: DataType) -> FieldRef {
+    Arc::new(Field::new("item", data_type, false))
+}
+
 fn schema() -> SchemaRef {
+    let list = |name: &str, data_type: DataType| Field::new(name, DataType::List(item(data_type)), false);
     Arc::new(Schema::new(vec![
-        Field::new("service", DataType::Utf8, false),
-        Field::new("trace_id", DataType::FixedSizeBinary(16), false),
-        Field::new("earliest_start", DataType::Int64, false),
-        Field::new("latest_start", DataType::Int64, false),
-        Field::new("max_end", DataType::Int64, false),
-        Field::new("min_duration", DataType::Int64, false),
-        Field::new("max_duration", DataType::Int64, false),
-        Field::new("errors", DataType::Boolean, false),
-        Field::new("spans", DataType::UInt32, false),
-        Field::new("names", DataType::List(Arc::new(Field::new("item", DataType::Utf8, false))), false),
+        Field::new(TRACE, DataType::FixedSizeBinary(16), false),
+        Field::new(EARLIEST, DataType::Int64, false),
+        Field::new(LATEST, DataType::Int64, false),
+        Field::new(END, DataType::Int64, false),
+        Field::new(SPANS, DataType::UInt32, false),
+        list(SERVICES, DataType::Utf8),
+        list(ERRORS, DataType::Boolean),
+        list(MIN_DURATION, DataType::UInt8),
+        list(MAX_DURATION, DataType::UInt8),
+        list(OPERATIONS, DataType::Utf8),
     ]))
 }
 
-/// The summary of one service's spans in one trace.
-#[derive(Clone, Copy)]
-struct Row {
+/// Durations are kept as buckets four to a doubling (steps of 19 %): the
+/// bucket `b > 0` stands for about `2^((b - 1) / 4)` nanoseconds. The value
+/// is computed in integers so that every platform reads the same bounds.
+fn bucket_value(b: u8) -> u64 {
+    // 2^(r/4) in 16-bit fixed point.
+    const MANTISSA: [u128; 4] = [65536, 77936, 92682, 110218];
+    if b == 0 {
+        return 0;
+    }
+    let (e, r) = ((b - 1) / 4, (b - 1) % 4);
+    u64::try_from((MANTISSA[r as usize] << e) >> 16).unwrap_or(u64::MAX)
+}
+
+/// The smallest bucket whose value is at least `nanos`.
+fn ceil_bucket(nanos: u64) -> u8 {
+    let (mut lo, mut hi) = (0u16, 255u16);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if bucket_value(mid as u8) < nanos { lo = mid + 1 } else { hi = mid }
+    }
+    lo as u8
+}
+
+/// The largest bucket whose value is at most `nanos`.
+fn floor_bucket(nanos: u64) -> u8 {
+    let (mut lo, mut hi) = (0u16, 255u16);
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if bucket_value(mid as u8) <= nanos { lo = mid } else { hi = mid - 1 }
+    }
+    lo as u8
+}
+
+/// Nanoseconds as whole microseconds, rounded up.
+fn ceil_micros(nanos: i64) -> i64 {
+    (nanos.max(0) as u64).div_ceil(1000) as i64
+}
+
+/// One service's spans in the trace being read.
+struct ServiceSummary {
     service: u32,
-    trace: u128,
-    earliest: i64,
-    latest: i64,
-    max_end: i64,
-    min_duration: i64,
-    max_duration: i64,
     errors: bool,
-    spans: u32,
-    /// Range of this row's names in `TableBuilder::row_names`.
-    names: (u32, u32),
+    min_duration: u64,
+    max_duration: u64,
 }
 
 /// Strings seen once each, by id.
@@ -113,130 +147,180 @@ impl Interner {
     }
 }
 
-/// Builds the trace table from a part's rows, given in trace order.
-#[derive(Default)]
+/// The columns of the rows not yet written.
+struct Columns {
+    traces: FixedSizeBinaryBuilder,
+    earliest: Int64Builder,
+    latest: Int64Builder,
+    end: Int64Builder,
+    spans: UInt32Builder,
+    services: ListBuilder<StringBuilder>,
+    errors: ListBuilder<BooleanBuilder>,
+    min_duration: ListBuilder<UInt8Builder>,
+    max_duration: ListBuilder<UInt8Builder>,
+    operations: ListBuilder<StringBuilder>,
+}
+
+impl Columns {
+    fn new() -> Self {
+        Self {
+            traces: FixedSizeBinaryBuilder::with_capacity(TABLE_ROWS, 16),
+            earliest: Int64Builder::with_capacity(TABLE_ROWS),
+            latest: Int64Builder::with_capacity(TABLE_ROWS),
+            end: Int64Builder::with_capacity(TABLE_ROWS),
+            spans: UInt32Builder::with_capacity(TABLE_ROWS),
+            services: ListBuilder::new(StringBuilder::new()).with_field(item(DataType::Utf8)),
+            errors: ListBuilder::new(BooleanBuilder::new()).with_field(item(DataType::Boolean)),
+            min_duration: ListBuilder::new(UInt8Builder::new()).with_field(item(DataType::UInt8)),
+            max_duration: ListBuilder::new(UInt8Builder::new()).with_field(item(DataType::UInt8)),
+            operations: ListBuilder::new(StringBuilder::new()).with_field(item(DataType::Utf8)),
+        }
+    }
+
+    fn batch(&mut self) -> Result<RecordBatch, StorageError> {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.traces.finish()),
+            Arc::new(self.earliest.finish()),
+            Arc::new(self.latest.finish()),
+            Arc::new(self.end.finish()),
+            Arc::new(self.spans.finish()),
+            Arc::new(self.services.finish()),
+            Arc::new(self.errors.finish()),
+            Arc::new(self.min_duration.finish()),
+            Arc::new(self.max_duration.finish()),
+            Arc::new(self.operations.finish()),
+        ];
+        RecordBatch::try_new(schema(), columns).map_err(parquet_err)
+    }
+}
+
+/// Builds the trace table from a part's spans, given in trace order, and
+/// writes it a batch of rows at a time.
 pub(super) struct TableBuilder {
+    writer: ArrowWriter<Vec<u8>>,
+    columns: Columns,
+    rows: usize,
     services: Interner,
     names: Interner,
-    rows: Vec<Row>,
-    row_names: Vec<u32>,
-    /// The rows of the trace being read, and (row, name) pairs of it.
-    open: Vec<Row>,
-    open_names: Vec<(u32, u32)>,
+    /// The trace being read: its id, earliest and latest start, last end,
+    /// span count, services and (service, name) pairs.
+    trace: Option<u128>,
+    earliest: i64,
+    latest: i64,
+    end: i64,
+    spans: u32,
+    open: Vec<ServiceSummary>,
+    operations: Vec<(u32, u32)>,
 }
 
 impl TableBuilder {
-    /// Adds one span; the spans of a trace come one after the other.
-    pub(super) fn add(&mut self, trace: u128, start: i64, duration: i64, service: &str, name: &str, status: u8) {
-        if self.open.first().is_some_and(|r| r.trace != trace) {
-            self.close_trace();
-        }
-        let service = self.services.id(service);
-        let name = self.names.id(name);
-        let error = status == StatusCode::Error as u8;
-        let end = start.saturating_add(duration);
-        let at = match self.open.iter().position(|r| r.service == service) {
-            Some(at) => {
-                let r = &mut self.open[at];
-                r.earliest = r.earliest.min(start);
-                r.latest = r.latest.max(start);
-                r.max_end = r.max_end.max(end);
-                r.min_duration = r.min_duration.min(duration);
-                r.max_duration = r.max_duration.max(duration);
-                r.errors |= error;
-                r.spans += 1;
-                at
-            }
-            None => {
-                self.open.push(Row {
-                    service,
-                    trace,
-                    earliest: start,
-                    latest: start,
-                    max_end: end,
-                    min_duration: duration,
-                    max_duration: duration,
-                    errors: error,
-                    spans: 1,
-                    names: (0, 0),
-                });
-                self.open.len() - 1
-            }
-        };
-        if !self.open_names.contains(&(at as u32, name)) {
-            self.open_names.push((at as u32, name));
-        }
-    }
-
-    fn close_trace(&mut self) {
-        for (at, mut row) in self.open.drain(..).enumerate() {
-            let from = self.row_names.len() as u32;
-            let names = self.open_names.iter().filter(|(r, _)| *r == at as u32).map(|(_, n)| *n);
-            self.row_names.extend(names);
-            row.names = (from, self.row_names.len() as u32);
-            self.rows.push(row);
-        }
-        self.open_names.clear();
-    }
-
-    /// The table as Parquet bytes.
-    pub(super) fn finish(mut self) -> Result<Bytes, StorageError> {
-        self.close_trace();
-        let services = &self.services.values;
-        self.rows.sort_unstable_by(|a, b| {
-            (services[a.service as usize].as_str(), std::cmp::Reverse(a.latest), a.trace).cmp(&(
-                services[b.service as usize].as_str(),
-                std::cmp::Reverse(b.latest),
-                b.trace,
-            ))
-        });
+    pub(super) fn new() -> Result<Self, StorageError> {
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(parquet_err)?))
             .set_max_row_group_row_count(Some(TABLE_ROWS))
             .set_statistics_enabled(EnabledStatistics::Chunk)
             .build();
-        let mut writer = ArrowWriter::try_new(Vec::new(), schema(), Some(props)).map_err(parquet_err)?;
-        for rows in self.rows.chunks(TABLE_ROWS) {
-            writer.write(&self.batch(rows)?).map_err(parquet_err)?;
-        }
-        Ok(Bytes::from(writer.into_inner().map_err(parquet_err)?))
+        Ok(Self {
+            writer: ArrowWriter::try_new(Vec::new(), schema(), Some(props)).map_err(parquet_err)?,
+            columns: Columns::new(),
+            rows: 0,
+            services: Interner::default(),
+            names: Interner::default(),
+            trace: None,
+            earliest: 0,
+            latest: 0,
+            end: 0,
+            spans: 0,
+            open: Vec::new(),
+            operations: Vec::new(),
+        })
     }
 
-    fn batch(&self, rows: &[Row]) -> Result<RecordBatch, StorageError> {
-        let ints = |f: fn(&Row) -> i64| -> ArrayRef { Arc::new(rows.iter().map(f).collect::<Int64Array>()) };
-        let ids: Vec<[u8; 16]> = rows.iter().map(|r| r.trace.to_be_bytes()).collect();
-        let mut offsets = vec![0i32];
-        let mut names = Vec::new();
-        for r in rows {
-            let range = &self.row_names[r.names.0 as usize..r.names.1 as usize];
-            names.extend(range.iter().map(|&n| self.names.values[n as usize].as_str()));
-            offsets.push(names.len() as i32);
+    /// Adds one span; the spans of a trace come one after the other.
+    pub(super) fn add(
+        &mut self,
+        trace: u128,
+        start: i64,
+        duration: i64,
+        service: &str,
+        name: &str,
+        status: u8,
+    ) -> Result<(), StorageError> {
+        if self.trace != Some(trace) {
+            self.close_trace()?;
+            self.trace = Some(trace);
+            (self.earliest, self.latest, self.end, self.spans) = (start, start, i64::MIN, 0);
         }
-        let names = ListArray::new(
-            Arc::new(Field::new("item", DataType::Utf8, false)),
-            OffsetBuffer::new(offsets.into()),
-            Arc::new(StringArray::from(names)),
-            None,
-        );
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(
-                rows.iter().map(|r| Some(self.services.values[r.service as usize].as_str())).collect::<StringArray>(),
-            ),
-            Arc::new(if ids.is_empty() {
-                FixedSizeBinaryArray::new_null(16, 0)
-            } else {
-                FixedSizeBinaryArray::try_from_iter(ids.into_iter()).map_err(parquet_err)?
+        let end = start.saturating_add(duration.max(0));
+        (self.earliest, self.latest, self.end) = (self.earliest.min(start), self.latest.max(start), self.end.max(end));
+        self.spans += 1;
+        let service = self.services.id(service);
+        let name = self.names.id(name);
+        let error = status == StatusCode::Error as u8;
+        let duration = duration.max(0) as u64;
+        match self.open.iter_mut().find(|s| s.service == service) {
+            Some(s) => {
+                s.errors |= error;
+                s.min_duration = s.min_duration.min(duration);
+                s.max_duration = s.max_duration.max(duration);
+            }
+            None => self.open.push(ServiceSummary {
+                service,
+                errors: error,
+                min_duration: duration,
+                max_duration: duration,
             }),
-            ints(|r| r.earliest),
-            ints(|r| r.latest),
-            ints(|r| r.max_end),
-            ints(|r| r.min_duration),
-            ints(|r| r.max_duration),
-            Arc::new(rows.iter().map(|r| Some(r.errors)).collect::<BooleanArray>()),
-            Arc::new(rows.iter().map(|r| r.spans).collect::<UInt32Array>()),
-            Arc::new(names),
-        ];
-        RecordBatch::try_new(schema(), columns).map_err(parquet_err)
+        }
+        if !self.operations.contains(&(service, name)) {
+            self.operations.push((service, name));
+        }
+        Ok(())
+    }
+
+    fn close_trace(&mut self) -> Result<(), StorageError> {
+        let Some(trace) = self.trace.take() else { return Ok(()) };
+        let c = &mut self.columns;
+        c.traces.append_value(trace.to_be_bytes()).map_err(parquet_err)?;
+        c.earliest.append_value(self.earliest);
+        c.latest.append_value(ceil_micros(self.latest.saturating_sub(self.earliest)));
+        c.end.append_value(ceil_micros(self.end.saturating_sub(self.earliest)));
+        c.spans.append_value(self.spans);
+        for s in self.open.drain(..) {
+            c.services.values().append_value(&self.services.values[s.service as usize]);
+            c.errors.values().append_value(s.errors);
+            c.min_duration.values().append_value(floor_bucket(s.min_duration));
+            c.max_duration.values().append_value(ceil_bucket(s.max_duration));
+        }
+        for (service, name) in self.operations.drain(..) {
+            let (service, name) = (&self.services.values[service as usize], &self.names.values[name as usize]);
+            c.operations.values().append_value(format!("{service}\0{name}"));
+        }
+        for list in [&mut c.services, &mut c.operations] {
+            list.append(true);
+        }
+        c.errors.append(true);
+        c.min_duration.append(true);
+        c.max_duration.append(true);
+        self.rows += 1;
+        if self.rows == TABLE_ROWS {
+            self.write()?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self) -> Result<(), StorageError> {
+        if self.rows > 0 {
+            self.writer.write(&self.columns.batch()?).map_err(parquet_err)?;
+            self.rows = 0;
+        }
+        Ok(())
+    }
+
+    /// The table as Parquet bytes.
+    pub(super) fn finish(mut self) -> Result<Bytes, StorageError> {
+        self.close_trace()?;
+        self.write()?;
+        Ok(Bytes::from(self.writer.into_inner().map_err(parquet_err)?))
     }
 }
 
@@ -244,25 +328,6 @@ impl TableBuilder {
 pub(super) async fn load(store: Arc<dyn ObjectStore>, meta: &PartMeta) -> Result<ArrowReaderMetadata, StorageError> {
     let mut reader = ObjectReader::new(store, path(&meta.tenant, &meta.id), meta.trace_table_bytes);
     ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await.map_err(parquet_err)
-}
-
-/// Whether a row group's statistics admit `query`'s service and time range.
-fn group_admits(rg: &RowGroupMetaData, query: &SpanQuery) -> bool {
-    let int = |col: usize, max: bool| match rg.column(col).statistics() {
-        Some(Statistics::Int64(s)) => if max { s.max_opt() } else { s.min_opt() }.copied(),
-        _ => None,
-    };
-    let service_ok = query.service.as_deref().is_none_or(|want| match rg.column(SERVICE).statistics() {
-        Some(s) => {
-            let below = s.min_bytes_opt().is_some_and(|min| want.as_bytes() < min);
-            let above = s.max_bytes_opt().is_some_and(|max| want.as_bytes() > max);
-            !(below || above)
-        }
-        None => true,
-    });
-    service_ok
-        && int(EARLIEST, false).is_none_or(|min| min as u64 <= query.end_unix_nano)
-        && int(MAX_END, true).is_none_or(|max| max as u64 >= query.start_unix_nano)
 }
 
 /// Every trace of the part that may hold a span matching `query` (whose
@@ -275,19 +340,40 @@ pub(super) async fn candidates(
     query: &SpanQuery,
     out: &mut Vec<(TraceId, u64)>,
 ) -> Result<(), StorageError> {
-    let groups: Vec<usize> = (0..table.metadata().num_row_groups())
-        .filter(|&i| group_admits(table.metadata().row_group(i), query))
+    // Row groups whose earliest starts all come after the query's end hold nothing.
+    let metadata = table.metadata();
+    let earliest_at = table.schema().index_of(EARLIEST).map_err(parquet_err)?;
+    let groups: Vec<usize> = (0..metadata.num_row_groups())
+        .filter(|&i| match metadata.row_group(i).column(earliest_at).statistics() {
+            Some(Statistics::Int64(s)) => s.min_opt().is_none_or(|&min| min as u64 <= query.end_unix_nano),
+            _ => true,
+        })
         .collect();
     if groups.is_empty() {
         return Ok(());
     }
+    let per_service = query.service.is_some() || query.errors_only || query.min_duration_nanos.is_some();
+    let mut wanted = vec![TRACE, EARLIEST, LATEST, END];
+    if per_service || query.max_duration_nanos.is_some() {
+        wanted.push(SERVICES);
+    }
+    if query.errors_only {
+        wanted.push(ERRORS);
+    }
+    if query.max_duration_nanos.is_some() {
+        wanted.push(MIN_DURATION);
+    }
+    if query.min_duration_nanos.is_some() {
+        wanted.push(MAX_DURATION);
+    }
+    if query.name.is_some() {
+        wanted.push(OPERATIONS);
+    }
+    let roots: Vec<usize> =
+        wanted.iter().map(|c| table.schema().index_of(c)).collect::<Result<_, _>>().map_err(parquet_err)?;
     let reader = ObjectReader::new(store, path(&meta.tenant, &meta.id), meta.trace_table_bytes);
     let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, table.clone());
-    let mut columns = vec![SERVICE, TRACE, EARLIEST, LATEST, MAX_END, MIN_DURATION, MAX_DURATION, ERRORS];
-    if query.name.is_some() {
-        columns.push(NAMES);
-    }
-    let mask = ProjectionMask::roots(builder.parquet_schema(), columns);
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
     let stream = builder.with_row_groups(groups).with_projection(mask).build().map_err(parquet_err)?;
     let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(parquet_err)?;
     for batch in &batches {
@@ -296,42 +382,108 @@ pub(super) async fn candidates(
     Ok(())
 }
 
-/// The rows of `batch` (the table's columns up to `errors`, then `names`
-/// when the query names an operation) that admit `query`.
-fn admitted(batch: &RecordBatch, query: &SpanQuery, out: &mut Vec<(TraceId, u64)>) -> Result<(), StorageError> {
-    fn col<T: 'static>(batch: &RecordBatch, i: usize) -> Result<&T, StorageError> {
-        batch
-            .column(i)
-            .as_any()
-            .downcast_ref::<T>()
-            .ok_or_else(|| StorageError::Part(format!("trace table column {i} has an unexpected type")))
+fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, StorageError> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .ok_or_else(|| StorageError::Part(format!("trace table column {name} is missing or of an unexpected type")))
+}
+
+/// A list column as its offsets and flat values, when the batch has it.
+struct List<'a, T> {
+    offsets: &'a [i32],
+    values: &'a T,
+}
+
+impl<'a, T: 'static> List<'a, T> {
+    fn of(batch: &'a RecordBatch, name: &str) -> Result<Option<Self>, StorageError> {
+        if batch.column_by_name(name).is_none() {
+            return Ok(None);
+        }
+        let list = column::<ListArray>(batch, name)?;
+        let values =
+            list.values().as_any().downcast_ref::<T>().ok_or_else(|| {
+                StorageError::Part(format!("trace table column {name} has items of an unexpected type"))
+            })?;
+        Ok(Some(Self { offsets: list.value_offsets(), values }))
     }
-    let services = col::<StringArray>(batch, SERVICE)?;
-    let ids = col::<FixedSizeBinaryArray>(batch, TRACE)?;
-    let [earliest, latest, max_end, min_duration, max_duration] =
-        [EARLIEST, LATEST, MAX_END, MIN_DURATION, MAX_DURATION].map(|i| col::<Int64Array>(batch, i));
-    let (earliest, latest, max_end, min_duration, max_duration) =
-        (earliest?, latest?, max_end?, min_duration?, max_duration?);
-    let errors = col::<BooleanArray>(batch, ERRORS)?;
-    let names = if query.name.is_some() { Some(col::<ListArray>(batch, ERRORS + 1)?) } else { None };
+
+    fn range(&self, row: usize) -> std::ops::Range<usize> {
+        self.offsets[row] as usize..self.offsets[row + 1] as usize
+    }
+}
+
+/// The rows of `batch` (the columns [`candidates`] asked for) that admit `query`.
+fn admitted(batch: &RecordBatch, query: &SpanQuery, out: &mut Vec<(TraceId, u64)>) -> Result<(), StorageError> {
+    let ids = column::<FixedSizeBinaryArray>(batch, TRACE)?;
+    let earliest = column::<Int64Array>(batch, EARLIEST)?;
+    let latest = column::<Int64Array>(batch, LATEST)?;
+    let end = column::<Int64Array>(batch, END)?;
+    let services = List::<StringArray>::of(batch, SERVICES)?;
+    let errors = List::<BooleanArray>::of(batch, ERRORS)?;
+    let min_duration = List::<UInt8Array>::of(batch, MIN_DURATION)?;
+    let max_duration = List::<UInt8Array>::of(batch, MAX_DURATION)?;
+    let operations = List::<StringArray>::of(batch, OPERATIONS)?;
+    let operation = match (&query.service, &query.name) {
+        (Some(service), Some(name)) => Some(format!("{service}\0{name}")),
+        (None, Some(name)) => Some(format!("\0{name}")),
+        _ => None,
+    };
+    let offset = |micros: i64| (micros.max(0) as u64).saturating_mul(1000);
     for row in 0..batch.num_rows() {
-        let admits = query.service.as_deref().is_none_or(|s| services.value(row) == s)
-            && earliest.value(row) as u64 <= query.end_unix_nano
-            && max_end.value(row) as u64 >= query.start_unix_nano
-            && query.min_duration_nanos.is_none_or(|d| max_duration.value(row) as u64 >= d)
-            && query.max_duration_nanos.is_none_or(|d| min_duration.value(row) as u64 <= d)
-            && (!query.errors_only || errors.value(row))
-            && match (&query.name, names) {
-                (Some(want), Some(names)) => {
-                    let list = names.value(row);
-                    list.as_any().downcast_ref::<StringArray>().is_some_and(|l| l.iter().any(|n| n == Some(want)))
-                }
-                _ => true,
-            };
-        if admits {
+        let first = earliest.value(row) as u64;
+        if first > query.end_unix_nano || first.saturating_add(offset(end.value(row))) < query.start_unix_nano {
+            continue;
+        }
+        // One service of the trace must meet every per-service condition.
+        let service_ok = match &services {
+            None => true,
+            Some(services) => services.range(row).enumerate().any(|(i, at)| {
+                let entry = |list: &Option<List<'_, UInt8Array>>| {
+                    list.as_ref().map(|l| l.values.value(l.offsets[row] as usize + i))
+                };
+                query.service.as_deref().is_none_or(|s| services.values.value(at) == s)
+                    && (!query.errors_only
+                        || errors.as_ref().is_some_and(|e| e.values.value(e.offsets[row] as usize + i)))
+                    && query
+                        .min_duration_nanos
+                        .is_none_or(|d| entry(&max_duration).is_none_or(|b| bucket_value(b) >= d))
+                    && query
+                        .max_duration_nanos
+                        .is_none_or(|d| entry(&min_duration).is_none_or(|b| bucket_value(b) <= d))
+            }),
+        };
+        let operation_ok = match (&operation, &operations) {
+            (Some(want), Some(ops)) => ops.range(row).any(|at| {
+                let op = ops.values.value(at);
+                if query.service.is_some() { op == want } else { op.ends_with(want.as_str()) }
+            }),
+            _ => true,
+        };
+        if service_ok && operation_ok {
             let id: [u8; 16] = ids.value(row).try_into().unwrap_or([0; 16]);
-            out.push((TraceId(id), (latest.value(row) as u64).min(query.end_unix_nano)));
+            let bound = first.saturating_add(offset(latest.value(row))).min(query.end_unix_nano);
+            out.push((TraceId(id), bound));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duration_buckets_bound_the_duration_within_a_fifth() {
+        let mut samples: Vec<u64> = (0..5000).collect();
+        samples.extend((0..63).flat_map(|e| [1u64 << e, (1u64 << e) - 1, (1u64 << e) + 1, (1u64 << e) / 3 * 4]));
+        samples.extend([i64::MAX as u64, 299_999_999, 300_000_000, 300_000_001]);
+        for x in samples {
+            let (low, high) = (bucket_value(floor_bucket(x)), bucket_value(ceil_bucket(x)));
+            assert!(low <= x && x <= high, "{x}: [{low}, {high}]");
+            assert!(high as f64 <= x as f64 * 1.2 + 1.0, "{x} rounded up to {high}");
+            assert!(low as f64 >= x as f64 / 1.2 - 1.0, "{x} rounded down to {low}");
+        }
+        assert!((1..=255).all(|b| bucket_value(b) >= bucket_value(b - 1)));
+    }
 }
