@@ -186,4 +186,7 @@ fn main() {
         percentile(&latencies, 0.5).as_secs_f64() * 1e3
     );
     println!("| trace by id, p99 | {:.2} ms |", percentile(&latencies, 0.99).as_secs_f64() * 1e3);
+    if std::env::var("BENCH_KEEP").is_ok() {
+        println!("parts kept in {}", dir.keep().display());
+    }
 }

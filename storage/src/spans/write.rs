@@ -43,15 +43,26 @@ impl PartWriter {
     /// `expected_rows` sizes the output buffer.
     pub fn new(level: u32, row_group_rows: usize, expected_rows: usize) -> Result<Self, StorageError> {
         let rows = row_group_rows.max(1);
-        let props = WriterProperties::builder()
+        let mut props = WriterProperties::builder()
             // Parts flushed from the head favour speed; compaction's output, size.
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(if level == 0 { 3 } else { 9 }).map_err(parquet_err)?,
-            ))
-            .set_column_dictionary_enabled(ColumnPath::from("start_unix_nano"), false)
-            .set_column_encoding(ColumnPath::from("start_unix_nano"), Encoding::DELTA_BINARY_PACKED)
-            .set_column_dictionary_enabled(ColumnPath::from("duration_nanos"), false)
-            .set_column_encoding(ColumnPath::from("duration_nanos"), Encoding::DELTA_BINARY_PACKED)
+            ));
+        // Encodings chosen by measurement (BENCHMARKS.md, bytes per column):
+        // start and duration jump between traces, so deltas are as wide as
+        // the values, while their bytes split into planes compress well;
+        // integer attributes (sizes, ports, ids) are mostly unique, so a
+        // dictionary costs more than it saves.
+        for column in ["start_unix_nano", "duration_nanos"] {
+            props = props
+                .set_column_dictionary_enabled(ColumnPath::from(column), false)
+                .set_column_encoding(ColumnPath::from(column), Encoding::BYTE_STREAM_SPLIT);
+        }
+        for list in ["attributes", "resource_attributes"] {
+            let ints = ColumnPath::new(vec![list.into(), "list".into(), "item".into(), "int".into()]);
+            props = props.set_column_dictionary_enabled(ints, false);
+        }
+        let props = props
             .set_max_row_group_row_count(Some(rows))
             .set_statistics_enabled(EnabledStatistics::Chunk)
             // Page statistics on the sort key, and pages small enough that a
