@@ -95,10 +95,12 @@ async fn own_metric(http: &reqwest::Client, server: &Server, name: &str) -> f64 
 }
 
 /// Waits until the stores' parts, blocks, partitions and compactions have
-/// not changed for 30 s (background maintenance has nothing left to do).
+/// not changed for 30 s (background maintenance has nothing left to do)
+/// and the parts merged by compaction are deleted.
 async fn settle(http: &reqwest::Client, server: &Server) -> Duration {
-    const FIGURES: [&str; 7] = [
+    const FIGURES: [&str; 8] = [
         "sightline_spans_parts",
+        "sightline_spans_retired_parts",
         "sightline_spans_unflushed",
         "sightline_spans_compactions_total",
         "sightline_metrics_blocks",
@@ -113,9 +115,10 @@ async fn settle(http: &reqwest::Client, server: &Server) -> Duration {
         for f in FIGURES {
             now.push(own_metric(http, server, f).await);
         }
+        let retired = now[1];
         if now != last {
             (last, since) = (now, Instant::now());
-        } else if since.elapsed() > Duration::from_secs(30) {
+        } else if since.elapsed() > Duration::from_secs(30) && retired == 0.0 {
             return started.elapsed() - Duration::from_secs(30);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -75,15 +75,16 @@ impl TenantHead {
     }
 }
 
-/// The spans of one trace in `chunks`.
-pub(super) fn trace_in(chunks: &[RecordBatch], id: &TraceId, out: &mut Vec<Span>) -> Result<(), StorageError> {
+/// The spans of the traces `ids` (sorted) in `chunks`.
+pub(super) fn traces_in(chunks: &[RecordBatch], ids: &[TraceId], out: &mut Vec<Span>) -> Result<(), StorageError> {
     for chunk in chunks {
-        let ids = chunk
+        let column = chunk
             .column(0)
             .as_any()
             .downcast_ref::<FixedSizeBinaryArray>()
             .ok_or_else(|| StorageError::Part("span head chunk without trace ids".into()))?;
-        let rows: Vec<u32> = (0..ids.len()).filter(|&i| ids.value(i) == id.0.as_slice()).map(|i| i as u32).collect();
+        let wanted = |i: usize| ids.binary_search_by(|id| id.0.as_slice().cmp(column.value(i))).is_ok();
+        let rows: Vec<u32> = (0..column.len()).filter(|&i| wanted(i)).map(|i| i as u32).collect();
         if !rows.is_empty() {
             let taken = take_record_batch(chunk, &UInt32Array::from(rows)).map_err(arrow_err)?;
             out.extend(columns::from_batch(&taken).map_err(|e| StorageError::Part(e.to_string()))?);

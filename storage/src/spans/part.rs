@@ -26,7 +26,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
-    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter, RowSelection, RowSelector,
+    ArrowPredicate, ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter, RowSelection, RowSelector,
 };
 use parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
 use parquet::bloom_filter::Sbbf;
@@ -183,28 +183,26 @@ pub struct PartIndex {
 }
 
 impl PartIndex {
-    /// Row groups whose statistics and bloom filter admit the trace id.
-    fn row_groups_for(&self, id: &TraceId) -> Vec<usize> {
+    /// Row groups whose statistics and bloom filter admit one of the trace
+    /// ids (sorted).
+    fn row_groups_for(&self, ids: &[TraceId]) -> Vec<usize> {
         let mut groups = Vec::new();
         for (i, rg) in self.metadata.metadata().row_groups().iter().enumerate() {
-            if let Some(stats) = rg.column(0).statistics() {
-                let below = stats.min_bytes_opt().is_some_and(|min| id.0.as_slice() < min);
-                let above = stats.max_bytes_opt().is_some_and(|max| id.0.as_slice() > max);
-                if below || above {
-                    continue;
-                }
+            let stats = rg.column(0).statistics();
+            let (min, max) = (stats.and_then(|s| s.min_bytes_opt()), stats.and_then(|s| s.max_bytes_opt()));
+            let bloom = self.blooms.get(i).and_then(Option::as_ref);
+            let admits = in_range(ids, min, max).any(|id| bloom.is_none_or(|f| f.check(id.0.as_slice())));
+            if admits {
+                groups.push(i);
             }
-            if self.blooms.get(i).and_then(Option::as_ref).is_some_and(|f| !f.check(id.0.as_slice())) {
-                continue;
-            }
-            groups.push(i);
         }
         groups
     }
 
     /// The rows of `groups` (in that order) on the pages whose trace-id
-    /// statistics admit the id; whole groups where there are none.
-    pub(super) fn pages_for(&self, groups: &[usize], id: &TraceId) -> RowSelection {
+    /// statistics admit one of the ids (sorted); whole groups where there
+    /// are none.
+    pub(super) fn pages_for(&self, groups: &[usize], ids: &[TraceId]) -> RowSelection {
         let md = self.metadata.metadata();
         let mut selectors = Vec::new();
         for &g in groups {
@@ -219,13 +217,18 @@ impl PartIndex {
             for (p, page) in locations.iter().enumerate() {
                 let end = locations.get(p + 1).map_or(rows, |next| next.first_row_index as usize);
                 let len = end.saturating_sub(page.first_row_index as usize);
-                let admits = stats.min_value(p).is_none_or(|min| id.0.as_slice() >= min)
-                    && stats.max_value(p).is_none_or(|max| id.0.as_slice() <= max);
+                let admits = in_range(ids, stats.min_value(p), stats.max_value(p)).next().is_some();
                 selectors.push(if admits { RowSelector::select(len) } else { RowSelector::skip(len) });
             }
         }
         RowSelection::from(selectors)
     }
+}
+
+/// The ids (sorted) between `min` and `max` (inclusive, each open when unknown).
+fn in_range<'a>(ids: &'a [TraceId], min: Option<&[u8]>, max: Option<&[u8]>) -> impl Iterator<Item = &'a TraceId> {
+    let from = min.map_or(0, |min| ids.partition_point(|id| id.0.as_slice() < min));
+    ids[from..].iter().take_while(move |id| max.is_none_or(|max| id.0.as_slice() <= max))
 }
 
 /// Reads a part's footer (with its page index) and bloom filters, and the
@@ -299,28 +302,58 @@ pub async fn read_matching(
 
 /// A row filter that reads the columns of [`SpanQuery::coarse_mask`] first
 /// and keeps the rows that may match.
-fn coarse_filter(b: &ParquetRecordBatchStreamBuilder<ObjectReader>, query: &SpanQuery) -> RowFilter {
+fn coarse_predicate(b: &ParquetRecordBatchStreamBuilder<ObjectReader>, query: &SpanQuery) -> Box<dyn ArrowPredicate> {
     let mask = ProjectionMask::roots(b.parquet_schema(), SCHEMA_MASK_COLUMNS);
     let q = query.clone();
     // The predicate sees only those columns, in schema order.
-    let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| q.coarse_mask(&batch, [0, 1, 2, 3, 4]));
-    RowFilter::new(vec![Box::new(predicate)])
+    Box::new(ArrowPredicateFn::new(mask, move |batch: RecordBatch| q.coarse_mask(&batch, [0, 1, 2, 3, 4])))
+}
+
+fn coarse_filter(b: &ParquetRecordBatchStreamBuilder<ObjectReader>, query: &SpanQuery) -> RowFilter {
+    RowFilter::new(vec![coarse_predicate(b, query)])
+}
+
+/// Rows of the traces `ids` (sorted), read from the trace_id column alone.
+fn trace_predicate(b: &ParquetRecordBatchStreamBuilder<ObjectReader>, ids: &[TraceId]) -> Box<dyn ArrowPredicate> {
+    let mask = ProjectionMask::roots(b.parquet_schema(), [0]);
+    let wanted: Vec<[u8; 16]> = ids.iter().map(|id| id.0).collect();
+    Box::new(ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
+        let column = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<FixedSizeBinaryArray>()
+            .ok_or_else(|| arrow::error::ArrowError::CastError("trace_id is not fixed-size binary".into()))?;
+        let wanted = |i: usize| wanted.binary_search_by(|w| w.as_slice().cmp(column.value(i))).is_ok();
+        Ok((0..column.len()).map(|i| Some(column.is_valid(i) && wanted(i))).collect::<BooleanArray>())
+    }))
 }
 
 /// The trace id and start of every span of the part that `query` matches,
-/// for a query without attribute conditions: only the columns of the
-/// predicate and those two are read, and no span is decoded.
+/// for a query without attribute conditions, in the traces `ids` (sorted,
+/// without repeats) when given: only the columns of the predicate and those
+/// two are read, and no span is decoded.
 pub async fn read_matching_starts(
     store: Arc<dyn ObjectStore>,
     meta: &PartMeta,
     index: &PartIndex,
     query: &SpanQuery,
+    ids: Option<&[TraceId]>,
 ) -> Result<Vec<(TraceId, u64)>, StorageError> {
-    let b = builder(store, meta, index);
-    let filter = coarse_filter(&b, query);
+    let mut b = builder(store, meta, index);
+    let mut predicates = Vec::new();
+    if let Some(ids) = ids {
+        let groups = index.row_groups_for(ids);
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pages = index.pages_for(&groups, ids);
+        predicates.push(trace_predicate(&b, ids));
+        b = b.with_row_groups(groups).with_row_selection(pages);
+    }
+    predicates.push(coarse_predicate(&b, query));
     // trace_id and start_unix_nano
     let output = ProjectionMask::roots(b.parquet_schema(), [0, SCHEMA_MASK_COLUMNS[0]]);
-    let stream = b.with_projection(output).with_row_filter(filter);
+    let stream = b.with_projection(output).with_row_filter(RowFilter::new(predicates));
     let batches: Vec<RecordBatch> = stream.build().map_err(parquet_err)?.try_collect().await.map_err(parquet_err)?;
     let mut out = Vec::new();
     for batch in &batches {
@@ -351,30 +384,23 @@ pub(super) fn starts_of(
     Ok(())
 }
 
-/// The spans of one trace: row groups are skipped by their trace-id
-/// statistics and bloom filter, pages by their trace-id statistics, and
-/// rows are filtered before decoding.
-pub async fn read_trace(
+/// The spans of the traces `ids` (sorted, without repeats): row groups are
+/// skipped by their trace-id statistics and bloom filter, pages by their
+/// trace-id statistics, and rows are filtered before decoding. One read of
+/// the part for them all.
+pub async fn read_traces(
     store: Arc<dyn ObjectStore>,
     meta: &PartMeta,
     index: &PartIndex,
-    id: TraceId,
+    ids: &[TraceId],
 ) -> Result<Vec<Span>, StorageError> {
-    let groups = index.row_groups_for(&id);
+    let groups = index.row_groups_for(ids);
     if groups.is_empty() {
         return Ok(Vec::new());
     }
-    let pages = index.pages_for(&groups, &id);
+    let pages = index.pages_for(&groups, ids);
     let b = builder(store, meta, index);
-    let mask = ProjectionMask::roots(b.parquet_schema(), [0]);
-    let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
-        let ids = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<FixedSizeBinaryArray>()
-            .ok_or_else(|| arrow::error::ArrowError::CastError("trace_id is not fixed-size binary".into()))?;
-        Ok((0..ids.len()).map(|i| Some(ids.is_valid(i) && ids.value(i) == id.0)).collect::<BooleanArray>())
-    });
+    let predicate = trace_predicate(&b, ids);
     let b = b.with_row_groups(groups).with_row_selection(pages);
-    collect(b.with_row_filter(RowFilter::new(vec![Box::new(predicate)]))).await
+    collect(b.with_row_filter(RowFilter::new(vec![predicate]))).await
 }

@@ -4,9 +4,12 @@
 //! (ties by trace id). The store names candidate traces with an upper
 //! bound of that start ([`SpanStore::candidates`]: exact in the head, from
 //! the trace tables in parts); they are verified newest bound first by
-//! reading the trace, and the search stops once the last trace it keeps
-//! ranks above the best bound left. The answer is the one a scan of every
-//! span would give, having read about `limit` traces.
+//! reading the predicate's columns of those traces only, and the search
+//! stops once the last trace it keeps ranks above the best bound left.
+//! Queries with attribute conditions get exact starts from a scan instead,
+//! so they need no verification. The answer's traces are then read whole,
+//! in one read of each part: the answer is the one a scan of every span
+//! would give, having read about `limit` traces.
 
 use std::collections::HashMap;
 
@@ -41,12 +44,10 @@ impl SpanStore {
         limit: usize,
         max_spans: usize,
     ) -> Result<Vec<FoundTrace>, StorageError> {
-        let named = if query.attributes.is_empty() {
-            self.candidates(tenant, query).await?
-        } else {
-            // Attribute conditions are checked on whole spans: exact starts.
-            self.matching_starts(tenant, query).await?
-        };
+        // Attribute conditions are checked on whole spans: exact starts.
+        let exact = !query.attributes.is_empty();
+        let named =
+            if exact { self.matching_starts(tenant, query).await? } else { self.candidates(tenant, query).await? };
         let mut bounds: HashMap<TraceId, u64> = HashMap::with_capacity(named.len());
         for (id, bound) in named {
             let b = bounds.entry(id).or_insert(0);
@@ -54,30 +55,51 @@ impl SpanStore {
         }
         let mut candidates: Vec<(TraceId, u64)> = bounds.into_iter().collect();
         candidates.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let mut found: Vec<FoundTrace> = Vec::with_capacity(limit.min(candidates.len()));
+        // (latest matching start, id), best first.
+        let mut found: Vec<(u64, TraceId)> = Vec::with_capacity(limit.min(candidates.len()));
         let mut next = 0;
         while next < candidates.len() && limit > 0 {
-            if found.len() == limit {
-                let (last, (id, bound)) = (&found[limit - 1], &candidates[next]);
-                if ranks_before(last.latest_match, &last.id, *bound, id) {
+            if let Some(&(latest, id)) = found.get(limit - 1) {
+                let (next_id, bound) = &candidates[next];
+                if ranks_before(latest, &id, *bound, next_id) {
                     break;
                 }
             }
-            // As many traces at once as the answer still lacks.
-            let round = &candidates[next..(next + (limit - found.len()).max(1)).min(candidates.len())];
+            // Twice as many traces at once as the answer still lacks.
+            let round = &candidates[next..(next + 2 * (limit - found.len()).max(1)).min(candidates.len())];
             next += round.len();
-            let reads = round.iter().map(|(id, _)| self.trace(tenant, *id, usize::MAX));
-            for ((id, _), trace) in round.iter().zip(futures_util::future::try_join_all(reads).await?) {
-                let mut spans = trace.spans;
-                let matching = spans.iter().filter(|s| query.matches(s)).map(|s| s.start_unix_nano);
-                let Some(latest_match) = matching.max() else { continue };
-                let truncated = spans.len() > max_spans;
-                spans.truncate(max_spans);
-                let at = found.partition_point(|f| ranks_before(f.latest_match, &f.id, latest_match, id));
-                found.insert(at, FoundTrace { id: *id, latest_match, spans, truncated });
+            let latest: Vec<(TraceId, u64)> = if exact {
+                round.to_vec()
+            } else {
+                let mut ids: Vec<TraceId> = round.iter().map(|(id, _)| *id).collect();
+                ids.sort_unstable();
+                self.matching_starts_in(tenant, query, &ids).await?
+            };
+            let mut latest_of: HashMap<TraceId, u64> = HashMap::with_capacity(round.len());
+            for (id, start) in latest {
+                let l = latest_of.entry(id).or_insert(start);
+                *l = (*l).max(start);
+            }
+            for (id, latest) in latest_of {
+                let at = found.partition_point(|(l, i)| ranks_before(*l, i, latest, &id));
+                found.insert(at, (latest, id));
                 found.truncate(limit);
             }
         }
-        Ok(found)
+        // The answer's traces, whole, in one read of each part.
+        let mut ids: Vec<TraceId> = found.iter().map(|(_, id)| *id).collect();
+        ids.sort_unstable();
+        let mut by_trace: HashMap<TraceId, Vec<Span>> = HashMap::with_capacity(ids.len());
+        for span in self.traces(tenant, &ids).await? {
+            by_trace.entry(span.trace_id).or_default().push(span);
+        }
+        let mut out = Vec::with_capacity(found.len());
+        for (latest_match, id) in found {
+            let Some(mut spans) = by_trace.remove(&id) else { continue };
+            let truncated = spans.len() > max_spans;
+            spans.truncate(max_spans);
+            out.push(FoundTrace { id, latest_match, spans, truncated });
+        }
+        Ok(out)
     }
 }

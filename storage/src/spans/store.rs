@@ -121,6 +121,7 @@ pub struct SpanCounts {
 struct SpanMetrics {
     unflushed: Gauge,
     parts: Gauge,
+    retired: Gauge,
     flushed: Counter,
     flush_seconds: Histogram,
     compactions: Counter,
@@ -133,6 +134,7 @@ impl Default for SpanMetrics {
         Self {
             unflushed: Gauge::default(),
             parts: Gauge::default(),
+            retired: Gauge::default(),
             flushed: Counter::default(),
             flush_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
             compactions: Counter::default(),
@@ -253,6 +255,11 @@ impl SpanStore {
         let m = &self.inner.metrics;
         registry.register("sightline_spans_unflushed", "Spans in memory, not yet in a part", m.unflushed.clone());
         registry.register("sightline_spans_parts", "Published span parts", m.parts.clone());
+        registry.register(
+            "sightline_spans_retired_parts",
+            "Span parts merged by compaction, deleted once queries that listed them are done",
+            m.retired.clone(),
+        );
         registry.register("sightline_spans_flushed", "Spans written into parts by flushes", m.flushed.clone());
         registry.register("sightline_spans_flush_seconds", "Duration of a flush", m.flush_seconds.clone());
         registry.register("sightline_spans_compactions", "Compactions of span parts", m.compactions.clone());
@@ -323,33 +330,68 @@ impl SpanStore {
     /// Every span of a trace, from the head and every part that may hold it,
     /// at most `limit` of them. No time range needed.
     pub async fn trace(&self, tenant: &Tenant, id: TraceId, limit: usize) -> Result<TraceSpans, StorageError> {
-        let (mut spans, chunks, parts) = {
-            let state = self.inner.state.read();
-            let (mut spans, mut chunks) = (Vec::new(), Vec::new());
-            for head in std::iter::once(&state.head).chain(state.flushing.iter().map(|h| &**h)) {
-                if let Some(t) = head.tenants.get(tenant) {
-                    spans.extend(t.pending().iter().filter(|s| s.trace_id == id).cloned());
-                    chunks.extend_from_slice(t.chunks());
-                }
+        let mut spans = self.traces(tenant, &[id]).await?;
+        let truncated = spans.len() > limit;
+        spans.truncate(limit);
+        Ok(TraceSpans { spans, truncated })
+    }
+
+    /// What may hold spans of the traces `ids` (sorted): their waiting spans
+    /// in the heads, the heads' chunks, and the parts whose trace-id range
+    /// covers one of them.
+    fn holders(&self, tenant: &Tenant, ids: &[TraceId]) -> (Vec<Span>, Vec<RecordBatch>, Vec<PartMeta>) {
+        let state = self.inner.state.read();
+        let (mut spans, mut chunks) = (Vec::new(), Vec::new());
+        for head in std::iter::once(&state.head).chain(state.flushing.iter().map(|h| &**h)) {
+            if let Some(t) = head.tenants.get(tenant) {
+                spans.extend(t.pending().iter().filter(|s| ids.binary_search(&s.trace_id).is_ok()).cloned());
+                chunks.extend_from_slice(t.chunks());
             }
-            let parts: Vec<PartMeta> = state
-                .parts
-                .get(tenant)
-                .map(|p| p.iter().filter(|m| m.may_hold(&id)).cloned().collect())
-                .unwrap_or_default();
-            (spans, chunks, parts)
-        };
-        head::trace_in(&chunks, &id, &mut spans)?;
+        }
+        let parts: Vec<PartMeta> = state
+            .parts
+            .get(tenant)
+            .map(|p| p.iter().filter(|m| ids.iter().any(|id| m.may_hold(id))).cloned().collect())
+            .unwrap_or_default();
+        (spans, chunks, parts)
+    }
+
+    /// Every span of the traces `ids` (sorted, without repeats), in no
+    /// particular order: each part that may hold one of them is read once.
+    pub(super) async fn traces(&self, tenant: &Tenant, ids: &[TraceId]) -> Result<Vec<Span>, StorageError> {
+        let (mut spans, chunks, parts) = self.holders(tenant, ids);
+        head::traces_in(&chunks, ids, &mut spans)?;
         let reads = parts.iter().map(|m| async move {
             let index = self.inner.index(m).await?;
-            part::read_trace(self.inner.store.clone(), m, &index, id).await
+            part::read_traces(self.inner.store.clone(), m, &index, ids).await
         });
         for found in futures_util::future::try_join_all(reads).await? {
             spans.extend(found);
         }
-        let truncated = spans.len() > limit;
-        spans.truncate(limit);
-        Ok(TraceSpans { spans, truncated })
+        Ok(spans)
+    }
+
+    /// The start of every span of the traces `ids` (sorted, without repeats)
+    /// that `query` (without attribute conditions) matches: parts are read
+    /// in the predicate's columns only.
+    pub(super) async fn matching_starts_in(
+        &self,
+        tenant: &Tenant,
+        query: &SpanQuery,
+        ids: &[TraceId],
+    ) -> Result<Vec<(TraceId, u64)>, StorageError> {
+        let (mut spans, chunks, parts) = self.holders(tenant, ids);
+        head::traces_in(&chunks, ids, &mut spans)?;
+        let mut out: Vec<(TraceId, u64)> =
+            spans.iter().filter(|s| query.matches(s)).map(|s| (s.trace_id, s.start_unix_nano)).collect();
+        let reads = parts.iter().map(|m| async move {
+            let index = self.inner.index(m).await?;
+            part::read_matching_starts(self.inner.store.clone(), m, &index, query, Some(ids)).await
+        });
+        for found in futures_util::future::try_join_all(reads).await? {
+            out.extend(found);
+        }
+        Ok(out)
     }
 
     /// Calls `each` with every span of the tenant that `query` matches:
@@ -415,7 +457,7 @@ impl SpanStore {
         head::starts_in(&chunks, query, &mut out)?;
         for m in &parts {
             let index = self.inner.index(m).await?;
-            out.extend(part::read_matching_starts(self.inner.store.clone(), m, &index, query).await?);
+            out.extend(part::read_matching_starts(self.inner.store.clone(), m, &index, query, None).await?);
         }
         Ok(out)
     }
@@ -436,7 +478,7 @@ impl SpanStore {
             let index = self.inner.index(m).await?;
             match &index.traces {
                 Some(table) => trace_table::candidates(self.inner.store.clone(), m, table, query, &mut out).await?,
-                None => out.extend(part::read_matching_starts(self.inner.store.clone(), m, &index, query).await?),
+                None => out.extend(part::read_matching_starts(self.inner.store.clone(), m, &index, query, None).await?),
             }
         }
         Ok(out)
@@ -503,6 +545,7 @@ impl Inner {
         let unflushed = state.head.spans + state.flushing.iter().map(|h| h.spans).sum::<usize>();
         self.metrics.unflushed.set(unflushed as i64);
         self.metrics.parts.set(state.parts.values().map(Vec::len).sum::<usize>() as i64);
+        self.metrics.retired.set(self.retired.lock().len() as i64);
     }
 
     fn wake(&self) {
@@ -625,6 +668,7 @@ impl Inner {
         for (_, tenant, id) in due {
             self.runtime.block_on(part::delete(self.store.as_ref(), tenant.as_str(), &id))?;
         }
+        self.update_gauges();
         let cutoff = crate::wal::now_unix_nanos().saturating_sub(self.config.retention.as_nanos() as u64);
         let expired: Vec<(Tenant, PartMeta)> = {
             let state = self.state.read();

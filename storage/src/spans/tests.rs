@@ -489,6 +489,16 @@ async fn searches_match_a_brute_force_scan_in_the_head_in_parts_and_after_compac
                     let found = store.newest_traces(&tenant(), q, limit, 1000).await.expect("newest");
                     let got: Vec<(TraceId, u64)> = found.iter().map(|f| (f.id, f.latest_match)).collect();
                     assert_eq!(got, ranked, "{state}: {name}, newest {limit}");
+                    // Each comes with its spans, the matching ones among them.
+                    for f in &found {
+                        assert!(f.spans.iter().all(|s| s.trace_id == f.id), "{state}: {name}: spans of {}", f.id);
+                        let has = |span: &SpanId| f.spans.iter().any(|s| s.span_id == *span);
+                        assert!(
+                            want.iter().filter(|w| w.0 == f.id).all(|w| has(&w.1)),
+                            "{state}: {name}: trace {} lacks a matching span",
+                            f.id
+                        );
+                    }
                 }
             }
         }
@@ -560,13 +570,27 @@ async fn a_trace_lookup_reads_only_the_pages_that_may_hold_it() {
     let index = part::load_index(fs.clone(), &meta).await.expect("index");
     for probe in [0, spans.len() / 3, spans.len() / 2, spans.len() - 1] {
         let id = spans[probe].trace_id;
-        let selected = index.pages_for(&[0], &id).row_count();
+        let selected = index.pages_for(&[0], &[id]).row_count();
         assert!(selected < spans.len() / 2, "{selected} of {} rows read for one trace", spans.len());
-        let mut got: Vec<SpanId> =
-            part::read_trace(fs.clone(), &meta, &index, id).await.expect("read").iter().map(|s| s.span_id).collect();
+        let mut got: Vec<SpanId> = part::read_traces(fs.clone(), &meta, &index, &[id])
+            .await
+            .expect("read")
+            .iter()
+            .map(|s| s.span_id)
+            .collect();
         let mut want: Vec<SpanId> = spans.iter().filter(|s| s.trace_id == id).map(|s| s.span_id).collect();
         got.sort();
         want.sort();
         assert_eq!(got, want, "trace {id}");
     }
+    // Several traces in one read: each comes back whole, and no other.
+    let mut ids: Vec<TraceId> = [1, spans.len() / 4, spans.len() - 2].iter().map(|&i| spans[i].trace_id).collect();
+    ids.sort();
+    ids.dedup();
+    let mut got: Vec<SpanId> =
+        part::read_traces(fs.clone(), &meta, &index, &ids).await.expect("read").iter().map(|s| s.span_id).collect();
+    let mut want: Vec<SpanId> = spans.iter().filter(|s| ids.contains(&s.trace_id)).map(|s| s.span_id).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "traces {ids:?}");
 }
