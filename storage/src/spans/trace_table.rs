@@ -295,9 +295,8 @@ impl TableBuilder {
             let (service, name) = (&self.services.values[service as usize], &self.names.values[name as usize]);
             c.operations.values().append_value(format!("{service}\0{name}"));
         }
-        for list in [&mut c.services, &mut c.operations] {
-            list.append(true);
-        }
+        c.services.append(true);
+        c.operations.append(true);
         c.errors.append(true);
         c.min_duration.append(true);
         c.max_duration.append(true);
