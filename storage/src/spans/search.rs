@@ -11,7 +11,8 @@
 //! in one read of each part: the answer is the one a scan of every span
 //! would give, having read about `limit` traces.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use super::query::SpanQuery;
 use super::store::SpanStore;
@@ -44,38 +45,52 @@ impl SpanStore {
         limit: usize,
         max_spans: usize,
     ) -> Result<Vec<FoundTrace>, StorageError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         // Attribute conditions are checked on whole spans: exact starts.
         let exact = !query.attributes.is_empty();
-        let named =
-            if exact { self.matching_starts(tenant, query).await? } else { self.candidates(tenant, query).await? };
-        let mut bounds: HashMap<TraceId, u64> = HashMap::with_capacity(named.len());
-        for (id, bound) in named {
-            let b = bounds.entry(id).or_insert(0);
-            *b = (*b).max(bound);
-        }
-        let mut candidates: Vec<(TraceId, u64)> = bounds.into_iter().collect();
-        candidates.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let (named, mut groups) = if exact {
+            (self.matching_starts(tenant, query).await?, Vec::new())
+        } else {
+            self.candidate_sources(tenant, query).await?
+        };
+        groups.sort_by_key(|g| Reverse(g.bound));
+        let mut groups = groups.into_iter().peekable();
+        // Candidates, the best bound first (ties: the smaller id).
+        let mut candidates: BinaryHeap<(u64, Reverse<TraceId>)> =
+            named.into_iter().map(|(id, bound)| (bound, Reverse(id))).collect();
+        let mut seen: HashSet<TraceId> = HashSet::new();
         // (latest matching start, id), best first.
-        let mut found: Vec<(u64, TraceId)> = Vec::with_capacity(limit.min(candidates.len()));
-        let mut next = 0;
-        while next < candidates.len() && limit > 0 {
-            if let Some(&(latest, id)) = found.get(limit - 1) {
-                let (next_id, bound) = &candidates[next];
-                if ranks_before(latest, &id, *bound, next_id) {
-                    break;
-                }
+        let mut found: Vec<(u64, TraceId)> = Vec::with_capacity(limit);
+        loop {
+            // Every row group that may hold a candidate as good as the best one known.
+            while let Some(group) = groups.next_if(|g| candidates.peek().is_none_or(|&(best, _)| g.bound >= best)) {
+                let read = self.group_candidates(&group, query).await?;
+                candidates.extend(read.into_iter().map(|(id, bound)| (bound, Reverse(id))));
+            }
+            let Some(&(bound, Reverse(id))) = candidates.peek() else { break };
+            if let Some(&(latest, last)) = found.get(limit - 1)
+                && ranks_before(latest, &last, bound, &id)
+            {
+                break;
             }
             // Twice as many traces at once as the answer still lacks.
-            let round = &candidates[next..(next + 2 * (limit - found.len()).max(1)).min(candidates.len())];
-            next += round.len();
+            let mut round = Vec::new();
+            while round.len() < 2 * (limit - found.len()).max(1) {
+                let Some((bound, Reverse(id))) = candidates.pop() else { break };
+                if seen.insert(id) {
+                    round.push((id, bound));
+                }
+            }
             let latest: Vec<(TraceId, u64)> = if exact {
-                round.to_vec()
+                round
             } else {
                 let mut ids: Vec<TraceId> = round.iter().map(|(id, _)| *id).collect();
                 ids.sort_unstable();
                 self.matching_starts_in(tenant, query, &ids).await?
             };
-            let mut latest_of: HashMap<TraceId, u64> = HashMap::with_capacity(round.len());
+            let mut latest_of: HashMap<TraceId, u64> = HashMap::with_capacity(latest.len());
             for (id, start) in latest {
                 let l = latest_of.entry(id).or_insert(start);
                 *l = (*l).max(start);

@@ -462,27 +462,60 @@ impl SpanStore {
         Ok(out)
     }
 
-    /// Every trace that may hold a span matching `query` (attribute
-    /// conditions aside), with an upper bound of its latest matching start:
-    /// exact from the heads and from parts without a trace table, from the
-    /// trace table of the others. A trace may come more than once.
-    pub(super) async fn candidates(
+    /// Where the traces that may hold a span matching `query` (attribute
+    /// conditions aside) come from: exact (trace, start) pairs from the
+    /// heads and from parts without a trace table, and the trace-table row
+    /// groups of the others, each with an upper bound of the latest
+    /// matching start of its traces. A trace may come more than once.
+    pub(super) async fn candidate_sources(
         &self,
         tenant: &Tenant,
         query: &SpanQuery,
+    ) -> Result<(Vec<(TraceId, u64)>, Vec<TableGroup>), StorageError> {
+        let (mut exact, mut groups) = (Vec::new(), Vec::new());
+        let (chunks, parts) = self.snapshot(tenant, query, |s| exact.push((s.trace_id, s.start_unix_nano)));
+        head::starts_in(&chunks, query, &mut exact)?;
+        for part in parts {
+            let index = self.inner.index(&part).await?;
+            match &index.traces {
+                Some(table) => {
+                    let found = trace_table::groups(table, query)?;
+                    let (part, index) = (Arc::new(part), index.clone());
+                    groups.extend(found.into_iter().map(|(bound, group)| TableGroup {
+                        bound,
+                        group,
+                        part: part.clone(),
+                        index: index.clone(),
+                    }));
+                }
+                None => exact
+                    .extend(part::read_matching_starts(self.inner.store.clone(), &part, &index, query, None).await?),
+            }
+        }
+        Ok((exact, groups))
+    }
+
+    /// The candidates of one trace-table row group, with their bounds.
+    pub(super) async fn group_candidates(
+        &self,
+        group: &TableGroup,
+        query: &SpanQuery,
     ) -> Result<Vec<(TraceId, u64)>, StorageError> {
         let mut out = Vec::new();
-        let (chunks, parts) = self.snapshot(tenant, query, |s| out.push((s.trace_id, s.start_unix_nano)));
-        head::starts_in(&chunks, query, &mut out)?;
-        for m in &parts {
-            let index = self.inner.index(m).await?;
-            match &index.traces {
-                Some(table) => trace_table::candidates(self.inner.store.clone(), m, table, query, &mut out).await?,
-                None => out.extend(part::read_matching_starts(self.inner.store.clone(), m, &index, query, None).await?),
-            }
+        if let Some(table) = &group.index.traces {
+            let store = self.inner.store.clone();
+            trace_table::candidates(store, &group.part, table, query, vec![group.group], &mut out).await?;
         }
         Ok(out)
     }
+}
+
+/// A row group of a part's trace table, and the best bound of its traces.
+pub(super) struct TableGroup {
+    pub(super) bound: u64,
+    group: usize,
+    part: Arc<PartMeta>,
+    index: Arc<PartIndex>,
 }
 
 impl Sink<Span> for SpanStore {

@@ -2,21 +2,24 @@
 //! so that a search reads a few small columns instead of every span.
 //!
 //! ```text
-//! spans/<tenant>/<id>.traces.parquet        rows in trace id order; zstd
-//!   trace_id, earliest_start (ns), latest_offset_us, end_offset_us, spans,
+//! spans/<tenant>/<id>.traces.parquet   rows newest latest start first; zstd;
+//!                                      row groups of TABLE_ROWS, statistics
+//!   trace_id, latest_start (ns), earliest_offset_us, end_offset_us, spans,
 //!   services, errors, min_duration, max_duration   (lists, one entry a service)
 //!   operations                                     (list of "service\0name")
 //! ```
 //!
-//! A row summarises a trace's spans: when its earliest span starts, how
-//! much later (in whole microseconds, rounded up) its latest span starts
-//! and its last span ends, and per service whether a span failed and the
-//! shortest and longest span, as duration buckets rounded down and up. A
-//! span that matches a [`SpanQuery`] (without attribute conditions) always
-//! lies in a trace whose row admits the query, so the rows that admit it
-//! name every trace that may match, each with an upper bound of its latest
-//! matching start ([`candidates`]): a search verifies them newest first and
-//! stops as soon as no bound can beat what it holds.
+//! A row summarises a trace's spans: when its latest span starts, how much
+//! earlier (in whole microseconds, rounded up) its earliest span starts and
+//! how much later its last span ends, and per service whether a span failed
+//! and the shortest and longest span, as duration buckets rounded down and
+//! up. A span that matches a [`SpanQuery`] (without attribute conditions)
+//! always lies in a trace whose row admits the query, so the rows that admit
+//! it name every trace that may match, each with an upper bound of its
+//! latest matching start ([`candidates`]). Rows come newest first, so a row
+//! group's statistics bound every row in it ([`groups`]): a search reads
+//! the groups best bound first, verifies their candidates newest first, and
+//! stops as soon as no bound left can beat what it holds.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,12 +47,13 @@ use crate::StorageError;
 use crate::model::{StatusCode, TraceId};
 use crate::object_reader::ObjectReader;
 
-/// Rows per row group and per batch written.
-const TABLE_ROWS: usize = 8192;
+/// Rows per row group and per batch written (few in tests, so that a
+/// search there crosses many groups).
+const TABLE_ROWS: usize = if cfg!(test) { 64 } else { 8192 };
 
 const TRACE: &str = "trace_id";
-const EARLIEST: &str = "earliest_start";
-const LATEST: &str = "latest_offset_us";
+const LATEST: &str = "latest_start";
+const EARLIEST: &str = "earliest_offset_us";
 const END: &str = "end_offset_us";
 const SPANS: &str = "spans";
 const SERVICES: &str = "services";
@@ -70,8 +74,8 @@ fn schema() -> SchemaRef {
     let list = |name: &str, data_type: DataType| Field::new(name, DataType::List(item(data_type)), false);
     Arc::new(Schema::new(vec![
         Field::new(TRACE, DataType::FixedSizeBinary(16), false),
-        Field::new(EARLIEST, DataType::Int64, false),
         Field::new(LATEST, DataType::Int64, false),
+        Field::new(EARLIEST, DataType::Int64, false),
         Field::new(END, DataType::Int64, false),
         Field::new(SPANS, DataType::UInt32, false),
         list(SERVICES, DataType::Utf8),
@@ -120,7 +124,7 @@ fn ceil_micros(nanos: i64) -> i64 {
     (nanos.max(0) as u64).div_ceil(1000) as i64
 }
 
-/// One service's spans in the trace being read.
+/// One service's spans in a trace.
 struct ServiceSummary {
     service: u32,
     errors: bool,
@@ -147,11 +151,23 @@ impl Interner {
     }
 }
 
+/// One trace: its id, earliest and latest start, last end, span count,
+/// and its ranges in the builder's services and operations.
+struct Row {
+    trace: u128,
+    earliest: i64,
+    latest: i64,
+    end: i64,
+    spans: u32,
+    services: (u32, u32),
+    operations: (u32, u32),
+}
+
 /// The columns of the rows not yet written.
 struct Columns {
     traces: FixedSizeBinaryBuilder,
-    earliest: Int64Builder,
     latest: Int64Builder,
+    earliest: Int64Builder,
     end: Int64Builder,
     spans: UInt32Builder,
     services: ListBuilder<StringBuilder>,
@@ -165,8 +181,8 @@ impl Columns {
     fn new() -> Self {
         Self {
             traces: FixedSizeBinaryBuilder::with_capacity(TABLE_ROWS, 16),
-            earliest: Int64Builder::with_capacity(TABLE_ROWS),
             latest: Int64Builder::with_capacity(TABLE_ROWS),
+            earliest: Int64Builder::with_capacity(TABLE_ROWS),
             end: Int64Builder::with_capacity(TABLE_ROWS),
             spans: UInt32Builder::with_capacity(TABLE_ROWS),
             services: ListBuilder::new(StringBuilder::new()).with_field(item(DataType::Utf8)),
@@ -180,8 +196,8 @@ impl Columns {
     fn batch(&mut self) -> Result<RecordBatch, StorageError> {
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.traces.finish()),
-            Arc::new(self.earliest.finish()),
             Arc::new(self.latest.finish()),
+            Arc::new(self.earliest.finish()),
             Arc::new(self.end.finish()),
             Arc::new(self.spans.finish()),
             Arc::new(self.services.finish()),
@@ -194,132 +210,115 @@ impl Columns {
     }
 }
 
-/// Builds the trace table from a part's spans, given in trace order, and
-/// writes it a batch of rows at a time.
+/// Builds the trace table from a part's spans, given in trace order.
 pub(super) struct TableBuilder {
-    writer: ArrowWriter<Vec<u8>>,
-    columns: Columns,
-    rows: usize,
     services: Interner,
     names: Interner,
-    /// The trace being read: its id, earliest and latest start, last end,
-    /// span count, services and (service, name) pairs.
-    trace: Option<u128>,
-    earliest: i64,
-    latest: i64,
-    end: i64,
-    spans: u32,
-    open: Vec<ServiceSummary>,
+    rows: Vec<Row>,
+    summaries: Vec<ServiceSummary>,
     operations: Vec<(u32, u32)>,
+    /// The trace being read, when its first span has come.
+    open: Option<Row>,
 }
 
 impl TableBuilder {
-    pub(super) fn new() -> Result<Self, StorageError> {
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(parquet_err)?))
-            .set_max_row_group_row_count(Some(TABLE_ROWS))
-            .set_statistics_enabled(EnabledStatistics::Chunk)
-            .build();
-        Ok(Self {
-            writer: ArrowWriter::try_new(Vec::new(), schema(), Some(props)).map_err(parquet_err)?,
-            columns: Columns::new(),
-            rows: 0,
+    pub(super) fn new() -> Self {
+        Self {
             services: Interner::default(),
             names: Interner::default(),
-            trace: None,
-            earliest: 0,
-            latest: 0,
-            end: 0,
-            spans: 0,
-            open: Vec::new(),
+            rows: Vec::new(),
+            summaries: Vec::new(),
             operations: Vec::new(),
-        })
+            open: None,
+        }
     }
 
     /// Adds one span; the spans of a trace come one after the other.
-    pub(super) fn add(
-        &mut self,
-        trace: u128,
-        start: i64,
-        duration: i64,
-        service: &str,
-        name: &str,
-        status: u8,
-    ) -> Result<(), StorageError> {
-        if self.trace != Some(trace) {
-            self.close_trace()?;
-            self.trace = Some(trace);
-            (self.earliest, self.latest, self.end, self.spans) = (start, start, i64::MIN, 0);
+    pub(super) fn add(&mut self, trace: u128, start: i64, duration: i64, service: &str, name: &str, status: u8) {
+        if self.open.as_ref().is_some_and(|r| r.trace != trace) {
+            self.close_trace();
         }
+        let (summaries, operations) = (self.summaries.len() as u32, self.operations.len() as u32);
+        let row = self.open.get_or_insert(Row {
+            trace,
+            earliest: start,
+            latest: start,
+            end: start,
+            spans: 0,
+            services: (summaries, summaries),
+            operations: (operations, operations),
+        });
         let end = start.saturating_add(duration.max(0));
-        (self.earliest, self.latest, self.end) = (self.earliest.min(start), self.latest.max(start), self.end.max(end));
-        self.spans += 1;
+        (row.earliest, row.latest, row.end) = (row.earliest.min(start), row.latest.max(start), row.end.max(end));
+        row.spans += 1;
         let service = self.services.id(service);
         let name = self.names.id(name);
         let error = status == StatusCode::Error as u8;
         let duration = duration.max(0) as u64;
-        match self.open.iter_mut().find(|s| s.service == service) {
+        let open = &mut self.summaries[row.services.0 as usize..];
+        match open.iter_mut().find(|s| s.service == service) {
             Some(s) => {
                 s.errors |= error;
                 s.min_duration = s.min_duration.min(duration);
                 s.max_duration = s.max_duration.max(duration);
             }
-            None => self.open.push(ServiceSummary {
+            None => self.summaries.push(ServiceSummary {
                 service,
                 errors: error,
                 min_duration: duration,
                 max_duration: duration,
             }),
         }
-        if !self.operations.contains(&(service, name)) {
+        if !self.operations[row.operations.0 as usize..].contains(&(service, name)) {
             self.operations.push((service, name));
         }
-        Ok(())
     }
 
-    fn close_trace(&mut self) -> Result<(), StorageError> {
-        let Some(trace) = self.trace.take() else { return Ok(()) };
-        let c = &mut self.columns;
-        c.traces.append_value(trace.to_be_bytes()).map_err(parquet_err)?;
-        c.earliest.append_value(self.earliest);
-        c.latest.append_value(ceil_micros(self.latest.saturating_sub(self.earliest)));
-        c.end.append_value(ceil_micros(self.end.saturating_sub(self.earliest)));
-        c.spans.append_value(self.spans);
-        for s in self.open.drain(..) {
-            c.services.values().append_value(&self.services.values[s.service as usize]);
-            c.errors.values().append_value(s.errors);
-            c.min_duration.values().append_value(floor_bucket(s.min_duration));
-            c.max_duration.values().append_value(ceil_bucket(s.max_duration));
+    fn close_trace(&mut self) {
+        if let Some(mut row) = self.open.take() {
+            row.services.1 = self.summaries.len() as u32;
+            row.operations.1 = self.operations.len() as u32;
+            self.rows.push(row);
         }
-        for (service, name) in self.operations.drain(..) {
-            let (service, name) = (&self.services.values[service as usize], &self.names.values[name as usize]);
-            c.operations.values().append_value(format!("{service}\0{name}"));
-        }
-        c.services.append(true);
-        c.operations.append(true);
-        c.errors.append(true);
-        c.min_duration.append(true);
-        c.max_duration.append(true);
-        self.rows += 1;
-        if self.rows == TABLE_ROWS {
-            self.write()?;
-        }
-        Ok(())
     }
 
-    fn write(&mut self) -> Result<(), StorageError> {
-        if self.rows > 0 {
-            self.writer.write(&self.columns.batch()?).map_err(parquet_err)?;
-            self.rows = 0;
-        }
-        Ok(())
-    }
-
-    /// The table as Parquet bytes.
+    /// The table as Parquet bytes: rows newest latest start first.
     pub(super) fn finish(mut self) -> Result<Bytes, StorageError> {
-        self.close_trace()?;
-        self.write()?;
-        Ok(Bytes::from(self.writer.into_inner().map_err(parquet_err)?))
+        self.close_trace();
+        self.rows.sort_unstable_by(|a, b| b.latest.cmp(&a.latest).then(a.trace.cmp(&b.trace)));
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(parquet_err)?))
+            .set_max_row_group_row_count(Some(TABLE_ROWS))
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .build();
+        let mut writer = ArrowWriter::try_new(Vec::new(), schema(), Some(props)).map_err(parquet_err)?;
+        let mut c = Columns::new();
+        for rows in self.rows.chunks(TABLE_ROWS) {
+            for row in rows {
+                c.traces.append_value(row.trace.to_be_bytes()).map_err(parquet_err)?;
+                c.latest.append_value(row.latest);
+                c.earliest.append_value(ceil_micros(row.latest.saturating_sub(row.earliest)));
+                c.end.append_value(ceil_micros(row.end.saturating_sub(row.latest)));
+                c.spans.append_value(row.spans);
+                for s in &self.summaries[row.services.0 as usize..row.services.1 as usize] {
+                    c.services.values().append_value(&self.services.values[s.service as usize]);
+                    c.errors.values().append_value(s.errors);
+                    c.min_duration.values().append_value(floor_bucket(s.min_duration));
+                    c.max_duration.values().append_value(ceil_bucket(s.max_duration));
+                }
+                for &(service, name) in &self.operations[row.operations.0 as usize..row.operations.1 as usize] {
+                    let (service, name) = (&self.services.values[service as usize], &self.names.values[name as usize]);
+                    c.operations.values().append_value(format!("{service}\0{name}"));
+                }
+                c.services.append(true);
+                c.operations.append(true);
+                c.errors.append(true);
+                c.min_duration.append(true);
+                c.max_duration.append(true);
+            }
+            writer.write(&c.batch()?).map_err(parquet_err)?;
+        }
+        Ok(Bytes::from(writer.into_inner().map_err(parquet_err)?))
     }
 }
 
@@ -329,30 +328,38 @@ pub(super) async fn load(store: Arc<dyn ObjectStore>, meta: &PartMeta) -> Result
     ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await.map_err(parquet_err)
 }
 
-/// Every trace of the part that may hold a span matching `query` (whose
-/// attribute conditions are not looked at), with an upper bound of the
-/// start of its latest matching span.
+/// The table's row groups with a row that may admit `query`, each with an
+/// upper bound of the latest matching start of its traces.
+pub(super) fn groups(table: &ArrowReaderMetadata, query: &SpanQuery) -> Result<Vec<(u64, usize)>, StorageError> {
+    let metadata = table.metadata();
+    let latest_at = table.schema().index_of(LATEST).map_err(parquet_err)?;
+    let mut out = Vec::with_capacity(metadata.num_row_groups());
+    for g in 0..metadata.num_row_groups() {
+        let max = match metadata.row_group(g).column(latest_at).statistics() {
+            Some(Statistics::Int64(s)) => s.max_opt().map(|&m| m as u64),
+            _ => None,
+        };
+        out.push((max.unwrap_or(u64::MAX).min(query.end_unix_nano), g));
+    }
+    Ok(out)
+}
+
+/// Every trace in the row groups `groups` of the part's table that may hold
+/// a span matching `query` (whose attribute conditions are not looked at),
+/// with an upper bound of the start of its latest matching span.
 pub(super) async fn candidates(
     store: Arc<dyn ObjectStore>,
     meta: &PartMeta,
     table: &ArrowReaderMetadata,
     query: &SpanQuery,
+    groups: Vec<usize>,
     out: &mut Vec<(TraceId, u64)>,
 ) -> Result<(), StorageError> {
-    // Row groups whose earliest starts all come after the query's end hold nothing.
-    let metadata = table.metadata();
-    let earliest_at = table.schema().index_of(EARLIEST).map_err(parquet_err)?;
-    let groups: Vec<usize> = (0..metadata.num_row_groups())
-        .filter(|&i| match metadata.row_group(i).column(earliest_at).statistics() {
-            Some(Statistics::Int64(s)) => s.min_opt().is_none_or(|&min| min as u64 <= query.end_unix_nano),
-            _ => true,
-        })
-        .collect();
     if groups.is_empty() {
         return Ok(());
     }
     let per_service = query.service.is_some() || query.errors_only || query.min_duration_nanos.is_some();
-    let mut wanted = vec![TRACE, EARLIEST, LATEST, END];
+    let mut wanted = vec![TRACE, LATEST, EARLIEST, END];
     if per_service || query.max_duration_nanos.is_some() {
         wanted.push(SERVICES);
     }
@@ -415,8 +422,8 @@ impl<'a, T: 'static> List<'a, T> {
 /// The rows of `batch` (the columns [`candidates`] asked for) that admit `query`.
 fn admitted(batch: &RecordBatch, query: &SpanQuery, out: &mut Vec<(TraceId, u64)>) -> Result<(), StorageError> {
     let ids = column::<FixedSizeBinaryArray>(batch, TRACE)?;
-    let earliest = column::<Int64Array>(batch, EARLIEST)?;
     let latest = column::<Int64Array>(batch, LATEST)?;
+    let earliest = column::<Int64Array>(batch, EARLIEST)?;
     let end = column::<Int64Array>(batch, END)?;
     let services = List::<StringArray>::of(batch, SERVICES)?;
     let errors = List::<BooleanArray>::of(batch, ERRORS)?;
@@ -430,8 +437,9 @@ fn admitted(batch: &RecordBatch, query: &SpanQuery, out: &mut Vec<(TraceId, u64)
     };
     let offset = |micros: i64| (micros.max(0) as u64).saturating_mul(1000);
     for row in 0..batch.num_rows() {
-        let first = earliest.value(row) as u64;
-        if first > query.end_unix_nano || first.saturating_add(offset(end.value(row))) < query.start_unix_nano {
+        let last = latest.value(row) as u64;
+        let first = last.saturating_sub(offset(earliest.value(row)));
+        if first > query.end_unix_nano || last.saturating_add(offset(end.value(row))) < query.start_unix_nano {
             continue;
         }
         // One service of the trace must meet every per-service condition.
@@ -461,7 +469,7 @@ fn admitted(batch: &RecordBatch, query: &SpanQuery, out: &mut Vec<(TraceId, u64)
         };
         if service_ok && operation_ok {
             let id: [u8; 16] = ids.value(row).try_into().unwrap_or([0; 16]);
-            let bound = first.saturating_add(offset(latest.value(row))).min(query.end_unix_nano);
+            let bound = last.min(query.end_unix_nano);
             out.push((TraceId(id), bound));
         }
     }

@@ -85,7 +85,7 @@ impl PartWriter {
             min_start: u64::MAX,
             max_end: 0,
             operations: HashMap::new(),
-            traces_table: TableBuilder::new()?,
+            traces_table: TableBuilder::new(),
         })
     }
 
@@ -110,7 +110,7 @@ impl PartWriter {
                 service,
                 name,
                 cols.statuses.value(row),
-            )?;
+            );
             // Looked up by reference: a string is copied once per distinct operation.
             let known = self.operations.get(service).and_then(|n| n.get(name)).is_some_and(|k| k.contains(&kind));
             if !known {
