@@ -356,18 +356,43 @@ impl SpanStore {
         (spans, chunks, parts)
     }
 
+    /// Runs `read` on each part for the traces `ids` (sorted), on blocking
+    /// threads, the ids split into as many ranges as there are cores (a
+    /// part's row groups hold ranges of ids), so that decoding uses every
+    /// core even when one part holds all the traces.
+    async fn each_part<T, F, Fut>(&self, parts: Vec<PartMeta>, ids: &[TraceId], read: F) -> Result<Vec<T>, StorageError>
+    where
+        T: Send + 'static,
+        F: Fn(Arc<Inner>, PartMeta, Vec<TraceId>) -> Fut + Clone + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, StorageError>>,
+    {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let range = ids.len().div_ceil(cores).max(1);
+        let jobs = parts.into_iter().flat_map(|m| {
+            let ranges: Vec<Vec<TraceId>> =
+                ids.chunks(range).filter(|r| r.iter().any(|id| m.may_hold(id))).map(<[TraceId]>::to_vec).collect();
+            ranges.into_iter().map(move |r| (m.clone(), r))
+        });
+        let tasks = jobs.map(|(m, ids)| {
+            let (inner, read, runtime) = (self.inner.clone(), read.clone(), self.inner.runtime.clone());
+            tokio::task::spawn_blocking(move || runtime.block_on(read(inner, m, ids)))
+        });
+        let done = futures_util::future::try_join_all(tasks).await;
+        done.map_err(|e| StorageError::Part(format!("a part read stopped: {e}")))?.into_iter().collect()
+    }
+
     /// Every span of the traces `ids` (sorted, without repeats), in no
     /// particular order: each part that may hold one of them is read once.
     pub(super) async fn traces(&self, tenant: &Tenant, ids: &[TraceId]) -> Result<Vec<Span>, StorageError> {
         let (mut spans, chunks, parts) = self.holders(tenant, ids);
         head::traces_in(&chunks, ids, &mut spans)?;
-        let reads = parts.iter().map(|m| async move {
-            let index = self.inner.index(m).await?;
-            part::read_traces(self.inner.store.clone(), m, &index, ids).await
-        });
-        for found in futures_util::future::try_join_all(reads).await? {
-            spans.extend(found);
-        }
+        let found = self
+            .each_part(parts, ids, |inner, m, ids| async move {
+                let index = inner.index(&m).await?;
+                part::read_traces(inner.store.clone(), &m, &index, &ids).await
+            })
+            .await?;
+        spans.extend(found.into_iter().flatten());
         Ok(spans)
     }
 
@@ -384,13 +409,17 @@ impl SpanStore {
         head::traces_in(&chunks, ids, &mut spans)?;
         let mut out: Vec<(TraceId, u64)> =
             spans.iter().filter(|s| query.matches(s)).map(|s| (s.trace_id, s.start_unix_nano)).collect();
-        let reads = parts.iter().map(|m| async move {
-            let index = self.inner.index(m).await?;
-            part::read_matching_starts(self.inner.store.clone(), m, &index, query, Some(ids)).await
-        });
-        for found in futures_util::future::try_join_all(reads).await? {
-            out.extend(found);
-        }
+        let query = Arc::new(query.clone());
+        let found = self
+            .each_part(parts, ids, move |inner, m, ids| {
+                let query = query.clone();
+                async move {
+                    let index = inner.index(&m).await?;
+                    part::read_matching_starts(inner.store.clone(), &m, &index, &query, Some(&ids)).await
+                }
+            })
+            .await?;
+        out.extend(found.into_iter().flatten());
         Ok(out)
     }
 
