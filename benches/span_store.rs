@@ -81,7 +81,7 @@ fn column_bytes(dir: &std::path::Path) -> Vec<(String, u64)> {
         }
     }
     let mut out: Vec<(String, u64)> = by_column.into_iter().collect();
-    out.sort_by(|a, b| b.1.cmp(&a.1));
+    out.sort_by_key(|c| std::cmp::Reverse(c.1));
     out
 }
 
