@@ -62,7 +62,7 @@ impl SpanStore {
             named.into_iter().map(|(id, bound)| (bound, Reverse(id))).collect();
         let mut seen: HashSet<TraceId> = HashSet::new();
         // (latest matching start, id), best first.
-        let mut found: Vec<(u64, TraceId)> = Vec::with_capacity(limit);
+        let mut found: Vec<(u64, TraceId)> = Vec::with_capacity(limit.min(1024));
         loop {
             // Every row group that may hold a candidate as good as the best one known.
             while let Some(group) = groups.next_if(|g| candidates.peek().is_none_or(|&(best, _)| g.bound >= best)) {
@@ -77,7 +77,7 @@ impl SpanStore {
             }
             // Twice as many traces at once as the answer still lacks.
             let mut round = Vec::new();
-            while round.len() < 2 * (limit - found.len()).max(1) {
+            while round.len() < (limit - found.len()).max(1).saturating_mul(2) {
                 let Some((bound, Reverse(id))) = candidates.pop() else { break };
                 if seen.insert(id) {
                     round.push((id, bound));
