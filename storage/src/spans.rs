@@ -5,6 +5,7 @@ pub mod columns;
 mod head;
 pub mod part;
 pub mod query;
+mod read;
 mod search;
 pub mod store;
 mod trace_table;
