@@ -236,6 +236,16 @@ async fn run_signal(signal: Signal, items: u64, runs: usize, report: &mut Report
                 "trace search `service=payments minDuration=300ms`, 20 newest over the hour".to_owned(),
                 latency(&http, &[search], runs).await,
             ));
+            // A hot attribute: one route in six, on every service.
+            let url = reqwest::Url::parse_with_params(
+                &server.api("/api/traces"),
+                &[("attributes", "http.route=/api/pay"), ("limit", "20"), ("start", &start), ("end", &end)],
+            )
+            .expect("url");
+            latencies.push((
+                "trace search by a hot attribute `http.route=/api/pay`, 20 newest over the hour".to_owned(),
+                latency(&http, &[url.to_string()], runs).await,
+            ));
         }
         Signal::Logs => {
             for q in ["timeout", "service:payments severity>=ERROR"] {
