@@ -12,6 +12,7 @@ use arrow::array::{Array, FixedSizeBinaryArray, RecordBatch, UInt32Array};
 use arrow::compute::{filter_record_batch, take_record_batch};
 
 use super::columns;
+use super::part;
 use super::query::{SCHEMA_MASK_COLUMNS, SpanQuery};
 use crate::StorageError;
 use crate::model::{Span, TraceId};
@@ -83,8 +84,8 @@ pub(super) fn traces_in(chunks: &[RecordBatch], ids: &[TraceId], out: &mut Vec<S
             .as_any()
             .downcast_ref::<FixedSizeBinaryArray>()
             .ok_or_else(|| StorageError::Part("span head chunk without trace ids".into()))?;
-        let wanted = |i: usize| ids.binary_search_by(|id| id.0.as_slice().cmp(column.value(i))).is_ok();
-        let rows: Vec<u32> = (0..column.len()).filter(|&i| wanted(i)).map(|i| i as u32).collect();
+        let rows: Vec<u32> =
+            (0..column.len()).filter(|&i| part::is_one_of(ids, column.value(i))).map(|i| i as u32).collect();
         if !rows.is_empty() {
             let taken = take_record_batch(chunk, &UInt32Array::from(rows)).map_err(arrow_err)?;
             out.extend(columns::from_batch(&taken).map_err(|e| StorageError::Part(e.to_string()))?);

@@ -225,6 +225,11 @@ impl PartIndex {
     }
 }
 
+/// Whether `id` (the bytes of a trace id) is one of `ids` (sorted).
+pub(super) fn is_one_of(ids: &[TraceId], id: &[u8]) -> bool {
+    ids.binary_search_by(|probe| probe.0.as_slice().cmp(id)).is_ok()
+}
+
 /// The ids (sorted) between `min` and `max` (inclusive, each open when unknown).
 fn in_range<'a>(ids: &'a [TraceId], min: Option<&[u8]>, max: Option<&[u8]>) -> impl Iterator<Item = &'a TraceId> {
     let from = min.map_or(0, |min| ids.partition_point(|id| id.0.as_slice() < min));
@@ -316,15 +321,14 @@ fn coarse_filter(b: &ParquetRecordBatchStreamBuilder<ObjectReader>, query: &Span
 /// Rows of the traces `ids` (sorted), read from the trace_id column alone.
 fn trace_predicate(b: &ParquetRecordBatchStreamBuilder<ObjectReader>, ids: &[TraceId]) -> Box<dyn ArrowPredicate> {
     let mask = ProjectionMask::roots(b.parquet_schema(), [0]);
-    let wanted: Vec<[u8; 16]> = ids.iter().map(|id| id.0).collect();
+    let wanted = ids.to_vec();
     Box::new(ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
         let column = batch
             .column(0)
             .as_any()
             .downcast_ref::<FixedSizeBinaryArray>()
             .ok_or_else(|| arrow::error::ArrowError::CastError("trace_id is not fixed-size binary".into()))?;
-        let wanted = |i: usize| wanted.binary_search_by(|w| w.as_slice().cmp(column.value(i))).is_ok();
-        Ok((0..column.len()).map(|i| Some(column.is_valid(i) && wanted(i))).collect::<BooleanArray>())
+        Ok((0..column.len()).map(|i| Some(column.is_valid(i) && is_one_of(&wanted, column.value(i)))).collect())
     }))
 }
 

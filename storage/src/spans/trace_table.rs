@@ -21,7 +21,6 @@
 //! the groups best bound first, verifies their candidates newest first, and
 //! stops as soon as no bound left can beat what it holds.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -135,7 +134,7 @@ struct ServiceSummary {
 /// Strings seen once each, by id.
 #[derive(Default)]
 struct Interner {
-    ids: HashMap<String, u32>,
+    ids: foldhash::HashMap<String, u32>,
     values: Vec<String>,
 }
 
@@ -211,6 +210,7 @@ impl Columns {
 }
 
 /// Builds the trace table from a part's spans, given in trace order.
+#[derive(Default)]
 pub(super) struct TableBuilder {
     services: Interner,
     names: Interner,
@@ -222,17 +222,6 @@ pub(super) struct TableBuilder {
 }
 
 impl TableBuilder {
-    pub(super) fn new() -> Self {
-        Self {
-            services: Interner::default(),
-            names: Interner::default(),
-            rows: Vec::new(),
-            summaries: Vec::new(),
-            operations: Vec::new(),
-            open: None,
-        }
-    }
-
     /// Adds one span; the spans of a trace come one after the other.
     pub(super) fn add(&mut self, trace: u128, start: i64, duration: i64, service: &str, name: &str, status: u8) {
         if self.open.as_ref().is_some_and(|r| r.trace != trace) {

@@ -85,7 +85,7 @@ impl PartWriter {
             min_start: u64::MAX,
             max_end: 0,
             operations: HashMap::new(),
-            traces_table: TableBuilder::new(),
+            traces_table: TableBuilder::default(),
         })
     }
 
