@@ -1,6 +1,7 @@
 //! The span store: head in memory, Parquet parts behind `object_store`.
 //! See [`store`] for the invariants and [`part`] for the on-disk format.
 
+mod attributes;
 pub mod columns;
 mod head;
 pub mod part;
@@ -11,6 +12,7 @@ pub mod store;
 mod trace_table;
 mod write;
 
+pub use attributes::PartAttributes;
 pub use part::{EncodedPart, PartMeta};
 pub use query::SpanQuery;
 pub use search::FoundTrace;

@@ -20,13 +20,19 @@ use crate::model::{
 };
 
 /// Hot attributes with their own column: (attribute key, column name).
-const HOT_STR: [(&str, &str); 4] = [
+pub(super) const HOT_STR: [(&str, &str); 4] = [
     ("http.request.method", "http_method"),
     ("http.route", "http_route"),
     ("db.system", "db_system"),
     ("rpc.service", "rpc_service"),
 ];
-const HOT_STATUS: (&str, &str) = ("http.response.status_code", "http_status");
+pub(super) const HOT_STATUS: (&str, &str) = ("http.response.status_code", "http_status");
+
+/// The column a hot attribute's string values (or, for the status code,
+/// its int32 values) are kept in, outside the `attributes` list.
+pub(super) fn hot_column(key: &str) -> Option<&'static str> {
+    HOT_STR.iter().chain(std::iter::once(&HOT_STATUS)).find(|(k, _)| *k == key).map(|(_, c)| *c)
+}
 
 /// Repetitive strings (service, name, keys, values). Parquet dictionary-
 /// encodes them on disk; in Arrow they stay plain, which spares a second
@@ -326,13 +332,13 @@ fn typed<'a, T: 'static>(array: &'a dyn Array, name: &str) -> Result<&'a T, Colu
 }
 
 /// Any string column (plain or dictionary) as plain strings.
-fn strings(array: &dyn Array, name: &str) -> Result<StringArray, ColumnError> {
+pub(super) fn strings(array: &dyn Array, name: &str) -> Result<StringArray, ColumnError> {
     let cast = arrow::compute::cast(array, &DataType::Utf8).map_err(|e| bad(name, e.to_string()))?;
     Ok(typed::<StringArray>(cast.as_ref(), name)?.clone())
 }
 
 /// Reads a key/value list column back into one `Attributes` per row.
-struct KvReader {
+pub(super) struct KvReader {
     offsets: Vec<i32>,
     keys: StringArray,
     types: UInt8Array,
@@ -345,7 +351,7 @@ struct KvReader {
 }
 
 impl KvReader {
-    fn new(list: &dyn Array, name: &str) -> Result<Self, ColumnError> {
+    pub(super) fn new(list: &dyn Array, name: &str) -> Result<Self, ColumnError> {
         let list = typed::<ListArray>(list, name)?;
         let values = typed::<StructArray>(list.values().as_ref(), name)?;
         let field = |i: usize| values.column(i).as_ref();
@@ -365,6 +371,12 @@ impl KvReader {
     fn row(&self, row: usize) -> Attributes {
         let (start, end) = (self.offsets[row] as usize, self.offsets[row + 1] as usize);
         Attributes((start..end).map(|i| (self.keys.value(i).to_owned(), self.value(i))).collect())
+    }
+
+    /// The first value of `key` in row `row`, if any.
+    pub(super) fn get(&self, row: usize, key: &str) -> Option<AttrValue> {
+        let (start, end) = (self.offsets[row] as usize, self.offsets[row + 1] as usize);
+        (start..end).find(|&i| self.keys.value(i) == key).map(|i| self.value(i))
     }
 
     fn value(&self, i: usize) -> AttrValue {

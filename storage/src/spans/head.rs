@@ -101,26 +101,26 @@ pub(super) fn scan_chunks(
     each: &mut impl FnMut(&Span),
 ) -> Result<(), StorageError> {
     for chunk in chunks {
-        let mask = query.coarse_mask(chunk, SCHEMA_MASK_COLUMNS).map_err(arrow_err)?;
+        let mask = query.mask(chunk).map_err(arrow_err)?;
         if mask.true_count() == 0 {
             continue;
         }
         let kept = filter_record_batch(chunk, &mask).map_err(arrow_err)?;
         let spans = columns::from_batch(&kept).map_err(|e| StorageError::Part(e.to_string()))?;
-        spans.iter().filter(|s| query.matches(s)).for_each(&mut *each);
+        spans.iter().for_each(&mut *each);
     }
     Ok(())
 }
 
-/// (trace id, start) of every span of `chunks` that `query` matches, for a
-/// query without attribute conditions: read from the columns, nothing decoded.
+/// (trace id, start) of every span of `chunks` that `query` matches: read
+/// from the columns, nothing decoded.
 pub(super) fn starts_in(
     chunks: &[RecordBatch],
     query: &SpanQuery,
     out: &mut Vec<(TraceId, u64)>,
 ) -> Result<(), StorageError> {
     for chunk in chunks {
-        let mask = query.coarse_mask(chunk, SCHEMA_MASK_COLUMNS).map_err(arrow_err)?;
+        let mask = query.mask(chunk).map_err(arrow_err)?;
         if mask.true_count() > 0 {
             super::part::starts_of(chunk, 0, SCHEMA_MASK_COLUMNS[0], Some(&mask), out)?;
         }

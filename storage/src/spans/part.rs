@@ -34,6 +34,7 @@ use parquet::file::metadata::PageIndexPolicy;
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use serde::{Deserialize, Serialize};
 
+use super::attributes::{self, PartAttributes};
 use super::columns;
 use super::query::{SCHEMA_MASK_COLUMNS, SpanQuery};
 use super::trace_table;
@@ -83,6 +84,10 @@ pub struct PartMeta {
     /// service → span names (with kind) in the part.
     #[serde(default)]
     pub operations: BTreeMap<String, BTreeSet<(String, u8)>>,
+    /// Its attribute keys and hot-attribute values, for searches to skip
+    /// it; none when unknown (older parts) or too many to list.
+    #[serde(default)]
+    pub attributes: Option<PartAttributes>,
 }
 
 impl PartMeta {
@@ -291,9 +296,8 @@ pub fn conform(batch: RecordBatch) -> Result<RecordBatch, StorageError> {
     columns::to_batch(&spans.iter().collect::<Vec<_>>()).map_err(parquet_err)
 }
 
-/// The spans of the part whose time, duration, service, name and status
-/// fit `query`: those five columns are read first and only the rows they
-/// keep are decoded whole. Attribute conditions are left to the caller.
+/// The spans of the part that may match `query`: the columns of its
+/// conditions are read first and only the rows they keep are decoded whole.
 pub async fn read_matching(
     store: Arc<dyn ObjectStore>,
     meta: &PartMeta,
@@ -301,21 +305,39 @@ pub async fn read_matching(
     query: &SpanQuery,
 ) -> Result<Vec<Span>, StorageError> {
     let b = builder(store, meta, index);
-    let filter = coarse_filter(&b, query);
-    collect(b.with_row_filter(filter)).await
+    let Some(predicates) = query_predicates(&b, meta, query) else { return Ok(Vec::new()) };
+    collect(b.with_row_filter(RowFilter::new(predicates))).await
 }
 
-/// A row filter that reads the columns of [`SpanQuery::coarse_mask`] first
-/// and keeps the rows that may match.
-fn coarse_predicate(b: &ParquetRecordBatchStreamBuilder<ObjectReader>, query: &SpanQuery) -> Box<dyn ArrowPredicate> {
+/// Row filters for `query`: one that reads the columns of
+/// [`SpanQuery::coarse_mask`], then, for attribute conditions, one that
+/// reads the columns that may hold them ([`attributes::mask`]). None when
+/// the part's attributes rule every row out.
+fn query_predicates(
+    b: &ParquetRecordBatchStreamBuilder<ObjectReader>,
+    meta: &PartMeta,
+    query: &SpanQuery,
+) -> Option<Vec<Box<dyn ArrowPredicate>>> {
     let mask = ProjectionMask::roots(b.parquet_schema(), SCHEMA_MASK_COLUMNS);
-    let q = query.clone();
+    let q = Arc::new(query.clone());
+    let coarse = q.clone();
     // The predicate sees only those columns, in schema order.
-    Box::new(ArrowPredicateFn::new(mask, move |batch: RecordBatch| q.coarse_mask(&batch, [0, 1, 2, 3, 4])))
-}
-
-fn coarse_filter(b: &ParquetRecordBatchStreamBuilder<ObjectReader>, query: &SpanQuery) -> RowFilter {
-    RowFilter::new(vec![coarse_predicate(b, query)])
+    let mut predicates: Vec<Box<dyn ArrowPredicate>> =
+        vec![Box::new(ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
+            coarse.coarse_mask(&batch, [0, 1, 2, 3, 4])
+        }))];
+    if !query.attributes.is_empty() {
+        let known = meta.attributes.as_ref();
+        if !attributes::may_match(known, query) {
+            return None;
+        }
+        let names = attributes::columns_to_read(known, query);
+        let fields = b.parquet_schema().root_schema().get_fields();
+        let roots = fields.iter().enumerate().filter(|(_, f)| names.contains(f.name())).map(|(i, _)| i);
+        let mask = ProjectionMask::roots(b.parquet_schema(), roots);
+        predicates.push(Box::new(ArrowPredicateFn::new(mask, move |batch: RecordBatch| attributes::mask(&q, &batch))));
+    }
+    Some(predicates)
 }
 
 /// Rows of the traces `ids` (sorted), read from the trace_id column alone.
@@ -333,9 +355,8 @@ fn trace_predicate(b: &ParquetRecordBatchStreamBuilder<ObjectReader>, ids: &[Tra
 }
 
 /// The trace id and start of every span of the part that `query` matches,
-/// for a query without attribute conditions, in the traces `ids` (sorted,
-/// without repeats) when given: only the columns of the predicate and those
-/// two are read, and no span is decoded.
+/// in the traces `ids` (sorted, without repeats) when given: only the
+/// columns of the predicates and those two are read, and no span is decoded.
 pub async fn read_matching_starts(
     store: Arc<dyn ObjectStore>,
     meta: &PartMeta,
@@ -354,7 +375,8 @@ pub async fn read_matching_starts(
         predicates.push(trace_predicate(&b, ids));
         b = b.with_row_groups(groups).with_row_selection(pages);
     }
-    predicates.push(coarse_predicate(&b, query));
+    let Some(conditions) = query_predicates(&b, meta, query) else { return Ok(Vec::new()) };
+    predicates.extend(conditions);
     // trace_id and start_unix_nano
     let output = ProjectionMask::roots(b.parquet_schema(), [0, SCHEMA_MASK_COLUMNS[0]]);
     let stream = b.with_projection(output).with_row_filter(RowFilter::new(predicates));

@@ -1,7 +1,8 @@
 //! A span search and the two forms it is checked in: on a decoded span
 //! ([`SpanQuery::matches`]) and on the columns of a record batch
-//! ([`SpanQuery::coarse_mask`], for the head's chunks and the parts' row
-//! filter), so that rows are ruled out before they are decoded.
+//! ([`SpanQuery::coarse_mask`] and [`super::attributes::mask`], for the
+//! head's chunks and the parts' row filters), so that rows are ruled out
+//! before they are decoded.
 
 use arrow::array::{Array, BooleanArray, Int64Array, RecordBatch, StringArray, UInt8Array};
 use arrow::error::ArrowError;
@@ -48,9 +49,18 @@ impl SpanQuery {
             && self.max_duration_nanos.is_none_or(|d| duration <= d)
     }
 
+    /// The rows of a whole span batch ([`super::columns::schema`]) that match.
+    pub(super) fn mask(&self, batch: &RecordBatch) -> Result<BooleanArray, ArrowError> {
+        let coarse = self.coarse_mask(batch, SCHEMA_MASK_COLUMNS)?;
+        if self.attributes.is_empty() || coarse.true_count() == 0 {
+            return Ok(coarse);
+        }
+        arrow::compute::and(&coarse, &super::attributes::mask(self, batch)?)
+    }
+
     /// The rows of `batch` that may match: time, duration, service, name and
     /// status checked on the columns at `at`; attributes are left to
-    /// [`SpanQuery::matches`] on the decoded rows.
+    /// [`super::attributes::mask`].
     pub(super) fn coarse_mask(&self, batch: &RecordBatch, at: MaskColumns) -> Result<BooleanArray, ArrowError> {
         let (starts, durations) = (int64(batch, at[0])?, int64(batch, at[1])?);
         let (services, names) = (utf8(batch, at[2])?, utf8(batch, at[3])?);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 
+use super::attributes;
 use super::head;
 use super::part::{self, PartIndex, PartMeta};
 use super::query::SpanQuery;
@@ -86,8 +87,7 @@ impl SpanStore {
     }
 
     /// The start of every span of the traces `ids` (sorted, without repeats)
-    /// that `query` (without attribute conditions) matches: parts are read
-    /// in the predicate's columns only.
+    /// that `query` matches: parts are read in the predicates' columns only.
     pub(super) async fn matching_starts_in(
         &self,
         tenant: &Tenant,
@@ -124,11 +124,7 @@ impl SpanStore {
         head::scan_chunks(&chunks, query, &mut each)?;
         for m in &parts {
             let index = self.inner.index(m).await?;
-            for s in part::read_matching(self.inner.store.clone(), m, &index, query).await? {
-                if query.matches(&s) {
-                    each(&s);
-                }
-            }
+            part::read_matching(self.inner.store.clone(), m, &index, query).await?.iter().for_each(&mut each);
         }
         Ok(())
     }
@@ -159,18 +155,14 @@ impl SpanStore {
     }
 
     /// The trace id and start of every span that `query` matches, from the
-    /// heads and the parts: what a trace search ranks by. Without attribute
-    /// conditions only a few columns are read and no span is decoded.
+    /// heads and the parts: what a trace search ranks by. Only the columns
+    /// of its conditions are read, and no span is decoded.
     pub async fn matching_starts(
         &self,
         tenant: &Tenant,
         query: &SpanQuery,
     ) -> Result<Vec<(TraceId, u64)>, StorageError> {
         let mut out = Vec::new();
-        if !query.attributes.is_empty() {
-            self.scan(tenant, query, |s| out.push((s.trace_id, s.start_unix_nano))).await?;
-            return Ok(out);
-        }
         let (chunks, parts) = self.snapshot(tenant, query, |s| out.push((s.trace_id, s.start_unix_nano)));
         head::starts_in(&chunks, query, &mut out)?;
         for m in &parts {
@@ -180,11 +172,12 @@ impl SpanStore {
         Ok(out)
     }
 
-    /// Where the traces that may hold a span matching `query` (attribute
-    /// conditions aside) come from: exact (trace, start) pairs from the
-    /// heads and from parts without a trace table, and the trace-table row
-    /// groups of the others, each with an upper bound of the latest
-    /// matching start of its traces. A trace may come more than once.
+    /// Where the traces that may hold a span matching `query` come from:
+    /// exact (trace, start) pairs from the heads and from parts without a
+    /// trace table, and the trace-table row groups of the others (of the
+    /// parts that may hold the query's attributes), each with an upper bound
+    /// of the latest matching start of its traces; the tables know nothing
+    /// of attributes. A trace may come more than once.
     pub(super) async fn candidate_sources(
         &self,
         tenant: &Tenant,
@@ -193,6 +186,7 @@ impl SpanStore {
         let (mut exact, mut groups) = (Vec::new(), Vec::new());
         let (chunks, parts) = self.snapshot(tenant, query, |s| exact.push((s.trace_id, s.start_unix_nano)));
         head::starts_in(&chunks, query, &mut exact)?;
+        let parts = parts.into_iter().filter(|m| attributes::may_match(m.attributes.as_ref(), query));
         for part in parts {
             let index = self.inner.index(&part).await?;
             match &index.traces {

@@ -6,8 +6,9 @@
 //! the trace tables in parts); they are verified newest bound first by
 //! reading the predicate's columns of those traces only, and the search
 //! stops once the last trace it keeps ranks above the best bound left.
-//! Queries with attribute conditions get exact starts from a scan instead,
-//! so they need no verification. The answer's traces are then read whole,
+//! Attribute conditions are checked in the verification (the trace tables
+//! know nothing of them; parts that cannot hold them are skipped, see
+//! [`super::attributes`]). The answer's traces are then read whole,
 //! in one read of each part: the answer is the one a scan of every span
 //! would give, having read about `limit` traces.
 
@@ -30,6 +31,9 @@ pub struct FoundTrace {
     pub truncated: bool,
 }
 
+/// The most traces verified in one round.
+const MAX_ROUND: usize = 16_384;
+
 /// Whether a trace ranked `(start, id)` comes before `(other_start, other_id)`.
 fn ranks_before(start: u64, id: &TraceId, other_start: u64, other_id: &TraceId) -> bool {
     start > other_start || (start == other_start && id < other_id)
@@ -48,13 +52,7 @@ impl SpanStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        // Attribute conditions are checked on whole spans: exact starts.
-        let exact = !query.attributes.is_empty();
-        let (named, mut groups) = if exact {
-            (self.matching_starts(tenant, query).await?, Vec::new())
-        } else {
-            self.candidate_sources(tenant, query).await?
-        };
+        let (named, mut groups) = self.candidate_sources(tenant, query).await?;
         groups.sort_by_key(|g| Reverse(g.bound));
         let mut groups = groups.into_iter().peekable();
         // Candidates, the best bound first (ties: the smaller id).
@@ -63,6 +61,7 @@ impl SpanStore {
         let mut seen: HashSet<TraceId> = HashSet::new();
         // (latest matching start, id), best first.
         let mut found: Vec<(u64, TraceId)> = Vec::with_capacity(limit.min(1024));
+        let mut round_size = 0usize;
         loop {
             // Every row group that may hold a candidate as good as the best one known.
             while let Some(group) = groups.next_if(|g| candidates.peek().is_none_or(|&(best, _)| g.bound >= best)) {
@@ -75,21 +74,19 @@ impl SpanStore {
             {
                 break;
             }
-            // Twice as many traces at once as the answer still lacks.
+            // Twice as many traces at once as the answer still lacks, and
+            // twice as many as the round before: a search whose matches are
+            // rare reads a part in a few large rounds, not many small ones.
+            round_size = round_size.saturating_mul(2).max((limit - found.len()).saturating_mul(2)).min(MAX_ROUND);
             let mut round = Vec::new();
-            while round.len() < (limit - found.len()).max(1).saturating_mul(2) {
-                let Some((bound, Reverse(id))) = candidates.pop() else { break };
+            while round.len() < round_size {
+                let Some((_, Reverse(id))) = candidates.pop() else { break };
                 if seen.insert(id) {
-                    round.push((id, bound));
+                    round.push(id);
                 }
             }
-            let latest: Vec<(TraceId, u64)> = if exact {
-                round
-            } else {
-                let mut ids: Vec<TraceId> = round.iter().map(|(id, _)| *id).collect();
-                ids.sort_unstable();
-                self.matching_starts_in(tenant, query, &ids).await?
-            };
+            round.sort_unstable();
+            let latest = self.matching_starts_in(tenant, query, &round).await?;
             let mut latest_of: HashMap<TraceId, u64> = HashMap::with_capacity(latest.len());
             for (id, start) in latest {
                 let l = latest_of.entry(id).or_insert(start);

@@ -354,7 +354,12 @@ fn varied_spans(traces: u64, t0: u64) -> Vec<Span> {
     let services: Vec<Arc<Resource>> = (0..12)
         .map(|i| {
             let service = format!("svc-{i}");
-            let attributes = attrs(&[("host.name", AttrValue::Str(format!("{service}-host")))]);
+            let mut attributes = vec![("host.name", AttrValue::Str(format!("{service}-host")))];
+            // A hot attribute's key on a resource.
+            if i == 11 {
+                attributes.push(("db.system", AttrValue::Str("postgres".into())));
+            }
+            let attributes = attrs(&attributes);
             Arc::new(Resource { service, attributes })
         })
         .collect();
@@ -373,12 +378,19 @@ fn varied_spans(traces: u64, t0: u64) -> Vec<Span> {
             s.name = ["GET /cart", "POST /pay", "SELECT", "publish"][next(4) as usize].into();
             s.end_unix_nano = s.start_unix_nano + 1_000 + next(2_000_000_000);
             s.status_code = if next(10) == 0 { StatusCode::Error } else { StatusCode::Unset };
-            s.attributes = attrs(&[
-                ("http.route", AttrValue::Str(["/cart", "/pay", "/items"][next(3) as usize].into())),
+            let route = ["/cart", "/pay", "/items"][next(3) as usize];
+            let mut attributes = vec![
+                // Now and then a hot attribute of a type its column does not take.
+                ("http.route", if next(20) == 0 { AttrValue::Int(7) } else { AttrValue::Str(route.into()) }),
                 ("http.response.status_code", AttrValue::Int([200, 404, 500][next(3) as usize])),
                 ("user.tier", AttrValue::Str(["gold", "free"][next(2) as usize].into())),
                 ("request.id", AttrValue::Str(format!("{:016x}", next(u64::MAX)))),
-            ]);
+            ];
+            // A span's own value of a key its resource has too.
+            if next(7) == 0 {
+                attributes.push(("db.system", AttrValue::Str("mysql".into())));
+            }
+            s.attributes = attrs(&attributes);
             out.push(s);
         }
     }
@@ -445,6 +457,18 @@ async fn searches_match_a_brute_force_scan_in_the_head_in_parts_and_after_compac
             },
         ),
         ("nothing", SpanQuery { service: Some("absent".into()), ..all.clone() }),
+        ("no such route", SpanQuery { attributes: vec![("http.route".into(), "/absent".into())], ..all.clone() }),
+        (
+            "hot key of a resource",
+            SpanQuery { attributes: vec![("db.system".into(), "postgres".into())], ..all.clone() },
+        ),
+        ("hot key of the span", SpanQuery { attributes: vec![("db.system".into(), "mysql".into())], ..all.clone() }),
+        ("hot key, other type", SpanQuery { attributes: vec![("http.route".into(), "7".into())], ..all.clone() }),
+        (
+            "status code, other text",
+            SpanQuery { attributes: vec![("http.response.status_code".into(), "0500".into())], ..all.clone() },
+        ),
+        ("no such key", SpanQuery { attributes: vec![("absent.key".into(), "x".into())], ..all.clone() }),
     ];
     let expected = |spans: &[Span]| -> Vec<Vec<(TraceId, SpanId, u64)>> {
         queries
@@ -458,7 +482,7 @@ async fn searches_match_a_brute_force_scan_in_the_head_in_parts_and_after_compac
             .collect()
     };
     let whole = expected(&spans);
-    assert!(whole.iter().filter(|e| !e.is_empty()).count() >= 14, "the table tests real matches");
+    assert!(whole.iter().filter(|e| !e.is_empty()).count() >= 17, "the table tests real matches");
     assert_eq!(whole[11].len(), 1, "a unique id finds its one span");
 
     // Both ways a search reads: whole spans, and (trace id, start) only.
@@ -593,4 +617,32 @@ async fn a_trace_lookup_reads_only_the_pages_that_may_hold_it() {
     got.sort();
     want.sort();
     assert_eq!(got, want, "traces {ids:?}");
+}
+
+#[test]
+fn a_part_lists_its_attribute_keys_and_hot_values_and_searches_skip_what_it_cannot_hold() {
+    let spans = varied_spans(40, now());
+    let encoded = part::encode(&tenant(), "00000000000000000001-000000".into(), 0, spans.iter().collect(), 1, 256)
+        .expect("encode");
+    let known = encoded.meta.attributes.expect("a few keys are listed");
+    let set = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<std::collections::BTreeSet<_>>();
+    // http.route is in the lists too: some spans hold it as an int.
+    assert_eq!(known.span_keys, set(&["http.route", "request.id", "user.tier"]));
+    assert_eq!(known.resource_keys, set(&["db.system", "host.name"]));
+    assert_eq!(known.hot_values["http.route"], set(&["/cart", "/items", "/pay"]));
+    assert_eq!(known.hot_values["http.response.status_code"], set(&["200", "404", "500"]));
+    assert_eq!(known.hot_values["db.system"], set(&["mysql"]));
+    assert_eq!(known.hot_values["http.request.method"], set(&[]));
+    let query =
+        |key: &str, value: &str| SpanQuery { attributes: vec![(key.into(), value.into())], ..Default::default() };
+    let may = |key: &str, value: &str| super::attributes::may_match(Some(&known), &query(key, value));
+    assert!(may("http.route", "/pay"));
+    assert!(may("http.route", "/absent"), "http.route is in the lists too");
+    assert!(!may("http.response.status_code", "302"), "a status code the part never saw");
+    assert!(!may("http.request.method", "GET"));
+    assert!(may("db.system", "postgres"), "a resource holds it");
+    assert!(!may("absent.key", "x"));
+    assert!(super::attributes::may_match(None, &query("absent.key", "x")), "unknown: may hold anything");
+    let columns = super::attributes::columns_to_read(Some(&known), &query("http.response.status_code", "500"));
+    assert_eq!(columns.into_iter().collect::<Vec<_>>(), ["http_status"], "a hot attribute reads its column alone");
 }

@@ -17,6 +17,7 @@ use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
+use super::attributes::AttributeSummary;
 use super::columns;
 use super::part::{EncodedPart, FORMAT_VERSION, PAGE_ROWS, PartMeta, conform, parquet_err};
 use super::trace_table::TableBuilder;
@@ -37,6 +38,7 @@ pub struct PartWriter {
     /// service → span name → kinds.
     operations: HashMap<String, HashMap<String, BTreeSet<u8>>>,
     traces_table: TableBuilder,
+    attributes: AttributeSummary,
 }
 
 impl PartWriter {
@@ -86,6 +88,7 @@ impl PartWriter {
             max_end: 0,
             operations: HashMap::new(),
             traces_table: TableBuilder::default(),
+            attributes: AttributeSummary::default(),
         })
     }
 
@@ -117,6 +120,7 @@ impl PartWriter {
                 self.operations.entry(service.to_owned()).or_default().entry(name.to_owned()).or_default().insert(kind);
             }
         }
+        self.attributes.add(batch).map_err(parquet_err)?;
         self.spans += batch.num_rows() as u64;
         self.writer.write(batch).map_err(parquet_err)
     }
@@ -149,6 +153,7 @@ impl PartWriter {
             trace_table_bytes: traces.len() as u64,
             compacted_from: Vec::new(),
             operations,
+            attributes: self.attributes.finish(),
         };
         Ok(EncodedPart { data: Bytes::from(out), traces, meta })
     }
