@@ -246,6 +246,11 @@ async fn run_signal(signal: Signal, items: u64, runs: usize, report: &mut Report
                 "trace search by a hot attribute `http.route=/api/pay`, 20 newest over the hour".to_owned(),
                 latency(&http, &[url.to_string()], runs).await,
             ));
+            let graph = server.api(&format!("/api/dependencies?start={start}&end={end}"));
+            latencies.push((
+                "service dependency graph over the hour".to_owned(),
+                latency(&http, &[graph], runs.min(10)).await,
+            ));
         }
         Signal::Logs => {
             for q in ["timeout", "service:payments severity>=ERROR"] {

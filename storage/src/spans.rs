@@ -4,6 +4,7 @@
 mod attributes;
 pub mod columns;
 mod head;
+mod parents;
 pub mod part;
 pub mod query;
 mod read;
@@ -13,6 +14,7 @@ mod trace_table;
 mod write;
 
 pub use attributes::PartAttributes;
+pub use parents::SpanParent;
 pub use part::{EncodedPart, PartMeta};
 pub use query::SpanQuery;
 pub use search::FoundTrace;

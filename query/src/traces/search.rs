@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use sightline_storage::StorageError;
-use sightline_storage::model::{SpanId, StatusCode, Tenant, TraceId};
+use sightline_storage::model::{SpanId, Tenant, TraceId};
 use sightline_storage::spans::{SpanQuery, SpanStore};
 
 use super::assemble::{Trace, assemble};
@@ -33,41 +33,56 @@ pub struct Edge {
 }
 
 /// Caller → callee edges between services, from parent/child spans whose
-/// services differ, for spans that overlap the time range.
+/// services differ, for spans that overlap the time range. Reads each
+/// span's place in its trace ([`SpanStore::scan_parents`]), not the spans.
 pub async fn dependencies(store: &SpanStore, tenant: &Tenant, start: u64, end: u64) -> Result<Vec<Edge>, StorageError> {
-    struct Lite {
+    struct Place {
         parent: Option<SpanId>,
-        service: String,
+        /// Index into `services`.
+        service: u32,
         error: bool,
     }
-    let mut traces: HashMap<TraceId, HashMap<SpanId, Lite>> = HashMap::new();
+    let mut services: Vec<String> = Vec::new();
+    let mut service_ids: HashMap<String, u32> = HashMap::new();
+    let mut traces: HashMap<TraceId, HashMap<SpanId, Place>> = HashMap::new();
     let query = SpanQuery { start_unix_nano: start, end_unix_nano: end, ..SpanQuery::default() };
     store
-        .scan(tenant, &query, |s| {
-            traces.entry(s.trace_id).or_default().insert(
-                s.span_id,
-                Lite {
-                    parent: s.parent_span_id,
-                    service: s.resource.service.clone(),
-                    error: s.status_code == StatusCode::Error,
-                },
-            );
+        .scan_parents(tenant, &query, |s| {
+            let service = match service_ids.get(s.service) {
+                Some(&id) => id,
+                None => {
+                    let id = services.len() as u32;
+                    services.push(s.service.to_owned());
+                    service_ids.insert(s.service.to_owned(), id);
+                    id
+                }
+            };
+            traces
+                .entry(s.trace_id)
+                .or_default()
+                .insert(s.span_id, Place { parent: s.parent_span_id, service, error: s.error });
         })
         .await?;
-    let mut edges: BTreeMap<(String, String), Edge> = BTreeMap::new();
+    let mut edges: BTreeMap<(u32, u32), (u64, u64)> = BTreeMap::new();
     for spans in traces.values() {
         for child in spans.values() {
             let Some(parent) = child.parent.and_then(|p| spans.get(&p)) else { continue };
             if parent.service != child.service {
-                let e = edges.entry((parent.service.clone(), child.service.clone())).or_insert_with(|| Edge {
-                    parent: parent.service.clone(),
-                    child: child.service.clone(),
-                    ..Edge::default()
-                });
-                e.call_count += 1;
-                e.error_count += u64::from(child.error);
+                let e = edges.entry((parent.service, child.service)).or_default();
+                e.0 += 1;
+                e.1 += u64::from(child.error);
             }
         }
     }
-    Ok(edges.into_values().collect())
+    let mut out: Vec<Edge> = edges
+        .into_iter()
+        .map(|((parent, child), (call_count, error_count))| Edge {
+            parent: services[parent as usize].clone(),
+            child: services[child as usize].clone(),
+            call_count,
+            error_count,
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.parent, &a.child).cmp(&(&b.parent, &b.child)));
+    Ok(out)
 }

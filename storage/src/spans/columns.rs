@@ -394,7 +394,7 @@ impl KvReader {
     }
 }
 
-fn fixed_at<const N: usize>(array: &FixedSizeBinaryArray, i: usize) -> [u8; N] {
+pub(super) fn fixed_at<const N: usize>(array: &FixedSizeBinaryArray, i: usize) -> [u8; N] {
     array.value(i).try_into().unwrap_or([0; N])
 }
 

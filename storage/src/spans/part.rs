@@ -364,6 +364,26 @@ pub async fn read_matching_starts(
     query: &SpanQuery,
     ids: Option<&[TraceId]>,
 ) -> Result<Vec<(TraceId, u64)>, StorageError> {
+    let columns = [0, SCHEMA_MASK_COLUMNS[0]];
+    let mut out = Vec::new();
+    for batch in &read_matching_columns(store, meta, index, query, ids, &columns).await? {
+        starts_of(batch, 0, 1, None, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// The columns `columns` (top-level, in [`columns::schema`] order) of the
+/// rows of the part that `query` matches, in the traces `ids` (sorted,
+/// without repeats) when given: only those columns and the predicates'
+/// are read.
+pub async fn read_matching_columns(
+    store: Arc<dyn ObjectStore>,
+    meta: &PartMeta,
+    index: &PartIndex,
+    query: &SpanQuery,
+    ids: Option<&[TraceId]>,
+    columns: &[usize],
+) -> Result<Vec<RecordBatch>, StorageError> {
     let mut b = builder(store, meta, index);
     let mut predicates = Vec::new();
     if let Some(ids) = ids {
@@ -377,15 +397,9 @@ pub async fn read_matching_starts(
     }
     let Some(conditions) = query_predicates(&b, meta, query) else { return Ok(Vec::new()) };
     predicates.extend(conditions);
-    // trace_id and start_unix_nano
-    let output = ProjectionMask::roots(b.parquet_schema(), [0, SCHEMA_MASK_COLUMNS[0]]);
+    let output = ProjectionMask::roots(b.parquet_schema(), columns.iter().copied());
     let stream = b.with_projection(output).with_row_filter(RowFilter::new(predicates));
-    let batches: Vec<RecordBatch> = stream.build().map_err(parquet_err)?.try_collect().await.map_err(parquet_err)?;
-    let mut out = Vec::new();
-    for batch in &batches {
-        starts_of(batch, 0, 1, None, &mut out)?;
-    }
-    Ok(out)
+    stream.build().map_err(parquet_err)?.try_collect().await.map_err(parquet_err)
 }
 
 /// (trace id, start) of the rows of `batch` (all, or those `mask` keeps).

@@ -132,7 +132,7 @@ impl SpanStore {
     /// Under one read of the state: `pending` called with the heads' waiting
     /// spans that `query` matches, the heads' chunks (to read after the lock
     /// is let go), and the parts whose time range overlaps the query's.
-    fn snapshot(
+    pub(super) fn snapshot(
         &self,
         tenant: &Tenant,
         query: &SpanQuery,

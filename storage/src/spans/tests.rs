@@ -485,9 +485,19 @@ async fn searches_match_a_brute_force_scan_in_the_head_in_parts_and_after_compac
     assert!(whole.iter().filter(|e| !e.is_empty()).count() >= 17, "the table tests real matches");
     assert_eq!(whole[11].len(), 1, "a unique id finds its one span");
 
-    // Both ways a search reads: whole spans, and (trace id, start) only.
+    // Each span's place in its trace, as a service graph reads it.
+    let places: Arc<HashMap<(TraceId, SpanId), (Option<SpanId>, String, bool)>> = Arc::new(
+        spans
+            .iter()
+            .map(|s| {
+                let place = (s.parent_span_id, s.resource.service.clone(), s.status_code == StatusCode::Error);
+                ((s.trace_id, s.span_id), place)
+            })
+            .collect(),
+    );
+    // Every way a search reads: whole spans, (trace id, start) only, places.
     let check = |state: &'static str, want: Vec<Vec<(TraceId, SpanId, u64)>>| {
-        let (store, queries) = (store.clone(), queries.clone());
+        let (store, queries, places) = (store.clone(), queries.clone(), places.clone());
         async move {
             for ((name, q), want) in queries.iter().zip(&want) {
                 let mut got = Vec::new();
@@ -500,6 +510,17 @@ async fn searches_match_a_brute_force_scan_in_the_head_in_parts_and_after_compac
                 let mut want_starts: Vec<_> = want.iter().map(|w| (w.0, w.2)).collect();
                 want_starts.sort();
                 assert_eq!(starts, want_starts, "{state}: {name}, starts");
+                let mut got_places = Vec::new();
+                store
+                    .scan_parents(&tenant(), q, |p| {
+                        let place = (p.parent_span_id, p.service.to_owned(), p.error);
+                        got_places.push((p.trace_id, p.span_id, place));
+                    })
+                    .await
+                    .expect("places");
+                got_places.sort();
+                let want_places: Vec<_> = want.iter().map(|w| (w.0, w.1, places[&(w.0, w.1)].clone())).collect();
+                assert_eq!(got_places, want_places, "{state}: {name}, places");
                 // The newest traces, ranked as the brute force ranks them.
                 for limit in [1, 7, 1000] {
                     let mut newest: HashMap<TraceId, u64> = HashMap::new();
