@@ -61,7 +61,8 @@ impl SpanStore {
         let mut seen: HashSet<TraceId> = HashSet::new();
         // (latest matching start, id), best first.
         let mut found: Vec<(u64, TraceId)> = Vec::with_capacity(limit.min(1024));
-        let mut round_size = 0usize;
+        // Traces verified, and those that matched.
+        let (mut round_size, mut verified, mut matched) = (0usize, 0usize, 0usize);
         loop {
             // Every row group that may hold a candidate as good as the best one known.
             while let Some(group) = groups.next_if(|g| candidates.peek().is_none_or(|&(best, _)| g.bound >= best)) {
@@ -74,10 +75,17 @@ impl SpanStore {
             {
                 break;
             }
-            // Twice as many traces at once as the answer still lacks, and
-            // twice as many as the round before: a search whose matches are
-            // rare reads a part in a few large rounds, not many small ones.
-            round_size = round_size.saturating_mul(2).max((limit - found.len()).saturating_mul(2)).min(MAX_ROUND);
+            // Enough traces to fill the answer twice over at the rate
+            // candidates have matched so far, at most twice the last round:
+            // a search whose matches are rare reads a part in a few large
+            // rounds, not many small ones.
+            let want = (limit - found.len()).saturating_mul(2);
+            round_size = if verified == 0 {
+                want
+            } else {
+                want.saturating_mul(verified).div_ceil(matched.max(1)).min(round_size.saturating_mul(2)).max(want)
+            }
+            .min(MAX_ROUND);
             let mut round = Vec::new();
             while round.len() < round_size {
                 let Some((_, Reverse(id))) = candidates.pop() else { break };
@@ -87,11 +95,13 @@ impl SpanStore {
             }
             round.sort_unstable();
             let latest = self.matching_starts_in(tenant, query, &round).await?;
+            verified += round.len();
             let mut latest_of: HashMap<TraceId, u64> = HashMap::with_capacity(latest.len());
             for (id, start) in latest {
                 let l = latest_of.entry(id).or_insert(start);
                 *l = (*l).max(start);
             }
+            matched += latest_of.len();
             for (id, latest) in latest_of {
                 let at = found.partition_point(|(l, i)| ranks_before(*l, i, latest, &id));
                 found.insert(at, (latest, id));
