@@ -486,7 +486,8 @@ async fn searches_match_a_brute_force_scan_in_the_head_in_parts_and_after_compac
     assert_eq!(whole[11].len(), 1, "a unique id finds its one span");
 
     // Each span's place in its trace, as a service graph reads it.
-    let places: Arc<HashMap<(TraceId, SpanId), (Option<SpanId>, String, bool)>> = Arc::new(
+    type Place = (Option<SpanId>, String, bool);
+    let places: Arc<HashMap<(TraceId, SpanId), Place>> = Arc::new(
         spans
             .iter()
             .map(|s| {
