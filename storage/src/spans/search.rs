@@ -79,7 +79,8 @@ impl SpanStore {
             // candidates have matched so far, at most twice the last round:
             // a search whose matches are rare reads a part in a few large
             // rounds, not many small ones.
-            let want = (limit - found.len()).saturating_mul(2);
+            // (At least two: the answer may be full while a candidate can still beat its last.)
+            let want = (limit - found.len()).max(1).saturating_mul(2);
             round_size = if verified == 0 {
                 want
             } else {
