@@ -107,7 +107,7 @@ fn main() {
     let mut rng = Rng(0x05ee_d0f5_a4e5);
     let mut zstd = zstd::stream::Encoder::new(Vec::new(), 3).expect("zstd");
     let (mut raw_bytes, mut spans, mut sample) = (0u64, 0u64, Vec::new());
-    let base = sightline_storage::wal::now_unix_nanos() - DAY_NS;
+    let base = sightline_storage::model::now_unix_nanos() - DAY_NS;
     let mut store_time = Duration::ZERO;
     for r in 0..requests {
         let at = base + DAY_NS / requests as u64 * r as u64;

@@ -12,11 +12,6 @@ use sightline_storage::model::{
     SpanKind, SpanLink, StatusCode, Temporality, TraceId,
 };
 
-/// Nanoseconds since the epoch, now.
-pub fn now_nanos() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-}
-
 pub fn value(v: AnyValue) -> AttrValue {
     use any_value::Value as V;
     match v.value {

@@ -118,7 +118,7 @@ impl SignalKind for Logs {
         let mut rej = Rejections::default();
         // A record without an observed time gets the time it was received,
         // before it is logged, so that replay restores the same value.
-        let now = convert::now_nanos();
+        let now = sightline_storage::model::now_unix_nanos();
         for rl in &mut req.resource_logs {
             let resource_ok = rl.resource.as_ref().map_or(Ok(()), |r| validate::attributes(&r.attributes, limits));
             for sl in &mut rl.scope_logs {

@@ -251,7 +251,7 @@ impl Shared {
     /// Appends the series that changed since the last flush, one batch per
     /// tenant, stamped with the time of the flush.
     fn flush(&self) {
-        let now = (sightline_storage::wal::now_unix_nanos() / 1_000_000) as i64;
+        let now = (sightline_storage::model::now_unix_nanos() / 1_000_000) as i64;
         let last = self.last_t.fetch_max(now, Ordering::AcqRel);
         let t = if now > last { now } else { self.last_t.fetch_add(1, Ordering::AcqRel) + 1 };
         let tenants: Vec<_> = self.tenants.read().iter().map(|(t, a)| (t.clone(), a.clone())).collect();

@@ -88,7 +88,10 @@ impl QueryState {
     /// The time range of a query: `end` defaults to now, `start` to an hour
     /// before it; no longer than `limits.max_range_hours`.
     pub(crate) fn time_range(&self, start: Option<&str>, end: Option<&str>) -> Result<(u64, u64), ApiError> {
-        let end = end.map(|e| params::time_nanos("end", e)).transpose()?.unwrap_or_else(params::now_nanos);
+        let end = end
+            .map(|e| params::time_nanos("end", e))
+            .transpose()?
+            .unwrap_or_else(sightline_storage::model::now_unix_nanos);
         let start =
             start.map(|s| params::time_nanos("start", s)).transpose()?.unwrap_or(end.saturating_sub(3_600_000_000_000));
         self.checked_range(start, end)

@@ -110,7 +110,7 @@ struct FindParams {
 
 async fn find_traces(State(state): State<QueryState>, headers: HeaderMap, Query(p): Query<FindParams>) -> Reply {
     let tenant = state.tenant(&headers)?;
-    let end = p.end.map_or_else(params::now_nanos, |us| us.saturating_mul(1000));
+    let end = p.end.map_or_else(sightline_storage::model::now_unix_nanos, |us| us.saturating_mul(1000));
     let start = match (p.start, p.lookback.as_deref()) {
         (Some(us), _) => us.saturating_mul(1000),
         (None, Some(lb)) if lb != "custom" => end.saturating_sub(params::duration("lookback", lb)?.as_nanos() as u64),
@@ -171,7 +171,7 @@ struct DependencyParams {
 
 async fn dependencies(State(state): State<QueryState>, headers: HeaderMap, Query(p): Query<DependencyParams>) -> Reply {
     let tenant = state.tenant(&headers)?;
-    let end = p.end_ts.map_or_else(params::now_nanos, |ms| ms.saturating_mul(1_000_000));
+    let end = p.end_ts.map_or_else(sightline_storage::model::now_unix_nanos, |ms| ms.saturating_mul(1_000_000));
     let start = end.saturating_sub(p.lookback.unwrap_or(86_400_000).saturating_mul(1_000_000));
     let edges = state.dependencies(&tenant, start, end).await?;
     let data: Vec<Value> =

@@ -75,10 +75,6 @@ pub fn attributes(name: &str, value: &str) -> Result<Vec<(String, String)>, ApiE
         .collect()
 }
 
-pub fn now_nanos() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

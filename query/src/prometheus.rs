@@ -139,7 +139,7 @@ impl Params {
 }
 
 fn now_ms() -> i64 {
-    (crate::params::now_nanos() / 1_000_000) as i64
+    (sightline_storage::model::now_unix_nanos() / 1_000_000) as i64
 }
 
 /// A sample value as Prometheus writes it.

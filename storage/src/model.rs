@@ -5,6 +5,12 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+/// Nanoseconds since the Unix epoch, now: the one clock of every store,
+/// query and door.
+pub fn now_unix_nanos() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
 /// The three kinds of telemetry. The discriminant is stored in the WAL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]

@@ -497,10 +497,5 @@ fn new_segment(dir: &Path, first_seq: u64) -> Result<(File, PathBuf), StorageErr
     Ok((file, path))
 }
 
-/// Nanoseconds since the Unix epoch, now.
-pub fn now_unix_nanos() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-}
-
 #[cfg(test)]
 mod tests;

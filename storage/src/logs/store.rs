@@ -27,9 +27,10 @@ use prometheus_client::registry::Registry;
 
 use super::partition::{Partition, WriterConfig};
 use crate::StorageError;
+use crate::model::now_unix_nanos;
 use crate::model::{LogRecord, Signal};
 use crate::sink::{Batch, Sink};
-use crate::wal::{Wal, now_unix_nanos};
+use crate::wal::Wal;
 
 #[derive(Clone, Debug)]
 pub struct LogStoreConfig {

@@ -243,7 +243,7 @@ fn replay_after_reopen_adds_only_what_no_commit_holds() {
 #[test]
 fn searches_touch_their_partitions_and_retention_drops_old_ones() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let now = crate::wal::now_unix_nanos() as i64;
+    let now = crate::model::now_unix_nanos() as i64;
     let mut c = config(dir.path());
     c.retention = Duration::from_secs(3 * 24 * 3600);
     let store = LogStore::open(c.clone(), None).expect("open");

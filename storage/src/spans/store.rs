@@ -451,7 +451,7 @@ impl Inner {
     }
 
     fn part_id(&self) -> String {
-        let now = crate::wal::now_unix_nanos();
+        let now = crate::model::now_unix_nanos();
         format!("{now:020}-{:06}", self.next_part.fetch_add(1, Ordering::Relaxed) % 1_000_000)
     }
 
@@ -509,7 +509,7 @@ impl Inner {
             self.runtime.block_on(part::delete(self.store.as_ref(), tenant.as_str(), &id))?;
         }
         self.update_gauges();
-        let cutoff = crate::wal::now_unix_nanos().saturating_sub(self.config.retention.as_nanos() as u64);
+        let cutoff = crate::model::now_unix_nanos().saturating_sub(self.config.retention.as_nanos() as u64);
         let expired: Vec<(Tenant, PartMeta)> = {
             let state = self.state.read();
             state

@@ -101,7 +101,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 fn now() -> u64 {
-    crate::wal::now_unix_nanos()
+    crate::model::now_unix_nanos()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

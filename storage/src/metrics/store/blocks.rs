@@ -109,7 +109,7 @@ impl MetricStore {
             if !self.replayed.load(Ordering::Acquire) {
                 continue;
             }
-            let now = (crate::wal::now_unix_nanos() / 1_000_000) as i64;
+            let now = (crate::model::now_unix_nanos() / 1_000_000) as i64;
             self.expire_deltas(now);
             if let Err(e) = self.cut(now).and_then(|()| self.compact()).and_then(|()| self.expire(now)) {
                 self.metrics.errors.inc();
