@@ -100,13 +100,8 @@ pub(super) fn mask(query: &SpanQuery, batch: &RecordBatch) -> Result<BooleanArra
     Ok((0..batch.num_rows())
         .map(|row| {
             Some(conditions.iter().all(|c| {
-                let span_value = c.hot_value(row).or_else(|| {
-                    let v = span_list.as_ref().and_then(|l| l.get(row, c.key))?;
-                    Some(v.to_text() == c.value)
-                });
-                span_value.unwrap_or_else(|| {
-                    resource_list.as_ref().and_then(|l| l.get(row, c.key)).is_some_and(|v| v.to_text() == c.value)
-                })
+                let in_list = |list: &Option<KvReader>| list.as_ref().and_then(|l| l.text_is(row, c.key, c.value));
+                c.hot_value(row).or_else(|| in_list(&span_list)).or_else(|| in_list(&resource_list)).unwrap_or(false)
             }))
         })
         .collect())

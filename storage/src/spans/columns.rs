@@ -373,10 +373,16 @@ impl KvReader {
         Attributes((start..end).map(|i| (self.keys.value(i).to_owned(), self.value(i))).collect())
     }
 
-    /// The first value of `key` in row `row`, if any.
-    pub(super) fn get(&self, row: usize, key: &str) -> Option<AttrValue> {
+    /// Whether the first value of `key` in row `row` reads as `text`
+    /// ([`AttrValue::to_text`]); none when the row has no such key. Strings
+    /// are compared in place, without a copy.
+    pub(super) fn text_is(&self, row: usize, key: &str, text: &str) -> Option<bool> {
         let (start, end) = (self.offsets[row] as usize, self.offsets[row + 1] as usize);
-        (start..end).find(|&i| self.keys.value(i) == key).map(|i| self.value(i))
+        let i = (start..end).find(|&i| self.keys.value(i) == key)?;
+        Some(match self.types.value(i) {
+            T_STR => self.strs.value(i) == text,
+            _ => self.value(i).to_text() == text,
+        })
     }
 
     fn value(&self, i: usize) -> AttrValue {
