@@ -126,6 +126,8 @@ pub struct SpansSection {
     pub max_spans_per_trace: usize,
     /// Spans not yet in parts beyond which new spans are refused (503, retryable).
     pub max_unflushed_spans: usize,
+    /// Row groups a flush encodes at once, each on its own thread; 0 is one per core.
+    pub flush_threads: usize,
 }
 
 impl Default for SpansSection {
@@ -141,6 +143,7 @@ impl Default for SpansSection {
             maintenance_interval_seconds: 60,
             max_spans_per_trace: 100_000,
             max_unflushed_spans: 300_000,
+            flush_threads: 0,
         }
     }
 }
@@ -157,6 +160,7 @@ impl SpansSection {
             compaction_max_spans: self.compaction_max_spans,
             maintenance_interval: Duration::from_secs(self.maintenance_interval_seconds),
             max_unflushed_spans: self.max_unflushed_spans,
+            flush_threads: self.flush_threads,
         }
     }
 }

@@ -59,6 +59,9 @@ pub struct SpanStoreConfig {
     /// Spans in memory (the head and heads being written) beyond which the
     /// store reports itself backlogged and the door refuses spans.
     pub max_unflushed_spans: usize,
+    /// Row groups a flush copies and encodes at once, each on its own
+    /// thread; 0 is one per core.
+    pub flush_threads: usize,
 }
 
 impl Default for SpanStoreConfig {
@@ -73,6 +76,7 @@ impl Default for SpanStoreConfig {
             compaction_max_spans: 1_000_000,
             maintenance_interval: Duration::from_secs(60),
             max_unflushed_spans: 300_000,
+            flush_threads: 0,
         }
     }
 }
@@ -474,8 +478,12 @@ impl Inner {
             let mut published = Vec::new();
             for (tenant, t) in &frozen.tenants {
                 let chunks = t.all_chunks()?;
-                let id = self.part_id();
-                let encoded = part::encode_chunks(tenant, id, 0, &chunks, frozen.max_seq, self.config.row_group_rows)?;
+                let threads = match self.config.flush_threads {
+                    0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    n => n,
+                };
+                let (id, rows) = (self.part_id(), self.config.row_group_rows);
+                let encoded = part::encode_chunks(tenant, id, 0, &chunks, frozen.max_seq, rows, threads)?;
                 let meta = self.runtime.block_on(part::publish(self.store.as_ref(), encoded))?;
                 published.push((tenant.clone(), meta));
             }

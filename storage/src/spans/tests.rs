@@ -87,6 +87,7 @@ fn config() -> SpanStoreConfig {
         flush_age: Duration::from_secs(3600),
         row_group_rows: 2,
         maintenance_interval: Duration::from_secs(3600),
+        flush_threads: 1,
         ..SpanStoreConfig::default()
     }
 }
@@ -401,8 +402,10 @@ fn varied_spans(traces: u64, t0: u64) -> Vec<Span> {
 async fn searches_match_a_brute_force_scan_in_the_head_in_parts_and_after_compaction() {
     let dir = tempfile::tempdir().expect("tempdir");
     // One compaction window for all (ten years), so that the two parts merge.
+    // Flushes split into parts of whole traces, encoded on three threads.
     let config = SpanStoreConfig {
         row_group_rows: 512,
+        flush_threads: 3,
         compaction_min_parts: 2,
         compaction_window: Duration::from_secs(10 * 365 * 24 * 3600),
         ..config()
@@ -667,4 +670,35 @@ fn a_part_lists_its_attribute_keys_and_hot_values_and_searches_skip_what_it_cann
     assert!(super::attributes::may_match(None, &query("absent.key", "x")), "unknown: may hold anything");
     let columns = super::attributes::columns_to_read(Some(&known), &query("http.response.status_code", "500"));
     assert_eq!(columns.into_iter().collect::<Vec<_>>(), ["http_status"], "a hot attribute reads its column alone");
+}
+
+/// Row groups encoded on several threads at once make the same part, byte
+/// for byte, as one thread does.
+#[test]
+fn a_part_encoded_on_several_threads_is_the_part_one_thread_writes() {
+    let spans = varied_spans(300, now());
+    let chunks: Vec<_> = spans.chunks(700).map(|c| head::chunk_of(c).expect("chunk")).collect();
+    let encode = |threads| {
+        part::encode_chunks(&tenant(), "00000000000000000001-000000".into(), 0, &chunks, 9, 256, threads)
+            .expect("encode")
+    };
+    let one = encode(1);
+    assert!(one.meta.spans as usize == spans.len() && spans.len() > 4 * 256, "several row groups");
+    // Each row group keeps its trace-id bloom filter and page index, and
+    // no other column carries statistics.
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(one.data.clone()).expect("parquet");
+    assert!(reader.metadata().num_row_groups() > 4);
+    for group in reader.metadata().row_groups() {
+        assert!(group.column(0).bloom_filter_offset().is_some(), "trace-id bloom filter");
+        assert!(group.column(0).column_index_offset().is_some(), "trace-id page index");
+        assert!(group.column(0).statistics().is_some(), "trace-id statistics");
+        assert!(group.columns()[1..].iter().all(|c| c.statistics().is_none()), "no other statistics");
+    }
+    for threads in [2, 3, 8] {
+        let many = encode(threads);
+        assert_eq!(many.data, one.data, "{threads} threads");
+        assert_eq!(many.traces, one.traces, "{threads} threads: trace table");
+        assert_eq!(many.meta, one.meta, "{threads} threads: meta");
+    }
 }

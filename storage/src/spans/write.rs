@@ -12,9 +12,11 @@ use arrow::compute::interleave_record_batch;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::arrow::async_reader::ParquetRecordBatchStream;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
 use super::attributes::AttributeSummary;
@@ -27,7 +29,11 @@ use crate::object_reader::ObjectReader;
 
 /// Writes one part and gathers its meta from the rows it is given.
 pub struct PartWriter {
-    writer: ArrowWriter<Vec<u8>>,
+    writer: SerializedFileWriter<Vec<u8>>,
+    /// Column writers for each row group: row groups can be encoded on
+    /// several threads at once and appended in order.
+    groups: ArrowRowGroupWriterFactory,
+    next_group: usize,
     level: u32,
     spans: u64,
     traces: u64,
@@ -48,7 +54,7 @@ impl PartWriter {
         let mut props = WriterProperties::builder()
             // Parts flushed from the head favour speed; compaction's output, size.
             .set_compression(Compression::ZSTD(
-                ZstdLevel::try_new(if level == 0 { 3 } else { 9 }).map_err(parquet_err)?,
+                ZstdLevel::try_new(if level == 0 { 1 } else { 9 }).map_err(parquet_err)?,
             ));
         // Encodings chosen by measurement (BENCHMARKS.md, bytes per column):
         // start and duration jump between traces, so deltas are as wide as
@@ -60,15 +66,22 @@ impl PartWriter {
                 .set_column_dictionary_enabled(ColumnPath::from(column), false)
                 .set_column_encoding(ColumnPath::from(column), Encoding::BYTE_STREAM_SPLIT);
         }
+        // Span ids are unique: a dictionary of a row group's 32k of them
+        // never overflows, so Parquet keeps it and the ids cost more than plain.
+        for column in ["span_id", "parent_span_id"] {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(column), false);
+        }
         for list in ["attributes", "resource_attributes"] {
             let ints = ColumnPath::new(vec![list.into(), "list".into(), "item".into(), "int".into()]);
             props = props.set_column_dictionary_enabled(ints, false);
         }
         let props = props
             .set_max_row_group_row_count(Some(rows))
-            .set_statistics_enabled(EnabledStatistics::Chunk)
-            // Page statistics on the sort key, and pages small enough that a
-            // trace lookup decodes a page of each column, not a row group.
+            // Statistics only on the sort key, the one column readers prune
+            // by (page statistics, and pages small enough that a trace lookup
+            // decodes a page of each column, not a row group): min and max of
+            // every string column took a tenth of a flush.
+            .set_statistics_enabled(EnabledStatistics::None)
             .set_column_statistics_enabled(ColumnPath::from("trace_id"), EnabledStatistics::Page)
             .set_data_page_row_count_limit(PAGE_ROWS)
             .set_column_bloom_filter_enabled(ColumnPath::from("trace_id"), true)
@@ -77,8 +90,13 @@ impl PartWriter {
             .build();
         // Parts take some 40 to 60 bytes a span: grow the buffer rarely.
         let out = Vec::with_capacity(expected_rows.saturating_mul(48));
+        let (writer, groups) = ArrowWriter::try_new(out, columns::schema(), Some(props))
+            .and_then(ArrowWriter::into_serialized_writer)
+            .map_err(parquet_err)?;
         Ok(Self {
-            writer: ArrowWriter::try_new(out, columns::schema(), Some(props)).map_err(parquet_err)?,
+            writer,
+            groups,
+            next_group: 0,
             level,
             spans: 0,
             traces: 0,
@@ -92,8 +110,75 @@ impl PartWriter {
         })
     }
 
-    /// Appends rows that follow every row written before in (trace id, start) order.
+    /// Appends rows that follow every row written before in (trace id,
+    /// start) order, as one row group.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), StorageError> {
+        self.describe(batch)?;
+        let chunks = encode_group(&self.groups, self.next_group, batch)?;
+        self.append(chunks)
+    }
+
+    /// Appends row groups given as the ranges `groups` (in order) of
+    /// `keys`, copied out of `sources` and encoded up to `threads` at once.
+    fn write_sorted(
+        &mut self,
+        sources: &[&RecordBatch],
+        keys: &[RowKey],
+        rows: usize,
+        threads: usize,
+    ) -> Result<(), StorageError> {
+        let groups: Vec<&[RowKey]> = keys.chunks(rows.max(1)).collect();
+        for wave in groups.chunks(threads.max(1)) {
+            let first = self.next_group;
+            let factory = &self.groups;
+            let build = |i: usize, group: &[RowKey]| -> Result<(RecordBatch, Vec<ArrowColumnChunk>), StorageError> {
+                let rows: Vec<(usize, usize)> = group.iter().map(|k| (k.2 as usize, k.3 as usize)).collect();
+                let batch = interleave_record_batch(sources, &rows).map_err(parquet_err)?;
+                let chunks = encode_group(factory, first + i, &batch)?;
+                Ok((batch, chunks))
+            };
+            let built: Vec<_> = std::thread::scope(|scope| {
+                let helpers: Vec<_> = wave
+                    .iter()
+                    .enumerate()
+                    .skip(1)
+                    .map(|(i, group)| {
+                        std::thread::Builder::new()
+                            .name("sightline-spans".into())
+                            .spawn_scoped(scope, move || build(i, group))
+                    })
+                    .collect();
+                let mut built = vec![build(0, wave[0])];
+                for helper in helpers {
+                    built.push(match helper {
+                        Ok(h) => h.join().unwrap_or_else(|_| Err(StorageError::Part("a span encoder panicked".into()))),
+                        Err(e) => Err(StorageError::Part(format!("span encoder thread: {e}"))),
+                    });
+                }
+                built
+            });
+            for result in built {
+                let (batch, chunks) = result?;
+                self.describe(&batch)?;
+                self.append(chunks)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends the next row group, encoded.
+    fn append(&mut self, chunks: Vec<ArrowColumnChunk>) -> Result<(), StorageError> {
+        let mut group = self.writer.next_row_group().map_err(parquet_err)?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut group).map_err(parquet_err)?;
+        }
+        group.close().map_err(parquet_err)?;
+        self.next_group += 1;
+        Ok(())
+    }
+
+    /// Gathers the meta of rows that follow every row described before.
+    fn describe(&mut self, batch: &RecordBatch) -> Result<(), StorageError> {
         let cols = SortColumns::of(batch)?;
         for row in 0..batch.num_rows() {
             let trace = cols.trace(row);
@@ -122,7 +207,7 @@ impl PartWriter {
         }
         self.attributes.add(batch).map_err(parquet_err)?;
         self.spans += batch.num_rows() as u64;
-        self.writer.write(batch).map_err(parquet_err)
+        Ok(())
     }
 
     /// Closes the file and builds the trace table; the meta describes what was written.
@@ -159,6 +244,24 @@ impl PartWriter {
     }
 }
 
+/// Encodes `batch` as the row group `index` of a part: every leaf column
+/// through its own column writer.
+fn encode_group(
+    factory: &ArrowRowGroupWriterFactory,
+    index: usize,
+    batch: &RecordBatch,
+) -> Result<Vec<ArrowColumnChunk>, StorageError> {
+    let mut writers = factory.create_column_writers(index).map_err(parquet_err)?;
+    let mut next = writers.iter_mut();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        for leaf in compute_leaves(field, column).map_err(parquet_err)? {
+            let writer = next.next().ok_or_else(|| StorageError::Part("span batch with extra columns".into()))?;
+            writer.write(&leaf).map_err(parquet_err)?;
+        }
+    }
+    writers.into_iter().map(|w| w.close().map_err(parquet_err)).collect()
+}
+
 /// Encodes spans into Parquet bytes and the part's meta (see [`encode_chunks`]).
 pub fn encode(
     tenant: &Tenant,
@@ -173,12 +276,28 @@ pub fn encode(
         .map(columns::to_batch)
         .collect::<Result<Vec<_>, _>>()
         .map_err(parquet_err)?;
-    encode_chunks(tenant, id, level, &chunks, max_wal_seq, row_group_rows)
+    encode_chunks(tenant, id, level, &chunks, max_wal_seq, row_group_rows, 1)
+}
+
+/// The sort key of a row and where it is: (trace id, start, chunk, row).
+type RowKey = (u128, i64, u32, u32);
+
+/// Sort keys of every row of `chunks`, in (trace id, start) order.
+fn sorted_keys(chunks: &[RecordBatch]) -> Result<Vec<RowKey>, StorageError> {
+    let mut keys: Vec<RowKey> = Vec::with_capacity(chunks.iter().map(RecordBatch::num_rows).sum());
+    for (c, batch) in chunks.iter().enumerate() {
+        let cols = SortColumns::of(batch)?;
+        keys.extend((0..batch.num_rows()).map(|row| (cols.trace(row), cols.starts.value(row), c as u32, row as u32)));
+    }
+    keys.sort_unstable();
+    Ok(keys)
 }
 
 /// Encodes record batches of spans (in [`columns::schema`], in any order)
 /// into one part, rows sorted by (trace id, start). Only the sort keys are
-/// gathered for all rows; rows are copied one row group at a time.
+/// gathered for all rows; rows are copied one row group at a time, and up
+/// to `threads` row groups are copied and encoded at once (on threads named
+/// `sightline-spans`, as the flush thread is).
 pub fn encode_chunks(
     tenant: &Tenant,
     id: String,
@@ -186,19 +305,12 @@ pub fn encode_chunks(
     chunks: &[RecordBatch],
     max_wal_seq: u64,
     row_group_rows: usize,
+    threads: usize,
 ) -> Result<EncodedPart, StorageError> {
-    let mut keys: Vec<(u128, i64, u32, u32)> = Vec::with_capacity(chunks.iter().map(RecordBatch::num_rows).sum());
-    for (c, batch) in chunks.iter().enumerate() {
-        let cols = SortColumns::of(batch)?;
-        keys.extend((0..batch.num_rows()).map(|row| (cols.trace(row), cols.starts.value(row), c as u32, row as u32)));
-    }
-    keys.sort_unstable();
+    let keys = sorted_keys(chunks)?;
     let mut writer = PartWriter::new(level, row_group_rows, keys.len())?;
     let sources: Vec<&RecordBatch> = chunks.iter().collect();
-    for group in keys.chunks(row_group_rows.max(1)) {
-        let rows: Vec<(usize, usize)> = group.iter().map(|k| (k.2 as usize, k.3 as usize)).collect();
-        writer.write(&interleave_record_batch(&sources, &rows).map_err(parquet_err)?)?;
-    }
+    writer.write_sorted(&sources, &keys, row_group_rows, threads)?;
     writer.finish(tenant, id, max_wal_seq)
 }
 
