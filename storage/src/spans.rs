@@ -8,12 +8,14 @@ mod parents;
 pub mod part;
 pub mod query;
 mod read;
+pub mod resources;
 mod search;
 pub mod store;
 mod trace_table;
 mod write;
 
 pub use attributes::PartAttributes;
+pub use columns::SpanBatch;
 pub use parents::SpanParent;
 pub use part::{EncodedPart, PartMeta};
 pub use query::SpanQuery;

@@ -89,7 +89,7 @@ async fn compaction_holds_less_than_its_bound_and_writes_a_sorted_complete_part(
     let mut in_memory = 0;
     for part in 0..PARTS {
         let spans = spans_of_part(part, t0);
-        in_memory += columns::to_batch(&spans.iter().collect::<Vec<_>>()).expect("batch").get_array_memory_size();
+        in_memory += columns::to_batch(&spans.iter().collect::<Vec<_>>()).expect("batch").rows.get_array_memory_size();
         for (i, chunk) in spans.chunks(500).enumerate() {
             let batch = Batch { tenant: tenant.clone(), wal_seq: part * 1000 + i as u64 + 1, items: chunk.to_vec() };
             store.consume(batch).expect("consume");

@@ -10,6 +10,7 @@
 //! that is usually its own column alone, never the attribute lists.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, Int32Array, ListArray, RecordBatch, StringArray, StructArray};
 use arrow::error::ArrowError;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::columns::{self, HOT_STATUS, HOT_STR, KvReader};
 use super::query::SpanQuery;
+use crate::model::{AttrValue, Resource};
 
 /// Parts with more distinct attribute keys than this do not list them.
 const MAX_KEYS: usize = 1024;
@@ -24,6 +26,9 @@ const MAX_KEYS: usize = 1024;
 const MAX_HOT_VALUES: usize = 256;
 
 const SPAN_LIST: &str = "attributes";
+/// The resource of each row: its place in the part's table (version 3) or,
+/// in parts before, its attributes as a list on every row.
+const RESOURCE_PLACE: &str = "resource";
 const RESOURCE_LIST: &str = "resource_attributes";
 
 /// The attribute keys and hot-attribute values of a part.
@@ -79,32 +84,58 @@ pub(super) fn columns_to_read(known: Option<&PartAttributes>, query: &SpanQuery)
             out.insert(SPAN_LIST);
         }
         if sources.resource_list {
-            out.insert(RESOURCE_LIST);
+            out.extend([RESOURCE_PLACE, RESOURCE_LIST]);
         }
     }
     out
 }
 
 /// The rows of `batch` whose attributes match every condition of `query`,
-/// read from whichever of the hot columns and attribute lists `batch` has
-/// (a column left out is one that cannot hold the attribute). As on a
+/// read from whichever of the hot columns, attribute lists and resource
+/// places `batch` has (a column left out is one that cannot hold the
+/// attribute; `resources` is the table the places point into). As on a
 /// decoded span: the span's own value wins over the resource's, values are
 /// compared as text.
-pub(super) fn mask(query: &SpanQuery, batch: &RecordBatch) -> Result<BooleanArray, ArrowError> {
+pub(super) fn mask(
+    query: &SpanQuery,
+    batch: &RecordBatch,
+    resources: &[Arc<Resource>],
+) -> Result<BooleanArray, ArrowError> {
     let list = |name: &str| -> Result<Option<KvReader>, ArrowError> {
         batch.column_by_name(name).map(|c| KvReader::new(c.as_ref(), name)).transpose().map_err(to_arrow)
     };
     let (span_list, resource_list) = (list(SPAN_LIST)?, list(RESOURCE_LIST)?);
-    let conditions: Vec<Condition> =
-        query.attributes.iter().map(|(key, value)| Condition::new(batch, key, value)).collect::<Result<_, _>>()?;
-    Ok((0..batch.num_rows())
-        .map(|row| {
-            Some(conditions.iter().all(|c| {
-                let in_list = |list: &Option<KvReader>| list.as_ref().and_then(|l| l.text_is(row, c.key, c.value));
-                c.hot_value(row).or_else(|| in_list(&span_list)).or_else(|| in_list(&resource_list)).unwrap_or(false)
-            }))
-        })
-        .collect())
+    let places = match batch.column_by_name(RESOURCE_PLACE) {
+        Some(_) => Some(super::resources::resource_column(batch)?),
+        None => None,
+    };
+    let conditions: Vec<Condition> = query
+        .attributes
+        .iter()
+        .map(|(key, value)| Condition::new(batch, key, value, places.map(|_| resources)))
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        let place = places.map(|p| p.value(row) as usize);
+        let mut all = true;
+        for c in &conditions {
+            let in_list = |list: &Option<KvReader>| list.as_ref().and_then(|l| l.text_is(row, c.key, c.value));
+            let in_resource = || match place {
+                Some(p) => c.by_resource.get(p).copied().ok_or_else(|| super::resources::out_of_table(p as u32)),
+                None => Ok(in_list(&resource_list)),
+            };
+            let found = match c.hot_value(row).or_else(|| in_list(&span_list)) {
+                Some(found) => found,
+                None => in_resource()?.unwrap_or(false),
+            };
+            if !found {
+                all = false;
+                break;
+            }
+        }
+        out.push(Some(all));
+    }
+    Ok(out.into_iter().collect())
 }
 
 /// One attribute condition with its hot column, if the batch has one.
@@ -112,6 +143,9 @@ struct Condition<'a> {
     key: &'a str,
     value: &'a str,
     hot: Hot,
+    /// Per entry of the rows' resource table: whether the resource's value
+    /// of the key reads as the value asked for (none: it has no such key).
+    by_resource: Vec<Option<bool>>,
 }
 
 enum Hot {
@@ -123,7 +157,12 @@ enum Hot {
 }
 
 impl<'a> Condition<'a> {
-    fn new(batch: &RecordBatch, key: &'a str, value: &'a str) -> Result<Self, ArrowError> {
+    fn new(
+        batch: &RecordBatch,
+        key: &'a str,
+        value: &'a str,
+        resources: Option<&[Arc<Resource>]>,
+    ) -> Result<Self, ArrowError> {
         let column = columns::hot_column(key).and_then(|c| Some((c, batch.column_by_name(c)?)));
         let hot = match column {
             None => Hot::None,
@@ -135,7 +174,17 @@ impl<'a> Condition<'a> {
             }
             Some((name, c)) => Hot::Str(columns::strings(c.as_ref(), name).map_err(to_arrow)?),
         };
-        Ok(Self { key, value, hot })
+        let by_resource = resources
+            .unwrap_or_default()
+            .iter()
+            .map(|r| {
+                r.attributes.get(key).map(|v| match v {
+                    AttrValue::Str(s) => s == value,
+                    v => v.to_text() == value,
+                })
+            })
+            .collect();
+        Ok(Self { key, value, hot, by_resource })
     }
 
     /// Whether the hot column's value in `row` is the one asked for; none
@@ -181,20 +230,19 @@ impl AttributeSummary {
         if self.overflow {
             return Ok(());
         }
-        for (name, keys) in [(SPAN_LIST, &mut self.span_keys), (RESOURCE_LIST, &mut self.resource_keys)] {
-            let list = batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<ListArray>());
-            let entries = list.and_then(|l| l.values().as_any().downcast_ref::<StructArray>());
-            let entries = entries.ok_or_else(|| ArrowError::CastError(format!("{name} is not a key/value list")))?;
-            // Only the entries the rows reach (a batch may be a slice).
-            let (first, last) = match list.map(ListArray::value_offsets) {
-                Some([first, .., last]) => (*first as usize, *last as usize),
-                _ => (0, 0),
-            };
-            insert_all(keys, &columns::strings(entries.column(0).as_ref(), name).map_err(to_arrow)?, first..last);
-            if keys.len() > MAX_KEYS {
-                self.overflow = true;
-                return Ok(());
-            }
+        let list = batch.column_by_name(SPAN_LIST).and_then(|c| c.as_any().downcast_ref::<ListArray>());
+        let entries = list.and_then(|l| l.values().as_any().downcast_ref::<StructArray>());
+        let entries = entries.ok_or_else(|| ArrowError::CastError(format!("{SPAN_LIST} is not a key/value list")))?;
+        // Only the entries the rows reach (a batch may be a slice).
+        let (first, last) = match list.map(ListArray::value_offsets) {
+            Some([first, .., last]) => (*first as usize, *last as usize),
+            _ => (0, 0),
+        };
+        let keys = columns::strings(entries.column(0).as_ref(), SPAN_LIST).map_err(to_arrow)?;
+        insert_all(&mut self.span_keys, &keys, first..last);
+        if self.span_keys.len() > MAX_KEYS {
+            self.overflow = true;
+            return Ok(());
         }
         for ((_, name), values) in HOT_STR.iter().zip(&mut self.hot) {
             let Some(set) = values else { continue };
@@ -213,6 +261,18 @@ impl AttributeSummary {
             }
         }
         Ok(())
+    }
+
+    /// Adds the keys of the part's resources.
+    pub(super) fn add_resources(&mut self, resources: &[Arc<Resource>]) {
+        for r in resources {
+            for (key, _) in &r.attributes.0 {
+                if !self.resource_keys.contains(key) {
+                    self.resource_keys.insert(key.clone());
+                }
+            }
+        }
+        self.overflow |= self.resource_keys.len() > MAX_KEYS;
     }
 
     /// What the part holds; none when it has too many keys to list.

@@ -4,7 +4,10 @@
 //! int64 nanosecond start and duration, dictionary-encoded service, name and
 //! scope, dedicated columns for hot attributes (`http.request.method`,
 //! `http.route`, `http.response.status_code`, `db.system`, `rpc.service`),
-//! and every other attribute in a typed key/value list.
+//! every other attribute in a typed key/value list, and the resource as its
+//! place in a table kept beside the rows ([`super::resources`]; parts before
+//! version 3 hold a `resource_attributes` list on every row instead, which
+//! [`from_batch`] still reads).
 
 use std::sync::Arc;
 
@@ -15,9 +18,18 @@ use arrow::array::{
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 
+use super::resources::{self, Resources, RowResources};
 use crate::model::{
     AttrValue, Attributes, Resource, Scope, Span, SpanEvent, SpanId, SpanKind, SpanLink, StatusCode, TraceId,
 };
+
+/// Span rows in [`schema`] and the resources their `resource` column
+/// points into.
+#[derive(Clone, Debug)]
+pub struct SpanBatch {
+    pub rows: RecordBatch,
+    pub resources: Resources,
+}
 
 /// Hot attributes with their own column: (attribute key, column name).
 pub(super) const HOT_STR: [(&str, &str); 4] = [
@@ -76,7 +88,7 @@ fn link_fields() -> Fields {
     ])
 }
 
-/// The Arrow schema of a span part, format version 1.
+/// The Arrow schema of a span part, format version 3.
 pub fn schema() -> SchemaRef {
     let mut fields = vec![
         Field::new("trace_id", DataType::FixedSizeBinary(16), false),
@@ -96,7 +108,7 @@ pub fn schema() -> SchemaRef {
     fields.push(Field::new(HOT_STATUS.1, DataType::Int32, true));
     fields.extend([
         Field::new("attributes", kv_list(), false),
-        Field::new("resource_attributes", kv_list(), false),
+        Field::new("resource", DataType::UInt32, false),
         Field::new("scope_name", dict(), false),
         Field::new("scope_version", dict(), false),
         Field::new(
@@ -208,9 +220,10 @@ fn fixed<const N: usize>(values: impl Iterator<Item = [u8; N]>) -> FixedSizeBina
 }
 
 /// Encodes spans as one record batch, in the order given.
-pub fn to_batch(spans: &[&Span]) -> Result<RecordBatch, arrow::error::ArrowError> {
+pub fn to_batch(spans: &[&Span]) -> Result<SpanBatch, arrow::error::ArrowError> {
     let mut attrs = KvColumns::new();
-    let mut resource = KvColumns::new();
+    let mut table = RowResources::default();
+    let mut resource = Vec::with_capacity(spans.len());
     let mut hot_str: [Vec<Option<&str>>; 4] = Default::default();
     let mut hot_status = Vec::with_capacity(spans.len());
     let mut event_offsets = vec![0i32];
@@ -236,7 +249,7 @@ pub fn to_batch(spans: &[&Span]) -> Result<RecordBatch, arrow::error::ArrowError
         }
         hot_status.push(status);
         attrs.push(rest);
-        resource.push(&s.resource.attributes.0);
+        resource.push(table.id(&s.resource));
         for e in &s.events {
             event_times.push(e.time_unix_nano as i64);
             event_names.push(e.name.as_str());
@@ -303,13 +316,13 @@ pub fn to_batch(spans: &[&Span]) -> Result<RecordBatch, arrow::error::ArrowError
     };
     columns.extend([
         Arc::new(attrs.finish()) as ArrayRef,
-        Arc::new(resource.finish()),
+        Arc::new(UInt32Array::from(resource)),
         dict_of(&|s| &s.scope.name),
         dict_of(&|s| &s.scope.version),
         list_of(event_fields(), event_offsets, events),
         list_of(link_fields(), link_offsets, links),
     ]);
-    RecordBatch::try_new(schema(), columns)
+    Ok(SpanBatch { rows: RecordBatch::try_new(schema(), columns)?, resources: table.finish() })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -404,8 +417,18 @@ pub(super) fn fixed_at<const N: usize>(array: &FixedSizeBinaryArray, i: usize) -
     array.value(i).try_into().unwrap_or([0; N])
 }
 
-/// Decodes a record batch of a span part back into spans.
-pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Span>, ColumnError> {
+/// Where the rows of a batch find their resources.
+enum RowResource<'a> {
+    /// A place in the batch's table (version 3).
+    Place(&'a UInt32Array, &'a [Arc<Resource>]),
+    /// A list on every row (versions 1 and 2).
+    List(Box<KvReader>),
+}
+
+/// Decodes span rows back into spans; `resources` is the table their
+/// `resource` column points into (unused by rows of a part before version
+/// 3, which hold their resource attributes).
+pub fn from_batch(batch: &RecordBatch, resources: &[Arc<Resource>]) -> Result<Vec<Span>, ColumnError> {
     let fixed_col = |name: &str| -> Result<FixedSizeBinaryArray, ColumnError> {
         Ok(typed::<FixedSizeBinaryArray>(column(batch, name)?.as_ref(), name)?.clone())
     };
@@ -422,7 +445,13 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Span>, ColumnError> {
     let (scope_names, scope_versions) = (str_col("scope_name")?, str_col("scope_version")?);
     let hot: Vec<StringArray> = HOT_STR.iter().map(|(_, c)| str_col(c)).collect::<Result<_, _>>()?;
     let attrs = KvReader::new(column(batch, "attributes")?.as_ref(), "attributes")?;
-    let resources = KvReader::new(column(batch, "resource_attributes")?.as_ref(), "resource_attributes")?;
+    let row_resource = match batch.column_by_name("resource") {
+        Some(places) => RowResource::Place(typed::<UInt32Array>(places.as_ref(), "resource")?, resources),
+        None => RowResource::List(Box::new(KvReader::new(
+            column(batch, "resource_attributes")?.as_ref(),
+            "resource_attributes",
+        )?)),
+    };
 
     let events = typed::<ListArray>(column(batch, "events")?.as_ref(), "events")?;
     let event_values = typed::<StructArray>(events.values().as_ref(), "events")?;
@@ -450,11 +479,22 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Span>, ColumnError> {
             attributes.push((HOT_STATUS.0.to_owned(), AttrValue::Int(i64::from(http_status.value(row)))));
         }
         attributes.extend(attrs.row(row).0);
-        // Consecutive spans of one resource and scope share them, as on ingest.
-        let resource = Resource { service: services.value(row).to_owned(), attributes: resources.row(row) };
-        let resource = match &last_resource {
-            Some(r) if **r == resource => r.clone(),
-            _ => Arc::new(resource),
+        let resource = match &row_resource {
+            RowResource::Place(places, table) => {
+                let place = places.value(row);
+                table
+                    .get(place as usize)
+                    .cloned()
+                    .ok_or_else(|| bad("resource", resources::out_of_table(place).to_string()))?
+            }
+            // Consecutive spans of one resource and scope share them, as on ingest.
+            RowResource::List(lists) => {
+                let resource = Resource { service: services.value(row).to_owned(), attributes: lists.row(row) };
+                match &last_resource {
+                    Some(r) if **r == resource => r.clone(),
+                    _ => Arc::new(resource),
+                }
+            }
         };
         last_resource = Some(resource.clone());
         let scope = Scope { name: scope_names.value(row).to_owned(), version: scope_versions.value(row).to_owned() };

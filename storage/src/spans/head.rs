@@ -1,17 +1,17 @@
 //! One tenant's spans not yet in a part, as Arrow column chunks.
 //!
 //! A batch of at least [`MIN_CHUNK_ROWS`] spans is converted into a record
-//! batch (in [`columns::schema`]) by the caller, outside the store's lock,
-//! and kept as one chunk; smaller batches wait as spans in `pending` until
+//! batch (in [`columns::schema`], with its resources once in a table beside
+//! the rows) by the caller, outside the store's lock, and kept as one chunk; smaller batches wait as spans in `pending` until
 //! [`CHUNK_ROWS`] of them are sealed into a chunk together. A flush hands
 //! the chunks to [`part::encode_chunks`](super::part::encode_chunks), which
 //! sorts and writes them without converting again. Queries read the chunks
 //! with the same column predicates as parts, and decode only matching rows.
 
-use arrow::array::{Array, FixedSizeBinaryArray, RecordBatch, UInt32Array};
+use arrow::array::{Array, FixedSizeBinaryArray, UInt32Array};
 use arrow::compute::{filter_record_batch, take_record_batch};
 
-use super::columns;
+use super::columns::{self, SpanBatch};
 use super::part;
 use super::query::{SCHEMA_MASK_COLUMNS, SpanQuery};
 use crate::StorageError;
@@ -24,7 +24,7 @@ const CHUNK_ROWS: usize = 4096;
 
 #[derive(Default)]
 pub(super) struct TenantHead {
-    chunks: Vec<RecordBatch>,
+    chunks: Vec<SpanBatch>,
     pending: Vec<Span>,
     pub spans: usize,
 }
@@ -34,13 +34,13 @@ fn arrow_err(e: arrow::error::ArrowError) -> StorageError {
 }
 
 /// Converts spans into one chunk.
-pub(super) fn chunk_of(spans: &[Span]) -> Result<RecordBatch, StorageError> {
+pub(super) fn chunk_of(spans: &[Span]) -> Result<SpanBatch, StorageError> {
     columns::to_batch(&spans.iter().collect::<Vec<_>>()).map_err(arrow_err)
 }
 
 impl TenantHead {
-    pub(super) fn push_chunk(&mut self, chunk: RecordBatch) {
-        self.spans += chunk.num_rows();
+    pub(super) fn push_chunk(&mut self, chunk: SpanBatch) {
+        self.spans += chunk.rows.num_rows();
         self.chunks.push(chunk);
     }
 
@@ -56,7 +56,7 @@ impl TenantHead {
     }
 
     /// Every span as chunks, for a flush.
-    pub(super) fn all_chunks(&self) -> Result<Vec<RecordBatch>, StorageError> {
+    pub(super) fn all_chunks(&self) -> Result<Vec<SpanBatch>, StorageError> {
         let mut chunks = self.chunks.clone();
         if !self.pending.is_empty() {
             chunks.push(chunk_of(&self.pending)?);
@@ -66,7 +66,7 @@ impl TenantHead {
 
     /// The chunks (cheap to clone: their buffers are shared), for reading
     /// outside the store's lock.
-    pub(super) fn chunks(&self) -> &[RecordBatch] {
+    pub(super) fn chunks(&self) -> &[SpanBatch] {
         &self.chunks
     }
 
@@ -77,9 +77,10 @@ impl TenantHead {
 }
 
 /// The spans of the traces `ids` (sorted) in `chunks`.
-pub(super) fn traces_in(chunks: &[RecordBatch], ids: &[TraceId], out: &mut Vec<Span>) -> Result<(), StorageError> {
+pub(super) fn traces_in(chunks: &[SpanBatch], ids: &[TraceId], out: &mut Vec<Span>) -> Result<(), StorageError> {
     for chunk in chunks {
         let column = chunk
+            .rows
             .column(0)
             .as_any()
             .downcast_ref::<FixedSizeBinaryArray>()
@@ -87,8 +88,8 @@ pub(super) fn traces_in(chunks: &[RecordBatch], ids: &[TraceId], out: &mut Vec<S
         let rows: Vec<u32> =
             (0..column.len()).filter(|&i| part::is_one_of(ids, column.value(i))).map(|i| i as u32).collect();
         if !rows.is_empty() {
-            let taken = take_record_batch(chunk, &UInt32Array::from(rows)).map_err(arrow_err)?;
-            out.extend(columns::from_batch(&taken).map_err(|e| StorageError::Part(e.to_string()))?);
+            let taken = take_record_batch(&chunk.rows, &UInt32Array::from(rows)).map_err(arrow_err)?;
+            out.extend(columns::from_batch(&taken, &chunk.resources).map_err(|e| StorageError::Part(e.to_string()))?);
         }
     }
     Ok(())
@@ -96,7 +97,7 @@ pub(super) fn traces_in(chunks: &[RecordBatch], ids: &[TraceId], out: &mut Vec<S
 
 /// Calls `each` with every span of `chunks` that `query` matches.
 pub(super) fn scan_chunks(
-    chunks: &[RecordBatch],
+    chunks: &[SpanBatch],
     query: &SpanQuery,
     each: &mut impl FnMut(&Span),
 ) -> Result<(), StorageError> {
@@ -105,8 +106,8 @@ pub(super) fn scan_chunks(
         if mask.true_count() == 0 {
             continue;
         }
-        let kept = filter_record_batch(chunk, &mask).map_err(arrow_err)?;
-        let spans = columns::from_batch(&kept).map_err(|e| StorageError::Part(e.to_string()))?;
+        let kept = filter_record_batch(&chunk.rows, &mask).map_err(arrow_err)?;
+        let spans = columns::from_batch(&kept, &chunk.resources).map_err(|e| StorageError::Part(e.to_string()))?;
         spans.iter().for_each(&mut *each);
     }
     Ok(())
@@ -115,14 +116,14 @@ pub(super) fn scan_chunks(
 /// (trace id, start) of every span of `chunks` that `query` matches: read
 /// from the columns, nothing decoded.
 pub(super) fn starts_in(
-    chunks: &[RecordBatch],
+    chunks: &[SpanBatch],
     query: &SpanQuery,
     out: &mut Vec<(TraceId, u64)>,
 ) -> Result<(), StorageError> {
     for chunk in chunks {
         let mask = query.mask(chunk).map_err(arrow_err)?;
         if mask.true_count() > 0 {
-            super::part::starts_of(chunk, 0, SCHEMA_MASK_COLUMNS[0], Some(&mask), out)?;
+            super::part::starts_of(&chunk.rows, 0, SCHEMA_MASK_COLUMNS[0], Some(&mask), out)?;
         }
     }
     Ok(())

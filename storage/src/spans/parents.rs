@@ -51,7 +51,7 @@ impl SpanStore {
         for chunk in &chunks {
             let mask = query.mask(chunk).map_err(|e| StorageError::Part(format!("span head: {e}")))?;
             if mask.true_count() > 0 {
-                let columns = chunk.project(&COLUMNS).map_err(|e| StorageError::Part(e.to_string()))?;
+                let columns = chunk.rows.project(&COLUMNS).map_err(|e| StorageError::Part(e.to_string()))?;
                 parents_of(&columns, Some(&mask), &mut each)?;
             }
         }

@@ -5,7 +5,9 @@
 //! spans/<tenant>/<id>.parquet         rows sorted by (trace id, start); zstd;
 //!                                     row groups of `row_group_rows`, pages of
 //!                                     PAGE_ROWS; bloom filter, row-group and
-//!                                     page statistics on trace_id
+//!                                     page statistics on trace_id; the
+//!                                     resource table in the footer (version 3,
+//!                                     see [`super::resources`])
 //! spans/<tenant>/<id>.traces.parquet  the trace table (version 2, see
 //!                                     [`super::trace_table`])
 //! spans/<tenant>/<id>.meta.json       PartMeta; written last: a part exists
@@ -13,8 +15,9 @@
 //! ```
 //!
 //! Version 1 parts have no trace table (searches read their span columns)
-//! and no page statistics (a trace lookup reads whole row groups); both
-//! versions are read.
+//! and no page statistics (a trace lookup reads whole row groups); parts
+//! before version 3 hold every row's resource attributes in the row rather
+//! than its place in a table. Every version is read.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -35,15 +38,16 @@ use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use serde::{Deserialize, Serialize};
 
 use super::attributes::{self, PartAttributes};
-use super::columns;
+use super::columns::{self, SpanBatch};
 use super::query::{SCHEMA_MASK_COLUMNS, SpanQuery};
+use super::resources::{self, Resources};
 use super::trace_table;
 use crate::StorageError;
 use crate::model::{Span, TraceId};
 use crate::object_reader::ObjectReader;
 
 /// The version new parts are written in; every version from 1 up is read.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Rows per data page of a part (version 2).
 pub(super) const PAGE_ROWS: usize = 4096;
@@ -179,12 +183,14 @@ pub async fn list(store: &dyn ObjectStore) -> Result<(Vec<PartMeta>, Vec<Path>),
 
 /// What a reader needs of a part before reading rows, kept in memory so
 /// that a trace lookup reads only the row groups that may hold the trace:
-/// the footer (schema, row-group statistics, page index) and the trace-id
-/// bloom filters; and the trace table's footer.
+/// the footer (schema, row-group statistics, page index, the resource
+/// table) and the trace-id bloom filters; and the trace table's footer.
 pub struct PartIndex {
     metadata: ArrowReaderMetadata,
     blooms: Vec<Option<Sbbf>>,
     pub(super) traces: Option<ArrowReaderMetadata>,
+    /// What the rows' `resource` column points into (empty before version 3).
+    pub(super) resources: Resources,
 }
 
 impl PartIndex {
@@ -253,7 +259,16 @@ pub async fn load_index(store: Arc<dyn ObjectStore>, meta: &PartMeta) -> Result<
         blooms.push(b.get_row_group_column_bloom_filter(i, 0).await.map_err(parquet_err)?);
     }
     let traces = if meta.has_trace_table() { Some(trace_table::load(store, meta).await?) } else { None };
-    Ok(PartIndex { metadata, blooms, traces })
+    let table = metadata
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|e| e.key == resources::FOOTER_KEY).and_then(|e| e.value.as_deref()));
+    let resources = match table {
+        Some(json) => resources::from_json(json).map_err(|e| StorageError::Part(format!("{}: {e}", meta.id)))?,
+        None => Resources::from([]),
+    };
+    Ok(PartIndex { metadata, blooms, traces, resources })
 }
 
 fn builder(
@@ -265,11 +280,14 @@ fn builder(
     ParquetRecordBatchStreamBuilder::new_with_metadata(reader, index.metadata.clone())
 }
 
-async fn collect(builder: ParquetRecordBatchStreamBuilder<ObjectReader>) -> Result<Vec<Span>, StorageError> {
+async fn collect(
+    builder: ParquetRecordBatchStreamBuilder<ObjectReader>,
+    index: &PartIndex,
+) -> Result<Vec<Span>, StorageError> {
     let batches: Vec<RecordBatch> = builder.build().map_err(parquet_err)?.try_collect().await.map_err(parquet_err)?;
     let mut spans = Vec::new();
     for b in &batches {
-        spans.extend(columns::from_batch(b).map_err(parquet_err)?);
+        spans.extend(columns::from_batch(b, &index.resources).map_err(parquet_err)?);
     }
     Ok(spans)
 }
@@ -285,14 +303,16 @@ pub fn stream(
     builder(store, meta, index).with_batch_size(batch_rows.max(1)).build().map_err(parquet_err)
 }
 
-/// A batch read from a part in [`columns::schema`]: parts written with other
+/// A batch read from a part whose resource table is `resources`, in
+/// [`columns::schema`]: parts written in other versions or with other
 /// string encodings are converted.
-pub fn conform(batch: RecordBatch) -> Result<RecordBatch, StorageError> {
+pub fn conform(batch: RecordBatch, resources: &Resources) -> Result<SpanBatch, StorageError> {
     let schema = columns::schema();
     if batch.schema().fields() == schema.fields() {
-        return RecordBatch::try_new(schema, batch.columns().to_vec()).map_err(parquet_err);
+        let rows = RecordBatch::try_new(schema, batch.columns().to_vec()).map_err(parquet_err)?;
+        return Ok(SpanBatch { rows, resources: resources.clone() });
     }
-    let spans = columns::from_batch(&batch).map_err(parquet_err)?;
+    let spans = columns::from_batch(&batch, resources).map_err(parquet_err)?;
     columns::to_batch(&spans.iter().collect::<Vec<_>>()).map_err(parquet_err)
 }
 
@@ -305,8 +325,8 @@ pub async fn read_matching(
     query: &SpanQuery,
 ) -> Result<Vec<Span>, StorageError> {
     let b = builder(store, meta, index);
-    let Some(predicates) = query_predicates(&b, meta, query) else { return Ok(Vec::new()) };
-    collect(b.with_row_filter(RowFilter::new(predicates))).await
+    let Some(predicates) = query_predicates(&b, meta, index, query) else { return Ok(Vec::new()) };
+    collect(b.with_row_filter(RowFilter::new(predicates)), index).await
 }
 
 /// Row filters for `query`: one that reads the columns of
@@ -316,6 +336,7 @@ pub async fn read_matching(
 fn query_predicates(
     b: &ParquetRecordBatchStreamBuilder<ObjectReader>,
     meta: &PartMeta,
+    index: &PartIndex,
     query: &SpanQuery,
 ) -> Option<Vec<Box<dyn ArrowPredicate>>> {
     let mask = ProjectionMask::roots(b.parquet_schema(), SCHEMA_MASK_COLUMNS);
@@ -335,7 +356,10 @@ fn query_predicates(
         let fields = b.parquet_schema().root_schema().get_fields();
         let roots = fields.iter().enumerate().filter(|(_, f)| names.contains(f.name())).map(|(i, _)| i);
         let mask = ProjectionMask::roots(b.parquet_schema(), roots);
-        predicates.push(Box::new(ArrowPredicateFn::new(mask, move |batch: RecordBatch| attributes::mask(&q, &batch))));
+        let resources = index.resources.clone();
+        predicates.push(Box::new(ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
+            attributes::mask(&q, &batch, &resources)
+        })));
     }
     Some(predicates)
 }
@@ -395,7 +419,7 @@ pub async fn read_matching_columns(
         predicates.push(trace_predicate(&b, ids));
         b = b.with_row_groups(groups).with_row_selection(pages);
     }
-    let Some(conditions) = query_predicates(&b, meta, query) else { return Ok(Vec::new()) };
+    let Some(conditions) = query_predicates(&b, meta, index, query) else { return Ok(Vec::new()) };
     predicates.extend(conditions);
     let output = ProjectionMask::roots(b.parquet_schema(), columns.iter().copied());
     let stream = b.with_projection(output).with_row_filter(RowFilter::new(predicates));
@@ -442,5 +466,5 @@ pub async fn read_traces(
     let b = builder(store, meta, index);
     let predicate = trace_predicate(&b, ids);
     let b = b.with_row_groups(groups).with_row_selection(pages);
-    collect(b.with_row_filter(RowFilter::new(vec![predicate]))).await
+    collect(b.with_row_filter(RowFilter::new(vec![predicate])), index).await
 }

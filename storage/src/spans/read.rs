@@ -5,9 +5,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-
 use super::attributes;
+use super::columns::SpanBatch;
 use super::head;
 use super::part::{self, PartIndex, PartMeta};
 use super::query::SpanQuery;
@@ -29,7 +28,7 @@ impl SpanStore {
     /// What may hold spans of the traces `ids` (sorted): their waiting spans
     /// in the heads, the heads' chunks, and the parts whose trace-id range
     /// covers one of them.
-    fn holders(&self, tenant: &Tenant, ids: &[TraceId]) -> (Vec<Span>, Vec<RecordBatch>, Vec<PartMeta>) {
+    fn holders(&self, tenant: &Tenant, ids: &[TraceId]) -> (Vec<Span>, Vec<SpanBatch>, Vec<PartMeta>) {
         let state = self.inner.state.read();
         let (mut spans, mut chunks) = (Vec::new(), Vec::new());
         for head in std::iter::once(&state.head).chain(state.flushing.iter().map(|h| &**h)) {
@@ -137,7 +136,7 @@ impl SpanStore {
         tenant: &Tenant,
         query: &SpanQuery,
         mut pending: impl FnMut(&Span),
-    ) -> (Vec<RecordBatch>, Vec<PartMeta>) {
+    ) -> (Vec<SpanBatch>, Vec<PartMeta>) {
         let state = self.inner.state.read();
         let mut chunks = Vec::new();
         for head in std::iter::once(&state.head).chain(state.flushing.iter().map(|h| &**h)) {

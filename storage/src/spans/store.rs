@@ -576,7 +576,7 @@ impl Inner {
             let mut streams = Vec::with_capacity(inputs.len());
             for m in &inputs {
                 let index = self.index(m).await?;
-                streams.push(part::stream(self.store.clone(), m, &index, MERGE_BATCH_ROWS)?);
+                streams.push((part::stream(self.store.clone(), m, &index, MERGE_BATCH_ROWS)?, index.resources.clone()));
             }
             let mut writer = PartWriter::new(level, rows, total / 2)?;
             write::merge(streams, &mut writer, rows).await?;

@@ -66,7 +66,7 @@ fn sorted_attrs(mut s: Span) -> Span {
 fn spans_round_trip_through_record_batches() {
     let spans = vec![span(1, 1, None, 100), span(1, 2, Some(1), 200), span(2, 3, None, 300)];
     let batch = columns::to_batch(&spans.iter().collect::<Vec<_>>()).expect("encodes");
-    let back = columns::from_batch(&batch).expect("decodes");
+    let back = columns::from_batch(&batch.rows, &batch.resources).expect("decodes");
     assert_eq!(back.len(), 3);
     for (a, b) in spans.into_iter().zip(back) {
         assert_eq!(sorted_attrs(a), sorted_attrs(b));
@@ -265,6 +265,71 @@ async fn checked_in_parts_of_every_version_still_read() {
         let ids: Vec<TraceId> = found.iter().map(|f| f.id).collect();
         assert_eq!(ids, vec![TraceId([2; 16]), TraceId([1; 16])], "v{version}: newest first");
         assert_eq!(found[1].spans.len(), 2);
+        blocking(move || store.shutdown_blocking()).await;
+    }
+}
+
+/// Parts of older versions, with their resources on every row, merge with
+/// parts that keep their resources once: the merged part (current version)
+/// keeps every span's resource whole and searchable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_parts_compact_with_new_ones_keeping_every_resource() {
+    for version in 1..part::FORMAT_VERSION {
+        let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/spans-v{version}"));
+        let copy = tempfile::tempdir().expect("tempdir");
+        let dest = copy.path().join("spans/compat");
+        std::fs::create_dir_all(&dest).expect("mkdir");
+        for entry in std::fs::read_dir(data.join("spans/compat")).expect("sample present") {
+            let entry = entry.expect("entry");
+            std::fs::copy(entry.path(), dest.join(entry.file_name())).expect("copy");
+        }
+        let config = SpanStoreConfig {
+            retention: Duration::from_secs(100 * 365 * 24 * 3600),
+            compaction_min_parts: 2,
+            ..config()
+        };
+        let store = open(copy.path(), config).await;
+        let tenant = Tenant::new("compat").expect("tenant");
+        let mut new = span(3, 7, None, 1_700_000_000_000_000_300);
+        new.resource = Arc::new(Resource {
+            service: "stock".into(),
+            attributes: attrs(&[
+                ("service.name", AttrValue::Str("stock".into())),
+                ("host.name", AttrValue::Str("h1".into())),
+            ]),
+        });
+        store.consume(Batch { tenant: tenant.clone(), wal_seq: 9, items: vec![new.clone()] }).expect("consume");
+        let s = store.clone();
+        blocking(move || s.flush_blocking()).await.expect("flush");
+        assert_eq!(store.counts(&tenant).parts, 2, "v{version}");
+        let s = store.clone();
+        blocking(move || s.maintain_blocking()).await.expect("compaction");
+        let parts = store.parts(&tenant);
+        assert_eq!(parts.len(), 1, "v{version}: merged");
+        assert_eq!((parts[0].format_version, parts[0].spans), (part::FORMAT_VERSION, 4), "v{version}");
+        let old = store.trace(&tenant, TraceId([1; 16]), 10).await.expect("trace");
+        assert_eq!(old.spans.len(), 2, "v{version}");
+        assert!(
+            old.spans.iter().all(|s| s.resource.service == "checkout"
+                && s.resource.attributes.get_str("service.name") == Some("checkout"))
+        );
+        let merged = store.trace(&tenant, TraceId([3; 16]), 10).await.expect("trace");
+        assert_eq!(merged.spans.len(), 1, "v{version}");
+        assert_eq!(*merged.spans[0].resource, *new.resource, "v{version}");
+        let by_host = SpanQuery {
+            attributes: vec![("host.name".into(), "h1".into())],
+            end_unix_nano: u64::MAX,
+            ..SpanQuery::default()
+        };
+        let found = store.newest_traces(&tenant, &by_host, 10, 100).await.expect("search");
+        assert_eq!(found.iter().map(|f| f.id).collect::<Vec<_>>(), vec![TraceId([3; 16])], "v{version}");
+        let by_service = SpanQuery {
+            attributes: vec![("service.name".into(), "checkout".into())],
+            end_unix_nano: u64::MAX,
+            ..SpanQuery::default()
+        };
+        let found = store.newest_traces(&tenant, &by_service, 10, 100).await.expect("search");
+        assert_eq!(found.len(), 2, "v{version}: both old traces");
         blocking(move || store.shutdown_blocking()).await;
     }
 }

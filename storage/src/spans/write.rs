@@ -1,5 +1,6 @@
 //! Writing span parts: a [`PartWriter`] takes record batches whose rows
-//! come in (trace id, start) order and describes the part as it goes; the
+//! come in (trace id, start) order, points their resources into the part's
+//! one table and describes the part as it goes; the
 //! head's chunks reach it through [`encode_chunks`] (sort keys of every
 //! row, rows copied one row group at a time), compaction's inputs through
 //! [`merge`] (a k-way merge that holds one batch per input, never whole
@@ -15,13 +16,15 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::arrow::async_reader::ParquetRecordBatchStream;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
 use super::attributes::AttributeSummary;
-use super::columns;
+use super::columns::{self, SpanBatch};
 use super::part::{EncodedPart, FORMAT_VERSION, PAGE_ROWS, PartMeta, conform, parquet_err};
+use super::resources::{self, ResourceTable, Resources};
 use super::trace_table::TableBuilder;
 use crate::StorageError;
 use crate::model::{Span, Tenant};
@@ -45,6 +48,8 @@ pub struct PartWriter {
     operations: HashMap<String, HashMap<String, BTreeSet<u8>>>,
     traces_table: TableBuilder,
     attributes: AttributeSummary,
+    /// The part's resources; every row written points into it.
+    resources: ResourceTable,
 }
 
 impl PartWriter {
@@ -71,10 +76,8 @@ impl PartWriter {
         for column in ["span_id", "parent_span_id"] {
             props = props.set_column_dictionary_enabled(ColumnPath::from(column), false);
         }
-        for list in ["attributes", "resource_attributes"] {
-            let ints = ColumnPath::new(vec![list.into(), "list".into(), "item".into(), "int".into()]);
-            props = props.set_column_dictionary_enabled(ints, false);
-        }
+        let ints = ColumnPath::new(vec!["attributes".into(), "list".into(), "item".into(), "int".into()]);
+        props = props.set_column_dictionary_enabled(ints, false);
         let props = props
             .set_max_row_group_row_count(Some(rows))
             // Statistics only on the sort key, the one column readers prune
@@ -107,19 +110,28 @@ impl PartWriter {
             operations: HashMap::new(),
             traces_table: TableBuilder::default(),
             attributes: AttributeSummary::default(),
+            resources: ResourceTable::default(),
         })
     }
 
+    /// `batch`'s rows, pointing into the part's resource table.
+    fn own(&mut self, batch: &SpanBatch) -> Result<RecordBatch, StorageError> {
+        let places = self.resources.ids_of(&batch.resources);
+        resources::remap(&batch.rows, &places).map_err(parquet_err)
+    }
+
     /// Appends rows that follow every row written before in (trace id,
-    /// start) order, as one row group.
-    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), StorageError> {
-        self.describe(batch)?;
-        let chunks = encode_group(&self.groups, self.next_group, batch)?;
+    /// start) order, and point into the part's resource table ([`Self::own`]),
+    /// as one row group.
+    fn write_rows(&mut self, rows: &RecordBatch) -> Result<(), StorageError> {
+        self.describe(rows)?;
+        let chunks = encode_group(&self.groups, self.next_group, rows)?;
         self.append(chunks)
     }
 
     /// Appends row groups given as the ranges `groups` (in order) of
-    /// `keys`, copied out of `sources` and encoded up to `threads` at once.
+    /// `keys`, copied out of `sources` (pointing into the part's resource
+    /// table) and encoded up to `threads` at once.
     fn write_sorted(
         &mut self,
         sources: &[&RecordBatch],
@@ -211,7 +223,11 @@ impl PartWriter {
     }
 
     /// Closes the file and builds the trace table; the meta describes what was written.
-    pub fn finish(self, tenant: &Tenant, id: String, max_wal_seq: u64) -> Result<EncodedPart, StorageError> {
+    pub fn finish(mut self, tenant: &Tenant, id: String, max_wal_seq: u64) -> Result<EncodedPart, StorageError> {
+        let table = self.resources.finish();
+        self.attributes.add_resources(&table);
+        let json = resources::to_json(&table);
+        self.writer.append_key_value_metadata(KeyValue::new(resources::FOOTER_KEY.to_owned(), json));
         let out = self.writer.into_inner().map_err(parquet_err)?;
         let traces = self.traces_table.finish()?;
         let hex_id = |t: Option<u128>| t.map(|t| hex::encode(t.to_be_bytes())).unwrap_or_default();
@@ -302,14 +318,15 @@ pub fn encode_chunks(
     tenant: &Tenant,
     id: String,
     level: u32,
-    chunks: &[RecordBatch],
+    chunks: &[SpanBatch],
     max_wal_seq: u64,
     row_group_rows: usize,
     threads: usize,
 ) -> Result<EncodedPart, StorageError> {
-    let keys = sorted_keys(chunks)?;
-    let mut writer = PartWriter::new(level, row_group_rows, keys.len())?;
-    let sources: Vec<&RecordBatch> = chunks.iter().collect();
+    let mut writer = PartWriter::new(level, row_group_rows, chunks.iter().map(|c| c.rows.num_rows()).sum())?;
+    let owned = chunks.iter().map(|c| writer.own(c)).collect::<Result<Vec<_>, _>>()?;
+    let keys = sorted_keys(&owned)?;
+    let sources: Vec<&RecordBatch> = owned.iter().collect();
     writer.write_sorted(&sources, &keys, row_group_rows, threads)?;
     writer.finish(tenant, id, max_wal_seq)
 }
@@ -317,6 +334,8 @@ pub fn encode_chunks(
 /// One input of a merge: its current batch and where it stands in it.
 struct Cursor {
     stream: ParquetRecordBatchStream<ObjectReader>,
+    /// The input's resource table.
+    resources: Resources,
     keys: Vec<(u128, i64)>,
     row: usize,
     /// The current batch's index in the merge's held batches.
@@ -325,8 +344,9 @@ struct Cursor {
 }
 
 impl Cursor {
-    /// Moves to the next non-empty batch, adding it to `held`.
-    async fn advance(&mut self, held: &mut Vec<RecordBatch>) -> Result<(), StorageError> {
+    /// Moves to the next non-empty batch, adding it to `held` pointing into
+    /// `writer`'s resource table.
+    async fn advance(&mut self, held: &mut Vec<RecordBatch>, writer: &mut PartWriter) -> Result<(), StorageError> {
         loop {
             let Some(batch) = self.stream.try_next().await.map_err(parquet_err)? else {
                 self.done = true;
@@ -335,7 +355,7 @@ impl Cursor {
             if batch.num_rows() == 0 {
                 continue;
             }
-            let batch = conform(batch)?;
+            let batch = writer.own(&conform(batch, &self.resources)?)?;
             let cols = SortColumns::of(&batch)?;
             self.keys = (0..batch.num_rows()).map(|row| (cols.trace(row), cols.starts.value(row))).collect();
             self.row = 0;
@@ -351,16 +371,16 @@ impl Cursor {
 /// row group draws from), so memory depends on the inputs' count and batch
 /// size, not on their length.
 pub async fn merge(
-    inputs: Vec<ParquetRecordBatchStream<ObjectReader>>,
+    inputs: Vec<(ParquetRecordBatchStream<ObjectReader>, Resources)>,
     writer: &mut PartWriter,
     row_group_rows: usize,
 ) -> Result<(), StorageError> {
     let rows = row_group_rows.max(1);
     let mut held: Vec<RecordBatch> = Vec::new();
     let mut cursors = Vec::with_capacity(inputs.len());
-    for stream in inputs {
-        let mut c = Cursor { stream, keys: Vec::new(), row: 0, held: 0, done: false };
-        c.advance(&mut held).await?;
+    for (stream, resources) in inputs {
+        let mut c = Cursor { stream, resources, keys: Vec::new(), row: 0, held: 0, done: false };
+        c.advance(&mut held, writer).await?;
         cursors.push(c);
     }
     let mut group: Vec<(usize, usize)> = Vec::with_capacity(rows);
@@ -370,7 +390,7 @@ pub async fn merge(
         group.push((c.held, c.row));
         c.row += 1;
         if c.row == c.keys.len() {
-            c.advance(&mut held).await?;
+            c.advance(&mut held, writer).await?;
         }
         if group.len() == rows {
             write_group(writer, &held, &group)?;
@@ -392,7 +412,7 @@ pub async fn merge(
 
 fn write_group(writer: &mut PartWriter, held: &[RecordBatch], group: &[(usize, usize)]) -> Result<(), StorageError> {
     let sources: Vec<&RecordBatch> = held.iter().collect();
-    writer.write(&interleave_record_batch(&sources, group).map_err(parquet_err)?)
+    writer.write_rows(&interleave_record_batch(&sources, group).map_err(parquet_err)?)
 }
 
 /// The columns a part is sorted by and described with.
