@@ -211,6 +211,32 @@ async fn compaction_merges_at_most_its_span_cap_at_once() {
     blocking(move || s.shutdown_blocking()).await;
 }
 
+/// A window of many parts is merged in groups of at most eight (a merge's
+/// memory grows with its inputs), all in one maintenance run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_merges_many_parts_in_groups_of_eight() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path(), SpanStoreConfig { compaction_min_parts: 4, ..config() }).await;
+    let t0 = now();
+    for seq in 1..=14u64 {
+        let n = seq as u8;
+        store.consume(batch(seq, vec![span(n, n, None, t0), span(n, 100 + n, Some(n), t0)])).expect("consume");
+        let s = store.clone();
+        blocking(move || s.flush_blocking()).await.expect("flush");
+    }
+    let s = store.clone();
+    blocking(move || s.maintain_blocking()).await.expect("compaction");
+    let mut parts: Vec<(u32, u64)> = store.parts(&tenant()).iter().map(|p| (p.level, p.spans)).collect();
+    parts.sort();
+    // Fourteen parts: a merge of eight, then one of the six left.
+    assert_eq!(parts, vec![(1, 12), (1, 16)]);
+    for n in 1..=14u8 {
+        assert_eq!(store.trace(&tenant(), TraceId([n; 16]), 10).await.expect("trace").spans.len(), 2);
+    }
+    let s = store.clone();
+    blocking(move || s.shutdown_blocking()).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_deletes_whole_parts_past_their_age() {
     let dir = tempfile::tempdir().expect("tempdir");
