@@ -44,7 +44,8 @@ pub async fn dependencies(store: &SpanStore, tenant: &Tenant, start: u64, end: u
     }
     let mut services: Vec<String> = Vec::new();
     let mut service_ids: HashMap<String, u32> = HashMap::new();
-    let mut traces: HashMap<TraceId, HashMap<SpanId, Place>> = HashMap::new();
+    // Hashed once or twice per span: a fast hasher, not SipHash.
+    let mut traces: foldhash::HashMap<TraceId, foldhash::HashMap<SpanId, Place>> = Default::default();
     let query = SpanQuery { start_unix_nano: start, end_unix_nano: end, ..SpanQuery::default() };
     store
         .scan_parents(tenant, &query, |s| {
