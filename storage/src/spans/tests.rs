@@ -261,20 +261,27 @@ async fn retention_deletes_whole_parts_past_their_age() {
     blocking(move || reopened.shutdown_blocking()).await;
 }
 
+/// A data directory holding a copy of the checked-in part of `version`
+/// (tenant `compat`).
+fn checked_in_sample(version: u32) -> tempfile::TempDir {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/spans-v{version}"));
+    let copy = tempfile::tempdir().expect("tempdir");
+    let dest = copy.path().join("spans/compat");
+    std::fs::create_dir_all(&dest).expect("mkdir");
+    for entry in std::fs::read_dir(data.join("spans/compat")).expect("sample present") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), dest.join(entry.file_name())).expect("copy");
+    }
+    copy
+}
+
 /// Parts written by every format version must stay readable by every
 /// later one: `tests/data/spans-v<version>` are checked-in parts of the same
 /// three spans.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checked_in_parts_of_every_version_still_read() {
     for version in 1..=part::FORMAT_VERSION {
-        let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/spans-v{version}"));
-        let copy = tempfile::tempdir().expect("tempdir");
-        let dest = copy.path().join("spans/compat");
-        std::fs::create_dir_all(&dest).expect("mkdir");
-        for entry in std::fs::read_dir(data.join("spans/compat")).expect("sample present") {
-            let entry = entry.expect("entry");
-            std::fs::copy(entry.path(), dest.join(entry.file_name())).expect("copy");
-        }
+        let copy = checked_in_sample(version);
         let store = open(copy.path(), config()).await;
         let tenant = Tenant::new("compat").expect("tenant");
         assert_eq!(store.counts(&tenant), SpanCounts { head_spans: 0, part_spans: 3, parts: 1 }, "v{version}");
@@ -301,14 +308,7 @@ async fn checked_in_parts_of_every_version_still_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn older_parts_compact_with_new_ones_keeping_every_resource() {
     for version in 1..part::FORMAT_VERSION {
-        let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/spans-v{version}"));
-        let copy = tempfile::tempdir().expect("tempdir");
-        let dest = copy.path().join("spans/compat");
-        std::fs::create_dir_all(&dest).expect("mkdir");
-        for entry in std::fs::read_dir(data.join("spans/compat")).expect("sample present") {
-            let entry = entry.expect("entry");
-            std::fs::copy(entry.path(), dest.join(entry.file_name())).expect("copy");
-        }
+        let copy = checked_in_sample(version);
         let config = SpanStoreConfig {
             retention: Duration::from_secs(100 * 365 * 24 * 3600),
             compaction_min_parts: 2,
