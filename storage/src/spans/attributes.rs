@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::columns::{self, HOT_STATUS, HOT_STR, KvReader};
 use super::query::SpanQuery;
-use crate::model::{AttrValue, Resource};
+use crate::model::Resource;
 
 /// Parts with more distinct attribute keys than this do not list them.
 const MAX_KEYS: usize = 1024;
@@ -112,7 +112,7 @@ pub(super) fn mask(
     let conditions: Vec<Condition> = query
         .attributes
         .iter()
-        .map(|(key, value)| Condition::new(batch, key, value, places.map(|_| resources)))
+        .map(|(key, value)| Condition::new(batch, key, value, places.is_some().then_some(resources)))
         .collect::<Result<_, _>>()?;
     let mut out = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
@@ -174,16 +174,8 @@ impl<'a> Condition<'a> {
             }
             Some((name, c)) => Hot::Str(columns::strings(c.as_ref(), name).map_err(to_arrow)?),
         };
-        let by_resource = resources
-            .unwrap_or_default()
-            .iter()
-            .map(|r| {
-                r.attributes.get(key).map(|v| match v {
-                    AttrValue::Str(s) => s == value,
-                    v => v.to_text() == value,
-                })
-            })
-            .collect();
+        let by_resource =
+            resources.unwrap_or_default().iter().map(|r| r.attributes.get(key).map(|v| v.to_text() == value)).collect();
         Ok(Self { key, value, hot, by_resource })
     }
 

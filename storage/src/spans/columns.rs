@@ -18,7 +18,7 @@ use arrow::array::{
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 
-use super::resources::{self, Resources, RowResources};
+use super::resources::{self, ResourceTable, Resources};
 use crate::model::{
     AttrValue, Attributes, Resource, Scope, Span, SpanEvent, SpanId, SpanKind, SpanLink, StatusCode, TraceId,
 };
@@ -222,7 +222,7 @@ fn fixed<const N: usize>(values: impl Iterator<Item = [u8; N]>) -> FixedSizeBina
 /// Encodes spans as one record batch, in the order given.
 pub fn to_batch(spans: &[&Span]) -> Result<SpanBatch, arrow::error::ArrowError> {
     let mut attrs = KvColumns::new();
-    let mut table = RowResources::default();
+    let mut table = ResourceTable::default();
     let mut resource = Vec::with_capacity(spans.len());
     let mut hot_str: [Vec<Option<&str>>; 4] = Default::default();
     let mut hot_status = Vec::with_capacity(spans.len());

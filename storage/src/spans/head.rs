@@ -2,8 +2,9 @@
 //!
 //! A batch of at least [`MIN_CHUNK_ROWS`] spans is converted into a record
 //! batch (in [`columns::schema`], with its resources once in a table beside
-//! the rows) by the caller, outside the store's lock, and kept as one chunk; smaller batches wait as spans in `pending` until
-//! [`CHUNK_ROWS`] of them are sealed into a chunk together. A flush hands
+//! the rows) by the caller, outside the store's lock, and kept as one
+//! chunk; smaller batches wait as spans in `pending` until [`CHUNK_ROWS`]
+//! of them are sealed into a chunk together. A flush hands
 //! the chunks to [`part::encode_chunks`](super::part::encode_chunks), which
 //! sorts and writes them without converting again. Queries read the chunks
 //! with the same column predicates as parts, and decode only matching rows.

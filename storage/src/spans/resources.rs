@@ -21,16 +21,42 @@ pub type Resources = Arc<[Arc<Resource>]>;
 /// The footer key of a part's resource table.
 pub(super) const FOOTER_KEY: &str = "sightline.resources";
 
-/// Builds a table in which each distinct resource appears once.
+/// Builds a table in which each distinct resource appears once. Rows of
+/// one resource share an `Arc` (as the collector hands them over, and as a
+/// part's table holds them), so a resource is compared by content once per
+/// distinct `Arc`, and by address after that.
 #[derive(Default)]
 pub(super) struct ResourceTable {
     entries: Vec<Arc<Resource>>,
     by_content: HashMap<String, u32>,
+    /// Places by the address of an `Arc` seen before, kept alive here so
+    /// that no address is reused while the table lives.
+    by_address: HashMap<*const Resource, (Arc<Resource>, u32)>,
+    last: Option<(*const Resource, u32)>,
 }
 
 impl ResourceTable {
     /// The place of `resource`, added when the table has none like it.
     pub(super) fn id(&mut self, resource: &Arc<Resource>) -> u32 {
+        let address = Arc::as_ptr(resource);
+        if let Some((last, id)) = self.last
+            && last == address
+        {
+            return id;
+        }
+        let id = match self.by_address.get(&address) {
+            Some(&(_, id)) => id,
+            None => {
+                let id = self.by_content_id(resource);
+                self.by_address.insert(address, (resource.clone(), id));
+                id
+            }
+        };
+        self.last = Some((address, id));
+        id
+    }
+
+    fn by_content_id(&mut self, resource: &Arc<Resource>) -> u32 {
         let key = entry_json(resource).to_string();
         if let Some(&id) = self.by_content.get(&key) {
             return id;
@@ -48,43 +74,6 @@ impl ResourceTable {
 
     pub(super) fn finish(self) -> Resources {
         self.entries.into()
-    }
-}
-
-/// Gives each row of a batch being built its resource's place: rows of one
-/// resource share an `Arc` (as the collector hands them over), so a
-/// resource is compared by content once per distinct `Arc`.
-#[derive(Default)]
-pub(super) struct RowResources {
-    table: ResourceTable,
-    /// Places by the address of an `Arc` the rows being built borrow (alive,
-    /// so no address is reused while this lives).
-    by_address: HashMap<*const Resource, u32>,
-    last: Option<(*const Resource, u32)>,
-}
-
-impl RowResources {
-    pub(super) fn id(&mut self, resource: &Arc<Resource>) -> u32 {
-        let address = Arc::as_ptr(resource);
-        if let Some((last, id)) = self.last
-            && last == address
-        {
-            return id;
-        }
-        let id = match self.by_address.get(&address) {
-            Some(&id) => id,
-            None => {
-                let id = self.table.id(resource);
-                self.by_address.insert(address, id);
-                id
-            }
-        };
-        self.last = Some((address, id));
-        id
-    }
-
-    pub(super) fn finish(self) -> Resources {
-        self.table.finish()
     }
 }
 
@@ -145,4 +134,35 @@ pub(super) fn resource_column(rows: &RecordBatch) -> Result<&UInt32Array, ArrowE
 
 pub(super) fn out_of_table(i: u32) -> ArrowError {
     ArrowError::InvalidArgumentError(format!("span row points at resource {i}, past its table"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(host: &str) -> Arc<Resource> {
+        Arc::new(Resource {
+            service: "checkout".into(),
+            attributes: Attributes(vec![
+                ("host.name".into(), AttrValue::Str(host.into())),
+                ("ratio".into(), AttrValue::Double(0.25)),
+                ("tags".into(), AttrValue::Map(Attributes(vec![("k".into(), AttrValue::Int(7))]))),
+            ]),
+        })
+    }
+
+    #[test]
+    fn a_table_holds_each_resource_once_and_survives_the_footer() {
+        let (a, a_again, b) = (resource("h1"), resource("h1"), resource("h2"));
+        let mut table = ResourceTable::default();
+        assert_eq!(table.ids_of(&[a.clone(), b.clone(), a_again, a]), vec![0, 1, 0, 0]);
+        let table = table.finish();
+        assert_eq!(table.len(), 2);
+        let back = from_json(&to_json(&table)).expect("reads back");
+        assert_eq!(
+            back.iter().map(|r| (**r).clone()).collect::<Vec<_>>(),
+            vec![(*resource("h1")).clone(), (*b).clone()]
+        );
+        assert!(from_json("[{\"service\": 1}]").is_err(), "a malformed table is an error, not a panic");
+    }
 }

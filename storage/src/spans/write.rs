@@ -1,10 +1,9 @@
 //! Writing span parts: a [`PartWriter`] takes record batches whose rows
 //! come in (trace id, start) order, points their resources into the part's
-//! one table and describes the part as it goes; the
-//! head's chunks reach it through [`encode_chunks`] (sort keys of every
-//! row, rows copied one row group at a time), compaction's inputs through
-//! [`merge`] (a k-way merge that holds one batch per input, never whole
-//! parts). Both are CPU-bound: call them on a blocking thread.
+//! one table and describes the part as it goes; the head's chunks reach it
+//! through [`encode_chunks`] (sort keys of every row, rows copied one row
+//! group at a time), compaction's inputs through [`merge`] (a k-way merge
+//! that holds one batch per input, never whole parts). Both are CPU-bound: call them on a blocking thread.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
