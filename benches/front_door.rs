@@ -7,15 +7,13 @@
 //! Run: `cargo bench --bench front_door` (builds in release). Options via
 //! environment: `BENCH_SECONDS` (default 10), `BENCH_CLIENTS` (default 4).
 
+use sightline_testkit::binary;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use prost::Message;
 
-#[path = "../tests/common/binary.rs"]
-#[allow(dead_code)]
-mod binary;
 use sightline_collector::signal::Traces;
 use sightline_collector::{IngestConfig, Pipeline, Sinks};
 use sightline_loadgen::Rng;

@@ -5,11 +5,7 @@
 //! Run: `cargo bench --bench log_store`. Options via environment:
 //! `BENCH_LOG_LINES` (default 10,000,000), `BENCH_QUERY_RUNS` (default 30).
 
-#[path = "support/log_gen.rs"]
-mod log_gen;
-#[path = "support/measure.rs"]
-mod measure;
-
+use sightline_testkit::{log_gen, measure};
 use std::io::Write;
 use std::time::{Duration, Instant};
 

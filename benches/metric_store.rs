@@ -8,11 +8,7 @@
 //! `BENCH_HOSTS` (default 100; 100 series per host), `BENCH_HOURS` (default
 //! 24), `BENCH_QUERY_RUNS` (default 10), `BENCH_SKIP_PROMETHEUS=1`.
 
-#[path = "support/measure.rs"]
-mod measure;
-#[path = "support/prometheus_tsdb.rs"]
-mod prometheus_tsdb;
-
+use sightline_testkit::{measure, prometheus_tsdb};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -6,9 +6,7 @@
 //! Run: `cargo bench --bench span_store`. Options via environment:
 //! `BENCH_SPANS` (default 10,000,000), `BENCH_LOOKUPS` (default 1,000).
 
-#[path = "support/measure.rs"]
-mod measure;
-
+use sightline_testkit::measure;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -19,16 +19,7 @@
 //! rate for 60 s: peak RSS against the memory budget, and whether every
 //! refusal was retryable.
 
-#[path = "../tests/common/binary.rs"]
-#[allow(dead_code)]
-mod binary;
-#[path = "support/measure.rs"]
-mod measure;
-#[path = "support/prometheus_tsdb.rs"]
-mod prometheus_tsdb;
-#[path = "support/suite_data.rs"]
-mod suite_data;
-
+use sightline_testkit::{binary, measure, suite_data};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

@@ -16,9 +16,9 @@ use prometheus_client::registry::Registry;
 use sightline_collector::receivers::{otlp_grpc, otlp_http, remote_write};
 use sightline_collector::spanmetrics::DerivedMetrics;
 use sightline_collector::{Pipeline, Sinks};
+use sightline_query::QueryState;
 use sightline_query::dashboards::DashboardStore;
-use sightline_query::ops::OpsState;
-use sightline_query::{QueryState, ops};
+use sightline_query::http::ops::{self, OpsState};
 use sightline_storage::logs::LogStore;
 use sightline_storage::metrics::MetricStore;
 use sightline_storage::model::Tenant;
@@ -127,15 +127,9 @@ impl Server {
             default_tenant: default_tenant.clone(),
             metrics: config.auth.metrics,
         };
-        // The query APIs, behind the per-tenant concurrency limit and the deadline.
-        let queries = sightline_query::router(query.clone())
-            .merge(sightline_query::logs::router(query.clone()))
-            .merge(sightline_query::prometheus::router(query.clone()))
-            .merge(sightline_query::jaeger::router(query.clone()))
-            .layer(axum::middleware::from_fn_with_state(query.clone(), sightline_query::limits::guard));
-        let app = queries
+        // The query APIs, each behind the per-tenant concurrency limit and the deadline.
+        let app = sightline_query::router(query)
             .merge(remote_write::router(pipeline.clone()))
-            .merge(sightline_query::dashboards::router(query))
             .merge(sightline_ui::router())
             .merge(ops::router(OpsState {
                 registry,

@@ -1,10 +1,11 @@
 //! The front door: OTLP receivers, admission control and the ingest pipeline.
 //!
 //! A request travels: receiver (decode) → [`Pipeline::submit`] (rate limit,
-//! validate, memory and queue admission, WAL append) → acknowledgement to the
-//! client → per-signal lane → conversion into the storage model → the store's
-//! [`Sink`](sightline_storage::sink::Sink). Wire types are converted into the
-//! model here and nowhere else.
+//! validate and convert into the storage model on the submitting task,
+//! memory and queue admission, WAL append) → per-signal lane → the store's
+//! [`Sink`](sightline_storage::sink::Sink) → acknowledgement to the client
+//! once the store holds the batch. Wire types are converted into the model
+//! here and nowhere else.
 
 pub mod admission;
 pub mod config;

@@ -1,25 +1,18 @@
 //! Dashboards saved by the web UI, one JSON document per dashboard and
 //! tenant under `<data>/dashboards/t-<tenant>/<id>.json`. The server checks
 //! only the envelope (an object with a `title`); the panels are the UI's.
-//!
-//! `GET /api/dashboards` lists them, `POST` creates one (import),
-//! `GET`/`PUT`/`DELETE /api/dashboards/{id}` read, replace and delete.
+//! Served under `/api/dashboards` (`http/dashboards.rs`).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 use sightline_storage::model::Tenant;
 
-use crate::api::QueryState;
 use crate::error::ApiError;
 
 /// A dashboard document may be this large.
-const MAX_BYTES: usize = 1 << 20;
+pub const MAX_BYTES: usize = 1 << 20;
 /// A tenant may keep this many dashboards.
 const MAX_PER_TENANT: usize = 1000;
 
@@ -73,7 +66,7 @@ impl DashboardStore {
             _ => io_error(&path, e),
         })?;
         let mut doc: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::Storage(storage_error(format!("{} is not JSON: {e}", path.display()))))?;
+            .map_err(|e| ApiError::Internal(format!("{} is not JSON: {e}", path.display())))?;
         doc["id"] = json!(id);
         Ok(doc)
     }
@@ -109,7 +102,7 @@ impl DashboardStore {
     }
 
     /// A fresh id from the title: `service-latency`, `service-latency-2`, …
-    fn new_id(&self, tenant: &Tenant, title: &str) -> String {
+    pub fn new_id(&self, tenant: &Tenant, title: &str) -> String {
         let mut base: String = title
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
@@ -133,7 +126,7 @@ impl DashboardStore {
     }
 }
 
-fn check(doc: &Value) -> Result<(), ApiError> {
+pub fn check(doc: &Value) -> Result<(), ApiError> {
     let title = doc.get("title").and_then(Value::as_str).unwrap_or("");
     if !doc.is_object() || title.trim().is_empty() {
         return Err(ApiError::BadRequest("a dashboard is a JSON object with a non-empty \"title\"".into()));
@@ -141,85 +134,8 @@ fn check(doc: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn storage_error(message: String) -> sightline_storage::StorageError {
-    sightline_storage::StorageError::Part(message)
-}
-
 fn io_error(path: &Path, e: std::io::Error) -> ApiError {
-    ApiError::Storage(storage_error(format!("{}: {e}", path.display())))
-}
-
-pub fn router(state: QueryState) -> Router {
-    Router::new()
-        .route("/api/dashboards", get(list).post(create))
-        .route("/api/dashboards/{id}", get(read).put(replace).delete(remove))
-        .with_state(state)
-}
-
-/// The body as JSON, refusing what is too large or not JSON with a 400.
-fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
-    if body.len() > MAX_BYTES {
-        return Err(ApiError::BadRequest(format!("a dashboard is at most {MAX_BYTES} bytes")));
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("dashboard is not JSON: {e}")))
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::Storage(storage_error(format!("task failed: {e}"))))?
-}
-
-async fn list(State(s): State<QueryState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    let tenant = s.tenant(&headers)?;
-    let list = blocking(move || s.dashboards.list(&tenant)).await?;
-    Ok(Json(json!({ "dashboards": list })))
-}
-
-async fn create(
-    State(s): State<QueryState>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let tenant = s.tenant(&headers)?;
-    let doc = parse_body(&body)?;
-    check(&doc)?;
-    let id = blocking(move || {
-        let id = s.dashboards.new_id(&tenant, doc["title"].as_str().unwrap_or(""));
-        s.dashboards.put(&tenant, &id, doc)?;
-        Ok(id)
-    })
-    .await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
-}
-
-async fn read(
-    State(s): State<QueryState>,
-    headers: HeaderMap,
-    UrlPath(id): UrlPath<String>,
-) -> Result<Json<Value>, ApiError> {
-    let tenant = s.tenant(&headers)?;
-    Ok(Json(blocking(move || s.dashboards.get(&tenant, &id)).await?))
-}
-
-async fn replace(
-    State(s): State<QueryState>,
-    headers: HeaderMap,
-    UrlPath(id): UrlPath<String>,
-    body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let tenant = s.tenant(&headers)?;
-    let doc = parse_body(&body)?;
-    blocking(move || s.dashboards.put(&tenant, &id, doc)).await?;
-    Ok(Json(json!({ "saved": true })))
-}
-
-async fn remove(
-    State(s): State<QueryState>,
-    headers: HeaderMap,
-    UrlPath(id): UrlPath<String>,
-) -> Result<StatusCode, ApiError> {
-    let tenant = s.tenant(&headers)?;
-    blocking(move || s.dashboards.delete(&tenant, &id)).await?;
-    Ok(StatusCode::NO_CONTENT)
+    ApiError::Internal(format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]

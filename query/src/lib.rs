@@ -1,19 +1,25 @@
-//! The query side: HTTP API served on the API port (`:7070` by default).
+//! The query side: the engines over storage's stores and the HTTP surfaces
+//! served on the API port (`:7070` by default). See ARCHITECTURE.md.
 //!
-//! Reads through storage's heads and traits; never sees a wire protobuf.
+//! - [`state`]: what every surface shares (stores, tenant, time ranges,
+//!   running store work off the reactor at the deadline); [`limits`]: the
+//!   guard rails; [`error`]: the core's error; [`params`]: shared parsing.
+//! - Engines: [`promql`], [`traces`] (assembly, search, dependencies),
+//!   [`log_query`] (the log query language), [`dashboards`] (their store).
+//! - [`http`]: one folder per surface, each with its routes and response model.
+//!
+//! Reads through storage's stores; never sees a wire protobuf.
 
-pub mod api;
 pub mod dashboards;
 pub mod error;
-pub mod exposition;
-pub mod jaeger;
+pub mod http;
 pub mod limits;
-pub mod logs;
-pub mod ops;
+pub mod log_query;
 pub mod params;
-pub mod prometheus;
 pub mod promql;
+pub mod state;
 pub mod traces;
 
-pub use api::{QueryState, router};
 pub use error::ApiError;
+pub use http::router;
+pub use state::QueryState;

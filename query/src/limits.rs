@@ -12,15 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::Json;
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-
-use crate::api::QueryState;
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -125,7 +118,8 @@ impl Budget {
 #[derive(Clone, Default)]
 pub struct Running(Arc<Mutex<HashMap<String, usize>>>);
 
-struct Slot {
+/// A running query's place among its tenant's; freed when dropped.
+pub(crate) struct Slot {
     running: Running,
     tenant: String,
 }
@@ -143,7 +137,7 @@ impl Drop for Slot {
 }
 
 impl Running {
-    fn enter(&self, tenant: &str, max: usize) -> Option<Slot> {
+    pub(crate) fn enter(&self, tenant: &str, max: usize) -> Option<Slot> {
         let mut map = self.0.lock();
         let n = map.entry(tenant.to_owned()).or_default();
         if *n >= max {
@@ -151,35 +145,6 @@ impl Running {
         }
         *n += 1;
         Some(Slot { running: self.clone(), tenant: tenant.to_owned() })
-    }
-}
-
-fn refusal(status: StatusCode, kind: &str, message: String) -> Response {
-    (status, Json(serde_json::json!({ "status": "error", "errorType": kind, "error": message }))).into_response()
-}
-
-/// The middleware in front of the query APIs: a slot among the tenant's
-/// concurrent queries, and the deadline. The handlers' own evaluation stops
-/// at the same deadline ([`Budget`]); this answers even if one does not.
-pub async fn guard(State(state): State<QueryState>, request: Request, next: Next) -> Response {
-    let tenant = match state.tenant(request.headers()) {
-        Ok(t) => t,
-        Err(e) => return e.into_response(),
-    };
-    let limits = &state.limits;
-    let Some(_slot) = state.running.enter(tenant.as_str(), limits.max_concurrent_per_tenant) else {
-        return refusal(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_requests",
-            format!(
-                "tenant {tenant} already has {} queries running (query.max_concurrent_per_tenant): retry when one finishes",
-                limits.max_concurrent_per_tenant
-            ),
-        );
-    };
-    match tokio::time::timeout(limits.timeout(), next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => refusal(StatusCode::SERVICE_UNAVAILABLE, "timeout", Exceeded::Time(limits.timeout()).to_string()),
     }
 }
 

@@ -5,3 +5,4 @@ pub mod assemble;
 pub mod search;
 
 pub use assemble::{Trace, assemble};
+pub use search::Edge;

@@ -35,7 +35,7 @@ enum Need {
 
 fn need(method: &Method, path: &str, metrics: MetricsAccess) -> Need {
     match path {
-        "/" | "/favicon.svg" | "/healthz" | "/readyz" => Need::Nothing,
+        "/" | "/favicon.svg" | "/healthz" | "/readyz" | "/api/openapi.json" => Need::Nothing,
         p if p.starts_with("/assets/") => Need::Nothing,
         "/api/whoami" => Need::AnyKey,
         "/metrics" => match metrics {

@@ -6,8 +6,6 @@ use std::path::PathBuf;
 pub enum StorageError {
     #[error("I/O error on {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("the write-ahead log is closed")]
-    WalClosed,
     #[error("span part: {0}")]
     Part(String),
     #[error("metric block: {0}")]

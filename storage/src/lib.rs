@@ -1,8 +1,9 @@
 //! Sightline's storage: the domain model, the write-ahead log and the stores.
 //!
 //! Knows nothing of HTTP or gRPC. The collector converts wire messages into
-//! [`model`] values once, at its edge; the query side reads through the store
-//! traits in [`sink`] and the heads in [`head`].
+//! [`model`] values once, at its edge, and hands them to the stores through
+//! [`sink::Sink`]; the query side calls the stores ([`spans::SpanStore`],
+//! [`logs::LogStore`], [`metrics::MetricStore`]) directly.
 
 pub mod error;
 pub mod logs;

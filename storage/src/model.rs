@@ -113,7 +113,14 @@ macro_rules! id_type {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.to_hex())
+                HexBytes(&self.0).fmt(f)
+            }
+        }
+
+        /// As its hex text.
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(&HexBytes(&self.0))
             }
         }
 
@@ -155,20 +162,37 @@ impl AttrValue {
         }
     }
 
+    /// The value as plain JSON, as the APIs show it (see its `Serialize`).
     pub fn to_json(&self) -> serde_json::Value {
-        use serde_json::Value;
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Plain JSON: strings, booleans and numbers as themselves (a double JSON
+/// cannot hold, such as NaN, as its text), bytes as hex, arrays and maps
+/// nested, empty as `null`. Serialised from the value, without copies.
+impl serde::Serialize for AttrValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            AttrValue::Empty => Value::Null,
-            AttrValue::Str(s) => Value::String(s.clone()),
-            AttrValue::Bool(b) => Value::Bool(*b),
-            AttrValue::Int(i) => Value::from(*i),
-            AttrValue::Double(d) => {
-                serde_json::Number::from_f64(*d).map_or_else(|| Value::String(d.to_string()), Value::Number)
-            }
-            AttrValue::Bytes(b) => Value::String(hex::encode(b)),
-            AttrValue::Array(items) => Value::Array(items.iter().map(Self::to_json).collect()),
-            AttrValue::Map(attrs) => attrs.to_json(),
+            AttrValue::Empty => s.serialize_unit(),
+            AttrValue::Str(v) => s.serialize_str(v),
+            AttrValue::Bool(b) => s.serialize_bool(*b),
+            AttrValue::Int(i) => s.serialize_i64(*i),
+            AttrValue::Double(d) if d.is_finite() => s.serialize_f64(*d),
+            AttrValue::Double(d) => s.collect_str(d),
+            AttrValue::Bytes(b) => s.collect_str(&HexBytes(b)),
+            AttrValue::Array(items) => s.collect_seq(items),
+            AttrValue::Map(attrs) => attrs.serialize(s),
         }
+    }
+}
+
+/// Lower-case hex of bytes, written without an intermediate `String`.
+struct HexBytes<'a>(&'a [u8]);
+
+impl fmt::Display for HexBytes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
     }
 }
 
@@ -240,8 +264,24 @@ impl Attributes {
         }
     }
 
+    /// The attributes as a plain JSON object (see its `Serialize`).
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::Value::Object(self.0.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// A JSON object of the values in [`AttrValue`]'s plain form; of repeated
+/// keys, the last wins (as a JSON reader would keep it).
+impl serde::Serialize for Attributes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut last: Vec<usize> = Vec::with_capacity(self.0.len());
+        for (i, (k, _)) in self.0.iter().enumerate() {
+            match last.iter_mut().find(|j| self.0[**j].0 == *k) {
+                Some(j) => *j = i,
+                None => last.push(i),
+            }
+        }
+        s.collect_map(last.iter().map(|&i| (&self.0[i].0, &self.0[i].1)))
     }
 }
 

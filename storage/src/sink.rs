@@ -6,7 +6,7 @@
 //! (crate::wal::Wal::release) so that the log can be trimmed.
 
 use crate::StorageError;
-use crate::model::{LogRecord, MetricPoint, Span, Tenant};
+use crate::model::Tenant;
 
 /// The items of one acknowledged request, with their WAL position.
 #[derive(Clone, Debug)]
@@ -44,7 +44,3 @@ pub trait Sink<T>: Send + Sync + 'static {
         false
     }
 }
-
-pub type SpanSink = dyn Sink<Span>;
-pub type LogSink = dyn Sink<LogRecord>;
-pub type MetricSink = dyn Sink<MetricPoint>;

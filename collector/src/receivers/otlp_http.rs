@@ -131,7 +131,7 @@ async fn export<K: Laned>(State(pipeline): State<Arc<Pipeline>>, headers: Header
             let request = decode::<K>(fmt, &body)?;
             Ok::<_, IngestError>((request, (fmt == Format::Protobuf).then_some(body)))
         };
-        let (request, raw) = if headers_say_small(&headers, limit) {
+        let (request, raw) = if headers_say_small(&headers) {
             work()?
         } else {
             tokio::task::spawn_blocking(work).await.map_err(|_| IngestError::ShuttingDown)??
@@ -194,7 +194,7 @@ pub async fn discard_body(body: Body, limit: usize) {
 }
 
 /// Small identity bodies are decoded inline; the rest on a blocking thread.
-fn headers_say_small(headers: &HeaderMap, _limit: usize) -> bool {
+fn headers_say_small(headers: &HeaderMap) -> bool {
     let identity = headers.get(header::CONTENT_ENCODING).is_none();
     let len = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     identity && len.is_some_and(|l| l <= INLINE_DECODE_BYTES)

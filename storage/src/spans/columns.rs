@@ -125,10 +125,8 @@ pub fn schema() -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Collects key/value lists column by column.
-#[derive(Default)]
-/// Borrows from the spans being encoded: no string is copied before Arrow
-/// copies it into its buffers.
+/// Collects key/value lists column by column. Borrows from the spans being
+/// encoded: no string is copied before Arrow copies it into its buffers.
 struct KvColumns<'a> {
     offsets: Vec<i32>,
     keys: Vec<&'a str>,

@@ -1,0 +1,42 @@
+//! Small pieces the surfaces' response models share.
+
+use std::fmt::Display;
+
+use serde::{Serialize, Serializer};
+use sightline_storage::model::{SpanKind, StatusCode};
+
+/// A value written as its text: nanosecond times as decimal strings, since
+/// JavaScript numbers lose precision past 2^53.
+pub struct Text<T>(pub T);
+
+impl<T: Display> Serialize for Text<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+/// An instrumentation scope, as the native and log APIs show it.
+#[derive(Serialize)]
+pub struct Scope<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+}
+
+pub fn kind_name(kind: SpanKind) -> &'static str {
+    match kind {
+        SpanKind::Unspecified => "unspecified",
+        SpanKind::Internal => "internal",
+        SpanKind::Server => "server",
+        SpanKind::Client => "client",
+        SpanKind::Producer => "producer",
+        SpanKind::Consumer => "consumer",
+    }
+}
+
+pub fn status_name(code: StatusCode) -> &'static str {
+    match code {
+        StatusCode::Unset => "unset",
+        StatusCode::Ok => "ok",
+        StatusCode::Error => "error",
+    }
+}

@@ -1,0 +1,90 @@
+//! What the end-to-end tests (`tests/e2e/`) and the benchmarks share: a
+//! real server on 127.0.0.1:0 with its data in a temporary directory,
+//! polling for eventual state, the real binary ([`binary`]), a real
+//! Prometheus ([`prometheus`]), hand-built OTLP ([`otlp`]), and the
+//! benchmarks' data sets and measuring helpers.
+
+pub mod binary;
+pub mod log_gen;
+pub mod measure;
+pub mod otlp;
+pub mod prometheus;
+pub mod prometheus_tsdb;
+pub mod suite_data;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use sightline::config::Config;
+use sightline::server::Server;
+use sightline_storage::model::Tenant;
+
+pub struct TestServer {
+    pub server: Server,
+    pub config: Config,
+    pub dir: tempfile::TempDir,
+}
+
+/// A config that binds every port on loopback, port 0, in a temp dir.
+pub fn loopback_config(dir: &std::path::Path) -> Config {
+    let any = "127.0.0.1:0".parse().expect("address");
+    Config {
+        data_dir: dir.to_path_buf(),
+        listen: sightline::config::Listen { grpc: any, http: any, api: any },
+        ..Config::default()
+    }
+}
+
+pub async fn start(configure: impl FnOnce(&mut Config)) -> TestServer {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = loopback_config(dir.path());
+    configure(&mut config);
+    let server = Server::start(&config).await.expect("server starts");
+    TestServer { server, config, dir }
+}
+
+impl TestServer {
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.server.grpc_addr)
+    }
+
+    pub fn otlp_http_url(&self, signal: &str) -> String {
+        format!("http://{}/v1/{signal}", self.server.http_addr)
+    }
+
+    pub fn api_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.api_addr)
+    }
+}
+
+/// The clock now, in Unix nanoseconds.
+pub fn now_nanos() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64
+}
+
+pub fn tenant(name: &str) -> Tenant {
+    Tenant::new(name).expect("tenant")
+}
+
+/// GETs `url` with `query` (as `tenant` if given); the JSON body, or `None`
+/// on any failure, for polling with [`eventually`].
+pub async fn get_json(url: &str, query: &[(&str, &str)], tenant: Option<&str>) -> Option<serde_json::Value> {
+    let mut request = reqwest::Client::new().get(url).query(query);
+    if let Some(t) = tenant {
+        request = request.header("X-Scope-OrgID", t);
+    }
+    request.send().await.ok()?.json().await.ok()
+}
+
+/// Polls `check` until it returns `Some`, for at most 20 s (a deadline for
+/// eventual state, not a timing assertion).
+pub async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut check: impl FnMut() -> F) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
