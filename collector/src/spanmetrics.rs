@@ -28,10 +28,9 @@ mod tests;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -41,6 +40,7 @@ use sightline_storage::metrics::labels::sanitize_label;
 use sightline_storage::metrics::{Labels, Meta, MetricStore, Sample};
 use sightline_storage::model::{Span, SpanKind, StatusCode, Tenant};
 use sightline_storage::sink::{Batch, Sink};
+use sightline_storage::worker::Worker;
 
 use aggregate::{ABSENT, Aggregate, Shape, Totals};
 
@@ -109,7 +109,6 @@ struct Shared {
     tenants: RwLock<HashMap<Tenant, Arc<Mutex<Aggregate>>>>,
     /// Off while the WAL is replayed.
     live: AtomicBool,
-    stop: (Mutex<bool>, Condvar),
     /// The last flush's timestamp (ms): each flush stamps a later one.
     last_t: AtomicI64,
     telemetry: Telemetry,
@@ -119,30 +118,39 @@ struct Shared {
 pub struct DerivedMetrics {
     inner: Arc<dyn Sink<Span>>,
     shared: Arc<Shared>,
-    worker: Mutex<Option<JoinHandle<()>>>,
+    /// Flushes every `flush_interval_seconds`, and once more at shutdown.
+    worker: Option<Worker>,
 }
 
 impl DerivedMetrics {
     /// Wraps `inner` and starts the flush thread. Counting starts with
     /// [`DerivedMetrics::replay_done`].
-    pub fn start(inner: Arc<dyn Sink<Span>>, metrics: MetricStore, config: SpanMetricsConfig) -> std::io::Result<Self> {
+    pub fn start(
+        inner: Arc<dyn Sink<Span>>,
+        metrics: MetricStore,
+        config: SpanMetricsConfig,
+    ) -> Result<Self, StorageError> {
         let shared = Arc::new(Shared {
             dimension_labels: config.dimensions.iter().map(|d| sanitize_label(d)).collect(),
             config,
             metrics,
             tenants: RwLock::default(),
             live: AtomicBool::new(false),
-            stop: (Mutex::new(false), Condvar::new()),
             last_t: AtomicI64::new(i64::MIN),
             telemetry: Telemetry::default(),
         });
         let worker = if shared.config.enabled {
             let background = shared.clone();
-            Some(std::thread::Builder::new().name("sightline-spanmetrics".into()).spawn(move || background.run())?)
+            let interval = Duration::from_secs(shared.config.flush_interval_seconds.max(1));
+            let flush = move |_| {
+                background.flush();
+                Ok(())
+            };
+            Some(Worker::spawn("sightline-spanmetrics", interval, flush, |_, _| {})?)
         } else {
             None
         };
-        Ok(Self { inner, shared, worker: Mutex::new(worker) })
+        Ok(Self { inner, shared, worker })
     }
 
     /// Adds the connector's own metrics to `registry` (`sightline_spanmetrics_*`).
@@ -177,10 +185,8 @@ impl DerivedMetrics {
 
     /// Writes what changed one last time and stops the flush thread. Blocks.
     pub fn shutdown_blocking(&self) {
-        *self.shared.stop.0.lock() = true;
-        self.shared.stop.1.notify_all();
-        if let Some(worker) = self.worker.lock().take() {
-            let _ = worker.join();
+        if let Some(worker) = &self.worker {
+            worker.shutdown();
         }
     }
 
@@ -227,25 +233,6 @@ impl Shared {
         let wait = Duration::from_secs(self.config.edge_wait_seconds);
         let fresh = || Arc::new(Mutex::new(Aggregate::new(wait, self.config.max_pending_edges)));
         self.tenants.write().entry(tenant.clone()).or_insert_with(fresh).clone()
-    }
-
-    fn run(&self) {
-        let interval = Duration::from_secs(self.config.flush_interval_seconds.max(1));
-        let mut next = Instant::now() + interval;
-        loop {
-            let stopping = {
-                let mut stop = self.stop.0.lock();
-                while !*stop && Instant::now() < next {
-                    self.stop.1.wait_until(&mut stop, next);
-                }
-                *stop
-            };
-            next += interval;
-            self.flush();
-            if stopping {
-                return;
-            }
-        }
     }
 
     /// Appends the series that changed since the last flush, one batch per

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 pub enum StorageError {
     #[error("I/O error on {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("cannot start the thread {name}: {source}")]
+    Thread { name: String, source: std::io::Error },
     #[error("span part: {0}")]
     Part(String),
     #[error("metric block: {0}")]

@@ -13,5 +13,6 @@ mod object_reader;
 pub mod sink;
 pub mod spans;
 pub mod wal;
+pub mod worker;
 
 pub use error::StorageError;

@@ -15,11 +15,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::RwLock;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -31,6 +30,7 @@ use crate::model::now_unix_nanos;
 use crate::model::{LogRecord, Signal};
 use crate::sink::{Batch, Sink};
 use crate::wal::Wal;
+use crate::worker::{Run, Worker};
 
 #[derive(Clone, Debug)]
 pub struct LogStoreConfig {
@@ -84,15 +84,14 @@ pub(super) struct Inner {
     released: AtomicU64,
     wal: Option<Wal>,
     metrics: Metrics,
-    wake: (Mutex<bool>, Condvar),
-    stopping: AtomicBool,
 }
 
 /// The log store; cheap to clone.
 #[derive(Clone)]
 pub struct LogStore {
     pub(super) inner: Arc<Inner>,
-    worker: Arc<Mutex<Option<JoinHandle<()>>>>,
+    /// Commits every `commit_interval`; retention every `maintenance_interval`.
+    worker: Arc<Worker>,
 }
 
 impl LogStore {
@@ -124,16 +123,20 @@ impl LogStore {
                 expired: Counter::default(),
                 errors: Counter::default(),
             },
-            wake: (Mutex::new(false), Condvar::new()),
-            stopping: AtomicBool::new(false),
         });
         inner.expire()?;
-        let runner = inner.clone();
-        let worker = std::thread::Builder::new()
-            .name("log-store".into())
-            .spawn(move || runner.run())
-            .map_err(|e| StorageError::LogIndex(format!("cannot start the log store thread: {e}")))?;
-        Ok(LogStore { inner, worker: Arc::new(Mutex::new(Some(worker))) })
+        let (runner, failed) = (inner.clone(), inner.clone());
+        let mut last_maintenance = Instant::now();
+        let worker = Worker::spawn(
+            "log-store",
+            inner.config.commit_interval,
+            move |run| runner.cycle(run, &mut last_maintenance),
+            move |e, failures| {
+                failed.metrics.errors.inc();
+                tracing::error!(error = %e, failures, "log commit failed; the lines stay in the WAL");
+            },
+        )?;
+        Ok(LogStore { inner, worker: Arc::new(worker) })
     }
 
     pub fn register_metrics(&self, registry: &mut Registry) {
@@ -163,12 +166,7 @@ impl LogStore {
 
     /// Commits everything, closes the writers and stops the thread. Blocks.
     pub fn shutdown_blocking(&self) {
-        self.inner.stopping.store(true, Ordering::Release);
-        *self.inner.wake.0.lock() = true;
-        self.inner.wake.1.notify_all();
-        if let Some(worker) = self.worker.lock().take() {
-            let _ = worker.join();
-        }
+        self.worker.shutdown();
     }
 
     /// Loses what is not committed and stops, as a crash would.
@@ -281,43 +279,25 @@ impl Inner {
         partitions.iter().try_for_each(|p| p.close_writer_if_idle(idle))
     }
 
-    fn run(self: Arc<Self>) {
-        let mut last_maintenance = Instant::now();
-        let mut failures = 0u32;
-        loop {
-            {
-                let mut woken = self.wake.0.lock();
-                if !*woken {
-                    self.wake.1.wait_for(&mut woken, self.config.commit_interval);
-                }
-                *woken = false;
-            }
-            match self.commit_all() {
-                Ok(()) => failures = 0,
-                Err(e) => {
-                    self.metrics.errors.inc();
-                    failures += 1;
-                    tracing::error!(error = %e, failures, "log commit failed; the lines stay in the WAL");
-                    std::thread::sleep(Duration::from_millis(100 * u64::from(failures.min(50))));
+    /// One turn of the commit thread: commit every partition; on the last
+    /// turn close the writers, else run retention when it is due.
+    fn cycle(&self, run: Run, last_maintenance: &mut Instant) -> Result<(), StorageError> {
+        let committed = self.commit_all();
+        if run == Run::Last {
+            let partitions: Vec<_> = self.partitions.read().values().cloned().collect();
+            for p in partitions {
+                if let Err(e) = p.close(self.writer_config()) {
+                    tracing::error!(error = %e, "closing a log partition failed; the WAL keeps its lines");
                 }
             }
-            if self.stopping.load(Ordering::Acquire) {
-                let partitions: Vec<_> = self.partitions.read().values().cloned().collect();
-                for p in partitions {
-                    if let Err(e) = p.close(self.writer_config()) {
-                        tracing::error!(error = %e, "closing a log partition failed; the WAL keeps its lines");
-                    }
-                }
-                return;
-            }
-            if last_maintenance.elapsed() >= self.config.maintenance_interval {
-                last_maintenance = Instant::now();
-                if let Err(e) = self.expire().and_then(|()| self.close_idle_writers()) {
-                    self.metrics.errors.inc();
-                    tracing::error!(error = %e, "log retention failed; will retry");
-                }
+        } else if last_maintenance.elapsed() >= self.config.maintenance_interval {
+            *last_maintenance = Instant::now();
+            if let Err(e) = self.expire().and_then(|()| self.close_idle_writers()) {
+                self.metrics.errors.inc();
+                tracing::error!(error = %e, "log retention failed; will retry");
             }
         }
+        committed
     }
 }
 

@@ -19,7 +19,6 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
@@ -33,6 +32,7 @@ use super::otlp::{self, DeltaState, Meta, Sample, is_stale};
 use crate::StorageError;
 use crate::model::{MetricPoint, SpanId, Tenant, TraceId};
 use crate::sink::{Batch, Refused, Sink};
+use crate::worker::Worker;
 #[cfg(test)]
 mod block_tests;
 mod blocks;
@@ -176,9 +176,9 @@ pub struct MetricStore {
     /// Set once the WAL has been replayed: cutting earlier would close a
     /// window whose acknowledged samples are still being replayed, and
     /// the head would then refuse them.
-    replayed: Arc<std::sync::atomic::AtomicBool>,
-    worker: Arc<Mutex<Option<JoinHandle<()>>>>,
-    stopping: Arc<AtomicBool>,
+    replayed: Arc<AtomicBool>,
+    /// Cuts, compacts and expires blocks every `cut_interval`.
+    worker: Arc<Mutex<Option<Worker>>>,
 }
 
 impl MetricStore {

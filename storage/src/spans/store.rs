@@ -20,12 +20,11 @@ mod maintenance;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use object_store::{ObjectStore, ObjectStoreExt};
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -37,6 +36,7 @@ use crate::StorageError;
 use crate::model::{Signal, Span, SpanKind, Tenant};
 use crate::sink::{Batch, Sink};
 use crate::wal::Wal;
+use crate::worker::{Run, Worker};
 
 #[derive(Clone, Debug)]
 pub struct SpanStoreConfig {
@@ -169,10 +169,6 @@ pub(super) struct Inner {
     persisted: HashMap<Tenant, u64>,
     /// Highest WAL sequence applied since open.
     applied: AtomicU64,
-    wake: (Mutex<bool>, Condvar),
-    /// Wakes the maintenance thread when `stopping` is set.
-    stop_signal: (Mutex<()>, Condvar),
-    stopping: AtomicBool,
     next_part: AtomicU64,
     /// Footers and bloom filters of parts, by part id, loaded on first use.
     indexes: Mutex<HashMap<String, Arc<PartIndex>>>,
@@ -192,7 +188,10 @@ pub(super) struct Inner {
 #[derive(Clone)]
 pub struct SpanStore {
     pub(super) inner: Arc<Inner>,
-    workers: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// Writes the head into parts when it is full or old enough.
+    flusher: Arc<Worker>,
+    /// Retention and compaction every `maintenance_interval`.
+    maintainer: Arc<Worker>,
 }
 
 impl SpanStore {
@@ -237,9 +236,6 @@ impl SpanStore {
             state: RwLock::new(state),
             persisted,
             applied: AtomicU64::new(0),
-            wake: (Mutex::new(false), Condvar::new()),
-            stop_signal: (Mutex::new(()), Condvar::new()),
-            stopping: AtomicBool::new(false),
             next_part: AtomicU64::new(0),
             indexes: Mutex::new(HashMap::new()),
             flush_work: Mutex::new(()),
@@ -247,16 +243,29 @@ impl SpanStore {
             retired: Mutex::new(Vec::new()),
             metrics: SpanMetrics::default(),
         });
-        let spawn = |name: &str, run: fn(&Inner)| {
-            let background = inner.clone();
-            std::thread::Builder::new()
-                .name(name.into())
-                .spawn(move || run(&background))
-                .map_err(|e| StorageError::Part(format!("cannot start the span store thread {name}: {e}")))
-        };
-        let workers =
-            vec![spawn("sightline-spans", Inner::run_flushes)?, spawn("sightline-span-maint", Inner::run_maintenance)?];
-        Ok(Self { inner, workers: Arc::new(Mutex::new(workers)) })
+        // The flush thread also looks every quarter of `flush_age`.
+        let tick = (inner.config.flush_age / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let (flushing, failed) = (inner.clone(), inner.clone());
+        let flusher = Worker::spawn(
+            "sightline-spans",
+            tick,
+            move |run| flushing.flush_if_due(run),
+            move |e, failures| {
+                failed.metrics.errors.inc();
+                tracing::error!(error = %e, failures, "span flush failed; the spans stay in memory and in the WAL");
+            },
+        )?;
+        let (maintaining, failed) = (inner.clone(), inner.clone());
+        let maintainer = Worker::spawn(
+            "sightline-span-maint",
+            inner.config.maintenance_interval,
+            move |run| if run == Run::Regular { maintaining.maintain() } else { Ok(()) },
+            move |e, _| {
+                failed.metrics.errors.inc();
+                tracing::error!(error = %e, "span compaction or retention failed; will retry");
+            },
+        )?;
+        Ok(Self { inner, flusher: Arc::new(flusher), maintainer: Arc::new(maintainer) })
     }
 
     /// Adds the store's metrics to `registry` (`sightline_spans_*`).
@@ -289,16 +298,8 @@ impl SpanStore {
 
     /// Flushes what the head holds and stops the background threads. Blocks.
     pub fn shutdown_blocking(&self) {
-        self.inner.stopping.store(true, Ordering::Release);
-        self.inner.wake();
-        {
-            // Under the lock: the maintenance thread checks `stopping` holding it.
-            let _held = self.inner.stop_signal.0.lock();
-            self.inner.stop_signal.1.notify_all();
-        }
-        for worker in self.workers.lock().drain(..) {
-            let _ = worker.join();
-        }
+        self.maintainer.shutdown();
+        self.flusher.shutdown();
     }
 
     pub fn counts(&self, tenant: &Tenant) -> SpanCounts {
@@ -374,7 +375,7 @@ impl Sink<Span> for SpanStore {
         drop(items);
         inner.update_gauges();
         if full {
-            inner.wake();
+            self.flusher.wake();
         }
         Ok(())
     }
@@ -400,66 +401,17 @@ impl Inner {
         self.metrics.retired.set(self.retired.lock().len() as i64);
     }
 
-    fn wake(&self) {
-        *self.wake.0.lock() = true;
-        self.wake.1.notify_all();
-    }
-
-    /// The flush thread: writes the head when it is full or old enough.
-    fn run_flushes(&self) {
-        let tick = (self.config.flush_age / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
-        let mut failures = 0u32;
-        loop {
-            {
-                let mut woken = self.wake.0.lock();
-                if !*woken {
-                    self.wake.1.wait_for(&mut woken, tick);
-                }
-                *woken = false;
-            }
-            let stopping = self.stopping.load(Ordering::Acquire);
-            let due = {
-                let state = self.state.read();
-                let h = &state.head;
-                !state.flushing.is_empty()
-                    || h.spans >= self.config.flush_spans
-                    || (h.spans > 0 && (stopping || h.since.is_some_and(|t| t.elapsed() >= self.config.flush_age)))
-            };
-            if due {
-                match self.flush() {
-                    Ok(()) => failures = 0,
-                    Err(e) => {
-                        self.metrics.errors.inc();
-                        failures += 1;
-                        tracing::error!(error = %e, failures, "span flush failed; the spans stay in memory and in the WAL");
-                        std::thread::sleep(Duration::from_millis(100 * u64::from(failures.min(50))));
-                    }
-                }
-            }
-            if stopping {
-                return;
-            }
-        }
-    }
-
-    /// The maintenance thread: retention and compaction every interval.
-    fn run_maintenance(&self) {
-        loop {
-            {
-                let mut held = self.stop_signal.0.lock();
-                let until = Instant::now() + self.config.maintenance_interval;
-                while !self.stopping.load(Ordering::Acquire) && Instant::now() < until {
-                    self.stop_signal.1.wait_until(&mut held, until);
-                }
-                if self.stopping.load(Ordering::Acquire) {
-                    return;
-                }
-            }
-            if let Err(e) = self.maintain() {
-                self.metrics.errors.inc();
-                tracing::error!(error = %e, "span compaction or retention failed; will retry");
-            }
-        }
+    /// Writes the head (and any frozen head a failed flush left) when it
+    /// is full, old enough, or the store is shutting down.
+    fn flush_if_due(&self, run: Run) -> Result<(), StorageError> {
+        let due = {
+            let state = self.state.read();
+            let h = &state.head;
+            !state.flushing.is_empty()
+                || h.spans >= self.config.flush_spans
+                || (h.spans > 0 && (run == Run::Last || h.since.is_some_and(|t| t.elapsed() >= self.config.flush_age)))
+        };
+        if due { self.flush() } else { Ok(()) }
     }
 
     fn part_id(&self) -> String {

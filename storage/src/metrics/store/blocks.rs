@@ -16,6 +16,7 @@ use crate::metrics::labels::Labels;
 use crate::metrics::otlp;
 use crate::model::{Signal, Tenant};
 use crate::wal::Wal;
+use crate::worker::{Run, Worker};
 
 /// A compacted block lays its rows out in time slices of this many blocks'
 /// duration (6 h by default): a query over a few hours reads one or two.
@@ -87,11 +88,16 @@ impl MetricStore {
             ..MetricStore::default()
         };
         store.metrics.blocks.set(store.block_count() as i64);
-        let runner = store.clone();
-        let worker = std::thread::Builder::new()
-            .name("metric-blocks".into())
-            .spawn(move || runner.run())
-            .map_err(|e| StorageError::Block(format!("cannot start the metric block thread: {e}")))?;
+        let (runner, failed) = (store.clone(), store.metrics.clone());
+        let worker = Worker::spawn(
+            "metric-blocks",
+            store.config.cut_interval,
+            move |run| if run == Run::Regular { runner.maintain() } else { Ok(()) },
+            move |e, _| {
+                failed.errors.inc();
+                tracing::error!(error = %e, "cutting metric blocks failed; the samples stay in memory and in the WAL");
+            },
+        )?;
         *store.worker.lock() = Some(worker);
         Ok(store)
     }
@@ -100,22 +106,15 @@ impl MetricStore {
         self.blocks.as_ref().map_or(0, |b| b.published.read().values().map(Vec::len).sum())
     }
 
-    fn run(self) {
-        loop {
-            std::thread::park_timeout(self.config.cut_interval);
-            if self.stopping.load(Ordering::Acquire) {
-                return;
-            }
-            if !self.replayed.load(Ordering::Acquire) {
-                continue;
-            }
-            let now = (crate::model::now_unix_nanos() / 1_000_000) as i64;
-            self.expire_deltas(now);
-            if let Err(e) = self.cut(now).and_then(|()| self.compact()).and_then(|()| self.expire(now)) {
-                self.metrics.errors.inc();
-                tracing::error!(error = %e, "cutting metric blocks failed; the samples stay in memory and in the WAL");
-            }
+    /// One turn of the block thread, once the WAL is replayed: cut the
+    /// windows that closed, compact, apply retention.
+    fn maintain(&self) -> Result<(), StorageError> {
+        if !self.replayed.load(Ordering::Acquire) {
+            return Ok(());
         }
+        let now = (crate::model::now_unix_nanos() / 1_000_000) as i64;
+        self.expire_deltas(now);
+        self.cut(now).and_then(|()| self.compact()).and_then(|()| self.expire(now))
     }
 
     /// Lets the block thread cut (from its next interval on), once every
@@ -126,10 +125,8 @@ impl MetricStore {
 
     /// Stops the block thread (the head stays in the WAL). Blocks.
     pub fn shutdown_blocking(&self) {
-        self.stopping.store(true, Ordering::Release);
         if let Some(worker) = self.worker.lock().take() {
-            worker.thread().unpark();
-            let _ = worker.join();
+            worker.shutdown();
         }
     }
 
