@@ -11,11 +11,11 @@ pub mod admission;
 pub mod config;
 pub mod convert;
 pub mod error;
-pub mod metrics;
 pub mod pipeline;
 pub mod receivers;
 pub mod signal;
 pub mod spanmetrics;
+pub mod telemetry;
 pub mod validate;
 
 pub use config::IngestConfig;

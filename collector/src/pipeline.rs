@@ -30,8 +30,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::admission::{MemoryBudget, MemoryPermit, RateLimiter, ResidentMemory};
 use crate::config::IngestConfig;
 use crate::error::IngestError;
-use crate::metrics::{IngestMetrics, Refusal, SignalLabel};
 use crate::signal::{Logs, Metrics, SignalKind, Traces};
+use crate::telemetry::{IngestTelemetry, Refusal, SignalLabel};
 use crate::validate::Limits;
 
 /// The stores that receive each signal.
@@ -110,7 +110,7 @@ pub struct Pipeline {
     rate: RateLimiter,
     memory: MemoryBudget,
     resident: ResidentMemory,
-    metrics: Arc<IngestMetrics>,
+    telemetry: Arc<IngestTelemetry>,
     traces: Lane<Traces>,
     logs: Lane<Logs>,
     metrics_lane: Lane<Metrics>,
@@ -120,17 +120,18 @@ pub struct Pipeline {
 impl Pipeline {
     /// Starts the lanes' threads. Call [`Pipeline::replay`] before serving.
     pub fn start(config: IngestConfig, wal: Wal, sinks: Sinks, registry: &mut Registry) -> std::io::Result<Arc<Self>> {
-        let metrics = Arc::new(IngestMetrics::register(registry));
+        let telemetry = Arc::new(IngestTelemetry::default());
+        telemetry.register(registry);
         let q = &config.queue_capacity;
         Ok(Arc::new(Self {
             limits: Limits { max_attribute_depth: config.max_attribute_depth },
             rate: RateLimiter::new(config.rate_limit.clone()),
             memory: MemoryBudget::new(config.memory_limit_bytes),
             resident: ResidentMemory::new(config.resident_limit()),
-            traces: start_lane::<Traces>(q.traces, sinks.spans, metrics.clone())?,
-            logs: start_lane::<Logs>(q.logs, sinks.logs, metrics.clone())?,
-            metrics_lane: start_lane::<Metrics>(q.metrics, sinks.metrics, metrics.clone())?,
-            metrics,
+            traces: start_lane::<Traces>(q.traces, sinks.spans, telemetry.clone())?,
+            logs: start_lane::<Logs>(q.logs, sinks.logs, telemetry.clone())?,
+            metrics_lane: start_lane::<Metrics>(q.metrics, sinks.metrics, telemetry.clone())?,
+            telemetry,
             wal,
             config,
             closing: AtomicBool::new(false),
@@ -141,8 +142,8 @@ impl Pipeline {
         &self.config
     }
 
-    pub fn metrics(&self) -> &IngestMetrics {
-        &self.metrics
+    pub fn telemetry(&self) -> &IngestTelemetry {
+        &self.telemetry
     }
 
     /// The process's resident memory, which the server keeps current.
@@ -155,7 +156,7 @@ impl Pipeline {
     /// requests arriving at once cannot all be read into memory.
     pub fn reserve(&self, bytes: usize) -> Result<MemoryPermit, IngestError> {
         let permit = self.memory.try_acquire(bytes)?;
-        self.metrics.memory_in_use.set(self.memory.in_use_bytes() as i64);
+        self.telemetry.memory_in_use_bytes.set(self.memory.in_use_bytes() as i64);
         Ok(permit)
     }
 
@@ -190,20 +191,20 @@ impl Pipeline {
         raw: Option<Bytes>,
     ) -> Result<Outcome, IngestError> {
         let items = K::count(&request);
-        let labels = IngestMetrics::signal_tenant(K::SIGNAL.as_str(), tenant.as_str());
-        self.metrics.received.get_or_create(&labels).inc_by(items);
+        let labels = IngestTelemetry::signal_tenant(K::SIGNAL.as_str(), tenant.as_str());
+        self.telemetry.received_items.get_or_create(&labels).inc_by(items);
         let result = self.admit::<K>(tenant, request, raw, items).await;
         match &result {
             Ok(outcome) => {
-                self.metrics.accepted.get_or_create(&labels).inc_by(outcome.accepted);
-                self.metrics.invalid.get_or_create(&labels).inc_by(outcome.rejected);
+                self.telemetry.accepted_items.get_or_create(&labels).inc_by(outcome.accepted);
+                self.telemetry.invalid_items.get_or_create(&labels).inc_by(outcome.rejected);
             }
             Err(e) => {
                 let refusal = Refusal { signal: K::SIGNAL.as_str(), tenant: tenant.to_string(), reason: e.reason() };
-                self.metrics.refused.get_or_create(&refusal).inc_by(items);
+                self.telemetry.refused_items.get_or_create(&refusal).inc_by(items);
             }
         }
-        self.metrics.memory_in_use.set(self.memory.in_use_bytes() as i64);
+        self.telemetry.memory_in_use_bytes.set(self.memory.in_use_bytes() as i64);
         result
     }
 
@@ -218,7 +219,7 @@ impl Pipeline {
         let size = raw.as_ref().map_or_else(|| request.encoded_len(), Bytes::len);
         self.rate.check(tenant.as_str(), items, size as u64)?;
         let memory = self.memory.try_acquire(size)?;
-        self.metrics.memory_in_use.set(self.memory.in_use_bytes() as i64);
+        self.telemetry.memory_in_use_bytes.set(self.memory.in_use_bytes() as i64);
         let lane = K::lane(self);
         if lane.sink.backlogged() {
             return Err(IngestError::Overloaded(K::STORE_BACKLOG));
@@ -256,7 +257,7 @@ impl Pipeline {
             AppendError::Full => IngestError::Overloaded("the write-ahead log queue"),
             AppendError::Closed => IngestError::ShuttingDown,
         })?;
-        self.metrics.queue_depth.get_or_create(&SignalLabel { signal: K::SIGNAL.as_str() }).set(depth(&lane.tx));
+        self.telemetry.queue_depth.get_or_create(&SignalLabel { signal: K::SIGNAL.as_str() }).set(depth(&lane.tx));
         // Durable in the WAL and readable in the store: only now say yes.
         match ack_rx.await {
             Ok(Ok(refused)) if refused.count > 0 => {
@@ -380,7 +381,7 @@ fn depth<T>(tx: &mpsc::Sender<T>) -> i64 {
 fn start_lane<K: SignalKind>(
     capacity: usize,
     sink: Arc<dyn Sink<K::Item>>,
-    metrics: Arc<IngestMetrics>,
+    telemetry: Arc<IngestTelemetry>,
 ) -> std::io::Result<Lane<K>> {
     let (tx, mut rx) = mpsc::channel::<LaneMsg<K>>(capacity);
     let depth_tx = tx.downgrade();
@@ -400,10 +401,10 @@ fn start_lane<K: SignalKind>(
             let stored = sink.consume_counted(Batch { tenant: work.tenant, wal_seq: work.seq, items: work.items });
             match &stored {
                 Ok(refused) => {
-                    metrics.stored.get_or_create(&label).inc_by(n.saturating_sub(refused.count));
+                    telemetry.stored_items.get_or_create(&label).inc_by(n.saturating_sub(refused.count));
                 }
                 Err(e) => {
-                    metrics.store_errors.get_or_create(&label).inc();
+                    telemetry.store_errors.get_or_create(&label).inc();
                     tracing::error!(signal = %K::SIGNAL, seq = work.seq, error = %e, "store refused a batch; it stays in the WAL");
                 }
             }
@@ -411,7 +412,7 @@ fn start_lane<K: SignalKind>(
                 let _ = ack.send(stored.map_err(|e| IngestError::Storage(e.to_string())));
             }
             if let Some(tx) = depth_tx.upgrade() {
-                metrics.queue_depth.get_or_create(&label).set(depth(&tx));
+                telemetry.queue_depth.get_or_create(&label).set(depth(&tx));
             }
         }
     })?;

@@ -93,12 +93,18 @@ impl SpanMetricsConfig {
     }
 }
 
-#[derive(Default)]
-struct Telemetry {
-    series: Gauge,
-    pending_edges: Gauge,
-    over_limit: Counter,
-    flushes: Counter,
+sightline_storage::telemetry! {
+    /// The connector's own metrics.
+    struct Telemetry("sightline_spanmetrics") {
+        /// Series derived from spans (RED and edges)
+        series: Gauge,
+        /// Spans remembered for the other side of a service-graph edge
+        pending_edges: Gauge,
+        /// Spans not counted: their tenant has spanmetrics.max_series series
+        over_limit_spans: Counter,
+        /// Flushes of derived series to the metric store
+        flushes: Counter,
+    }
 }
 
 struct Shared {
@@ -155,27 +161,7 @@ impl DerivedMetrics {
 
     /// Adds the connector's own metrics to `registry` (`sightline_spanmetrics_*`).
     pub fn register_metrics(&self, registry: &mut Registry) {
-        let t = &self.shared.telemetry;
-        registry.register(
-            "sightline_spanmetrics_series",
-            "Series derived from spans (RED and edges)",
-            t.series.clone(),
-        );
-        registry.register(
-            "sightline_spanmetrics_pending_edges",
-            "Spans remembered for the other side of a service-graph edge",
-            t.pending_edges.clone(),
-        );
-        registry.register(
-            "sightline_spanmetrics_over_limit_spans",
-            "Spans not counted: their tenant has spanmetrics.max_series series",
-            t.over_limit.clone(),
-        );
-        registry.register(
-            "sightline_spanmetrics_flushes",
-            "Flushes of derived series to the metric store",
-            t.flushes.clone(),
-        );
+        self.shared.telemetry.register(registry);
     }
 
     /// Spans from now on are counted: call once the WAL has been replayed.
@@ -215,7 +201,7 @@ impl Sink<Span> for DerivedMetrics {
             let mut a = aggregate.lock();
             let over = a.over_limit;
             a.observe(&shape, &batch.items);
-            shared.telemetry.over_limit.inc_by(a.over_limit - over);
+            shared.telemetry.over_limit_spans.inc_by(a.over_limit - over);
         }
         self.inner.consume(batch)
     }

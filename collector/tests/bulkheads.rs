@@ -110,9 +110,9 @@ fn pipeline(
 
 /// Polls until the traces queue holds `n` requests.
 async fn queued(p: &Pipeline, n: i64) {
-    let label = sightline_collector::metrics::SignalLabel { signal: "traces" };
+    let label = sightline_collector::telemetry::SignalLabel { signal: "traces" };
     for _ in 0..2000 {
-        if p.metrics().queue_depth.get_or_create(&label).get() == n {
+        if p.telemetry().queue_depth.get_or_create(&label).get() == n {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -186,12 +186,12 @@ async fn the_memory_budget_refuses_with_503() {
     // Each request holds at least 1 KiB of the 4 KiB budget until it is stored.
     let waiting: Vec<_> = (0..4).map(|n| spawn_post(&app, "/v1/traces", spans_body(n))).collect();
     for _ in 0..2000 {
-        if p.metrics().memory_in_use.get() == 4096 {
+        if p.telemetry().memory_in_use_bytes.get() == 4096 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    assert_eq!(p.metrics().memory_in_use.get(), 4096);
+    assert_eq!(p.telemetry().memory_in_use_bytes.get(), 4096);
     for n in 4..8 {
         let r = app.clone().oneshot(post("/v1/traces", spans_body(n))).await.expect("response");
         assert_eq!(r.status(), 503);

@@ -12,6 +12,8 @@ pub mod model;
 mod object_reader;
 pub mod sink;
 pub mod spans;
+pub mod telemetry;
+pub mod typed_json;
 pub mod wal;
 pub mod worker;
 

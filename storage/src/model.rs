@@ -196,58 +196,6 @@ impl fmt::Display for HexBytes<'_> {
     }
 }
 
-impl AttrValue {
-    /// A JSON form that keeps every type, for storage:
-    /// `{"s":…}`, `{"b":…}`, `{"i":…}`, `{"d":…}`, `{"x":"hex"}`, `{"a":[…]}`,
-    /// `{"m":[["key",…],…]}`, or `null`.
-    pub fn to_typed_json(&self) -> serde_json::Value {
-        use serde_json::json;
-        match self {
-            AttrValue::Empty => serde_json::Value::Null,
-            AttrValue::Str(s) => json!({ "s": s }),
-            AttrValue::Bool(b) => json!({ "b": b }),
-            AttrValue::Int(i) => json!({ "i": i }),
-            AttrValue::Double(d) => json!({ "d": d.to_string() }),
-            AttrValue::Bytes(b) => json!({ "x": hex::encode(b) }),
-            AttrValue::Array(items) => {
-                json!({ "a": items.iter().map(Self::to_typed_json).collect::<Vec<_>>() })
-            }
-            AttrValue::Map(attrs) => {
-                json!({ "m": attrs.0.iter().map(|(k, v)| json!([k, v.to_typed_json()])).collect::<Vec<_>>() })
-            }
-        }
-    }
-
-    /// Reads what [`AttrValue::to_typed_json`] wrote; anything else is `Empty`.
-    pub fn from_typed_json(v: &serde_json::Value) -> Self {
-        let Some((tag, inner)) = v.as_object().and_then(|o| o.iter().next()) else {
-            return AttrValue::Empty;
-        };
-        match tag.as_str() {
-            "s" => inner.as_str().map_or(AttrValue::Empty, |s| AttrValue::Str(s.to_owned())),
-            "b" => inner.as_bool().map_or(AttrValue::Empty, AttrValue::Bool),
-            "i" => inner.as_i64().map_or(AttrValue::Empty, AttrValue::Int),
-            "d" => inner.as_str().and_then(|s| s.parse().ok()).map_or(AttrValue::Empty, AttrValue::Double),
-            "x" => inner.as_str().and_then(|s| hex::decode(s).ok()).map_or(AttrValue::Empty, AttrValue::Bytes),
-            "a" => AttrValue::Array(
-                inner.as_array().map(|a| a.iter().map(Self::from_typed_json).collect()).unwrap_or_default(),
-            ),
-            "m" => AttrValue::Map(Attributes(
-                inner
-                    .as_array()
-                    .map(|pairs| {
-                        pairs
-                            .iter()
-                            .filter_map(|p| Some((p.get(0)?.as_str()?.to_owned(), Self::from_typed_json(p.get(1)?))))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            )),
-            _ => AttrValue::Empty,
-        }
-    }
-}
-
 /// Key/value attributes in the order they were sent.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Attributes(pub Vec<(String, AttrValue)>);

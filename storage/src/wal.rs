@@ -76,30 +76,19 @@ pub enum AppendError {
     Closed,
 }
 
-#[derive(Clone)]
-struct WalMetrics {
-    bytes: Counter,
-    records: Counter,
-    fsyncs: Histogram,
-    segments: Gauge,
-    errors: Counter,
-}
-
-impl WalMetrics {
-    fn register(registry: &mut Registry) -> Self {
-        let m = Self {
-            bytes: Counter::default(),
-            records: Counter::default(),
-            fsyncs: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
-            segments: Gauge::default(),
-            errors: Counter::default(),
-        };
-        registry.register("sightline_wal_written_bytes", "Bytes appended to the write-ahead log", m.bytes.clone());
-        registry.register("sightline_wal_records", "Records appended to the write-ahead log", m.records.clone());
-        registry.register("sightline_wal_fsync_seconds", "Latency of write-ahead log fsyncs", m.fsyncs.clone());
-        registry.register("sightline_wal_segments", "Write-ahead log segment files on disk", m.segments.clone());
-        registry.register("sightline_wal_write_errors", "Failed write-ahead log writes", m.errors.clone());
-        m
+crate::telemetry! {
+    /// The log's own metrics, served on `/metrics`.
+    struct WalTelemetry("sightline_wal") {
+        /// Bytes appended to the write-ahead log
+        written_bytes: Counter,
+        /// Records appended to the write-ahead log
+        records: Counter,
+        /// Latency of write-ahead log fsyncs
+        fsync_seconds: Histogram = Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+        /// Write-ahead log segment files on disk
+        segments: Gauge,
+        /// Failed write-ahead log writes
+        write_errors: Counter,
     }
 }
 
@@ -156,7 +145,7 @@ enum Msg {
 pub struct Wal {
     tx: SyncSender<Msg>,
     ledger: Arc<Mutex<Ledger>>,
-    metrics: WalMetrics,
+    telemetry: WalTelemetry,
     writer: Arc<Mutex<Option<thread::JoinHandle<()>>>>,
 }
 
@@ -167,7 +156,8 @@ impl Wal {
     pub fn open(config: WalConfig, registry: &mut Registry) -> Result<(Wal, Replay), StorageError> {
         let dir = config.dir.clone();
         fs::create_dir_all(&dir).map_err(StorageError::io(&dir))?;
-        let metrics = WalMetrics::register(registry);
+        let telemetry = WalTelemetry::default();
+        telemetry.register(registry);
         let mut existing: Vec<(u64, PathBuf)> = fs::read_dir(&dir)
             .map_err(StorageError::io(&dir))?
             .filter_map(|e| e.ok())
@@ -206,14 +196,14 @@ impl Wal {
             ledger.segments.insert(*first, SegmentInfo { path: path.clone(), max: [None; 3], scanned: false });
         }
         let ledger = Arc::new(Mutex::new(ledger));
-        let writer = Writer::create(config.clone(), next_seq, ledger.clone(), metrics.clone())?;
+        let writer = Writer::create(config.clone(), next_seq, ledger.clone(), telemetry.clone())?;
         let (tx, rx) = mpsc::sync_channel(config.queue_capacity.max(1));
         let handle = thread::Builder::new()
             .name("sightline-wal".into())
             .spawn(move || writer.run(rx))
             .map_err(StorageError::io(&dir))?;
         let replay = Replay { segments: existing, index: 0, current: None, ledger: ledger.clone() };
-        let wal = Wal { tx, ledger, metrics, writer: Arc::new(Mutex::new(Some(handle))) };
+        let wal = Wal { tx, ledger, telemetry, writer: Arc::new(Mutex::new(Some(handle))) };
         Ok((wal, replay))
     }
 
@@ -240,7 +230,7 @@ impl Wal {
         for path in &paths {
             fs::remove_file(path).map_err(StorageError::io(path))?;
         }
-        self.metrics.segments.set(self.ledger.lock().segments.len() as i64);
+        self.telemetry.segments.set(self.ledger.lock().segments.len() as i64);
         Ok(paths.len())
     }
 
@@ -313,7 +303,7 @@ struct Writer {
     last_sync: Instant,
     buf: Vec<u8>,
     ledger: Arc<Mutex<Ledger>>,
-    metrics: WalMetrics,
+    telemetry: WalTelemetry,
 }
 
 impl Writer {
@@ -321,14 +311,14 @@ impl Writer {
         config: WalConfig,
         next_seq: u64,
         ledger: Arc<Mutex<Ledger>>,
-        metrics: WalMetrics,
+        telemetry: WalTelemetry,
     ) -> Result<Self, StorageError> {
         let (file, path) = new_segment(&config.dir, next_seq)?;
         {
             let mut l = ledger.lock();
             l.segments.insert(next_seq, SegmentInfo { path, max: [None; 3], scanned: true });
             l.active_first_seq = next_seq;
-            metrics.segments.set(l.segments.len() as i64);
+            telemetry.segments.set(l.segments.len() as i64);
         }
         Ok(Self {
             config,
@@ -340,7 +330,7 @@ impl Writer {
             last_sync: Instant::now(),
             buf: Vec::with_capacity(1 << 20),
             ledger,
-            metrics,
+            telemetry,
         })
     }
 
@@ -397,7 +387,7 @@ impl Writer {
             && let Err(e) = self.roll()
         {
             tracing::error!(error = %e, "cannot start a new write-ahead log segment");
-            self.metrics.errors.inc();
+            self.telemetry.write_errors.inc();
             return fail_all(batch, &e);
         }
         self.buf.clear();
@@ -414,7 +404,7 @@ impl Writer {
             _ => Ok(()),
         });
         if let Err(e) = result {
-            self.metrics.errors.inc();
+            self.telemetry.write_errors.inc();
             tracing::error!(error = %e, "write-ahead log write failed; the batch is refused");
             // Cut back to the last good record so that the segment stays readable.
             let _ = self.file.set_len(self.len).and_then(|()| self.file.seek(SeekFrom::Start(self.len)).map(drop));
@@ -423,8 +413,8 @@ impl Writer {
         }
         self.len += self.buf.len() as u64;
         self.dirty = self.config.fsync != FsyncPolicy::Batch;
-        self.metrics.bytes.inc_by(self.buf.len() as u64);
-        self.metrics.records.inc_by(batch.len() as u64);
+        self.telemetry.written_bytes.inc_by(self.buf.len() as u64);
+        self.telemetry.records.inc_by(batch.len() as u64);
         {
             let mut l = self.ledger.lock();
             for (req, seq) in batch.iter().zip(&seqs) {
@@ -439,7 +429,7 @@ impl Writer {
     fn sync_now(&mut self) -> std::io::Result<()> {
         let start = Instant::now();
         self.file.sync_data()?;
-        self.metrics.fsyncs.observe(start.elapsed().as_secs_f64());
+        self.telemetry.fsync_seconds.observe(start.elapsed().as_secs_f64());
         self.last_sync = Instant::now();
         Ok(())
     }
@@ -475,7 +465,7 @@ impl Writer {
         for path in doomed {
             fs::remove_file(&path).map_err(StorageError::io(&path))?;
         }
-        self.metrics.segments.set(self.ledger.lock().segments.len() as i64);
+        self.telemetry.segments.set(self.ledger.lock().segments.len() as i64);
         Ok(())
     }
 }

@@ -16,9 +16,9 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use super::otlp_http::status_of;
 use crate::error::IngestError;
-use crate::metrics;
 use crate::pipeline::{Laned, Pipeline};
 use crate::signal::{Logs, Metrics, SignalKind, Traces};
+use crate::telemetry;
 
 /// Serves the three OTLP services on the connections of `incoming` (plain
 /// TCP or TLS) until `shutdown` completes; `interceptor` sees every
@@ -91,9 +91,9 @@ impl Otlp {
         }
         .await;
         let outcome = if result.is_ok() { "ok" } else { "error" };
-        p.metrics()
-            .request_seconds
-            .get_or_create(&metrics::Request { transport: "grpc", signal: K::SIGNAL.as_str(), outcome })
+        p.telemetry()
+            .request_duration_seconds
+            .get_or_create(&telemetry::Request { transport: "grpc", signal: K::SIGNAL.as_str(), outcome })
             .observe(start.elapsed().as_secs_f64());
         match result {
             Ok(o) => Ok(Response::new(K::response(o.rejected as i64, o.message))),

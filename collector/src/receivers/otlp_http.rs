@@ -19,9 +19,9 @@ use http_body_util::{BodyExt, Limited};
 use prost::Message;
 
 use crate::error::IngestError;
-use crate::metrics::Request;
 use crate::pipeline::{Laned, Outcome, Pipeline};
 use crate::signal::{Logs, Metrics, SignalKind, Traces};
+use crate::telemetry::Request;
 
 /// Bodies larger than this are decompressed and decoded on a blocking thread.
 const INLINE_DECODE_BYTES: usize = 256 * 1024;
@@ -143,8 +143,8 @@ async fn export<K: Laned>(State(pipeline): State<Arc<Pipeline>>, headers: Header
     .await;
     let outcome = if result.is_ok() { "ok" } else { "error" };
     pipeline
-        .metrics()
-        .request_seconds
+        .telemetry()
+        .request_duration_seconds
         .get_or_create(&Request { transport: "http", signal: K::SIGNAL.as_str(), outcome })
         .observe(start.elapsed().as_secs_f64());
     match result {

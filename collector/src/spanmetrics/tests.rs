@@ -214,7 +214,7 @@ fn dimensions_become_labels_and_series_are_capped() {
         (r#"traces_spanmetrics_calls_total{http_method="7", service="a", span_kind="SPAN_KIND_SERVER", span_name="op-a", status_code="STATUS_CODE_UNSET"}"#.to_owned(), 1.0),
         (r#"traces_spanmetrics_calls_total{http_method="GET", service="a", span_kind="SPAN_KIND_SERVER", span_name="op-a", status_code="STATUS_CODE_UNSET"}"#.to_owned(), 2.0),
     ]);
-    assert_eq!(derived.shared.telemetry.over_limit.get(), 2, "the spans of a third and fourth label set");
+    assert_eq!(derived.shared.telemetry.over_limit_spans.get(), 2, "the spans of a third and fourth label set");
 }
 
 #[test]

@@ -14,6 +14,7 @@ use tantivy::{Index, TantivyDocument};
 
 use super::tokenizer::CodeTokenizer;
 use crate::model::{AttrValue, Attributes, LogRecord, Resource, Scope, SpanId, Tenant, TraceId};
+use crate::typed_json::{self, Typed, TypedAttributes};
 
 /// The tokenizer name of the body field.
 pub const BODY_TOKENIZER: &str = "sightline_body";
@@ -179,16 +180,6 @@ fn owned_value(v: &AttrValue) -> OwnedValue {
     }
 }
 
-fn attributes_from(v: Option<&Value>) -> Attributes {
-    let pairs = v.and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    Attributes(
-        pairs
-            .iter()
-            .filter_map(|p| Some((p.get(0)?.as_str()?.to_owned(), AttrValue::from_typed_json(p.get(1)?))))
-            .collect(),
-    )
-}
-
 /// The stored form of a record: compact JSON that keeps every type,
 /// written straight from the record.
 pub fn encode_record(r: &LogRecord) -> Vec<u8> {
@@ -228,39 +219,6 @@ pub fn encode_record(r: &LogRecord) -> Vec<u8> {
     serde_json::to_vec(&stored).unwrap_or_default()
 }
 
-/// An attribute value in [`AttrValue::to_typed_json`]'s form, serialised
-/// without building a JSON tree.
-struct Typed<'a>(&'a AttrValue);
-
-impl serde::Serialize for Typed<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        fn one<S: serde::Serializer, T: serde::Serialize + ?Sized>(s: S, tag: &str, v: &T) -> Result<S::Ok, S::Error> {
-            use serde::ser::SerializeMap;
-            let mut m = s.serialize_map(Some(1))?;
-            m.serialize_entry(tag, v)?;
-            m.end()
-        }
-        match self.0 {
-            AttrValue::Empty => s.serialize_unit(),
-            AttrValue::Str(v) => one(s, "s", v),
-            AttrValue::Bool(v) => one(s, "b", v),
-            AttrValue::Int(v) => one(s, "i", v),
-            AttrValue::Double(v) => one(s, "d", &v.to_string()),
-            AttrValue::Bytes(v) => one(s, "x", &hex::encode(v)),
-            AttrValue::Array(items) => one(s, "a", &items.iter().map(Typed).collect::<Vec<_>>()),
-            AttrValue::Map(m) => one(s, "m", &TypedAttributes(m)),
-        }
-    }
-}
-
-struct TypedAttributes<'a>(&'a Attributes);
-
-impl serde::Serialize for TypedAttributes<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.0.iter().map(|(k, v)| (k, Typed(v))))
-    }
-}
-
 /// Reads what [`encode_record`] wrote; `None` if it is not such a record.
 pub fn decode_record(bytes: &[u8]) -> Option<LogRecord> {
     let v: Value = serde_json::from_slice(bytes).ok()?;
@@ -270,12 +228,12 @@ pub fn decode_record(bytes: &[u8]) -> Option<LogRecord> {
         observed_unix_nano: v.get("o").and_then(Value::as_u64).unwrap_or_default(),
         severity_number: v.get("n").and_then(Value::as_u64).and_then(|n| u8::try_from(n).ok()).unwrap_or_default(),
         severity_text: text("s"),
-        body: v.get("b").map(AttrValue::from_typed_json).unwrap_or(AttrValue::Empty),
-        attributes: attributes_from(v.get("a")),
+        body: v.get("b").map(typed_json::value).unwrap_or(AttrValue::Empty),
+        attributes: typed_json::attributes(v.get("a")),
         trace_id: v.get("tr").and_then(Value::as_str).and_then(|s| s.parse::<TraceId>().ok()),
         span_id: v.get("sp").and_then(Value::as_str).and_then(|s| s.parse::<SpanId>().ok()),
         event_name: text("e"),
-        resource: Arc::new(Resource { service: text("rs"), attributes: attributes_from(v.get("ra")) }),
+        resource: Arc::new(Resource { service: text("rs"), attributes: typed_json::attributes(v.get("ra")) }),
         scope: Arc::new(Scope { name: text("sn"), version: text("sv") }),
     })
 }

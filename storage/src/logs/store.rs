@@ -66,13 +66,22 @@ impl LogStoreConfig {
 /// tantivy refuses less than this per indexing thread.
 const MIN_MEMORY_PER_THREAD: usize = 15_000_000;
 
-struct Metrics {
-    indexed: Counter,
-    commits: Counter,
-    commit_seconds: Histogram,
-    partitions: Gauge,
-    expired: Counter,
-    errors: Counter,
+crate::telemetry! {
+    /// The store's own metrics, served on `/metrics` once registered.
+    struct LogTelemetry("sightline_logs") {
+        /// Log records added to the index
+        indexed: Counter,
+        /// Commits of log partitions
+        commits: Counter,
+        /// Duration of a commit cycle
+        commit_seconds: Histogram = Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+        /// Log partitions on disk
+        partitions: Gauge,
+        /// Log partitions deleted by retention
+        expired_partitions: Counter,
+        /// Failed commits or deletions
+        errors: Counter,
+    }
 }
 
 pub(super) struct Inner {
@@ -83,7 +92,7 @@ pub(super) struct Inner {
     consumed: AtomicU64,
     released: AtomicU64,
     wal: Option<Wal>,
-    metrics: Metrics,
+    telemetry: LogTelemetry,
 }
 
 /// The log store; cheap to clone.
@@ -115,14 +124,7 @@ impl LogStore {
             consumed: AtomicU64::new(0),
             released: AtomicU64::new(0),
             wal,
-            metrics: Metrics {
-                indexed: Counter::default(),
-                commits: Counter::default(),
-                commit_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
-                partitions: Gauge::default(),
-                expired: Counter::default(),
-                errors: Counter::default(),
-            },
+            telemetry: LogTelemetry::default(),
         });
         inner.expire()?;
         let (runner, failed) = (inner.clone(), inner.clone());
@@ -132,25 +134,17 @@ impl LogStore {
             inner.config.commit_interval,
             move |run| runner.cycle(run, &mut last_maintenance),
             move |e, failures| {
-                failed.metrics.errors.inc();
+                failed.telemetry.errors.inc();
                 tracing::error!(error = %e, failures, "log commit failed; the lines stay in the WAL");
             },
         )?;
         Ok(LogStore { inner, worker: Arc::new(worker) })
     }
 
+    /// Adds the store's metrics to `registry` (`sightline_logs_*`).
     pub fn register_metrics(&self, registry: &mut Registry) {
-        let m = &self.inner.metrics;
-        registry.register("sightline_logs_indexed", "Log records added to the index", m.indexed.clone());
-        registry.register("sightline_logs_commits", "Commits of log partitions", m.commits.clone());
-        registry.register("sightline_logs_commit_seconds", "Duration of a commit cycle", m.commit_seconds.clone());
-        registry.register("sightline_logs_partitions", "Log partitions on disk", m.partitions.clone());
-        registry.register(
-            "sightline_logs_expired_partitions",
-            "Log partitions deleted by retention",
-            m.expired.clone(),
-        );
-        registry.register("sightline_logs_errors", "Failed commits or deletions", m.errors.clone());
+        let m = &self.inner.telemetry;
+        m.register(registry);
         m.partitions.set(self.inner.partitions.read().len() as i64);
     }
 
@@ -209,7 +203,7 @@ impl Inner {
         let dir = self.config.dir.join(Partition::dir_name(start, end));
         let p = Arc::new(Partition::open(dir, start, end)?);
         map.insert(start, p.clone());
-        self.metrics.partitions.set(map.len() as i64);
+        self.telemetry.partitions.set(map.len() as i64);
         Ok(p)
     }
 
@@ -225,7 +219,7 @@ impl Inner {
         let config = self.writer_config();
         for (p, docs) in by_partition.into_values() {
             let n = p.add(batch.wal_seq, docs, config)?;
-            self.metrics.indexed.inc_by(n as u64);
+            self.telemetry.indexed.inc_by(n as u64);
         }
         self.consumed.fetch_max(batch.wal_seq, Ordering::AcqRel);
         Ok(())
@@ -241,8 +235,8 @@ impl Inner {
             committed += u64::from(p.commit(self.writer_config())?);
         }
         if committed > 0 {
-            self.metrics.commits.inc_by(committed);
-            self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+            self.telemetry.commits.inc_by(committed);
+            self.telemetry.commit_seconds.observe(started.elapsed().as_secs_f64());
         }
         if consumed > self.released.load(Ordering::Acquire)
             && let Some(wal) = &self.wal
@@ -261,13 +255,13 @@ impl Inner {
             let mut map = self.partitions.write();
             let old: Vec<i64> = map.values().filter(|p| p.end <= horizon).map(|p| p.start).collect();
             let expired = old.iter().filter_map(|s| map.remove(s)).collect();
-            self.metrics.partitions.set(map.len() as i64);
+            self.telemetry.partitions.set(map.len() as i64);
             expired
         };
         for p in expired {
             p.close(self.writer_config())?;
             std::fs::remove_dir_all(&p.dir).map_err(StorageError::io(&p.dir))?;
-            self.metrics.expired.inc();
+            self.telemetry.expired_partitions.inc();
             tracing::info!(partition = %p.dir.display(), "deleted an expired log partition");
         }
         Ok(())
@@ -293,7 +287,7 @@ impl Inner {
         } else if last_maintenance.elapsed() >= self.config.maintenance_interval {
             *last_maintenance = Instant::now();
             if let Err(e) = self.expire().and_then(|()| self.close_idle_writers()) {
-                self.metrics.errors.inc();
+                self.telemetry.errors.inc();
                 tracing::error!(error = %e, "log retention failed; will retry");
             }
         }

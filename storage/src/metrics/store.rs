@@ -151,16 +151,26 @@ impl TenantSeries {
     }
 }
 
-#[derive(Default)]
-struct Metrics {
-    samples: Counter,
-    too_old: Counter,
-    duplicates: Counter,
-    series: Gauge,
-    blocks: Gauge,
-    cut_samples: Counter,
-    compactions: Counter,
-    errors: Counter,
+crate::telemetry! {
+    /// The store's own metrics, served on `/metrics` once registered.
+    struct MetricTelemetry("sightline_metrics") {
+        /// Samples appended to the metric store
+        samples: Counter,
+        /// Samples refused: older than the out-of-order window
+        out_of_order_refused: Counter,
+        /// Samples refused: another value at a stored timestamp
+        duplicate_refused: Counter,
+        /// Series in the metric store
+        series: Gauge,
+        /// Published metric blocks
+        blocks: Gauge,
+        /// Samples written into blocks
+        block_samples: Counter,
+        /// Metric blocks merged into longer ones
+        compactions: Counter,
+        /// Failed block cuts or deletions
+        errors: Counter,
+    }
 }
 
 /// The metric store; cheap to clone.
@@ -169,7 +179,7 @@ pub struct MetricStore {
     config: MetricStoreConfig,
     tenants: Arc<RwLock<HashMap<Tenant, Arc<RwLock<TenantSeries>>>>>,
     applied: Arc<AtomicU64>,
-    metrics: Arc<Metrics>,
+    telemetry: Arc<MetricTelemetry>,
     /// Samples older than this (ms) are in blocks; the head refuses them.
     cut_before: Arc<AtomicI64>,
     blocks: Option<Arc<Blocks>>,
@@ -187,28 +197,9 @@ impl MetricStore {
         Self { config, cut_before: Arc::new(AtomicI64::new(i64::MIN)), ..Self::default() }
     }
 
+    /// Adds the store's metrics to `registry` (`sightline_metrics_*`).
     pub fn register_metrics(&self, registry: &mut Registry) {
-        let m = &self.metrics;
-        registry.register("sightline_metrics_samples", "Samples appended to the metric store", m.samples.clone());
-        registry.register(
-            "sightline_metrics_out_of_order_refused",
-            "Samples refused: older than the out-of-order window",
-            m.too_old.clone(),
-        );
-        registry.register(
-            "sightline_metrics_duplicate_refused",
-            "Samples refused: another value at a stored timestamp",
-            m.duplicates.clone(),
-        );
-        registry.register("sightline_metrics_series", "Series in the metric store", m.series.clone());
-        registry.register("sightline_metrics_blocks", "Published metric blocks", m.blocks.clone());
-        registry.register("sightline_metrics_block_samples", "Samples written into blocks", m.cut_samples.clone());
-        registry.register(
-            "sightline_metrics_compactions",
-            "Metric blocks merged into longer ones",
-            m.compactions.clone(),
-        );
-        registry.register("sightline_metrics_errors", "Failed block cuts or deletions", m.errors.clone());
+        self.telemetry.register(registry);
     }
 
     fn tenant(&self, tenant: &Tenant) -> Option<Arc<RwLock<TenantSeries>>> {
@@ -241,10 +232,10 @@ impl MetricStore {
     }
 
     fn count(&self, done: &Appended, new_series: i64) {
-        self.metrics.samples.inc_by(done.samples);
-        self.metrics.too_old.inc_by(done.too_old);
-        self.metrics.duplicates.inc_by(done.duplicates);
-        self.metrics.series.inc_by(new_series);
+        self.telemetry.samples.inc_by(done.samples);
+        self.telemetry.out_of_order_refused.inc_by(done.too_old);
+        self.telemetry.duplicate_refused.inc_by(done.duplicates);
+        self.telemetry.series.inc_by(new_series);
     }
 
     /// Appends OTLP points, converted to Prometheus series; returns what

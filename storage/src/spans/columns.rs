@@ -22,6 +22,7 @@ use super::resources::{self, ResourceTable, Resources};
 use crate::model::{
     AttrValue, Attributes, Resource, Scope, Span, SpanEvent, SpanId, SpanKind, SpanLink, StatusCode, TraceId,
 };
+use crate::typed_json;
 
 /// Span rows in [`schema`] and the resources their `resource` column
 /// points into.
@@ -173,8 +174,8 @@ impl<'a> KvColumns<'a> {
                 AttrValue::Int(x) => (T_INT, None, Some(*x), None, None, None, None),
                 AttrValue::Double(x) => (T_DOUBLE, None, None, Some(*x), None, None, None),
                 AttrValue::Bytes(x) => (T_BYTES, None, None, None, None, Some(x.as_slice()), None),
-                AttrValue::Array(_) => (T_ARRAY, None, None, None, None, None, Some(v.to_typed_json().to_string())),
-                AttrValue::Map(_) => (T_MAP, None, None, None, None, None, Some(v.to_typed_json().to_string())),
+                AttrValue::Array(_) => (T_ARRAY, None, None, None, None, None, Some(typed_json::to_string(v))),
+                AttrValue::Map(_) => (T_MAP, None, None, None, None, None, Some(typed_json::to_string(v))),
             };
             self.types.push(t);
             self.strs.push(s);
@@ -404,7 +405,7 @@ impl KvReader {
             T_DOUBLE => AttrValue::Double(self.doubles.value(i)),
             T_BYTES => AttrValue::Bytes(self.bytes.value(i).to_vec()),
             T_ARRAY | T_MAP => {
-                serde_json::from_str(self.jsons.value(i)).map_or(AttrValue::Empty, |v| AttrValue::from_typed_json(&v))
+                serde_json::from_str(self.jsons.value(i)).map_or(AttrValue::Empty, |v| typed_json::value(&v))
             }
             _ => AttrValue::Empty,
         }

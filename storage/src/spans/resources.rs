@@ -4,16 +4,17 @@
 //!
 //! A part's table is in its Parquet footer, under [`FOOTER_KEY`], as JSON:
 //! `[{"service": "…", "attributes": [["key", typed value], …]}, …]` (typed
-//! values as [`AttrValue::to_typed_json`] writes them).
+//! values as [`crate::typed_json`] writes them).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow::error::ArrowError;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::model::{AttrValue, Attributes, Resource};
+use crate::typed_json::{self, TypedAttributes};
 
 /// A table of resources, shared by the rows that point into it.
 pub type Resources = Arc<[Arc<Resource>]>;
@@ -57,7 +58,7 @@ impl ResourceTable {
     }
 
     fn by_content_id(&mut self, resource: &Arc<Resource>) -> u32 {
-        let key = entry_json(resource).to_string();
+        let key = serde_json::to_string(&Entry::of(resource)).unwrap_or_default();
         if let Some(&id) = self.by_content.get(&key) {
             return id;
         }
@@ -77,14 +78,22 @@ impl ResourceTable {
     }
 }
 
-fn entry_json(r: &Resource) -> Value {
-    let attributes: Vec<Value> = r.attributes.0.iter().map(|(k, v)| json!([k, v.to_typed_json()])).collect();
-    json!({ "service": r.service, "attributes": attributes })
-}
-
 /// A table as the footer keeps it.
 pub(super) fn to_json(entries: &[Arc<Resource>]) -> String {
-    Value::Array(entries.iter().map(|r| entry_json(r)).collect()).to_string()
+    serde_json::to_string(&entries.iter().map(|r| Entry::of(r)).collect::<Vec<_>>()).unwrap_or_default()
+}
+
+/// One resource as the footer keeps it.
+#[derive(serde::Serialize)]
+struct Entry<'a> {
+    attributes: TypedAttributes<'a>,
+    service: &'a str,
+}
+
+impl<'a> Entry<'a> {
+    fn of(r: &'a Resource) -> Self {
+        Entry { attributes: TypedAttributes(&r.attributes), service: &r.service }
+    }
 }
 
 /// Reads what [`to_json`] wrote.
@@ -100,7 +109,7 @@ pub(super) fn from_json(text: &str) -> Result<Resources, String> {
                 .iter()
                 .map(|p| {
                     let key = p.get(0).and_then(Value::as_str).ok_or("resource attribute without a key")?;
-                    Ok((key.to_owned(), p.get(1).map_or(AttrValue::Empty, AttrValue::from_typed_json)))
+                    Ok((key.to_owned(), p.get(1).map_or(AttrValue::Empty, typed_json::value)))
                 })
                 .collect::<Result<Vec<_>, &str>>()?;
             Ok(Arc::new(Resource { service: service.to_owned(), attributes: Attributes(attributes) }))

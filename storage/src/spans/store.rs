@@ -118,31 +118,25 @@ pub struct SpanCounts {
     pub parts: u64,
 }
 
-/// The store's own metrics, served on `/metrics` once registered.
-#[derive(Clone)]
-struct SpanMetrics {
-    unflushed: Gauge,
-    parts: Gauge,
-    retired: Gauge,
-    flushed: Counter,
-    flush_seconds: Histogram,
-    compactions: Counter,
-    expired_parts: Counter,
-    errors: Counter,
-}
-
-impl Default for SpanMetrics {
-    fn default() -> Self {
-        Self {
-            unflushed: Gauge::default(),
-            parts: Gauge::default(),
-            retired: Gauge::default(),
-            flushed: Counter::default(),
-            flush_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
-            compactions: Counter::default(),
-            expired_parts: Counter::default(),
-            errors: Counter::default(),
-        }
+crate::telemetry! {
+    /// The store's own metrics, served on `/metrics` once registered.
+    struct SpanTelemetry("sightline_spans") {
+        /// Spans in memory, not yet in a part
+        unflushed: Gauge,
+        /// Published span parts
+        parts: Gauge,
+        /// Span parts merged by compaction, deleted once queries that listed them are done
+        retired_parts: Gauge,
+        /// Spans written into parts by flushes
+        flushed: Counter,
+        /// Duration of a flush
+        flush_seconds: Histogram = Histogram::new(exponential_buckets(0.01, 2.0, 12)),
+        /// Compactions of span parts
+        compactions: Counter,
+        /// Span parts deleted by retention
+        expired_parts: Counter,
+        /// Failed flushes, compactions or deletions
+        errors: Counter,
     }
 }
 
@@ -181,7 +175,7 @@ pub(super) struct Inner {
     /// Parts merged by compaction, deleted once `RETIRED_GRACE` has passed:
     /// a query that listed them before the merge can still read them.
     retired: Mutex<Vec<(Instant, Tenant, String)>>,
-    metrics: SpanMetrics,
+    telemetry: SpanTelemetry,
 }
 
 /// Handle to the span store; cheap to clone.
@@ -241,7 +235,7 @@ impl SpanStore {
             flush_work: Mutex::new(()),
             maintenance_work: Mutex::new(()),
             retired: Mutex::new(Vec::new()),
-            metrics: SpanMetrics::default(),
+            telemetry: SpanTelemetry::default(),
         });
         // The flush thread also looks every quarter of `flush_age`.
         let tick = (inner.config.flush_age / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
@@ -251,7 +245,7 @@ impl SpanStore {
             tick,
             move |run| flushing.flush_if_due(run),
             move |e, failures| {
-                failed.metrics.errors.inc();
+                failed.telemetry.errors.inc();
                 tracing::error!(error = %e, failures, "span flush failed; the spans stay in memory and in the WAL");
             },
         )?;
@@ -261,7 +255,7 @@ impl SpanStore {
             inner.config.maintenance_interval,
             move |run| if run == Run::Regular { maintaining.maintain() } else { Ok(()) },
             move |e, _| {
-                failed.metrics.errors.inc();
+                failed.telemetry.errors.inc();
                 tracing::error!(error = %e, "span compaction or retention failed; will retry");
             },
         )?;
@@ -270,19 +264,7 @@ impl SpanStore {
 
     /// Adds the store's metrics to `registry` (`sightline_spans_*`).
     pub fn register_metrics(&self, registry: &mut Registry) {
-        let m = &self.inner.metrics;
-        registry.register("sightline_spans_unflushed", "Spans in memory, not yet in a part", m.unflushed.clone());
-        registry.register("sightline_spans_parts", "Published span parts", m.parts.clone());
-        registry.register(
-            "sightline_spans_retired_parts",
-            "Span parts merged by compaction, deleted once queries that listed them are done",
-            m.retired.clone(),
-        );
-        registry.register("sightline_spans_flushed", "Spans written into parts by flushes", m.flushed.clone());
-        registry.register("sightline_spans_flush_seconds", "Duration of a flush", m.flush_seconds.clone());
-        registry.register("sightline_spans_compactions", "Compactions of span parts", m.compactions.clone());
-        registry.register("sightline_spans_expired_parts", "Span parts deleted by retention", m.expired_parts.clone());
-        registry.register("sightline_spans_errors", "Failed flushes, compactions or deletions", m.errors.clone());
+        self.inner.telemetry.register(registry);
         self.inner.update_gauges();
     }
 
@@ -396,9 +378,9 @@ impl Inner {
     fn update_gauges(&self) {
         let state = self.state.read();
         let unflushed = state.head.spans + state.flushing.iter().map(|h| h.spans).sum::<usize>();
-        self.metrics.unflushed.set(unflushed as i64);
-        self.metrics.parts.set(state.parts.values().map(Vec::len).sum::<usize>() as i64);
-        self.metrics.retired.set(self.retired.lock().len() as i64);
+        self.telemetry.unflushed.set(unflushed as i64);
+        self.telemetry.parts.set(state.parts.values().map(Vec::len).sum::<usize>() as i64);
+        self.telemetry.retired_parts.set(self.retired.lock().len() as i64);
     }
 
     /// Writes the head (and any frozen head a failed flush left) when it
@@ -454,8 +436,8 @@ impl Inner {
                 }
                 state.flushing.retain(|h| !Arc::ptr_eq(h, &frozen));
             }
-            self.metrics.flushed.inc_by(frozen.spans as u64);
-            self.metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
+            self.telemetry.flushed.inc_by(frozen.spans as u64);
+            self.telemetry.flush_seconds.observe(started.elapsed().as_secs_f64());
             self.update_gauges();
             if let Some(wal) = &self.wal {
                 wal.release(Signal::Traces, frozen.max_seq)?;

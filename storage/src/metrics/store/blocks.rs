@@ -87,8 +87,8 @@ impl MetricStore {
             })),
             ..MetricStore::default()
         };
-        store.metrics.blocks.set(store.block_count() as i64);
-        let (runner, failed) = (store.clone(), store.metrics.clone());
+        store.telemetry.blocks.set(store.block_count() as i64);
+        let (runner, failed) = (store.clone(), store.telemetry.clone());
         let worker = Worker::spawn(
             "metric-blocks",
             store.config.cut_interval,
@@ -166,14 +166,14 @@ impl MetricStore {
                 let (samples, table, meta) = block::encode(tenant.as_str(), id, taken, window)?;
                 b.runtime.block_on(block::publish(b.objects.as_ref(), samples, table, &meta))?;
                 let index = b.runtime.block_on(block::load_index(b.objects.clone(), &meta))?;
-                self.metrics.cut_samples.inc_by(meta.samples);
+                self.telemetry.block_samples.inc_by(meta.samples);
                 b.published.write().entry(tenant).or_default().push(Arc::new(Published { meta, index }));
                 for s in &mut series.write().series {
                     let n = s.samples.partition_point(|x| x.0 < end);
                     s.samples.drain(..n);
                 }
             }
-            self.metrics.blocks.set(self.block_count() as i64);
+            self.telemetry.blocks.set(self.block_count() as i64);
         }
         self.release()
     }
@@ -239,10 +239,10 @@ impl MetricStore {
                 for p in &group {
                     b.runtime.block_on(block::delete(b.objects.as_ref(), &p.meta.tenant, &p.meta.id))?;
                 }
-                self.metrics.compactions.inc();
+                self.telemetry.compactions.inc();
             }
         }
-        self.metrics.blocks.set(self.block_count() as i64);
+        self.telemetry.blocks.set(self.block_count() as i64);
         Ok(())
     }
 
@@ -290,7 +290,7 @@ impl MetricStore {
         for p in expired {
             b.runtime.block_on(block::delete(b.objects.as_ref(), &p.meta.tenant, &p.meta.id))?;
         }
-        self.metrics.blocks.set(self.block_count() as i64);
+        self.telemetry.blocks.set(self.block_count() as i64);
         Ok(())
     }
 }

@@ -40,7 +40,7 @@ impl Inner {
             self.forget(&tenant, std::slice::from_ref(&meta.id));
             self.runtime.block_on(part::delete(self.store.as_ref(), tenant.as_str(), &meta.id))?;
             tracing::info!(part = %meta.id, %tenant, spans = meta.spans, "deleted a span part past retention");
-            self.metrics.expired_parts.inc();
+            self.telemetry.expired_parts.inc();
             self.update_gauges();
         }
         let window = self.config.compaction_window.as_nanos().max(1) as u64;
@@ -115,7 +115,7 @@ impl Inner {
         let due = Instant::now() + RETIRED_GRACE;
         self.retired.lock().extend(inputs.iter().map(|m| (due, tenant.clone(), m.id.clone())));
         tracing::info!(part = %meta.id, %tenant, inputs = inputs.len(), spans = meta.spans, "compacted span parts");
-        self.metrics.compactions.inc();
+        self.telemetry.compactions.inc();
         self.update_gauges();
         Ok(())
     }
