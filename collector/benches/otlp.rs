@@ -37,7 +37,7 @@ fn benches(c: &mut Criterion) {
         "otlp metrics (1,000 points)",
         &round.encode_to_vec(),
         points,
-        convert::metric_points,
+        convert::metrics::points,
     );
 }
 

@@ -1,16 +1,17 @@
-//! OTLP messages → the storage model. Runs after validation, so ids are
-//! known to be well-formed; anything that still fails to convert is skipped.
+//! OTLP messages → the storage model (metrics: → samples, in [`metrics`]).
+//! Runs after validation, so ids are known to be well-formed; anything
+//! that still fails to convert is skipped.
 
 use std::sync::Arc;
 
 use sightline_proto::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
-use sightline_proto::otlp::metrics::{Exemplar as OtlpExemplar, exemplar, metric, number_data_point};
 use sightline_proto::otlp::resource::Resource as OtlpResource;
-use sightline_proto::otlp::{ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest};
+use sightline_proto::otlp::{ExportLogsServiceRequest, ExportTraceServiceRequest};
 use sightline_storage::model::{
-    AttrValue, Attributes, Exemplar, LogRecord, MetricPoint, PointValue, Resource, Scope, Span, SpanEvent, SpanId,
-    SpanKind, SpanLink, StatusCode, Temporality, TraceId,
+    AttrValue, Attributes, LogRecord, Resource, Scope, Span, SpanEvent, SpanId, SpanKind, SpanLink, StatusCode, TraceId,
 };
+
+pub mod metrics;
 
 pub fn value(v: AnyValue) -> AttrValue {
     use any_value::Value as V;
@@ -122,122 +123,6 @@ pub fn logs(req: ExportLogsServiceRequest) -> Vec<LogRecord> {
                     scope: scope.clone(),
                 }
             }));
-        }
-    }
-    out
-}
-
-fn exemplars(es: Vec<OtlpExemplar>) -> Vec<Exemplar> {
-    es.into_iter()
-        .map(|e| Exemplar {
-            time_unix_nano: e.time_unix_nano,
-            value: match e.value {
-                Some(exemplar::Value::AsDouble(d)) => d,
-                Some(exemplar::Value::AsInt(i)) => i as f64,
-                None => 0.0,
-            },
-            trace_id: trace_id(&e.trace_id),
-            span_id: span_id(&e.span_id),
-        })
-        .collect()
-}
-
-fn number(v: Option<number_data_point::Value>) -> f64 {
-    match v {
-        Some(number_data_point::Value::AsDouble(d)) => d,
-        Some(number_data_point::Value::AsInt(i)) => i as f64,
-        None => f64::NAN,
-    }
-}
-
-/// Flag bit 0 of a data point: no recorded value.
-fn no_value(flags: u32) -> bool {
-    flags & 1 == 1
-}
-
-pub fn metric_points(req: ExportMetricsServiceRequest) -> Vec<MetricPoint> {
-    use metric::Data;
-    let mut out = Vec::new();
-    for rm in req.resource_metrics {
-        let resource = resource(rm.resource);
-        for sm in rm.scope_metrics {
-            let scope = scope(sm.scope);
-            for m in sm.metrics {
-                let point = |attrs, start, time, flags, value, ex| MetricPoint {
-                    name: m.name.clone(),
-                    unit: m.unit.clone(),
-                    description: m.description.clone(),
-                    attributes: attributes(attrs),
-                    start_unix_nano: start,
-                    time_unix_nano: time,
-                    no_value: no_value(flags),
-                    value,
-                    exemplars: exemplars(ex),
-                    resource: resource.clone(),
-                    scope: scope.clone(),
-                };
-                match m.data.clone() {
-                    None => {}
-                    Some(Data::Gauge(g)) => out.extend(g.data_points.into_iter().map(|p| {
-                        point(
-                            p.attributes,
-                            p.start_time_unix_nano,
-                            p.time_unix_nano,
-                            p.flags,
-                            PointValue::Gauge(number(p.value)),
-                            p.exemplars,
-                        )
-                    })),
-                    Some(Data::Sum(s)) => {
-                        let temporality = Temporality::from_otlp(s.aggregation_temporality);
-                        out.extend(s.data_points.into_iter().map(|p| {
-                            let value =
-                                PointValue::Sum { value: number(p.value), monotonic: s.is_monotonic, temporality };
-                            point(p.attributes, p.start_time_unix_nano, p.time_unix_nano, p.flags, value, p.exemplars)
-                        }))
-                    }
-                    Some(Data::Histogram(h)) => {
-                        let temporality = Temporality::from_otlp(h.aggregation_temporality);
-                        out.extend(h.data_points.into_iter().map(|p| {
-                            let value = PointValue::Histogram {
-                                count: p.count,
-                                sum: p.sum,
-                                bounds: p.explicit_bounds,
-                                bucket_counts: p.bucket_counts,
-                                temporality,
-                            };
-                            point(p.attributes, p.start_time_unix_nano, p.time_unix_nano, p.flags, value, p.exemplars)
-                        }))
-                    }
-                    Some(Data::ExponentialHistogram(h)) => {
-                        let temporality = Temporality::from_otlp(h.aggregation_temporality);
-                        out.extend(h.data_points.into_iter().map(|p| {
-                            let (po, pos) = p.positive.map_or((0, Vec::new()), |b| (b.offset, b.bucket_counts));
-                            let (no, neg) = p.negative.map_or((0, Vec::new()), |b| (b.offset, b.bucket_counts));
-                            let value = PointValue::ExponentialHistogram {
-                                count: p.count,
-                                sum: p.sum,
-                                scale: p.scale,
-                                zero_count: p.zero_count,
-                                positive_offset: po,
-                                positive: pos,
-                                negative_offset: no,
-                                negative: neg,
-                                temporality,
-                            };
-                            point(p.attributes, p.start_time_unix_nano, p.time_unix_nano, p.flags, value, p.exemplars)
-                        }))
-                    }
-                    Some(Data::Summary(s)) => out.extend(s.data_points.into_iter().map(|p| {
-                        let value = PointValue::Summary {
-                            count: p.count,
-                            sum: p.sum,
-                            quantiles: p.quantile_values.into_iter().map(|q| (q.quantile, q.value)).collect(),
-                        };
-                        point(p.attributes, p.start_time_unix_nano, p.time_unix_nano, p.flags, value, Vec::new())
-                    })),
-                }
-            }
         }
     }
     out

@@ -22,15 +22,16 @@ use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 use prost::Message;
 use sightline_storage::StorageError;
-use sightline_storage::model::{LogRecord, MetricPoint, Span, Tenant};
+use sightline_storage::metrics::Point;
+use sightline_storage::model::{LogRecord, Signal, Span, Tenant};
 use sightline_storage::sink::{Batch, Refused, Sink};
-use sightline_storage::wal::{AppendError, Replay, Wal};
+use sightline_storage::wal::{AppendError, Format, Replay, Wal};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::admission::{MemoryBudget, MemoryPermit, RateLimiter, ResidentMemory};
 use crate::config::IngestConfig;
 use crate::error::IngestError;
-use crate::signal::{Logs, Metrics, SignalKind, Traces};
+use crate::signal::{Logs, Metrics, RemoteWrite, SignalKind, Traces};
 use crate::telemetry::{IngestTelemetry, Refusal, SignalLabel};
 use crate::validate::Limits;
 
@@ -39,7 +40,7 @@ use crate::validate::Limits;
 pub struct Sinks {
     pub spans: Arc<dyn Sink<Span>>,
     pub logs: Arc<dyn Sink<LogRecord>>,
-    pub metrics: Arc<dyn Sink<MetricPoint>>,
+    pub metrics: Arc<dyn Sink<Point>>,
 }
 
 /// What an accepted request turned into: how many items were rejected as
@@ -54,51 +55,55 @@ pub struct Outcome {
 /// Told once the store holds a batch (or could not take it).
 type StoredAck = oneshot::Sender<Result<Refused, IngestError>>;
 
-struct Work<K: SignalKind> {
+struct Work<T> {
     tenant: Tenant,
     seq: u64,
     /// The batch, already converted into the storage model (conversion runs
     /// on the submitting task, in parallel; the lane thread only stores).
-    items: Vec<K::Item>,
+    items: Vec<T>,
     _memory: MemoryPermit,
     /// The waiting client, for live requests; `None` for replay.
     ack: Option<StoredAck>,
 }
 
-enum LaneMsg<K: SignalKind> {
-    Work(Work<K>),
+enum LaneMsg<T> {
+    Work(Work<T>),
     /// Answered once everything queued before it is in the store.
     Barrier(std::sync::mpsc::SyncSender<()>),
     Stop,
 }
 
-/// One signal's queue and the thread that drains it into the store.
-pub struct Lane<K: SignalKind> {
-    tx: mpsc::Sender<LaneMsg<K>>,
+/// One signal's queue (of items of type `T`) and the thread that drains
+/// it into the store.
+pub struct Lane<T> {
+    tx: mpsc::Sender<LaneMsg<T>>,
     worker: Mutex<Option<JoinHandle<()>>>,
-    sink: Arc<dyn Sink<K::Item>>,
+    sink: Arc<dyn Sink<T>>,
 }
 
-/// A signal whose lane the pipeline knows.
+/// A way in whose lane the pipeline knows.
 pub trait Laned: SignalKind {
     #[doc(hidden)]
-    fn lane(p: &Pipeline) -> &Lane<Self>
-    where
-        Self: Sized;
+    fn lane(p: &Pipeline) -> &Lane<Self::Item>;
 }
 
 impl Laned for Traces {
-    fn lane(p: &Pipeline) -> &Lane<Self> {
+    fn lane(p: &Pipeline) -> &Lane<Span> {
         &p.traces
     }
 }
 impl Laned for Logs {
-    fn lane(p: &Pipeline) -> &Lane<Self> {
+    fn lane(p: &Pipeline) -> &Lane<LogRecord> {
         &p.logs
     }
 }
 impl Laned for Metrics {
-    fn lane(p: &Pipeline) -> &Lane<Self> {
+    fn lane(p: &Pipeline) -> &Lane<Point> {
+        &p.metrics_lane
+    }
+}
+impl Laned for RemoteWrite {
+    fn lane(p: &Pipeline) -> &Lane<Point> {
         &p.metrics_lane
     }
 }
@@ -111,9 +116,9 @@ pub struct Pipeline {
     memory: MemoryBudget,
     resident: ResidentMemory,
     telemetry: Arc<IngestTelemetry>,
-    traces: Lane<Traces>,
-    logs: Lane<Logs>,
-    metrics_lane: Lane<Metrics>,
+    traces: Lane<Span>,
+    logs: Lane<LogRecord>,
+    metrics_lane: Lane<Point>,
     closing: AtomicBool,
 }
 
@@ -128,9 +133,9 @@ impl Pipeline {
             rate: RateLimiter::new(config.rate_limit.clone()),
             memory: MemoryBudget::new(config.memory_limit_bytes),
             resident: ResidentMemory::new(config.resident_limit()),
-            traces: start_lane::<Traces>(q.traces, sinks.spans, telemetry.clone())?,
-            logs: start_lane::<Logs>(q.logs, sinks.logs, telemetry.clone())?,
-            metrics_lane: start_lane::<Metrics>(q.metrics, sinks.metrics, telemetry.clone())?,
+            traces: start_lane(Signal::Traces, q.traces, sinks.spans, telemetry.clone())?,
+            logs: start_lane(Signal::Logs, q.logs, sinks.logs, telemetry.clone())?,
+            metrics_lane: start_lane(Signal::Metrics, q.metrics, sinks.metrics, telemetry.clone())?,
             telemetry,
             wal,
             config,
@@ -241,19 +246,13 @@ impl Pipeline {
         let work_tenant = tenant.clone();
         let done = Box::new(move |result: Result<u64, StorageError>| match result {
             Ok(seq) => {
-                slot.send(LaneMsg::Work(Work::<K> {
-                    tenant: work_tenant,
-                    seq,
-                    items,
-                    _memory: memory,
-                    ack: Some(ack_tx),
-                }));
+                slot.send(LaneMsg::Work(Work { tenant: work_tenant, seq, items, _memory: memory, ack: Some(ack_tx) }));
             }
             Err(e) => {
                 let _ = ack_tx.send(Err(IngestError::Storage(e.to_string())));
             }
         });
-        self.wal.append(K::SIGNAL, tenant.clone(), payload, done).map_err(|e| match e {
+        self.wal.append((K::SIGNAL, K::FORMAT), tenant.clone(), payload, done).map_err(|e| match e {
             AppendError::Full => IngestError::Overloaded("the write-ahead log queue"),
             AppendError::Closed => IngestError::ShuttingDown,
         })?;
@@ -284,11 +283,16 @@ impl Pipeline {
         for record in replay {
             let record = record?;
             let memory = runtime.block_on(self.memory.acquire(record.payload.len()));
-            use sightline_storage::model::Signal;
-            let sent = match record.signal {
-                Signal::Traces => self.replay_one::<Traces>(record.tenant, record.seq, record.payload, memory),
-                Signal::Logs => self.replay_one::<Logs>(record.tenant, record.seq, record.payload, memory),
-                Signal::Metrics => self.replay_one::<Metrics>(record.tenant, record.seq, record.payload, memory),
+            let (tenant, seq, payload) = (record.tenant, record.seq, record.payload);
+            let sent = match (record.signal, record.format) {
+                (Signal::Traces, Format::Otlp) => self.replay_one::<Traces>(tenant, seq, payload, memory),
+                (Signal::Logs, Format::Otlp) => self.replay_one::<Logs>(tenant, seq, payload, memory),
+                (Signal::Metrics, Format::Otlp) => self.replay_one::<Metrics>(tenant, seq, payload, memory),
+                (Signal::Metrics, Format::RemoteWrite) => self.replay_one::<RemoteWrite>(tenant, seq, payload, memory),
+                (signal, format) => {
+                    tracing::error!(seq, %signal, ?format, "WAL record of an unknown kind skipped");
+                    false
+                }
             };
             count += u64::from(sent);
         }
@@ -298,7 +302,7 @@ impl Pipeline {
 
     /// Waits until every lane has handed what it had queued to its store.
     fn wait_stored_blocking(&self) {
-        fn barrier<K: SignalKind>(lane: &Lane<K>) -> Option<std::sync::mpsc::Receiver<()>> {
+        fn barrier<T>(lane: &Lane<T>) -> Option<std::sync::mpsc::Receiver<()>> {
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
             lane.tx.blocking_send(LaneMsg::Barrier(tx)).ok().map(|()| rx)
         }
@@ -378,16 +382,17 @@ fn depth<T>(tx: &mpsc::Sender<T>) -> i64 {
     (tx.max_capacity() - tx.capacity()) as i64
 }
 
-fn start_lane<K: SignalKind>(
+fn start_lane<T: Send + 'static>(
+    signal: Signal,
     capacity: usize,
-    sink: Arc<dyn Sink<K::Item>>,
+    sink: Arc<dyn Sink<T>>,
     telemetry: Arc<IngestTelemetry>,
-) -> std::io::Result<Lane<K>> {
-    let (tx, mut rx) = mpsc::channel::<LaneMsg<K>>(capacity);
+) -> std::io::Result<Lane<T>> {
+    let (tx, mut rx) = mpsc::channel::<LaneMsg<T>>(capacity);
     let depth_tx = tx.downgrade();
     let lane_sink = sink.clone();
-    let worker = std::thread::Builder::new().name(format!("sightline-{}", K::SIGNAL)).spawn(move || {
-        let label = SignalLabel { signal: K::SIGNAL.as_str() };
+    let worker = std::thread::Builder::new().name(format!("sightline-{signal}")).spawn(move || {
+        let label = SignalLabel { signal: signal.as_str() };
         loop {
             let work = match rx.blocking_recv() {
                 Some(LaneMsg::Work(work)) => work,
@@ -405,7 +410,7 @@ fn start_lane<K: SignalKind>(
                 }
                 Err(e) => {
                     telemetry.store_errors.get_or_create(&label).inc();
-                    tracing::error!(signal = %K::SIGNAL, seq = work.seq, error = %e, "store refused a batch; it stays in the WAL");
+                    tracing::error!(%signal, seq = work.seq, error = %e, "store refused a batch; it stays in the WAL");
                 }
             }
             if let Some(ack) = work.ack {
@@ -419,7 +424,7 @@ fn start_lane<K: SignalKind>(
     Ok(Lane { tx, worker: Mutex::new(Some(worker)), sink: lane_sink })
 }
 
-fn stop_lane<K: SignalKind>(lane: &Lane<K>) {
+fn stop_lane<T>(lane: &Lane<T>) {
     let _ = lane.tx.blocking_send(LaneMsg::Stop);
     if let Some(worker) = lane.worker.lock().take() {
         let _ = worker.join();

@@ -1,5 +1,6 @@
-//! What differs between the three signals, behind one trait, so that the
-//! pipeline and the receivers are written once.
+//! What differs between the three signals (and remote write, a second way
+//! in for metrics), behind one trait, so that the pipeline and the
+//! receivers are written once.
 
 use prost::Message;
 use sightline_proto::otlp::{
@@ -7,7 +8,10 @@ use sightline_proto::otlp::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse, ExportTracePartialSuccess, ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 };
-use sightline_storage::model::{LogRecord, MetricPoint, Signal, Span};
+use sightline_proto::prometheus::WriteRequest;
+use sightline_storage::metrics::{Labels, METRIC_NAME, Point, Sample};
+use sightline_storage::model::{LogRecord, Signal, Span};
+use sightline_storage::wal::Format;
 
 use crate::convert;
 use crate::validate::{self, Limits, Rejections};
@@ -15,28 +19,38 @@ use crate::validate::{self, Limits, Rejections};
 /// One telemetry signal as the front door sees it.
 pub trait SignalKind: Send + Sync + 'static {
     type Request: Message + Default + Send + 'static;
-    type Response: Message + Default + Send + 'static;
     type Item: Send + 'static;
     const SIGNAL: Signal;
+    /// How the WAL logs this kind's requests.
+    const FORMAT: Format = Format::Otlp;
     /// Plural noun for the items, as in OTLP's `rejected_<items>`.
     const ITEMS: &'static str;
-    /// OTLP/JSON key of the rejected count in a partial success.
-    const REJECTED_JSON_KEY: &'static str;
     /// What is full when a refusal names this signal's queue or store backlog.
     const QUEUE: &'static str;
     const STORE_BACKLOG: &'static str;
 
-    fn decode_json(body: &[u8]) -> Result<Self::Request, sightline_proto::json::JsonError>;
     fn count(req: &Self::Request) -> u64;
     /// Removes invalid items from `req` and says what was removed.
     fn validate(req: &mut Self::Request, limits: Limits) -> Rejections;
     fn convert(req: Self::Request) -> Vec<Self::Item>;
+}
+
+/// A signal's OTLP export service: its answer and its JSON encoding.
+pub trait OtlpSignal: SignalKind {
+    type Response: Message + Default + Send + 'static;
+    /// OTLP/JSON key of the rejected count in a partial success.
+    const REJECTED_JSON_KEY: &'static str;
+
+    fn decode_json(body: &[u8]) -> Result<Self::Request, sightline_proto::json::JsonError>;
     fn response(rejected: i64, message: String) -> Self::Response;
 }
 
 pub struct Traces;
 pub struct Logs;
 pub struct Metrics;
+/// Prometheus remote write: samples for the metrics lane, logged in the WAL
+/// as the `WriteRequest` they came in.
+pub struct RemoteWrite;
 
 /// Keeps the items of nested vectors that pass `check`, counting the others.
 fn retain_valid<T>(items: &mut Vec<T>, rejections: &mut Rejections, check: impl Fn(&T) -> Result<(), String>) {
@@ -54,17 +68,11 @@ fn retain_valid<T>(items: &mut Vec<T>, rejections: &mut Rejections, check: impl 
 
 impl SignalKind for Traces {
     type Request = ExportTraceServiceRequest;
-    type Response = ExportTraceServiceResponse;
     type Item = Span;
     const SIGNAL: Signal = Signal::Traces;
     const ITEMS: &'static str = "spans";
-    const REJECTED_JSON_KEY: &'static str = "rejectedSpans";
     const QUEUE: &'static str = "the traces queue";
     const STORE_BACKLOG: &'static str = "the span store's unwritten backlog";
-
-    fn decode_json(body: &[u8]) -> Result<Self::Request, sightline_proto::json::JsonError> {
-        sightline_proto::json::decode_traces(body)
-    }
 
     fn count(req: &Self::Request) -> u64 {
         req.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len() as u64).sum()
@@ -87,6 +95,15 @@ impl SignalKind for Traces {
     fn convert(req: Self::Request) -> Vec<Span> {
         convert::spans(req)
     }
+}
+
+impl OtlpSignal for Traces {
+    type Response = ExportTraceServiceResponse;
+    const REJECTED_JSON_KEY: &'static str = "rejectedSpans";
+
+    fn decode_json(body: &[u8]) -> Result<Self::Request, sightline_proto::json::JsonError> {
+        sightline_proto::json::decode_traces(body)
+    }
 
     fn response(rejected: i64, message: String) -> Self::Response {
         ExportTraceServiceResponse {
@@ -98,17 +115,11 @@ impl SignalKind for Traces {
 
 impl SignalKind for Logs {
     type Request = ExportLogsServiceRequest;
-    type Response = ExportLogsServiceResponse;
     type Item = LogRecord;
     const SIGNAL: Signal = Signal::Logs;
     const ITEMS: &'static str = "log records";
-    const REJECTED_JSON_KEY: &'static str = "rejectedLogRecords";
     const QUEUE: &'static str = "the logs queue";
     const STORE_BACKLOG: &'static str = "the log store's unwritten backlog";
-
-    fn decode_json(body: &[u8]) -> Result<Self::Request, sightline_proto::json::JsonError> {
-        sightline_proto::json::decode_logs(body)
-    }
 
     fn count(req: &Self::Request) -> u64 {
         req.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len() as u64).sum()
@@ -138,6 +149,15 @@ impl SignalKind for Logs {
     fn convert(req: Self::Request) -> Vec<LogRecord> {
         convert::logs(req)
     }
+}
+
+impl OtlpSignal for Logs {
+    type Response = ExportLogsServiceResponse;
+    const REJECTED_JSON_KEY: &'static str = "rejectedLogRecords";
+
+    fn decode_json(body: &[u8]) -> Result<Self::Request, sightline_proto::json::JsonError> {
+        sightline_proto::json::decode_logs(body)
+    }
 
     fn response(rejected: i64, message: String) -> Self::Response {
         ExportLogsServiceResponse {
@@ -149,17 +169,11 @@ impl SignalKind for Logs {
 
 impl SignalKind for Metrics {
     type Request = ExportMetricsServiceRequest;
-    type Response = ExportMetricsServiceResponse;
-    type Item = MetricPoint;
+    type Item = Point;
     const SIGNAL: Signal = Signal::Metrics;
     const ITEMS: &'static str = "data points";
-    const REJECTED_JSON_KEY: &'static str = "rejectedDataPoints";
     const QUEUE: &'static str = "the metrics queue";
     const STORE_BACKLOG: &'static str = "the metric store's unwritten backlog";
-
-    fn decode_json(body: &[u8]) -> Result<Self::Request, sightline_proto::json::JsonError> {
-        sightline_proto::json::decode_metrics(body)
-    }
 
     fn count(req: &Self::Request) -> u64 {
         use sightline_proto::otlp::metrics::metric::Data;
@@ -204,8 +218,17 @@ impl SignalKind for Metrics {
         rej
     }
 
-    fn convert(req: Self::Request) -> Vec<MetricPoint> {
-        convert::metric_points(req)
+    fn convert(req: Self::Request) -> Vec<Point> {
+        convert::metrics::points(req)
+    }
+}
+
+impl OtlpSignal for Metrics {
+    type Response = ExportMetricsServiceResponse;
+    const REJECTED_JSON_KEY: &'static str = "rejectedDataPoints";
+
+    fn decode_json(body: &[u8]) -> Result<Self::Request, sightline_proto::json::JsonError> {
+        sightline_proto::json::decode_metrics(body)
     }
 
     fn response(rejected: i64, message: String) -> Self::Response {
@@ -213,5 +236,56 @@ impl SignalKind for Metrics {
             partial_success: (rejected > 0 || !message.is_empty())
                 .then_some(ExportMetricsPartialSuccess { rejected_data_points: rejected, error_message: message }),
         }
+    }
+}
+
+/// A remote-write sample's time, in nanoseconds (0 when before the epoch).
+fn sample_nanos(s: &sightline_proto::prometheus::Sample) -> u64 {
+    u64::try_from(s.timestamp).unwrap_or(0).saturating_mul(1_000_000)
+}
+
+impl SignalKind for RemoteWrite {
+    type Request = WriteRequest;
+    type Item = Point;
+    const SIGNAL: Signal = Signal::Metrics;
+    const FORMAT: Format = Format::RemoteWrite;
+    const ITEMS: &'static str = "samples";
+    const QUEUE: &'static str = "the metrics queue";
+    const STORE_BACKLOG: &'static str = "the metric store's unwritten backlog";
+
+    fn count(req: &WriteRequest) -> u64 {
+        req.timeseries.iter().map(|ts| ts.samples.len() as u64).sum()
+    }
+
+    fn validate(req: &mut WriteRequest, _: Limits) -> Rejections {
+        let mut rej = Rejections::default();
+        req.timeseries.retain_mut(|ts| {
+            if !ts.labels.iter().any(|l| l.name == METRIC_NAME && !l.value.is_empty()) {
+                rej.add(ts.samples.len() as u64, || "a series without a __name__ label".into());
+                return false;
+            }
+            retain_valid(&mut ts.samples, &mut rej, |s| validate::point_time(sample_nanos(s)));
+            !ts.samples.is_empty()
+        });
+        rej
+    }
+
+    /// One point a sample (a refusal counts samples, as the client sent
+    /// them); the labels exactly as sent, shared by the series' samples.
+    fn convert(req: WriteRequest) -> Vec<Point> {
+        let mut out = Vec::with_capacity(Self::count(&req) as usize);
+        for ts in req.timeseries {
+            let family = ts.labels.iter().find(|l| l.name == METRIC_NAME).map(|l| l.value.clone()).unwrap_or_default();
+            let labels = Labels::new(ts.labels.into_iter().map(|l| (l.name, l.value)).collect());
+            out.extend(ts.samples.iter().map(|s| Point {
+                family: family.clone(),
+                meta: None,
+                samples: vec![Sample { labels: labels.clone(), t: (sample_nanos(s) / 1_000_000) as i64, v: s.value }],
+                delta: false,
+                exemplars: Vec::new(),
+                derived: false,
+            }));
+        }
+        out
     }
 }

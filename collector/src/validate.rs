@@ -128,13 +128,19 @@ pub fn log_record(r: &LogRecord, limits: Limits) -> Result<(), String> {
     Ok(())
 }
 
-fn point_common(time: u64, attrs: &[KeyValue], exemplars: &[Exemplar], limits: Limits) -> Result<(), String> {
+/// A data point's time (nanoseconds since the epoch) is set and in range.
+pub fn point_time(time: u64) -> Result<(), String> {
     if time == 0 {
         return Err("data point time is missing".into());
     }
     if time > MAX_NANOS {
         return Err("data point timestamp is out of range".into());
     }
+    Ok(())
+}
+
+fn point_common(time: u64, attrs: &[KeyValue], exemplars: &[Exemplar], limits: Limits) -> Result<(), String> {
+    point_time(time)?;
     attributes(attrs, limits)?;
     for e in exemplars {
         optional_trace_id(&e.trace_id, "exemplar trace id")?;

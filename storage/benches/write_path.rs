@@ -11,7 +11,7 @@ use sightline_storage::model::{
     AttrValue, Attributes, Resource, Scope, Signal, Span, SpanId, SpanKind, StatusCode, Tenant, TraceId,
 };
 use sightline_storage::spans::part;
-use sightline_storage::wal::{FsyncPolicy, Wal, WalConfig};
+use sightline_storage::wal::{Format, FsyncPolicy, Wal, WalConfig};
 
 const APPENDS: usize = 64;
 const PAYLOAD: usize = 64 * 1024;
@@ -33,7 +33,7 @@ fn wal(c: &mut Criterion) {
                     let done = Box::new(move |r: Result<u64, _>| {
                         let _ = tx.send(r.is_ok());
                     });
-                    wal.append(Signal::Traces, tenant.clone(), payload.clone(), done).expect("queued");
+                    wal.append((Signal::Traces, Format::Otlp), tenant.clone(), payload.clone(), done).expect("queued");
                 }
                 drop(tx);
                 assert!(rx.iter().all(|ok| ok), "every append durable");

@@ -1,12 +1,11 @@
-//! The metric store: OTLP points and Prometheus samples kept as
-//! Prometheus-model series (labels → samples), with the naming rules of the
-//! OpenTelemetry specification's Prometheus compatibility section.
+//! The metric store: Prometheus-model series (labels → samples), appended
+//! as the collector converted them ([`samples`]), cut into blocks on disk.
 
 pub mod block;
 pub mod labels;
-pub mod otlp;
+pub mod samples;
 mod store;
 
 pub use labels::{Labels, METRIC_NAME};
-pub use otlp::{Meta, STALE_NAN, Sample, is_stale};
+pub use samples::{Meta, Point, STALE_NAN, Sample, is_stale};
 pub use store::{Appended, Exemplar, MetricStore, MetricStoreConfig, Series};

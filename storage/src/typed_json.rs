@@ -91,7 +91,7 @@ mod tests {
             text,
             r#"{"a":[null,{"s":"é\""},{"b":true},{"i":-9223372036854775808},{"d":"0.1"},{"m":[["k",{"x":"00ff"}]]}]}"#
         );
-        assert_eq!(value(&serde_json::from_str(&text).unwrap()), all);
+        assert_eq!(value(&serde_json::from_str(&text).expect("JSON")), all);
         assert_eq!(value(&serde_json::json!({"q": 1})), AttrValue::Empty, "an unknown tag");
     }
 }

@@ -31,7 +31,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-pub use segment::WalRecord;
+pub use segment::{Format, WalRecord};
 
 use crate::StorageError;
 use crate::model::{Signal, Tenant};
@@ -63,6 +63,7 @@ pub type Completion = Box<dyn FnOnce(Result<u64, StorageError>) + Send>;
 
 struct Request {
     signal: Signal,
+    format: Format,
     tenant: Tenant,
     payload: Bytes,
     done: Completion,
@@ -209,8 +210,14 @@ impl Wal {
 
     /// Queues one append; `done` runs on the writer thread once it is durable.
     /// Never blocks: a full queue is refused so that the caller can answer "retry".
-    pub fn append(&self, signal: Signal, tenant: Tenant, payload: Bytes, done: Completion) -> Result<(), AppendError> {
-        match self.tx.try_send(Msg::Append(Request { signal, tenant, payload, done })) {
+    pub fn append(
+        &self,
+        (signal, format): (Signal, Format),
+        tenant: Tenant,
+        payload: Bytes,
+        done: Completion,
+    ) -> Result<(), AppendError> {
+        match self.tx.try_send(Msg::Append(Request { signal, format, tenant, payload, done })) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(AppendError::Full),
             Err(TrySendError::Disconnected(_)) => Err(AppendError::Closed),
@@ -395,7 +402,7 @@ impl Writer {
         for req in &batch {
             let seq = self.next_seq;
             self.next_seq += 1;
-            segment::encode(&mut self.buf, seq, req.signal, &req.tenant, &req.payload);
+            segment::encode(&mut self.buf, seq, (req.signal, req.format), &req.tenant, &req.payload);
             seqs.push(seq);
         }
         let result = self.file.write_all(&self.buf).and_then(|()| match self.config.fsync {

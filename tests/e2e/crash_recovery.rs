@@ -352,3 +352,106 @@ async fn samples_of_closed_windows_all_come_back_after_a_restart() {
     server.child.kill().expect("SIGKILL");
     server.child.wait().expect("reaped");
 }
+
+/// Remote-write samples are logged as the `WriteRequest` they came in and
+/// replayed from it after SIGKILL, beside OTLP points in the same WAL:
+/// every acknowledged sample comes back, with its labels exactly as sent
+/// (no `job`, no `target_info`), once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_remote_write_samples_survive_sigkill_beside_otlp_points() {
+    use sightline_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [("SIGHTLINE_SPANMETRICS__ENABLED", "false")];
+    let start = || {
+        let mut r = common::binary::spawn(env!("CARGO_BIN_EXE_sightline"), dir.path(), &env);
+        r.drain_log();
+        r
+    };
+    let server = start();
+    let client = reqwest::Client::new();
+    let now_ms = (common::now_nanos() / 1_000_000) as i64;
+    const REQUESTS: u64 = 50;
+    for n in 0..REQUESTS {
+        let label = |name: &str, value: String| Label { name: name.into(), value };
+        let w = WriteRequest {
+            timeseries: vec![TimeSeries {
+                labels: vec![
+                    label("__name__", "rw_crash".into()),
+                    label("request", n.to_string()),
+                    label("Odd-ish", "x".into()),
+                ],
+                samples: vec![
+                    Sample { value: n as f64, timestamp: now_ms - 1_000 },
+                    Sample { value: 1.0, timestamp: now_ms },
+                ],
+                exemplars: Vec::new(),
+            }],
+            ..Default::default()
+        };
+        let body = snap::raw::Encoder::new().compress_vec(&w.encode_to_vec()).expect("snappy");
+        let r = client
+            .post(format!("http://{}/prometheus/api/v1/write", server.api))
+            .header("content-encoding", "snappy")
+            .header("content-type", "application/x-protobuf")
+            .body(body)
+            .send()
+            .await
+            .expect("remote write");
+        assert_eq!(r.status(), 204, "remote write {n}");
+        let otlp = gauge_request(n, 1, now_ms as u64 * 1_000_000).encode_to_vec();
+        let r = client
+            .post(format!("http://{}/v1/metrics", server.http))
+            .header("content-type", "application/x-protobuf")
+            .body(otlp)
+            .send()
+            .await
+            .expect("OTLP");
+        assert_eq!(r.status(), 200);
+    }
+    // A series without a name is refused, as Prometheus expects, not retried.
+    let nameless = WriteRequest {
+        timeseries: vec![TimeSeries {
+            labels: vec![Label { name: "job".into(), value: "x".into() }],
+            samples: vec![Sample { value: 1.0, timestamp: now_ms }],
+            exemplars: Vec::new(),
+        }],
+        ..Default::default()
+    };
+    let r = client
+        .post(format!("http://{}/prometheus/api/v1/write", server.api))
+        .header("content-encoding", "snappy")
+        .body(snap::raw::Encoder::new().compress_vec(&nameless.encode_to_vec()).expect("snappy"))
+        .send()
+        .await
+        .expect("remote write");
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.expect("text").contains("__name__"));
+    let mut server = server;
+    server.child.kill().expect("SIGKILL");
+    server.child.wait().expect("reaped");
+
+    for round in 0..2 {
+        let mut server = start();
+        let url = format!("http://{}/prometheus/api/v1/query", server.api);
+        let query = |q: &'static str| {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                let body: serde_json::Value =
+                    client.get(&url).query(&[("query", q)]).send().await.expect("query").json().await.expect("JSON");
+                body["data"]["result"].as_array().cloned().expect("result")
+            }
+        };
+        let rw = query("count_over_time(rw_crash[1h])").await;
+        assert_eq!(rw.len() as u64, REQUESTS, "round {round}: every remote-write series is back");
+        for r in &rw {
+            assert_eq!(r["value"][1], "2", "round {round}: both samples, once: {r}");
+            assert_eq!(r["metric"]["Odd-ish"], "x", "labels exactly as sent");
+            assert!(r["metric"].get("job").is_none(), "no job on a remote-write series: {r}");
+        }
+        let otlp = query("count_over_time(crash_gauge[1h])").await;
+        assert_eq!(otlp.len() as u64, REQUESTS, "round {round}: the OTLP points are back too");
+        server.child.kill().expect("SIGKILL");
+        server.child.wait().expect("reaped");
+    }
+}

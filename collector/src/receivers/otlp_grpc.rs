@@ -17,7 +17,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use super::otlp_http::status_of;
 use crate::error::IngestError;
 use crate::pipeline::{Laned, Pipeline};
-use crate::signal::{Logs, Metrics, SignalKind, Traces};
+use crate::signal::{Logs, Metrics, OtlpSignal, SignalKind, Traces};
 use crate::telemetry;
 
 /// Serves the three OTLP services on the connections of `incoming` (plain
@@ -81,7 +81,10 @@ pub fn routes(pipeline: Arc<Pipeline>) -> tonic::service::Routes {
 struct Otlp(Arc<Pipeline>);
 
 impl Otlp {
-    async fn export<K: Laned>(&self, request: Request<K::Request>) -> Result<Response<K::Response>, Status> {
+    async fn export<K: Laned + OtlpSignal>(
+        &self,
+        request: Request<K::Request>,
+    ) -> Result<Response<K::Response>, Status> {
         let start = Instant::now();
         let p = &self.0;
         let key = p.config().tenant_header.to_ascii_lowercase();
@@ -112,7 +115,7 @@ pub fn to_status(e: &IngestError) -> Status {
 }
 
 type Rq<K> = Request<<K as SignalKind>::Request>;
-type Rs<K> = Result<Response<<K as SignalKind>::Response>, Status>;
+type Rs<K> = Result<Response<<K as OtlpSignal>::Response>, Status>;
 
 #[tonic::async_trait]
 impl TraceService for Otlp {

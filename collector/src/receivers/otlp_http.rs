@@ -20,7 +20,7 @@ use prost::Message;
 
 use crate::error::IngestError;
 use crate::pipeline::{Laned, Outcome, Pipeline};
-use crate::signal::{Logs, Metrics, SignalKind, Traces};
+use crate::signal::{Logs, Metrics, OtlpSignal, Traces};
 use crate::telemetry::Request;
 
 /// Bodies larger than this are decompressed and decoded on a blocking thread.
@@ -97,7 +97,7 @@ fn decompress(encoding: Encoding, body: Bytes, limit: usize) -> Result<Bytes, In
     }
 }
 
-fn decode<K: SignalKind>(format: Format, body: &Bytes) -> Result<K::Request, IngestError> {
+fn decode<K: OtlpSignal>(format: Format, body: &Bytes) -> Result<K::Request, IngestError> {
     match format {
         Format::Protobuf => {
             K::Request::decode(body.clone()).map_err(|e| IngestError::Invalid(format!("invalid protobuf: {e}")))
@@ -106,7 +106,11 @@ fn decode<K: SignalKind>(format: Format, body: &Bytes) -> Result<K::Request, Ing
     }
 }
 
-async fn export<K: Laned>(State(pipeline): State<Arc<Pipeline>>, headers: HeaderMap, body: Body) -> Response {
+async fn export<K: Laned + OtlpSignal>(
+    State(pipeline): State<Arc<Pipeline>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let start = Instant::now();
     let fmt = format(&headers);
     let reply_format = *fmt.as_ref().unwrap_or(&Format::Json);
@@ -200,7 +204,7 @@ fn headers_say_small(headers: &HeaderMap) -> bool {
     identity && len.is_some_and(|l| l <= INLINE_DECODE_BYTES)
 }
 
-fn success<K: SignalKind>(format: Format, outcome: Outcome) -> Response {
+fn success<K: OtlpSignal>(format: Format, outcome: Outcome) -> Response {
     let body = match format {
         Format::Protobuf => K::response(outcome.rejected as i64, outcome.message).encode_to_vec(),
         Format::Json => {

@@ -1,9 +1,9 @@
 //! Prometheus remote write 1.0 at `POST /prometheus/api/v1/write` (served
 //! on the API port): snappy-compressed `WriteRequest` protobuf. Samples go
 //! through the same door as OTLP metrics (tenant, rate limit, validation,
-//! WAL, acknowledgement once stored), carried as OTLP gauge points under
-//! the reserved scope [`REMOTE_WRITE_SCOPE`], which the metric store maps
-//! back to the exact Prometheus series: labels as sent, no renaming.
+//! WAL, acknowledgement once stored) as their own kind,
+//! [`RemoteWrite`]: the WAL logs the `WriteRequest`, and the store receives
+//! the exact Prometheus series, labels as sent, no renaming.
 //!
 //! Answers: 204 when stored; 400 for a malformed request (Prometheus drops
 //! it); 413, 415; 429 and 503 with `Retry-After` (Prometheus retries).
@@ -16,65 +16,17 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use bytes::Bytes;
 use prost::Message;
-use sightline_proto::otlp::ExportMetricsServiceRequest;
-use sightline_proto::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
-use sightline_proto::otlp::metrics::{
-    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
-};
 use sightline_proto::prometheus::WriteRequest;
-use sightline_storage::metrics::otlp::REMOTE_WRITE_SCOPE;
 
 use super::otlp_http::{discard_body, read_body, retry_later, status_of};
 use crate::error::IngestError;
 use crate::pipeline::Pipeline;
-use crate::signal::Metrics;
+use crate::signal::RemoteWrite;
 
 pub fn router(pipeline: Arc<Pipeline>) -> Router {
     Router::new().route("/prometheus/api/v1/write", post(write)).with_state(pipeline)
-}
-
-/// The samples as OTLP gauges under the remote-write scope; a series
-/// without `__name__` keeps an empty name, which validation refuses (and
-/// counts).
-pub fn to_otlp(w: WriteRequest) -> ExportMetricsServiceRequest {
-    let metrics = w
-        .timeseries
-        .into_iter()
-        .map(|ts| {
-            let mut name = String::new();
-            let mut attributes = Vec::with_capacity(ts.labels.len());
-            for l in ts.labels {
-                if l.name == "__name__" {
-                    name = l.value;
-                } else {
-                    let value = Some(AnyValue { value: Some(any_value::Value::StringValue(l.value)) });
-                    attributes.push(KeyValue { key: l.name, value, key_strindex: 0 });
-                }
-            }
-            let data_points = ts
-                .samples
-                .into_iter()
-                .map(|s| NumberDataPoint {
-                    attributes: attributes.clone(),
-                    time_unix_nano: u64::try_from(s.timestamp).unwrap_or(0).saturating_mul(1_000_000),
-                    value: Some(number_data_point::Value::AsDouble(s.value)),
-                    ..Default::default()
-                })
-                .collect();
-            Metric { name, data: Some(metric::Data::Gauge(Gauge { data_points })), ..Default::default() }
-        })
-        .collect();
-    ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            scope_metrics: vec![ScopeMetrics {
-                scope: Some(InstrumentationScope { name: REMOTE_WRITE_SCOPE.into(), ..Default::default() }),
-                metrics,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
 }
 
 async fn write(State(pipeline): State<Arc<Pipeline>>, headers: HeaderMap, body: Body) -> Response {
@@ -102,7 +54,7 @@ async fn write(State(pipeline): State<Arc<Pipeline>>, headers: HeaderMap, body: 
             pipeline.tenant(headers.get(pipeline.config().tenant_header.as_str()).map(HeaderValue::as_bytes))?;
         let limit = pipeline.config().max_body_bytes;
         let body = read_body(body, limit).await?;
-        let request = tokio::task::spawn_blocking(move || {
+        let (request, raw) = tokio::task::spawn_blocking(move || {
             let len =
                 snap::raw::decompress_len(&body).map_err(|e| IngestError::Invalid(format!("invalid snappy: {e}")))?;
             if len > limit {
@@ -113,12 +65,12 @@ async fn write(State(pipeline): State<Arc<Pipeline>>, headers: HeaderMap, body: 
                 .map_err(|e| IngestError::Invalid(format!("invalid snappy: {e}")))?;
             let w = WriteRequest::decode(raw.as_slice())
                 .map_err(|e| IngestError::Invalid(format!("invalid remote write protobuf: {e}")))?;
-            Ok(to_otlp(w))
+            Ok((w, Bytes::from(raw)))
         })
         .await
         .map_err(|_| IngestError::ShuttingDown)??;
         drop(reading);
-        pipeline.submit::<Metrics>(&tenant, request, None).await
+        pipeline.submit::<RemoteWrite>(&tenant, request, Some(raw)).await
     }
     .await;
     match result {

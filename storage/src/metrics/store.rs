@@ -28,9 +28,9 @@ use prometheus_client::registry::Registry;
 
 use super::block;
 use super::labels::{Labels, Postings};
-use super::otlp::{self, DeltaState, Meta, Sample, is_stale};
+use super::samples::{self, DeltaState, Meta, Point, Sample, is_stale};
 use crate::StorageError;
-use crate::model::{MetricPoint, SpanId, Tenant, TraceId};
+use crate::model::{SpanId, Tenant, TraceId};
 use crate::sink::{Batch, Refused, Sink};
 use crate::worker::Worker;
 #[cfg(test)]
@@ -238,9 +238,9 @@ impl MetricStore {
         self.telemetry.series.inc_by(new_series);
     }
 
-    /// Appends OTLP points, converted to Prometheus series; returns what
-    /// was appended and how many points had a sample refused.
-    pub fn append_otlp(&self, tenant: &Tenant, points: &[MetricPoint]) -> (Appended, u64) {
+    /// Appends data points; returns what was appended and how many of the
+    /// points sent (not derived) had a sample refused.
+    pub fn append_points(&self, tenant: &Tenant, points: Vec<Point>) -> (Appended, u64) {
         let t = self.tenant_or_new(tenant);
         let mut t = t.write();
         let before = t.series.len();
@@ -248,67 +248,35 @@ impl MetricStore {
         let cut_before = self.cut_before.load(Ordering::Acquire);
         let mut done = Appended::default();
         let mut refused_points = 0;
-        let mut samples = Vec::new();
-        let mut resources: Vec<*const crate::model::Resource> = Vec::new();
-        for p in points {
-            samples.clear();
-            let (family, meta) = otlp::convert(p, &mut t.delta, &mut samples);
+        for mut p in points {
+            if p.delta {
+                samples::accumulate(&mut t.delta, &mut p.samples);
+            }
             let refused_before = done.too_old + done.duplicates;
-            let point_samples: Vec<Labels> =
-                if p.exemplars.is_empty() { Vec::new() } else { samples.iter().map(|s| s.labels.clone()).collect() };
-            for s in samples.drain(..) {
-                t.append(s, window, cut_before, &mut done);
-            }
-            if done.too_old + done.duplicates > refused_before {
-                refused_points += 1;
-            }
-            for e in &p.exemplars {
-                // A histogram's exemplar goes with the bucket that counts it.
-                let target = point_samples
-                    .iter()
-                    .filter(|l| l.name().is_some_and(|n| n.ends_with("_bucket")))
-                    .filter_map(|l| Some((l, l.get("le")?.parse::<f64>().ok()?)))
-                    .filter(|(_, le)| e.value <= *le)
-                    .min_by(|a, b| a.1.total_cmp(&b.1))
-                    .map(|(l, _)| l)
-                    .or(point_samples.first());
-                if let Some(labels) = target.cloned() {
-                    let id = t.id(&labels);
+            for (i, e) in p.exemplars {
+                if let Some(s) = p.samples.get(i) {
+                    let id = t.id(&s.labels);
                     let kept = t.exemplars.entry(id).or_default();
                     if kept.len() == EXEMPLARS_PER_SERIES {
                         kept.pop_front();
                     }
-                    kept.push_back(Exemplar {
-                        t: (e.time_unix_nano / 1_000_000) as i64,
-                        v: e.value,
-                        trace_id: e.trace_id,
-                        span_id: e.span_id,
-                    });
+                    kept.push_back(e);
                 }
             }
-            if p.scope.name == otlp::REMOTE_WRITE_SCOPE {
-                t.meta.entry(family).or_insert(meta);
-                continue;
+            for s in p.samples {
+                t.append(s, window, cut_before, &mut done);
             }
-            t.meta.insert(family, meta);
-            let resource = Arc::as_ptr(&p.resource);
-            if !resources.contains(&resource) {
-                resources.push(resource);
-                let info = otlp::target_info(&p.resource);
-                // Derived: its refusal is no point's.
-                let mut ignored = Appended::default();
-                t.append(
-                    Sample { labels: info, t: (p.time_unix_nano / 1_000_000) as i64, v: 1.0 },
-                    window,
-                    cut_before,
-                    &mut ignored,
-                );
-                done.samples += ignored.samples;
+            if done.too_old + done.duplicates > refused_before && !p.derived {
+                refused_points += 1;
             }
-        }
-        if !resources.is_empty() && !t.meta.contains_key("target_info") {
-            let meta = Meta { kind: "gauge", help: "Target metadata".into(), unit: String::new() };
-            t.meta.insert("target_info".into(), meta);
+            match p.meta {
+                Some(meta) => {
+                    t.meta.insert(p.family, meta);
+                }
+                None => {
+                    t.meta.entry(p.family).or_insert_with(Meta::unknown);
+                }
+            }
         }
         self.count(&done, (t.series.len() - before) as i64);
         (done, refused_points)
@@ -428,15 +396,16 @@ impl MetricStore {
     }
 }
 
-impl Sink<MetricPoint> for MetricStore {
-    fn consume(&self, batch: Batch<MetricPoint>) -> Result<(), StorageError> {
+impl Sink<Point> for MetricStore {
+    fn consume(&self, batch: Batch<Point>) -> Result<(), StorageError> {
         self.consume_counted(batch).map(|_| ())
     }
 
-    fn consume_counted(&self, batch: Batch<MetricPoint>) -> Result<Refused, StorageError> {
+    fn consume_counted(&self, batch: Batch<Point>) -> Result<Refused, StorageError> {
         let mut refused = Refused::default();
         if self.applied.fetch_max(batch.wal_seq, Ordering::AcqRel) < batch.wal_seq {
-            let (_, points) = self.append_otlp(&batch.tenant, &batch.items);
+            let newest = batch.items.iter().flat_map(|p| &p.samples).map(|s| s.t).max().unwrap_or(i64::MIN);
+            let (_, points) = self.append_points(&batch.tenant, batch.items);
             if points > 0 {
                 refused = Refused {
                     count: points,
@@ -444,8 +413,6 @@ impl Sink<MetricPoint> for MetricStore {
                 };
             }
             if let Some(b) = &self.blocks {
-                let newest =
-                    batch.items.iter().map(|p| (p.time_unix_nano / 1_000_000) as i64).max().unwrap_or(i64::MIN);
                 b.pending.lock().push_back((batch.wal_seq, newest));
             }
         }

@@ -4,8 +4,13 @@
 //! segment := magic record*
 //! magic   := "SLWAL001"                      (format version 1)
 //! record  := len:u32le crc:u32le body        (crc32 of body; len = body length)
-//! body    := seq:u64le signal:u8 tenant_len:u8 tenant payload
+//! body    := seq:u64le kind:u8 tenant_len:u8 tenant payload
+//! kind    := format << 4 | signal             (signal: 0 traces, 1 logs, 2 metrics)
 //! ```
+//!
+//! The payload's format is an OTLP export request's protobuf (format 0,
+//! all that earlier versions wrote) or a Prometheus remote-write
+//! `WriteRequest`'s protobuf, uncompressed (format 1).
 //!
 //! A segment is named after the first sequence number it may hold
 //! (`00000000000000000042.wal`). Reading stops at the first record that is
@@ -19,11 +24,28 @@ use crate::model::{Signal, Tenant};
 pub const MAGIC: &[u8; 8] = b"SLWAL001";
 const HEADER: usize = 8;
 
+/// How a record's payload is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Format {
+    /// An OTLP export request of the record's signal, as protobuf.
+    Otlp = 0,
+    /// A Prometheus remote-write `WriteRequest`, as protobuf (metrics).
+    RemoteWrite = 1,
+}
+
+impl Format {
+    fn from_u8(v: u8) -> Option<Format> {
+        [Format::Otlp, Format::RemoteWrite].into_iter().find(|f| *f as u8 == v)
+    }
+}
+
 /// One record read back from the log.
 #[derive(Clone, Debug)]
 pub struct WalRecord {
     pub seq: u64,
     pub signal: Signal,
+    pub format: Format,
     pub tenant: Tenant,
     pub payload: Bytes,
 }
@@ -37,7 +59,7 @@ pub fn parse_file_name(name: &str) -> Option<u64> {
 }
 
 /// Appends the encoding of one record to `out`.
-pub fn encode(out: &mut Vec<u8>, seq: u64, signal: Signal, tenant: &Tenant, payload: &[u8]) {
+pub fn encode(out: &mut Vec<u8>, seq: u64, (signal, format): (Signal, Format), tenant: &Tenant, payload: &[u8]) {
     let tenant = tenant.as_str().as_bytes();
     let body_len = 8 + 1 + 1 + tenant.len() + payload.len();
     let start = out.len();
@@ -45,7 +67,7 @@ pub fn encode(out: &mut Vec<u8>, seq: u64, signal: Signal, tenant: &Tenant, payl
     out.put_u32_le(body_len as u32);
     out.put_u32_le(0);
     out.put_u64_le(seq);
-    out.put_u8(signal as u8);
+    out.put_u8((format as u8) << 4 | signal as u8);
     out.put_u8(tenant.len() as u8);
     out.put_slice(tenant);
     out.put_slice(payload);
@@ -93,14 +115,16 @@ impl Reader {
         }
         let mut b = body;
         let seq = b.get_u64_le();
-        let signal = Signal::from_u8(b.get_u8())?;
+        let kind = b.get_u8();
+        let signal = Signal::from_u8(kind & 0x0f)?;
+        let format = Format::from_u8(kind >> 4)?;
         let tenant_len = b.get_u8() as usize;
         let tenant = std::str::from_utf8(b.get(..tenant_len)?).ok()?;
         let tenant = Tenant::new(tenant).ok()?;
         let payload_start = self.pos + HEADER + 10 + tenant_len;
         let end = self.pos + HEADER + len;
         let payload = self.data.slice(payload_start..end);
-        Some((WalRecord { seq, signal, tenant, payload }, end))
+        Some((WalRecord { seq, signal, format, tenant, payload }, end))
     }
 }
 
@@ -132,7 +156,7 @@ mod tests {
         let mut out = MAGIC.to_vec();
         for (seq, tenant, payload) in records {
             let tenant = Tenant::new(tenant).expect("tenant");
-            encode(&mut out, *seq, Signal::Logs, &tenant, payload);
+            encode(&mut out, *seq, (Signal::Logs, Format::Otlp), &tenant, payload);
         }
         out
     }
@@ -164,6 +188,27 @@ mod tests {
         let mut reader = Reader::new(Bytes::from(flipped)).expect("magic");
         assert_eq!(reader.by_ref().count(), 1);
         assert!(reader.damaged());
+    }
+
+    #[test]
+    fn keeps_the_payload_format_and_reads_earlier_records_as_otlp() {
+        let tenant = Tenant::new("a").expect("tenant");
+        let mut data = MAGIC.to_vec();
+        encode(&mut data, 1, (Signal::Metrics, Format::RemoteWrite), &tenant, b"w");
+        encode(&mut data, 2, (Signal::Metrics, Format::Otlp), &tenant, b"o");
+        // Format 0 is the kind byte earlier versions wrote: the signal alone.
+        assert_eq!(data[MAGIC.len() + HEADER + 8], Signal::Metrics as u8 | (Format::RemoteWrite as u8) << 4);
+        // The last record ends kind, tenant_len (1), "a", "o".
+        assert_eq!(data[data.len() - 4], Signal::Metrics as u8);
+        let got: Vec<_> =
+            Reader::new(Bytes::from(data)).expect("magic").map(|r| (r.signal, r.format, r.payload)).collect();
+        assert_eq!(
+            got,
+            [
+                (Signal::Metrics, Format::RemoteWrite, Bytes::from_static(b"w")),
+                (Signal::Metrics, Format::Otlp, Bytes::from_static(b"o")),
+            ]
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ fn append_all(wal: &Wal, signal: Signal, payloads: &[&str]) -> Vec<u64> {
     for p in payloads {
         let tx = tx.clone();
         wal.append(
-            signal,
+            (signal, Format::Otlp),
             tenant(),
             Bytes::copy_from_slice(p.as_bytes()),
             Box::new(move |r| {
@@ -107,7 +107,7 @@ fn a_full_queue_is_refused_not_blocked() {
     let (block_tx, block_rx) = mpsc::channel::<()>();
     let (entered_tx, entered_rx) = mpsc::channel::<()>();
     wal.append(
-        Signal::Logs,
+        (Signal::Logs, Format::Otlp),
         tenant(),
         Bytes::from_static(b"x"),
         Box::new(move |_| {
@@ -117,10 +117,14 @@ fn a_full_queue_is_refused_not_blocked() {
     )
     .expect("first");
     entered_rx.recv().expect("writer entered completion");
-    wal.append(Signal::Logs, tenant(), Bytes::from_static(b"y"), Box::new(|_| {})).expect("fills the queue");
-    let refused = wal.append(Signal::Logs, tenant(), Bytes::from_static(b"z"), Box::new(|_| {}));
+    wal.append((Signal::Logs, Format::Otlp), tenant(), Bytes::from_static(b"y"), Box::new(|_| {}))
+        .expect("fills the queue");
+    let refused = wal.append((Signal::Logs, Format::Otlp), tenant(), Bytes::from_static(b"z"), Box::new(|_| {}));
     assert!(matches!(refused, Err(AppendError::Full)));
     block_tx.send(()).expect("unblock");
     wal.shutdown();
-    assert!(matches!(wal.append(Signal::Logs, tenant(), Bytes::new(), Box::new(|_| {})), Err(AppendError::Closed)));
+    assert!(matches!(
+        wal.append((Signal::Logs, Format::Otlp), tenant(), Bytes::new(), Box::new(|_| {})),
+        Err(AppendError::Closed)
+    ));
 }

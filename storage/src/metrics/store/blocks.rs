@@ -13,7 +13,7 @@ use super::{MetricStore, MetricStoreConfig, TenantSeries};
 use crate::StorageError;
 use crate::metrics::block::{self, BlockIndex, BlockMeta};
 use crate::metrics::labels::Labels;
-use crate::metrics::otlp;
+use crate::metrics::samples;
 use crate::model::{Signal, Tenant};
 use crate::wal::Wal;
 use crate::worker::{Run, Worker};
@@ -249,7 +249,7 @@ impl MetricStore {
     /// Forgets delta running sums idle for an hour (bounded state).
     fn expire_deltas(&self, now: i64) {
         for t in self.tenants.read().values() {
-            otlp::expire_deltas(&mut t.write().delta, now - DELTA_IDLE_MS);
+            samples::expire_deltas(&mut t.write().delta, now - DELTA_IDLE_MS);
         }
     }
 
