@@ -3,9 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sightline_collector::signal::{Logs, Metrics, SignalKind, Traces};
+use sightline_collector::signal::{Logs, Metrics, OtlpSignal, Traces};
 
-fn run<K: SignalKind>(body: &[u8]) {
+fn run<K: OtlpSignal>(body: &[u8]) {
     if let Ok(request) = K::decode_json(body) {
         sightline_fuzz::admit::<K>(request);
     }

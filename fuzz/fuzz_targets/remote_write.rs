@@ -1,11 +1,10 @@
-//! Prometheus remote-write bodies: snappy, protobuf, the mapping to OTLP
-//! gauges, validation and conversion, as the receiver does them.
+//! Prometheus remote-write bodies: snappy, protobuf, validation and the
+//! conversion into samples, as the receiver and the pipeline do them.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use sightline_collector::receivers::remote_write::to_otlp;
-use sightline_collector::signal::Metrics;
+use sightline_collector::signal::RemoteWrite;
 use sightline_proto::prometheus::WriteRequest;
 
 const LIMIT: usize = 1 << 20;
@@ -17,6 +16,6 @@ fuzz_target!(|data: &[u8]| {
         _ => data.to_vec(),
     };
     if let Ok(w) = WriteRequest::decode(raw.as_slice()) {
-        sightline_fuzz::admit::<Metrics>(to_otlp(w));
+        sightline_fuzz::admit::<RemoteWrite>(w);
     }
 });

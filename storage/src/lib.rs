@@ -1,8 +1,8 @@
 //! Sightline's storage: the domain model, the write-ahead log and the stores.
 //!
 //! Knows nothing of HTTP or gRPC. The collector converts wire messages into
-//! [`model`] values once, at its edge, and hands them to the stores through
-//! [`sink::Sink`]; the query side calls the stores ([`spans::SpanStore`],
+//! [`model`] values (metrics: into [`metrics::Point`]s of samples) once, at
+//! its edge, and hands them to the stores through [`sink::Sink`]; the query side calls the stores ([`spans::SpanStore`],
 //! [`logs::LogStore`], [`metrics::MetricStore`]) directly.
 
 pub mod error;
