@@ -72,19 +72,19 @@ impl Server {
         let spans = SpanStore::open(objects.clone(), config.spans.store_config(), Some(wal.clone()))
             .await
             .context("cannot open the span store")?;
-        spans.register_metrics(&mut registry);
+        spans.register_telemetry(&mut registry);
         let logs = LogStore::open(config.logs.store_config(&config.data_dir), Some(wal.clone()))
             .context("cannot open the log store")?;
-        logs.register_metrics(&mut registry);
+        logs.register_telemetry(&mut registry);
         let metrics = MetricStore::open(objects, config.metrics.store_config(), Some(wal.clone()))
             .await
             .context("cannot open the metric store")?;
-        metrics.register_metrics(&mut registry);
+        metrics.register_telemetry(&mut registry);
         let spanmetrics = Arc::new(
             DerivedMetrics::start(Arc::new(spans.clone()), metrics.clone(), config.spanmetrics.clone())
                 .context("cannot start the span metrics connector")?,
         );
-        spanmetrics.register_metrics(&mut registry);
+        spanmetrics.register_telemetry(&mut registry);
         let sinks =
             Sinks { spans: spanmetrics.clone(), logs: Arc::new(logs.clone()), metrics: Arc::new(metrics.clone()) };
         let pipeline = Pipeline::start(config.ingest.clone(), wal, sinks, &mut registry)?;

@@ -160,7 +160,7 @@ impl DerivedMetrics {
     }
 
     /// Adds the connector's own metrics to `registry` (`sightline_spanmetrics_*`).
-    pub fn register_metrics(&self, registry: &mut Registry) {
+    pub fn register_telemetry(&self, registry: &mut Registry) {
         self.shared.telemetry.register(registry);
     }
 

@@ -57,9 +57,9 @@ impl TestServer {
     }
 }
 
-/// The clock now, in Unix nanoseconds.
+/// The clock now, in Unix nanoseconds (the stores' clock).
 pub fn now_nanos() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64
+    sightline_storage::model::now_unix_nanos()
 }
 
 pub fn tenant(name: &str) -> Tenant {

@@ -142,7 +142,7 @@ impl LogStore {
     }
 
     /// Adds the store's metrics to `registry` (`sightline_logs_*`).
-    pub fn register_metrics(&self, registry: &mut Registry) {
+    pub fn register_telemetry(&self, registry: &mut Registry) {
         let m = &self.inner.telemetry;
         m.register(registry);
         m.partitions.set(self.inner.partitions.read().len() as i64);

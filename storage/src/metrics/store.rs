@@ -35,9 +35,9 @@ use crate::sink::{Batch, Refused, Sink};
 use crate::worker::Worker;
 #[cfg(test)]
 mod block_tests;
-mod blocks;
+mod maintenance;
 
-use blocks::{Blocks, Published};
+use maintenance::{Blocks, Published};
 
 #[derive(Clone, Debug)]
 pub struct MetricStoreConfig {
@@ -198,7 +198,7 @@ impl MetricStore {
     }
 
     /// Adds the store's metrics to `registry` (`sightline_metrics_*`).
-    pub fn register_metrics(&self, registry: &mut Registry) {
+    pub fn register_telemetry(&self, registry: &mut Registry) {
         self.telemetry.register(registry);
     }
 

@@ -263,7 +263,7 @@ impl SpanStore {
     }
 
     /// Adds the store's metrics to `registry` (`sightline_spans_*`).
-    pub fn register_metrics(&self, registry: &mut Registry) {
+    pub fn register_telemetry(&self, registry: &mut Registry) {
         self.inner.telemetry.register(registry);
         self.inner.update_gauges();
     }
