@@ -16,7 +16,7 @@ mod write;
 
 pub use attributes::PartAttributes;
 pub use columns::SpanBatch;
-pub use parents::SpanParent;
+pub use parents::Edge;
 pub use part::{EncodedPart, PartMeta};
 pub use query::SpanQuery;
 pub use search::FoundTrace;

@@ -1,24 +1,28 @@
-//! Where each span sits in its trace (trace, span, parent, service, error):
-//! what a service graph is built from, read from five columns without
-//! decoding the spans.
+//! The service dependency graph: from the parts' trace tables where they
+//! give a trace whole, else from where each span sits in its trace (trace,
+//! span, parent, service, error), read from five columns without decoding
+//! the spans.
+
+use std::collections::{BTreeMap, HashMap};
 
 use arrow::array::{Array, BooleanArray, FixedSizeBinaryArray, RecordBatch, StringArray, UInt8Array};
 
 use super::columns;
-use super::part;
+use super::part::{self, PartMeta};
 use super::query::SpanQuery;
 use super::store::SpanStore;
+use super::trace_table::{self, Coverage, EdgeRow};
 use crate::StorageError;
 use crate::model::{Span, SpanId, StatusCode, Tenant, TraceId};
 
 /// One span's place in its trace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SpanParent<'a> {
-    pub trace_id: TraceId,
-    pub span_id: SpanId,
-    pub parent_span_id: Option<SpanId>,
-    pub service: &'a str,
-    pub error: bool,
+struct SpanParent<'a> {
+    trace_id: TraceId,
+    span_id: SpanId,
+    parent_span_id: Option<SpanId>,
+    service: &'a str,
+    error: bool,
 }
 
 impl<'a> SpanParent<'a> {
@@ -37,30 +41,147 @@ impl<'a> SpanParent<'a> {
 /// span_id, parent_span_id, service, status_code.
 const COLUMNS: [usize; 5] = [0, 1, 2, 5, 8];
 
+/// One edge of the service graph: calls from spans of `parent` to their
+/// child spans of `child`, and how many of those failed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Edge {
+    pub parent: String,
+    pub child: String,
+    pub call_count: u64,
+    pub error_count: u64,
+}
+
+/// The graph while it is gathered: the edges that the parts' trace tables
+/// give whole, and the places of the spans of the traces that must be
+/// joined from their spans.
+#[derive(Default)]
+struct Graph {
+    services: Vec<String>,
+    service_ids: HashMap<String, u32>,
+    /// By (parent, child) service: calls, failed calls.
+    edges: BTreeMap<(u32, u32), (u64, u64)>,
+    // Hashed once or twice per span: a fast hasher, not SipHash.
+    traces: foldhash::HashMap<TraceId, foldhash::HashMap<SpanId, Place>>,
+}
+
+struct Place {
+    parent: Option<SpanId>,
+    service: u32,
+    error: bool,
+}
+
+impl Graph {
+    fn service(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.service_ids.get(name) {
+            return id;
+        }
+        let id = self.services.len() as u32;
+        self.services.push(name.to_owned());
+        self.service_ids.insert(name.to_owned(), id);
+        id
+    }
+
+    fn join(&mut self, s: SpanParent<'_>) {
+        let service = self.service(s.service);
+        let place = Place { parent: s.parent_span_id, service, error: s.error };
+        self.traces.entry(s.trace_id).or_default().insert(s.span_id, place);
+    }
+
+    fn add(&mut self, parent: u32, child: u32, calls: u64, errors: u64) {
+        let e = self.edges.entry((parent, child)).or_default();
+        e.0 += calls;
+        e.1 += errors;
+    }
+
+    fn finish(mut self) -> Vec<Edge> {
+        for spans in std::mem::take(&mut self.traces).values() {
+            for child in spans.values() {
+                let Some(parent) = child.parent.and_then(|p| spans.get(&p)) else { continue };
+                if parent.service != child.service {
+                    self.add(parent.service, child.service, 1, u64::from(child.error));
+                }
+            }
+        }
+        let mut out: Vec<Edge> = self
+            .edges
+            .iter()
+            .map(|(&(parent, child), &(call_count, error_count))| Edge {
+                parent: self.services[parent as usize].clone(),
+                child: self.services[child as usize].clone(),
+                call_count,
+                error_count,
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.parent, &a.child).cmp(&(&b.parent, &b.child)));
+        out
+    }
+}
+
 impl SpanStore {
-    /// Calls `each` with the place of every span of the tenant that `query`
-    /// matches: the heads, then the parts whose time range overlaps the
-    /// query's.
-    pub async fn scan_parents(
-        &self,
-        tenant: &Tenant,
-        query: &SpanQuery,
-        mut each: impl FnMut(SpanParent<'_>),
-    ) -> Result<(), StorageError> {
-        let (chunks, parts) = self.snapshot(tenant, query, |s| each(SpanParent::of(s)));
+    /// Caller → callee edges between services, from parent/child spans of
+    /// different services among the spans that overlap `start..=end`.
+    ///
+    /// A part's trace table (format version 4) gives the edges of each of
+    /// its traces; they are added up for the traces that lie wholly in the
+    /// range, have every parent in the part and no span elsewhere in the
+    /// heads or in older parts. Only the other traces are joined from their
+    /// spans' places (five columns, no span decoded), read by trace id.
+    pub async fn dependencies(&self, tenant: &Tenant, start: u64, end: u64) -> Result<Vec<Edge>, StorageError> {
+        let query = SpanQuery { start_unix_nano: start, end_unix_nano: end, ..SpanQuery::default() };
+        let mut graph = Graph::default();
+        let (chunks, parts) = self.snapshot(tenant, &query, |s| graph.join(SpanParent::of(s)));
         for chunk in &chunks {
             let mask = query.mask(chunk).map_err(|e| StorageError::Part(format!("span head: {e}")))?;
             if mask.true_count() > 0 {
                 let columns = chunk.rows.project(&COLUMNS).map_err(|e| StorageError::Part(e.to_string()))?;
-                parents_of(&columns, Some(&mask), &mut each)?;
+                parents_of(&columns, Some(&mask), &mut |p| graph.join(p))?;
             }
         }
-        for m in &parts {
-            let index = self.inner.index(m).await?;
+        let mut tables = Vec::new();
+        for m in parts {
             let store = self.inner.store.clone();
-            for batch in part::read_matching_columns(store, m, &index, query, None, &COLUMNS).await? {
-                parents_of(&batch, None, &mut each)?;
+            match trace_table::edge_rows(store, &m, start, end, &mut |s| graph.service(s)).await? {
+                Some(rows) => tables.push((m, rows)),
+                None => self.join_part(&m, &query, None, &mut graph).await?,
             }
+        }
+        // Traces some of whose spans the heads or older parts hold, or
+        // that a table cannot give whole, are joined from all their spans.
+        let mut joined: foldhash::HashSet<TraceId> = graph.traces.keys().copied().collect();
+        let partial = |r: &&EdgeRow| !r.complete || r.coverage == Coverage::Partial;
+        joined.extend(tables.iter().flat_map(|(_, rows)| rows.iter().filter(partial)).map(|r| r.trace));
+        for (m, rows) in &tables {
+            let mut ids = Vec::new();
+            for r in rows {
+                if joined.contains(&r.trace) {
+                    ids.push(r.trace);
+                } else {
+                    r.edges.iter().for_each(|&(parent, child, calls, errors)| graph.add(parent, child, calls, errors));
+                }
+            }
+            if !ids.is_empty() {
+                ids.sort_unstable();
+                ids.dedup();
+                self.join_part(m, &query, Some(&ids), &mut graph).await?;
+            }
+        }
+        Ok(graph.finish())
+    }
+
+    /// Joins the places of the part's spans that `query` matches (of the
+    /// traces `ids` only, when given).
+    async fn join_part(
+        &self,
+        m: &PartMeta,
+        query: &SpanQuery,
+        ids: Option<&[TraceId]>,
+        graph: &mut Graph,
+    ) -> Result<(), StorageError> {
+        let index = self.inner.index(m).await?;
+        let store = self.inner.store.clone();
+        for batch in part::read_matching_columns(store, m, &index, query, ids, &COLUMNS).await? {
+            parents_of(&batch, None, &mut |p| graph.join(p))?;
         }
         Ok(())
     }

@@ -8,8 +8,9 @@
 //!                                     page statistics on trace_id; the
 //!                                     resource table in the footer (version 3,
 //!                                     see [`super::resources`])
-//! spans/<tenant>/<id>.traces.parquet  the trace table (version 2, see
-//!                                     [`super::trace_table`])
+//! spans/<tenant>/<id>.traces.parquet  the trace table (version 2; with
+//!                                     each trace's service-graph edges from
+//!                                     version 4, see [`super::trace_table`])
 //! spans/<tenant>/<id>.meta.json       PartMeta; written last: a part exists
 //!                                     (is published) once its meta exists
 //! ```
@@ -17,7 +18,8 @@
 //! Version 1 parts have no trace table (searches read their span columns)
 //! and no page statistics (a trace lookup reads whole row groups); parts
 //! before version 3 hold every row's resource attributes in the row rather
-//! than its place in a table. Every version is read.
+//! than its place in a table; before version 4 the dependency graph reads a
+//! part's span places, not its trace table. Every version is read.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -47,7 +49,7 @@ use crate::model::{Span, TraceId};
 use crate::object_reader::ObjectReader;
 
 /// The version new parts are written in; every version from 1 up is read.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Rows per data page of a part (version 2).
 pub(super) const PAGE_ROWS: usize = 4096;

@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -605,17 +605,40 @@ async fn searches_match_a_brute_force_scan_in_the_head_in_parts_and_after_compac
                 let mut want_starts: Vec<_> = want.iter().map(|w| (w.0, w.2)).collect();
                 want_starts.sort();
                 assert_eq!(starts, want_starts, "{state}: {name}, starts");
-                let mut got_places = Vec::new();
-                store
-                    .scan_parents(&tenant(), q, |p| {
-                        let place = (p.parent_span_id, p.service.to_owned(), p.error);
-                        got_places.push((p.trace_id, p.span_id, place));
-                    })
-                    .await
-                    .expect("places");
-                got_places.sort();
-                let want_places: Vec<_> = want.iter().map(|w| (w.0, w.1, places[&(w.0, w.1)].clone())).collect();
-                assert_eq!(got_places, want_places, "{state}: {name}, places");
+                // The service graph over a time range, as a brute-force join of
+                // the spans in it (trace tables, joins, or both).
+                if q.attributes.is_empty()
+                    && q.service.is_none()
+                    && !q.errors_only
+                    && q.min_duration_nanos.is_none()
+                    && q.max_duration_nanos.is_none()
+                    && q.name.is_none()
+                {
+                    let mut edges: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+                    let matched: HashSet<(TraceId, SpanId)> = want.iter().map(|w| (w.0, w.1)).collect();
+                    for (trace, span, _) in want {
+                        let (parent, service, error) = &places[&(*trace, *span)];
+                        let in_range = |p: &SpanId| matched.contains(&(*trace, *p));
+                        let Some(parent) = parent.filter(in_range) else { continue };
+                        let parent_service = &places[&(*trace, parent)].1;
+                        if parent_service != service {
+                            let e = edges.entry((parent_service.clone(), service.clone())).or_default();
+                            e.0 += 1;
+                            e.1 += u64::from(*error);
+                        }
+                    }
+                    let brute: Vec<(String, String, u64, u64)> =
+                        edges.into_iter().map(|((p, c), (n, e))| (p, c, n, e)).collect();
+                    let got: Vec<(String, String, u64, u64)> = store
+                        .dependencies(&tenant(), q.start_unix_nano, q.end_unix_nano)
+                        .await
+                        .expect("dependencies")
+                        .into_iter()
+                        .map(|e| (e.parent, e.child, e.call_count, e.error_count))
+                        .collect();
+                    assert!(!brute.is_empty(), "{state}: {name}: the data has edges");
+                    assert_eq!(got, brute, "{state}: {name}, dependencies");
+                }
                 // The newest traces, ranked as the brute force ranks them.
                 for limit in [1, 7, 1000] {
                     let mut newest: HashMap<TraceId, u64> = HashMap::new();

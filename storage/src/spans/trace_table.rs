@@ -1,4 +1,4 @@
-//! A part's trace table (format version 2): one row per trace of the part,
+//! A part's trace table (format version 2; edges from 4): one row per trace of the part,
 //! so that a search reads a few small columns instead of every span.
 //!
 //! ```text
@@ -7,7 +7,16 @@
 //!   trace_id, latest_start (ns), earliest_offset_us, end_offset_us, spans,
 //!   services, errors, min_duration, max_duration   (lists, one entry a service)
 //!   operations                                     (list of "service\0name")
+//!   complete, edge_parents, edge_children,         (format version 4: the
+//!   edge_calls, edge_errors                         trace's service graph)
 //! ```
+//!
+//! From format version 4 a row also holds the trace's service-graph edges
+//! within the part (parent and child as places in the row's `services`, the
+//! calls and the failed calls), and `complete`: whether every span's parent
+//! is in the part too. The dependency graph adds up the edges of complete
+//! traces that lie wholly in its time range, and reads the spans only of
+//! the others ([`edge_rows`]).
 //!
 //! A row summarises a trace's spans: when its latest span starts, how much
 //! earlier (in whole microseconds, rounded up) its earliest span starts and
@@ -26,7 +35,7 @@ use std::sync::Arc;
 use arrow::array::{
     Array, ArrayRef, BooleanArray, BooleanBuilder, FixedSizeBinaryArray, FixedSizeBinaryBuilder, Int64Array,
     Int64Builder, ListArray, ListBuilder, RecordBatch, StringArray, StringBuilder, UInt8Array, UInt8Builder,
-    UInt32Builder,
+    UInt32Array, UInt32Builder,
 };
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use bytes::Bytes;
@@ -60,6 +69,11 @@ const ERRORS: &str = "errors";
 const MIN_DURATION: &str = "min_duration";
 const MAX_DURATION: &str = "max_duration";
 const OPERATIONS: &str = "operations";
+const COMPLETE: &str = "complete";
+const EDGE_PARENTS: &str = "edge_parents";
+const EDGE_CHILDREN: &str = "edge_children";
+const EDGE_CALLS: &str = "edge_calls";
+const EDGE_ERRORS: &str = "edge_errors";
 
 pub fn path(tenant: &str, id: &str) -> Path {
     Path::from(format!("spans/{tenant}/{id}.traces.parquet"))
@@ -82,6 +96,11 @@ fn schema() -> SchemaRef {
         list(MIN_DURATION, DataType::UInt8),
         list(MAX_DURATION, DataType::UInt8),
         list(OPERATIONS, DataType::Utf8),
+        Field::new(COMPLETE, DataType::Boolean, false),
+        list(EDGE_PARENTS, DataType::UInt32),
+        list(EDGE_CHILDREN, DataType::UInt32),
+        list(EDGE_CALLS, DataType::UInt32),
+        list(EDGE_ERRORS, DataType::UInt32),
     ]))
 }
 
@@ -160,6 +179,17 @@ struct Row {
     spans: u32,
     services: (u32, u32),
     operations: (u32, u32),
+    edges: (u32, u32),
+    complete: bool,
+}
+
+/// One edge of a trace's service graph: parent and child as places in the
+/// trace's services.
+struct TraceEdge {
+    parent: u32,
+    child: u32,
+    calls: u32,
+    errors: u32,
 }
 
 /// The columns of the rows not yet written.
@@ -174,6 +204,11 @@ struct Columns {
     min_duration: ListBuilder<UInt8Builder>,
     max_duration: ListBuilder<UInt8Builder>,
     operations: ListBuilder<StringBuilder>,
+    complete: BooleanBuilder,
+    edge_parents: ListBuilder<UInt32Builder>,
+    edge_children: ListBuilder<UInt32Builder>,
+    edge_calls: ListBuilder<UInt32Builder>,
+    edge_errors: ListBuilder<UInt32Builder>,
 }
 
 impl Columns {
@@ -189,6 +224,11 @@ impl Columns {
             min_duration: ListBuilder::new(UInt8Builder::new()).with_field(item(DataType::UInt8)),
             max_duration: ListBuilder::new(UInt8Builder::new()).with_field(item(DataType::UInt8)),
             operations: ListBuilder::new(StringBuilder::new()).with_field(item(DataType::Utf8)),
+            complete: BooleanBuilder::with_capacity(TABLE_ROWS),
+            edge_parents: ListBuilder::new(UInt32Builder::new()).with_field(item(DataType::UInt32)),
+            edge_children: ListBuilder::new(UInt32Builder::new()).with_field(item(DataType::UInt32)),
+            edge_calls: ListBuilder::new(UInt32Builder::new()).with_field(item(DataType::UInt32)),
+            edge_errors: ListBuilder::new(UInt32Builder::new()).with_field(item(DataType::UInt32)),
         }
     }
 
@@ -204,6 +244,11 @@ impl Columns {
             Arc::new(self.min_duration.finish()),
             Arc::new(self.max_duration.finish()),
             Arc::new(self.operations.finish()),
+            Arc::new(self.complete.finish()),
+            Arc::new(self.edge_parents.finish()),
+            Arc::new(self.edge_children.finish()),
+            Arc::new(self.edge_calls.finish()),
+            Arc::new(self.edge_errors.finish()),
         ];
         RecordBatch::try_new(schema(), columns).map_err(parquet_err)
     }
@@ -217,13 +262,30 @@ pub(super) struct TableBuilder {
     rows: Vec<Row>,
     summaries: Vec<ServiceSummary>,
     operations: Vec<(u32, u32)>,
+    edges: Vec<TraceEdge>,
+    /// The open trace's spans: (span id, parent id, service id, error).
+    places: Vec<(u64, Option<u64>, u32, bool)>,
     /// The trace being read, when its first span has come.
     open: Option<Row>,
 }
 
+/// What the table reads of one span.
+pub(super) struct TableSpan<'a> {
+    /// The trace id as an integer that sorts as its bytes do.
+    pub trace: u128,
+    /// The span's id and its parent's, as integers.
+    pub place: (u64, Option<u64>),
+    pub start: i64,
+    pub duration: i64,
+    pub service: &'a str,
+    pub name: &'a str,
+    pub status: u8,
+}
+
 impl TableBuilder {
     /// Adds one span; the spans of a trace come one after the other.
-    pub(super) fn add(&mut self, trace: u128, start: i64, duration: i64, service: &str, name: &str, status: u8) {
+    pub(super) fn add(&mut self, span: TableSpan<'_>) {
+        let TableSpan { trace, place, start, duration, service, name, status } = span;
         if self.open.as_ref().is_some_and(|r| r.trace != trace) {
             self.close_trace();
         }
@@ -236,6 +298,8 @@ impl TableBuilder {
             spans: 0,
             services: (summaries, summaries),
             operations: (operations, operations),
+            edges: (0, 0),
+            complete: true,
         });
         let end = start.saturating_add(duration.max(0));
         (row.earliest, row.latest, row.end) = (row.earliest.min(start), row.latest.max(start), row.end.max(end));
@@ -261,14 +325,52 @@ impl TableBuilder {
         if !self.operations[row.operations.0 as usize..].contains(&(service, name)) {
             self.operations.push((service, name));
         }
+        self.places.push((place.0, place.1, service, error));
     }
 
     fn close_trace(&mut self) {
         if let Some(mut row) = self.open.take() {
             row.services.1 = self.summaries.len() as u32;
             row.operations.1 = self.operations.len() as u32;
+            row.edges.0 = self.edges.len() as u32;
+            row.complete = self.close_edges(row.services.0 as usize);
+            row.edges.1 = self.edges.len() as u32;
             self.rows.push(row);
         }
+    }
+
+    /// Adds the open trace's edges (child spans whose parent is of another
+    /// service); true when every parent was among its spans.
+    fn close_edges(&mut self, first_summary: usize) -> bool {
+        let mut places = std::mem::take(&mut self.places);
+        places.sort_unstable_by_key(|p| p.0);
+        let service_of = |id: u64| places.binary_search_by_key(&id, |p| p.0).ok().map(|i| places[i].2);
+        let place_of = |service: u32| {
+            self.summaries[first_summary..].iter().position(|s| s.service == service).unwrap_or(0) as u32
+        };
+        let first_edge = self.edges.len();
+        let mut complete = true;
+        for &(_, parent, service, error) in &places {
+            let Some(parent) = parent else { continue };
+            let Some(parent_service) = service_of(parent) else {
+                complete = false;
+                continue;
+            };
+            if parent_service == service {
+                continue;
+            }
+            let (parent, child) = (place_of(parent_service), place_of(service));
+            match self.edges[first_edge..].iter_mut().find(|e| e.parent == parent && e.child == child) {
+                Some(e) => {
+                    e.calls += 1;
+                    e.errors += u32::from(error);
+                }
+                None => self.edges.push(TraceEdge { parent, child, calls: 1, errors: u32::from(error) }),
+            }
+        }
+        places.clear();
+        self.places = places;
+        complete
     }
 
     /// The table as Parquet bytes: rows newest latest start first.
@@ -299,6 +401,17 @@ impl TableBuilder {
                     let (service, name) = (&self.services.values[service as usize], &self.names.values[name as usize]);
                     c.operations.values().append_value(format!("{service}\0{name}"));
                 }
+                c.complete.append_value(row.complete);
+                for e in &self.edges[row.edges.0 as usize..row.edges.1 as usize] {
+                    c.edge_parents.values().append_value(e.parent);
+                    c.edge_children.values().append_value(e.child);
+                    c.edge_calls.values().append_value(e.calls);
+                    c.edge_errors.values().append_value(e.errors);
+                }
+                c.edge_parents.append(true);
+                c.edge_children.append(true);
+                c.edge_calls.append(true);
+                c.edge_errors.append(true);
                 c.services.append(true);
                 c.operations.append(true);
                 c.errors.append(true);
@@ -375,6 +488,93 @@ pub(super) async fn candidates(
         admitted(batch, query, out)?;
     }
     Ok(())
+}
+
+/// Where a trace of a part's table lies against a time range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Coverage {
+    /// Every span of it in the part overlaps the range.
+    Whole,
+    /// Some may, some may not.
+    Partial,
+}
+
+/// One trace of a part's table whose spans may overlap a time range, with
+/// its service-graph edges in the part (services as the caller's ids).
+pub(super) struct EdgeRow {
+    pub trace: TraceId,
+    pub coverage: Coverage,
+    /// Every span's parent is in the part too.
+    pub complete: bool,
+    /// (parent service, child service, calls, failed calls).
+    pub edges: Vec<(u32, u32, u64, u64)>,
+}
+
+/// The traces of the part's table that may have a span overlapping
+/// `start..=end`, with their edges; `None` for a table older than format
+/// version 4, which has no edges. `service_id` names each service once.
+pub(super) async fn edge_rows(
+    store: Arc<dyn ObjectStore>,
+    meta: &PartMeta,
+    start: u64,
+    end: u64,
+    service_id: &mut impl FnMut(&str) -> u32,
+) -> Result<Option<Vec<EdgeRow>>, StorageError> {
+    if !meta.has_trace_table() {
+        return Ok(None);
+    }
+    let table = load(store.clone(), meta).await?;
+    if table.schema().index_of(COMPLETE).is_err() {
+        return Ok(None);
+    }
+    let wanted =
+        [TRACE, LATEST, EARLIEST, END, SERVICES, COMPLETE, EDGE_PARENTS, EDGE_CHILDREN, EDGE_CALLS, EDGE_ERRORS];
+    let roots: Vec<usize> =
+        wanted.iter().map(|c| table.schema().index_of(c)).collect::<Result<_, _>>().map_err(parquet_err)?;
+    let reader = ObjectReader::new(store, path(&meta.tenant, &meta.id), meta.trace_table_bytes);
+    let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, table.clone());
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let batches: Vec<RecordBatch> =
+        builder.with_projection(mask).build().map_err(parquet_err)?.try_collect().await.map_err(parquet_err)?;
+    let (start, end) = (start as i64, end.min(i64::MAX as u64) as i64);
+    let mut out = Vec::new();
+    for batch in &batches {
+        let traces = column::<FixedSizeBinaryArray>(batch, TRACE)?;
+        let latest = column::<Int64Array>(batch, LATEST)?;
+        let earliest = column::<Int64Array>(batch, EARLIEST)?;
+        let ends = column::<Int64Array>(batch, END)?;
+        let complete = column::<BooleanArray>(batch, COMPLETE)?;
+        let missing = || StorageError::Part("trace table without its edge columns".into());
+        let services = List::<StringArray>::of(batch, SERVICES)?.ok_or_else(missing)?;
+        let parents = List::<UInt32Array>::of(batch, EDGE_PARENTS)?.ok_or_else(missing)?;
+        let children = List::<UInt32Array>::of(batch, EDGE_CHILDREN)?.ok_or_else(missing)?;
+        let calls = List::<UInt32Array>::of(batch, EDGE_CALLS)?.ok_or_else(missing)?;
+        let errors = List::<UInt32Array>::of(batch, EDGE_ERRORS)?.ok_or_else(missing)?;
+        for row in 0..batch.num_rows() {
+            // The offsets are rounded up, so these bounds hold every span.
+            let latest = latest.value(row);
+            let earliest = latest.saturating_sub(earliest.value(row).saturating_mul(1000));
+            let last_end = latest.saturating_add(ends.value(row).saturating_mul(1000));
+            if earliest > end || last_end < start {
+                continue;
+            }
+            let coverage = if earliest >= start && latest <= end { Coverage::Whole } else { Coverage::Partial };
+            let names = services.range(row);
+            let name = |place: u32| names.clone().nth(place as usize).map(|i| services.values.value(i));
+            let mut edges = Vec::new();
+            let places = parents.range(row).zip(children.range(row)).zip(calls.range(row).zip(errors.range(row)));
+            for ((p, c), (n, e)) in places {
+                let (Some(p), Some(c)) = (name(parents.values.value(p)), name(children.values.value(c))) else {
+                    return Err(StorageError::Part(format!("{}: an edge names a service the trace lacks", meta.id)));
+                };
+                let counts = (u64::from(calls.values.value(n)), u64::from(errors.values.value(e)));
+                edges.push((service_id(p), service_id(c), counts.0, counts.1));
+            }
+            let id: [u8; 16] = traces.value(row).try_into().unwrap_or([0; 16]);
+            out.push(EdgeRow { trace: TraceId(id), coverage, complete: complete.value(row), edges });
+        }
+    }
+    Ok(Some(out))
 }
 
 fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, StorageError> {

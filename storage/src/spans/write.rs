@@ -24,7 +24,7 @@ use super::attributes::AttributeSummary;
 use super::columns::{self, SpanBatch};
 use super::part::{EncodedPart, FORMAT_VERSION, PAGE_ROWS, PartMeta, conform, parquet_err};
 use super::resources::{self, ResourceTable, Resources};
-use super::trace_table::TableBuilder;
+use super::trace_table::{TableBuilder, TableSpan};
 use crate::StorageError;
 use crate::model::{Span, Tenant};
 use crate::object_reader::ObjectReader;
@@ -202,14 +202,15 @@ impl PartWriter {
             self.min_start = self.min_start.min(start);
             self.max_end = self.max_end.max(start.saturating_add(cols.durations.value(row) as u64));
             let (service, name, kind) = (cols.services.value(row), cols.names.value(row), cols.kinds.value(row));
-            self.traces_table.add(
+            self.traces_table.add(TableSpan {
                 trace,
-                start as i64,
-                cols.durations.value(row),
+                place: cols.place(row),
+                start: start as i64,
+                duration: cols.durations.value(row),
                 service,
                 name,
-                cols.statuses.value(row),
-            );
+                status: cols.statuses.value(row),
+            });
             // Looked up by reference: a string is copied once per distinct operation.
             let known = self.operations.get(service).and_then(|n| n.get(name)).is_some_and(|k| k.contains(&kind));
             if !known {
@@ -417,6 +418,8 @@ fn write_group(writer: &mut PartWriter, held: &[RecordBatch], group: &[(usize, u
 /// The columns a part is sorted by and described with.
 struct SortColumns<'a> {
     trace_ids: &'a FixedSizeBinaryArray,
+    span_ids: &'a FixedSizeBinaryArray,
+    parent_ids: &'a FixedSizeBinaryArray,
     starts: &'a Int64Array,
     durations: &'a Int64Array,
     services: &'a StringArray,
@@ -435,6 +438,8 @@ impl<'a> SortColumns<'a> {
         }
         Ok(Self {
             trace_ids: get(batch, "trace_id")?,
+            span_ids: get(batch, "span_id")?,
+            parent_ids: get(batch, "parent_span_id")?,
             starts: get(batch, "start_unix_nano")?,
             durations: get(batch, "duration_nanos")?,
             services: get(batch, "service")?,
@@ -442,6 +447,12 @@ impl<'a> SortColumns<'a> {
             kinds: get(batch, "kind")?,
             statuses: get(batch, "status_code")?,
         })
+    }
+
+    /// The span's id and its parent's, as integers.
+    fn place(&self, row: usize) -> (u64, Option<u64>) {
+        let id = |a: &FixedSizeBinaryArray| u64::from_be_bytes(a.value(row).try_into().unwrap_or([0; 8]));
+        (id(self.span_ids), self.parent_ids.is_valid(row).then(|| id(self.parent_ids)))
     }
 
     /// The trace id as an integer that sorts as its bytes do.
