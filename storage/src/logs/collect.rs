@@ -1,10 +1,13 @@
 //! Collectors over the fast columns: the newest (or oldest) hits in a time
 //! range, counts over time, and the top values of a field. Each reads the
-//! timestamp column to keep only documents in the asked range.
+//! timestamp column to keep only documents in the asked range; any of them
+//! stops at the query's deadline inside [`Deadlined`].
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{ColumnValues, StrColumn};
@@ -139,6 +142,7 @@ impl SegmentCollector for NewestSegment {
 
 /// Counts of matching documents per time bucket of `step` nanoseconds,
 /// starting at `range.start`.
+#[derive(Clone)]
 pub struct Histogram {
     pub range: TimeRange,
     pub step: i64,
@@ -206,6 +210,7 @@ pub enum TopField {
 }
 
 /// Matching documents counted per value of a field.
+#[derive(Clone)]
 pub struct TopValues {
     pub range: TimeRange,
     pub field: TopField,
@@ -294,5 +299,174 @@ impl SegmentCollector for TopValuesSegment {
             Values::Number(_, counts) => counts.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
             Values::Missing => HashMap::new(),
         }
+    }
+}
+
+/// Documents a segment collector takes between two looks at the clock.
+const DEADLINE_EVERY: u32 = 1024;
+
+/// Another collector, stopped at a deadline inside a partition: no segment
+/// is begun after it, and a segment stops collecting within
+/// [`DEADLINE_EVERY`] documents of it. The search then fails, and
+/// [`Deadlined::passed`] says why.
+pub struct Deadlined<C> {
+    inner: C,
+    deadline: Option<Instant>,
+    passed: Arc<AtomicBool>,
+}
+
+impl<C> Deadlined<C> {
+    pub fn new(inner: C, deadline: Option<Instant>) -> Self {
+        Self { inner, deadline, passed: Arc::default() }
+    }
+
+    /// True once the deadline stopped the search.
+    pub fn passed(&self) -> bool {
+        self.passed.load(Ordering::Relaxed)
+    }
+
+    fn check(&self) -> tantivy::Result<()> {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.passed.store(true, Ordering::Relaxed);
+        }
+        if self.passed() {
+            Err(tantivy::TantivyError::InternalError("the query deadline passed".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+pub struct DeadlinedSegment<S> {
+    inner: S,
+    deadline: Option<Instant>,
+    passed: Arc<AtomicBool>,
+    until_check: u32,
+}
+
+impl<C: Collector> Collector for Deadlined<C> {
+    type Fruit = C::Fruit;
+    type Child = DeadlinedSegment<C::Child>;
+
+    fn for_segment(&self, ord: SegmentOrdinal, segment: &SegmentReader) -> tantivy::Result<Self::Child> {
+        self.check()?;
+        Ok(DeadlinedSegment {
+            inner: self.inner.for_segment(ord, segment)?,
+            deadline: self.deadline,
+            passed: self.passed.clone(),
+            until_check: DEADLINE_EVERY,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        self.inner.requires_scoring()
+    }
+
+    fn merge_fruits(&self, fruits: Vec<<Self::Child as SegmentCollector>::Fruit>) -> tantivy::Result<Self::Fruit> {
+        self.check()?;
+        self.inner.merge_fruits(fruits)
+    }
+}
+
+impl<S: SegmentCollector> SegmentCollector for DeadlinedSegment<S> {
+    type Fruit = S::Fruit;
+
+    fn collect(&mut self, doc: DocId, score: Score) {
+        if self.until_check == 0 {
+            self.until_check = DEADLINE_EVERY;
+            if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                self.passed.store(true, Ordering::Relaxed);
+            }
+        }
+        self.until_check -= 1;
+        if !self.passed.load(Ordering::Relaxed) {
+            self.inner.collect(doc, score);
+        }
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        self.inner.harvest()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    use tantivy::collector::Count;
+    use tantivy::query::AllQuery;
+    use tantivy::schema::{STORED, Schema};
+    use tantivy::{Index, TantivyDocument};
+
+    use super::*;
+
+    /// One segment of `docs` documents.
+    fn index(docs: usize) -> Index {
+        let mut schema = Schema::builder();
+        let n = schema.add_u64_field("n", STORED);
+        let index = Index::create_in_ram(schema.build());
+        let mut writer = index.writer_with_num_threads(1, 15_000_000).expect("writer");
+        for i in 0..docs {
+            let mut doc = TantivyDocument::default();
+            doc.add_u64(n, i as u64);
+            writer.add_document(doc).expect("add");
+        }
+        writer.commit().expect("commit");
+        index
+    }
+
+    /// Counts what it is given, slowly: 1 ms every 100 documents.
+    struct Slow(Arc<AtomicUsize>);
+    struct SlowSegment(Arc<AtomicUsize>);
+
+    impl Collector for Slow {
+        type Fruit = ();
+        type Child = SlowSegment;
+        fn for_segment(&self, _: SegmentOrdinal, _: &SegmentReader) -> tantivy::Result<SlowSegment> {
+            Ok(SlowSegment(self.0.clone()))
+        }
+        fn requires_scoring(&self) -> bool {
+            false
+        }
+        fn merge_fruits(&self, _: Vec<()>) -> tantivy::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl SegmentCollector for SlowSegment {
+        type Fruit = ();
+        fn collect(&mut self, _: DocId, _: Score) {
+            if self.0.fetch_add(1, Ordering::Relaxed).is_multiple_of(100) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        fn harvest(self) {}
+    }
+
+    #[test]
+    fn a_search_stops_at_its_deadline_inside_a_segment() {
+        let searcher = index(5_000).reader().expect("reader").searcher();
+        assert_eq!(searcher.segment_readers().len(), 1);
+
+        let in_time = Deadlined::new(Count, Some(Instant::now() + Duration::from_secs(600)));
+        assert_eq!(searcher.search(&AllQuery, &in_time).expect("in time"), 5_000);
+        assert!(!in_time.passed());
+        let no_deadline = Deadlined::new(Count, None);
+        assert_eq!(searcher.search(&AllQuery, &no_deadline).expect("no deadline"), 5_000);
+
+        let past = Deadlined::new(Count, Some(Instant::now()));
+        assert!(searcher.search(&AllQuery, &past).is_err());
+        assert!(past.passed(), "a passed deadline begins no segment");
+
+        // All 5,000 would take at least 50 ms: the deadline passes inside
+        // the one segment, and collecting stops there.
+        let seen = Arc::new(AtomicUsize::new(0));
+        let slow = Deadlined::new(Slow(seen.clone()), Some(Instant::now() + Duration::from_millis(20)));
+        assert!(searcher.search(&AllQuery, &slow).is_err());
+        assert!(slow.passed());
+        let seen = seen.load(Ordering::Relaxed);
+        assert!(seen < 5_000, "stopped inside the segment, after {seen} documents");
+        assert!(seen >= DEADLINE_EVERY as usize, "the first documents before the first look at the clock");
     }
 }

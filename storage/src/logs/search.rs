@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tantivy::collector::Count;
+use tantivy::collector::{Collector, Count};
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value};
-use tantivy::{TantivyDocument, Term};
+use tantivy::{Searcher, TantivyDocument, Term};
 
-use super::collect::{Histogram, Newest, SortKey, TimeRange, TopField, TopValues};
+use super::collect::{Deadlined, Histogram, Newest, SortKey, TimeRange, TopField, TopValues};
 use super::partition::Partition;
 use super::query::{LogExpr, highlights};
 use super::schema::decode_record;
@@ -55,6 +55,23 @@ fn check(deadline: Option<Instant>) -> Result<(), StorageError> {
     if deadline.is_some_and(|d| Instant::now() >= d) { Err(StorageError::Deadline) } else { Ok(()) }
 }
 
+/// Runs `collector` over one partition, stopped inside it at `deadline`.
+fn collect<C: Collector>(
+    p: &Partition,
+    searcher: &Searcher,
+    tenant: &Tenant,
+    expr: &LogExpr,
+    collector: C,
+    deadline: Option<Instant>,
+) -> Result<C::Fruit, StorageError> {
+    let deadlined = Deadlined::new(collector, deadline);
+    match searcher.search(&tenant_query(p, tenant, expr), &deadlined) {
+        Ok(fruit) => Ok(fruit),
+        Err(_) if deadlined.passed() => Err(StorageError::Deadline),
+        Err(e) => Err(err(e)),
+    }
+}
+
 impl LogStore {
     /// The partitions overlapping a range, newest first.
     fn overlapping(&self, range: TimeRange) -> Vec<Arc<Partition>> {
@@ -63,7 +80,7 @@ impl LogStore {
     }
 
     /// Stops with [`StorageError::Deadline`] at `deadline` (checked before
-    /// each partition).
+    /// each partition, and inside one as it is read).
     pub fn search(&self, s: &LogSearch, deadline: Option<Instant>) -> Result<Vec<LogHit>, StorageError> {
         let mut partitions = self.overlapping(s.range);
         if !s.newest_first {
@@ -80,7 +97,7 @@ impl LogStore {
             let searcher = p.searcher();
             let collector =
                 Newest { limit: s.limit - hits.len(), range: s.range, newest_first: s.newest_first, after: s.after };
-            let found = searcher.search(&tenant_query(&p, &s.tenant, &s.expr), &collector).map_err(err)?;
+            let found = collect(&p, &searcher, &s.tenant, &s.expr, collector, deadline)?;
             for (key, address) in found {
                 let doc: TantivyDocument = searcher.doc(address).map_err(err)?;
                 let record = doc.get_first(p.fields.record).and_then(|v| v.as_bytes()).and_then(decode_record);
@@ -112,7 +129,7 @@ impl LogStore {
         let mut total = vec![0u64; buckets];
         for p in self.overlapping(range) {
             check(deadline)?;
-            let counts = p.searcher().search(&tenant_query(&p, tenant, expr), &collector).map_err(err)?;
+            let counts = collect(&p, &p.searcher(), tenant, expr, collector.clone(), deadline)?;
             total.iter_mut().zip(counts).for_each(|(t, c)| *t += c);
         }
         Ok(total)
@@ -132,7 +149,7 @@ impl LogStore {
         let mut total = std::collections::HashMap::<String, u64>::new();
         for p in self.overlapping(range) {
             check(deadline)?;
-            for (k, v) in p.searcher().search(&tenant_query(&p, tenant, expr), &collector).map_err(err)? {
+            for (k, v) in collect(&p, &p.searcher(), tenant, expr, collector.clone(), deadline)? {
                 *total.entry(k).or_default() += v;
             }
         }
