@@ -172,34 +172,37 @@ async fn metrics_through_the_prometheus_api_and_metrics_endpoint() {
     assert!(text.contains("orders_total{instance=\"i-1\",job=\"shop\",route=\"/a\"} 5"), "{text}");
     assert!(text.contains("target_info{host_name=\"h1\",instance=\"i-1\",job=\"shop\"} 1"), "{text}");
     assert!(text.contains("# TYPE latency_seconds histogram"));
+    promtool_accepts(&text);
+    s.server.shutdown().await.expect("shutdown");
+}
+
+/// `promtool check metrics` reads `text` without an error.
+fn promtool_accepts(text: &str) {
     let mut check = std::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("promtool runs (install Debian's prometheus package; .ci/run does)");
+        .expect("promtool runs (install Debian's prometheus package; scripts/test does)");
     std::io::Write::write_all(&mut check.stdin.take().expect("stdin"), text.as_bytes()).expect("write");
     let out = check.wait_with_output().expect("promtool");
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    s.server.shutdown().await.expect("shutdown");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "promtool check metrics: {said}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_real_prometheus_remote_writes_into_sightline() {
     let s = common::start(|_| {}).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    // Prometheus scrapes itself every second and remote-writes to Sightline.
+    // Prometheus scrapes itself every second and remote-writes to Sightline,
+    // and scrapes Sightline's /metrics (OpenMetrics, as it asks by default),
+    // which then holds the remote-written series.
     let config = format!(
-        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: ['127.0.0.1:{{port}}']\nremote_write:\n  - url: http://{}/prometheus/api/v1/write\n    queue_config:\n      batch_send_deadline: 1s\n",
-        s.server.api_addr
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: ['127.0.0.1:{{port}}']\n  - job_name: sightline\n    static_configs:\n      - targets: ['{}']\nremote_write:\n  - url: http://{}/prometheus/api/v1/write\n    queue_config:\n      batch_send_deadline: 1s\n",
+        s.server.api_addr, s.server.api_addr
     );
-    let _prometheus = common::prometheus::start(dir.path(), &config).await;
+    let prometheus = common::prometheus::start(dir.path(), &config).await;
     let client = reqwest::Client::new();
     let query = |q: &str| {
         let (client, url) = (client.clone(), format!("http://{}/prometheus/api/v1/query", s.server.api_addr));
@@ -223,6 +226,45 @@ async fn a_real_prometheus_remote_writes_into_sightline() {
     let build = query("prometheus_build_info").await.expect("build info");
     assert_eq!(build[0]["metric"]["version"].as_str().map(|v| v.starts_with("2.")), Some(true));
     assert!(query("target_info").await.expect("result").is_empty(), "remote write adds no target_info");
+
+    // /metrics now serves series whose type nobody sent: valid for promtool
+    // in the text format, and for Prometheus's OpenMetrics scrape.
+    let text = client.get(format!("http://{}/metrics", s.server.api_addr)).send().await.expect("GET");
+    assert_eq!(text.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    let text = text.text().await.expect("text");
+    assert!(text.contains("# TYPE prometheus_build_info untyped"), "remote-written families are untyped");
+    promtool_accepts(&text);
+    let om = client
+        .get(format!("http://{}/metrics", s.server.api_addr))
+        .header("accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(om.headers()["content-type"], "application/openmetrics-text; version=1.0.0; charset=utf-8");
+    let om = om.text().await.expect("text");
+    assert!(om.ends_with("# EOF\n") && om.contains("# TYPE prometheus_build_info unknown"), "{om}");
+    // Prometheus stores, from its scrape of Sightline, a series that only
+    // remote write put there: the whole OpenMetrics page parsed.
+    common::eventually("Prometheus scrapes the remote-written series back from Sightline", || {
+        let (client, url) = (client.clone(), format!("{}/api/v1/query", prometheus.url));
+        async move {
+            let q = [("query", "prometheus_build_info{job=\"sightline\", exported_job=\"self\"}")];
+            let body: Value = client.get(url).query(&q).send().await.ok()?.json().await.ok()?;
+            body["data"]["result"].as_array().filter(|r| !r.is_empty()).map(|_| ())
+        }
+    })
+    .await;
+    let targets: Value = client
+        .get(format!("{}/api/v1/targets", prometheus.url))
+        .send()
+        .await
+        .expect("targets")
+        .json()
+        .await
+        .expect("JSON");
+    let target =
+        targets["data"]["activeTargets"].as_array().and_then(|t| t.iter().find(|t| t["labels"]["job"] == "sightline"));
+    assert_eq!(target.map(|t| t["health"].clone()), Some(Value::from("up")), "{targets}");
 
     // promtool, as a user would query Sightline from the command line.
     let out = std::process::Command::new("promtool")

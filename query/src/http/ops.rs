@@ -1,5 +1,6 @@
-//! Operational endpoints: `/metrics` (Prometheus text format: Sightline's own
-//! metrics, then the latest value of every series of the default tenant),
+//! Operational endpoints: `/metrics` (the Prometheus text format, or
+//! OpenMetrics when asked: Sightline's own metrics, then the latest value of
+//! every series of the default tenant),
 //! `/healthz`, `/readyz`. The web UI at `/` is the `sightline-ui` crate's.
 
 mod exposition;
@@ -9,12 +10,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 use sightline_storage::metrics::MetricStore;
 use sightline_storage::model::Tenant;
+
+use exposition::Format;
 
 #[derive(Clone)]
 pub struct OpsState {
@@ -34,7 +37,8 @@ pub fn router(state: OpsState) -> Router {
         .with_state(state)
 }
 
-async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
+async fn metrics(State(state): State<OpsState>, headers: HeaderMap) -> impl IntoResponse {
+    let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let mut own = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut own, &state.registry) {
         return (
@@ -43,16 +47,20 @@ async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
             format!("cannot encode metrics: {e}\n"),
         );
     }
-    let own = exposition::openmetrics_to_text(&own);
+    let own = match format {
+        Format::Text => exposition::openmetrics_to_text(&own),
+        Format::OpenMetrics => own.strip_suffix("# EOF\n").unwrap_or(&own).to_owned(),
+    };
     let (store, tenant) = (state.metrics.clone(), state.tenant.clone());
-    let ingested = match tokio::task::spawn_blocking(move || exposition::render(&store, &tenant)).await {
+    let ingested = match tokio::task::spawn_blocking(move || exposition::render(&store, &tenant, format)).await {
         Ok(text) => text,
         Err(e) => {
             tracing::error!(error = %e, "cannot render the stored series for /metrics");
             String::new()
         }
     };
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], format!("{own}{ingested}"))
+    let end = if format == Format::OpenMetrics { "# EOF\n" } else { "" };
+    (StatusCode::OK, [(header::CONTENT_TYPE, format.content_type())], format!("{own}{ingested}{end}"))
 }
 
 async fn ready(State(state): State<OpsState>) -> impl IntoResponse {

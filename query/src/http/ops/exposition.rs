@@ -1,7 +1,8 @@
 //! `/metrics` in the Prometheus text format (0.0.4), which every scraper
-//! and `promtool check metrics` read: Sightline's own metrics (encoded as
-//! OpenMetrics by `prometheus-client`, rewritten here), then the latest
-//! value of every ingested series, so that a Prometheus can scrape
+//! and `promtool check metrics` read, or in OpenMetrics 1.0 when the
+//! scraper asks for it: Sightline's own metrics (encoded as OpenMetrics by
+//! `prometheus-client`, rewritten here for the text format), then the
+//! latest value of every ingested series, so that a Prometheus can scrape
 //! Sightline as a gateway.
 
 use std::collections::BTreeMap;
@@ -41,8 +42,45 @@ fn float(v: f64) -> String {
     }
 }
 
-/// Text-format families of a tenant's series.
-pub fn render(store: &MetricStore, tenant: &Tenant) -> String {
+/// The two formats of `/metrics`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `text/plain; version=0.0.4`.
+    Text,
+    /// `application/openmetrics-text; version=1.0.0`.
+    OpenMetrics,
+}
+
+impl Format {
+    /// What an `Accept` header asks for: OpenMetrics when it names it (as
+    /// Prometheus does by default), the text format otherwise.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let asks = |a: &str| a.split(',').any(|t| t.trim().starts_with("application/openmetrics-text"));
+        if accept.is_some_and(asks) { Format::OpenMetrics } else { Format::Text }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+
+    /// A family's name and type as the format writes them in `# HELP` and
+    /// `# TYPE`: the text format has `untyped` where OpenMetrics has
+    /// `unknown`, and OpenMetrics names a counter without its `_total`.
+    fn family<'a>(self, name: &'a str, kind: &'static str) -> (&'a str, &'static str) {
+        match (self, kind) {
+            (Format::Text, "unknown") => (name, "untyped"),
+            (Format::OpenMetrics, "untyped") => (name, "unknown"),
+            (Format::OpenMetrics, "counter") => (name.strip_suffix("_total").unwrap_or(name), "counter"),
+            _ => (name, kind),
+        }
+    }
+}
+
+/// The families of a tenant's series, in `format`.
+pub fn render(store: &MetricStore, tenant: &Tenant, format: Format) -> String {
     let meta = store.metadata(tenant);
     type Family = (&'static str, Vec<(Labels, i64, f64)>);
     let mut families: BTreeMap<String, Family> = BTreeMap::new();
@@ -57,8 +95,9 @@ pub fn render(store: &MetricStore, tenant: &Tenant) -> String {
     let mut out = String::new();
     for (name, (kind, mut samples)) in families {
         let help = meta.get(&name).map(|m| m.help.as_str()).filter(|h| !h.is_empty()).unwrap_or("Ingested metric");
-        let _ = writeln!(out, "# HELP {name} {}", help.replace('\\', r"\\").replace('\n', r"\n"));
-        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let (shown, kind) = format.family(&name, kind);
+        let _ = writeln!(out, "# HELP {shown} {}", help.replace('\\', r"\\").replace('\n', r"\n"));
+        let _ = writeln!(out, "# TYPE {shown} {kind}");
         // Series of a histogram together, buckets in increasing `le`.
         let order = |l: &Labels| {
             let le = l.get("le").and_then(|le| le.parse::<f64>().ok()).unwrap_or(f64::NAN);
@@ -109,6 +148,21 @@ pub fn openmetrics_to_text(om: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_format_names_its_types() {
+        assert_eq!(Format::negotiate(None), Format::Text);
+        assert_eq!(Format::negotiate(Some("text/plain;version=0.0.4;q=0.5,*/*;q=0.1")), Format::Text);
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(Format::negotiate(Some(prometheus)), Format::OpenMetrics);
+        // Remote write says nothing of a family's type.
+        assert_eq!(Format::Text.family("rw", "unknown"), ("rw", "untyped"));
+        assert_eq!(Format::OpenMetrics.family("rw", "unknown"), ("rw", "unknown"));
+        assert_eq!(Format::OpenMetrics.family("x", "untyped"), ("x", "unknown"));
+        assert_eq!(Format::Text.family("orders_total", "counter"), ("orders_total", "counter"));
+        assert_eq!(Format::OpenMetrics.family("orders_total", "counter"), ("orders", "counter"));
+        assert_eq!(Format::OpenMetrics.family("latency_seconds", "histogram"), ("latency_seconds", "histogram"));
+    }
 
     #[test]
     fn counters_take_their_sample_names() {
