@@ -3,7 +3,6 @@
 //! `by` and `without`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 use sightline_storage::metrics::{Labels, METRIC_NAME};
@@ -16,11 +15,9 @@ use super::value::{Result, Sample, Value, bad};
 fn group_of(labels: &Labels, modifier: &Option<LabelModifier>) -> Labels {
     match modifier {
         None => Labels::default(),
-        Some(LabelModifier::Include(by)) => {
-            Labels(labels.0.iter().filter(|(k, _)| by.labels.contains(k)).cloned().collect())
-        }
+        Some(LabelModifier::Include(by)) => labels.keep(|k| by.labels.iter().any(|l| l == k)),
         Some(LabelModifier::Exclude(without)) => {
-            Labels(labels.0.iter().filter(|(k, _)| k != METRIC_NAME && !without.labels.contains(k)).cloned().collect())
+            labels.keep(|k| k != METRIC_NAME && !without.labels.iter().any(|l| l == k))
         }
     }
 }
@@ -43,7 +40,7 @@ pub fn eval(e: &mut Engine, a: &AggregateExpr, t: i64) -> Result<Value> {
     let kind = a as *const AggregateExpr as usize;
     for s in input {
         let group = e.derive(&s.labels, kind, |l| group_of(l, &a.modifier));
-        let key = Arc::as_ptr(&group.0) as *const () as usize;
+        let key = group.addr();
         let i = *index.entry(key).or_insert_with(|| {
             groups.push((group, Vec::new()));
             groups.len() - 1

@@ -84,17 +84,10 @@ pub fn eval(e: &mut Engine, b: &BinaryExpr, t: i64) -> Result<Value> {
             let modifier = b.modifier.clone().unwrap_or_default();
             let signature = |labels: &Labels| -> Labels {
                 match &modifier.matching {
-                    Some(LabelModifier::Include(on)) => {
-                        Labels(labels.0.iter().filter(|(k, _)| on.labels.contains(k)).cloned().collect())
+                    Some(LabelModifier::Include(on)) => labels.keep(|k| on.labels.iter().any(|l| l == k)),
+                    Some(LabelModifier::Exclude(ignoring)) => {
+                        labels.keep(|k| k != METRIC_NAME && !ignoring.labels.iter().any(|l| l == k))
                     }
-                    Some(LabelModifier::Exclude(ignoring)) => Labels(
-                        labels
-                            .0
-                            .iter()
-                            .filter(|(k, _)| k != METRIC_NAME && !ignoring.labels.contains(k))
-                            .cloned()
-                            .collect(),
-                    ),
                     None => labels.without(METRIC_NAME),
                 }
             };
@@ -162,10 +155,10 @@ fn match_vectors(
         let mut labels = if drops_name { s.labels.without(METRIC_NAME) } else { s.labels.clone() };
         match (&m.matching, include) {
             (Some(LabelModifier::Include(on)), None) => {
-                labels = Labels(labels.0.iter().filter(|(k, _)| on.labels.contains(k)).cloned().collect());
+                labels = labels.keep(|k| on.labels.iter().any(|l| l == k));
             }
             (Some(LabelModifier::Exclude(ignoring)), None) => {
-                labels = Labels(labels.0.iter().filter(|(k, _)| !ignoring.labels.contains(k)).cloned().collect());
+                labels = labels.keep(|k| !ignoring.labels.iter().any(|l| l == k));
             }
             (_, Some(extra)) => {
                 for name in &extra.labels {

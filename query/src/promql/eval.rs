@@ -236,7 +236,7 @@ impl<'a> Engine<'a> {
     /// `f(l)`, computed once per source labels and `kind` for the query;
     /// equal results share one allocation.
     pub fn derive(&mut self, l: &Labels, kind: usize, f: impl FnOnce(&Labels) -> Labels) -> Labels {
-        let key = (Arc::as_ptr(&l.0) as *const () as usize, kind);
+        let key = (l.addr(), kind);
         if let Some((_, out)) = self.derived.get(&key) {
             return out.clone();
         }

@@ -2,15 +2,27 @@
 //! (the specification's "Prometheus and OpenMetrics Compatibility" section):
 //! metric names with unit and `_total` suffixes, sanitised label names.
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 /// The label holding the metric name.
 pub const METRIC_NAME: &str = "__name__";
 
 /// A series' labels, sorted by name, names unique; shared between the index
-/// and query results.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Labels(pub Arc<[(String, String)]>);
+/// and query results. The hash of the pairs is computed once, where the
+/// labels are made (the collector's edge, off the store's lock), so that a
+/// series is found by it in [`LabelsMap`] without hashing its strings again.
+#[derive(Clone, Debug)]
+pub struct Labels {
+    pairs: Arc<[(String, String)]>,
+    hash: u64,
+}
+
+/// The hash of a label set: one fixed function, so that labels made
+/// anywhere in the process agree.
+fn hash_of(pairs: &[(String, String)]) -> u64 {
+    foldhash::fast::FixedState::with_seed(0x5167_6874_6c69_6e65).hash_one(pairs)
+}
 
 impl Labels {
     /// Sorts, drops empty values (an empty label is no label), and keeps the
@@ -25,11 +37,16 @@ impl Labels {
             }
             same
         });
-        Labels(pairs.into())
+        Labels::sorted(pairs)
+    }
+
+    /// Labels from pairs already sorted by name, names unique.
+    fn sorted(pairs: Vec<(String, String)>) -> Labels {
+        Labels { hash: hash_of(&pairs), pairs: pairs.into() }
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)).ok().map(|i| self.0[i].1.as_str())
+        self.pairs.binary_search_by(|(k, _)| k.as_str().cmp(name)).ok().map(|i| self.pairs[i].1.as_str())
     }
 
     pub fn name(&self) -> Option<&str> {
@@ -37,20 +54,94 @@ impl Labels {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
     }
 
     /// A copy with the label set (or removed, for an empty value).
     pub fn with(&self, name: &str, value: &str) -> Labels {
-        let mut pairs: Vec<_> = self.0.iter().filter(|(k, _)| k != name).cloned().collect();
+        let mut pairs: Vec<_> = self.pairs.iter().filter(|(k, _)| k != name).cloned().collect();
         pairs.push((name.to_owned(), value.to_owned()));
         Labels::new(pairs)
     }
 
     pub fn without(&self, name: &str) -> Labels {
-        Labels(self.0.iter().filter(|(k, _)| k != name).cloned().collect())
+        self.keep(|k| k != name)
+    }
+
+    /// The address of the shared pairs: equal for clones, so a query can
+    /// memoise per series without comparing labels.
+    pub fn addr(&self) -> usize {
+        Arc::as_ptr(&self.pairs) as *const () as usize
+    }
+
+    /// A copy with only the labels whose names `keep` keeps.
+    pub fn keep(&self, keep: impl Fn(&str) -> bool) -> Labels {
+        Labels::sorted(self.pairs.iter().filter(|(k, _)| keep(k)).cloned().collect())
     }
 }
+
+impl Default for Labels {
+    fn default() -> Self {
+        Labels::sorted(Vec::new())
+    }
+}
+
+impl PartialEq for Labels {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.pairs == other.pairs
+    }
+}
+
+impl Eq for Labels {}
+
+impl std::hash::Hash for Labels {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Labels {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.pairs.cmp(&other.pairs)
+    }
+}
+
+/// Passes on the hash [`Labels`] carry (and hashes anything else simply).
+#[derive(Clone, Copy, Default)]
+pub struct CarriedHash(u64);
+
+impl std::hash::Hasher for CarriedHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// A map keyed by label sets that hashes nothing again.
+pub type LabelsMap<V> = std::collections::HashMap<Labels, V, std::hash::BuildHasherDefault<CarriedHash>>;
 
 impl std::fmt::Display for Labels {
     /// `name{a="1", b="2"}`, as Prometheus prints a series.
@@ -232,6 +323,28 @@ mod tests {
         assert_eq!(sanitize_label("http.route"), "http_route");
         assert_eq!(sanitize_label("0day"), "key_0day");
         assert_eq!(sanitize_label("__name__"), "__name__");
+    }
+
+    #[test]
+    fn equal_label_sets_made_any_way_hash_alike_and_meet_in_a_map() {
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        let a = Labels::new(vec![pair("job", "x"), pair("__name__", "up"), pair("instance", "i")]);
+        let b = Labels::new(vec![pair("instance", "i"), pair("job", "x"), pair("__name__", "up"), pair("z", "")]);
+        let c = Labels::new(vec![pair("__name__", "up"), pair("instance", "i"), pair("job", "x"), pair("le", "1")])
+            .without("le");
+        let d = Labels::new(vec![pair("__name__", "up"), pair("instance", "i"), pair("job", "x"), pair("q", "1")])
+            .keep(|k| k != "q");
+        let mut map = LabelsMap::default();
+        map.insert(a.clone(), 1);
+        for other in [&b, &c, &d] {
+            assert_eq!(other, &a);
+            assert_eq!(map.get(other), Some(&1), "{other}");
+        }
+        let e = a.with("job", "y");
+        assert_ne!(e, a);
+        assert_eq!(map.get(&e), None);
+        assert_eq!(Labels::default(), Labels::new(Vec::new()));
+        assert_eq!(a.addr(), a.clone().addr(), "clones share their pairs");
     }
 
     #[test]

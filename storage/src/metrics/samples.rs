@@ -4,9 +4,7 @@
 //! rules, remote-write series as sent); the store only accumulates delta
 //! points into cumulative series and appends.
 
-use std::collections::HashMap;
-
-use super::labels::Labels;
+use super::labels::{Labels, LabelsMap};
 use super::store::Exemplar;
 
 /// Prometheus's staleness marker: a NaN with this exact payload.
@@ -64,7 +62,7 @@ pub struct Point {
 /// Running sums of delta series, by output series, with the time (ms) of
 /// their last point: [`expire_deltas`] forgets the ones idle too long, and
 /// a series that comes back starts again from zero (a counter reset).
-pub type DeltaState = HashMap<Labels, (f64, i64)>;
+pub type DeltaState = LabelsMap<(f64, i64)>;
 
 /// Turns the increments of a delta point into running totals.
 pub fn accumulate(state: &mut DeltaState, samples: &mut [Sample]) {
@@ -91,7 +89,7 @@ mod tests {
     #[test]
     fn delta_points_accumulate_and_idle_sums_are_forgotten() {
         let labels = Labels::new(vec![("__name__".into(), "orders_total".into())]);
-        let mut state = DeltaState::new();
+        let mut state = DeltaState::default();
         let mut totals = Vec::new();
         for (t, v) in [(1_000, 2.0), (2_000, 3.0), (3_000, f64::from_bits(STALE_NAN))] {
             let mut samples = [Sample { labels: labels.clone(), t, v }];

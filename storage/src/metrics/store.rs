@@ -27,7 +27,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::block;
-use super::labels::{Labels, Postings};
+use super::labels::{Labels, LabelsMap, Postings};
 use super::samples::{self, DeltaState, Meta, Point, Sample, is_stale};
 use crate::StorageError;
 use crate::model::{SpanId, Tenant, TraceId};
@@ -75,7 +75,7 @@ pub struct Series {
 
 #[derive(Default)]
 struct TenantSeries {
-    ids: HashMap<Labels, u32>,
+    ids: LabelsMap<u32>,
     series: Vec<Series>,
     postings: Postings,
     meta: BTreeMap<String, Meta>,
