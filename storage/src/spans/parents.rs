@@ -3,7 +3,7 @@
 //! span, parent, service, error), read from five columns without decoding
 //! the spans.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use arrow::array::{Array, BooleanArray, FixedSizeBinaryArray, RecordBatch, StringArray, UInt8Array};
 
@@ -11,7 +11,7 @@ use super::columns;
 use super::part::{self, PartMeta};
 use super::query::SpanQuery;
 use super::store::SpanStore;
-use super::trace_table::{self, Coverage, EdgeRow};
+use super::trace_table::{self, Coverage, EdgeRow, Interner};
 use crate::StorageError;
 use crate::model::{Span, SpanId, StatusCode, Tenant, TraceId};
 
@@ -57,8 +57,7 @@ pub struct Edge {
 /// joined from their spans.
 #[derive(Default)]
 struct Graph {
-    services: Vec<String>,
-    service_ids: HashMap<String, u32>,
+    services: Interner,
     /// By (parent, child) service: calls, failed calls.
     edges: BTreeMap<(u32, u32), (u64, u64)>,
     // Hashed once or twice per span: a fast hasher, not SipHash.
@@ -73,13 +72,7 @@ struct Place {
 
 impl Graph {
     fn service(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.service_ids.get(name) {
-            return id;
-        }
-        let id = self.services.len() as u32;
-        self.services.push(name.to_owned());
-        self.service_ids.insert(name.to_owned(), id);
-        id
+        self.services.id(name)
     }
 
     fn join(&mut self, s: SpanParent<'_>) {
@@ -107,8 +100,8 @@ impl Graph {
             .edges
             .iter()
             .map(|(&(parent, child), &(call_count, error_count))| Edge {
-                parent: self.services[parent as usize].clone(),
-                child: self.services[child as usize].clone(),
+                parent: self.services.values[parent as usize].clone(),
+                child: self.services.values[child as usize].clone(),
                 call_count,
                 error_count,
             })

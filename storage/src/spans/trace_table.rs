@@ -152,13 +152,13 @@ struct ServiceSummary {
 
 /// Strings seen once each, by id.
 #[derive(Default)]
-struct Interner {
+pub(super) struct Interner {
     ids: foldhash::HashMap<String, u32>,
-    values: Vec<String>,
+    pub(super) values: Vec<String>,
 }
 
 impl Interner {
-    fn id(&mut self, value: &str) -> u32 {
+    pub(super) fn id(&mut self, value: &str) -> u32 {
         if let Some(&id) = self.ids.get(value) {
             return id;
         }
