@@ -81,6 +81,49 @@ fn request(t_nanos: u64) -> ExportMetricsServiceRequest {
     }
 }
 
+/// A summary and an exponential histogram, the types `request` lacks.
+fn every_other_type(t_nanos: u64) -> ExportMetricsServiceRequest {
+    use sightline_proto::otlp::metrics::{
+        ExponentialHistogram, ExponentialHistogramDataPoint, Summary, SummaryDataPoint,
+        exponential_histogram_data_point, summary_data_point,
+    };
+    let metrics = vec![
+        Metric {
+            name: "rpc.duration".into(),
+            unit: "s".into(),
+            data: Some(metric::Data::Summary(Summary {
+                data_points: vec![SummaryDataPoint {
+                    time_unix_nano: t_nanos,
+                    count: 10,
+                    sum: 2.5,
+                    quantile_values: vec![summary_data_point::ValueAtQuantile { quantile: 0.5, value: 0.2 }],
+                    ..Default::default()
+                }],
+            })),
+            ..Default::default()
+        },
+        Metric {
+            name: "payload".into(),
+            unit: "By".into(),
+            data: Some(metric::Data::ExponentialHistogram(ExponentialHistogram {
+                data_points: vec![ExponentialHistogramDataPoint {
+                    time_unix_nano: t_nanos,
+                    count: 3,
+                    sum: Some(300.0),
+                    scale: 0,
+                    positive: Some(exponential_histogram_data_point::Buckets { offset: 6, bucket_counts: vec![1, 2] }),
+                    ..Default::default()
+                }],
+                aggregation_temporality: 2,
+            })),
+            ..Default::default()
+        },
+    ];
+    let mut r = request(t_nanos);
+    r.resource_metrics[0].scope_metrics[0].metrics = metrics;
+    r
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metrics_through_the_prometheus_api_and_metrics_endpoint() {
     let s = common::start(|_| {}).await;
@@ -193,7 +236,7 @@ fn promtool_accepts(text: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_real_prometheus_remote_writes_into_sightline() {
-    let s = common::start(|_| {}).await;
+    let s = common::start(|c| c.spanmetrics.flush_interval_seconds = 1).await;
     let dir = tempfile::tempdir().expect("tempdir");
     // Prometheus scrapes itself every second and remote-writes to Sightline,
     // and scrapes Sightline's /metrics (OpenMetrics, as it asks by default),
@@ -227,6 +270,34 @@ async fn a_real_prometheus_remote_writes_into_sightline() {
     assert_eq!(build[0]["metric"]["version"].as_str().map(|v| v.starts_with("2.")), Some(true));
     assert!(query("target_info").await.expect("result").is_empty(), "remote write adds no target_info");
 
+    // Every other way in too: OTLP points of every type, and spans (whose
+    // derived series the connector writes every second).
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64;
+    for body in [request(now).encode_to_vec(), every_other_type(now).encode_to_vec()] {
+        let r = client
+            .post(s.otlp_http_url("metrics"))
+            .header("content-type", "application/x-protobuf")
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(r.status(), 200);
+    }
+    let spans = common::otlp::traces_request_at(1, 3, now - 1_000_000_000).encode_to_vec();
+    let r = client
+        .post(s.otlp_http_url("traces"))
+        .header("content-type", "application/x-protobuf")
+        .body(spans)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), 200);
+    common::eventually("span-derived series", || {
+        let result = query("traces_spanmetrics_calls_total");
+        async move { result.await.filter(|r| !r.is_empty()) }
+    })
+    .await;
+
     // /metrics now serves series whose type nobody sent: valid for promtool
     // in the text format, and for Prometheus's OpenMetrics scrape.
     let text = client.get(format!("http://{}/metrics", s.server.api_addr)).send().await.expect("GET");
@@ -243,6 +314,9 @@ async fn a_real_prometheus_remote_writes_into_sightline() {
     assert_eq!(om.headers()["content-type"], "application/openmetrics-text; version=1.0.0; charset=utf-8");
     let om = om.text().await.expect("text");
     assert!(om.ends_with("# EOF\n") && om.contains("# TYPE prometheus_build_info unknown"), "{om}");
+    for l in om.lines().filter(|l| l.contains("spanmetrics_calls")).take(6) {
+        eprintln!("DEBUG {l}");
+    }
     // Prometheus stores, from its scrape of Sightline, a series that only
     // remote write put there: the whole OpenMetrics page parsed.
     common::eventually("Prometheus scrapes the remote-written series back from Sightline", || {
@@ -254,6 +328,27 @@ async fn a_real_prometheus_remote_writes_into_sightline() {
         }
     })
     .await;
+    // And every family of every way in came through that scrape.
+    for family in [
+        "orders_total",
+        "latency_seconds_bucket",
+        "temperature",
+        "rpc_duration_seconds",
+        "payload_bytes_bucket",
+        "target_info",
+        "traces_spanmetrics_calls_total",
+        "traces_spanmetrics_latency_bucket",
+    ] {
+        common::eventually(&format!("Prometheus scrapes {family} from Sightline"), || {
+            let (client, url) = (client.clone(), format!("{}/api/v1/query", prometheus.url));
+            let q = format!("count({family}{{job=\"sightline\"}})");
+            async move {
+                let body: Value = client.get(url).query(&[("query", q)]).send().await.ok()?.json().await.ok()?;
+                body["data"]["result"].as_array().filter(|r| !r.is_empty()).map(|_| ())
+            }
+        })
+        .await;
+    }
     let targets: Value = client
         .get(format!("{}/api/v1/targets", prometheus.url))
         .send()
