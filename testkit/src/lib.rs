@@ -88,3 +88,8 @@ pub async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut check:
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// POSTs `body` as OTLP protobuf (`application/x-protobuf`) to `url`.
+pub async fn post_protobuf(client: &reqwest::Client, url: &str, body: Vec<u8>) -> reqwest::Response {
+    client.post(url).header("content-type", "application/x-protobuf").body(body).send().await.expect("POST")
+}

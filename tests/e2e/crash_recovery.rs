@@ -400,13 +400,7 @@ async fn acknowledged_remote_write_samples_survive_sigkill_beside_otlp_points() 
             .expect("remote write");
         assert_eq!(r.status(), 204, "remote write {n}");
         let otlp = gauge_request(n, 1, now_ms as u64 * 1_000_000).encode_to_vec();
-        let r = client
-            .post(format!("http://{}/v1/metrics", server.http))
-            .header("content-type", "application/x-protobuf")
-            .body(otlp)
-            .send()
-            .await
-            .expect("OTLP");
+        let r = common::post_protobuf(&client, &format!("http://{}/v1/metrics", server.http), otlp).await;
         assert_eq!(r.status(), 200);
     }
     // A series without a name is refused, as Prometheus expects, not retried.

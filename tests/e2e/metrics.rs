@@ -130,13 +130,7 @@ async fn metrics_through_the_prometheus_api_and_metrics_endpoint() {
     let client = reqwest::Client::new();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
     let body = request(now.as_nanos() as u64).encode_to_vec();
-    let r = client
-        .post(s.otlp_http_url("metrics"))
-        .header("content-type", "application/x-protobuf")
-        .body(body)
-        .send()
-        .await
-        .expect("POST");
+    let r = common::post_protobuf(&client, &s.otlp_http_url("metrics"), body).await;
     assert_eq!(r.status(), 200);
 
     let api = |path: &str| format!("http://{}/prometheus/api/v1{path}", s.server.api_addr);
@@ -274,23 +268,11 @@ async fn a_real_prometheus_remote_writes_into_sightline() {
     // derived series the connector writes every second).
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64;
     for body in [request(now).encode_to_vec(), every_other_type(now).encode_to_vec()] {
-        let r = client
-            .post(s.otlp_http_url("metrics"))
-            .header("content-type", "application/x-protobuf")
-            .body(body)
-            .send()
-            .await
-            .expect("POST");
+        let r = common::post_protobuf(&client, &s.otlp_http_url("metrics"), body).await;
         assert_eq!(r.status(), 200);
     }
     let spans = common::otlp::traces_request_at(1, 3, now - 1_000_000_000).encode_to_vec();
-    let r = client
-        .post(s.otlp_http_url("traces"))
-        .header("content-type", "application/x-protobuf")
-        .body(spans)
-        .send()
-        .await
-        .expect("POST");
+    let r = common::post_protobuf(&client, &s.otlp_http_url("traces"), spans).await;
     assert_eq!(r.status(), 200);
     common::eventually("span-derived series", || {
         let result = query("traces_spanmetrics_calls_total");
