@@ -88,7 +88,7 @@ fn front_door_rate(payloads: &Arc<Vec<Vec<u8>>>, clients: usize, seconds: f64) -
         let pipeline = Pipeline::start(
             config,
             wal,
-            Sinks { spans: sink.clone(), logs: sink.clone(), metrics: sink },
+            Sinks { spans: vec![sink.clone()], logs: sink.clone(), metrics: sink },
             &mut registry,
         )
         .expect("pipeline");

@@ -126,8 +126,12 @@ pub struct SpansSection {
     pub max_spans_per_trace: usize,
     /// Spans not yet in parts beyond which new spans are refused (503, retryable).
     pub max_unflushed_spans: usize,
-    /// Row groups a flush encodes at once, each on its own thread; 0 is one per core.
+    /// Row groups a flush encodes at once, each on its own thread; 0 is the
+    /// cores left to each shard.
     pub flush_threads: usize,
+    /// Slices of the head, split by trace id, each with its own lane and
+    /// flush thread; 0 is one per core.
+    pub shards: usize,
 }
 
 impl Default for SpansSection {
@@ -144,6 +148,7 @@ impl Default for SpansSection {
             max_spans_per_trace: 100_000,
             max_unflushed_spans: 300_000,
             flush_threads: 0,
+            shards: 0,
         }
     }
 }
@@ -161,6 +166,7 @@ impl SpansSection {
             maintenance_interval: Duration::from_secs(self.maintenance_interval_seconds),
             max_unflushed_spans: self.max_unflushed_spans,
             flush_threads: self.flush_threads,
+            shards: self.shards,
         }
     }
 }

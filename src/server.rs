@@ -81,12 +81,12 @@ impl Server {
             .context("cannot open the metric store")?;
         metrics.register_telemetry(&mut registry);
         let spanmetrics = Arc::new(
-            DerivedMetrics::start(Arc::new(spans.clone()), metrics.clone(), config.spanmetrics.clone())
+            DerivedMetrics::start(spans.shard_sinks(), metrics.clone(), config.spanmetrics.clone())
                 .context("cannot start the span metrics connector")?,
         );
         spanmetrics.register_telemetry(&mut registry);
         let sinks =
-            Sinks { spans: spanmetrics.clone(), logs: Arc::new(logs.clone()), metrics: Arc::new(metrics.clone()) };
+            Sinks { spans: spanmetrics.sinks(), logs: Arc::new(logs.clone()), metrics: Arc::new(metrics.clone()) };
         let pipeline = Pipeline::start(config.ingest.clone(), wal, sinks, &mut registry)?;
         let rss = Gauge::<i64>::default();
         registry.register("sightline_process_resident_memory_bytes", "Resident set size of the process", rss.clone());

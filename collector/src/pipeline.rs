@@ -4,10 +4,12 @@
 //! their store's head, so that what a client was told is stored is durable
 //! and readable by every query at once (heads only take batches into
 //! memory; heavy work such as Parquet or tantivy happens behind them). The
-//! WAL's writer thread then hands each batch to its signal's lane (a bounded
-//! queue whose slot was reserved before the append, so a durable batch always
-//! has room) in sequence order; a dedicated thread per lane gives it to the
-//! store. Validation, encoding and conversion into the storage model happen
+//! WAL's writer thread then hands each batch to its signal's lanes (bounded
+//! queues whose slots were reserved before the append, so a durable batch
+//! always has room) in sequence order; a dedicated thread per lane gives it
+//! to the store. Spans have one lane per shard of the span store: a batch
+//! is split by trace id and every lane is handed its part (perhaps empty),
+//! so that each shard sees every sequence in order. Validation, encoding and conversion into the storage model happen
 //! before the append, on the submitting task (on a blocking thread for large
 //! batches), so they run in parallel across requests. Lanes are
 //! bulkheads: a flood of logs fills the logs lane and is refused there while
@@ -24,7 +26,7 @@ use prost::Message;
 use sightline_storage::StorageError;
 use sightline_storage::metrics::Point;
 use sightline_storage::model::{LogRecord, Signal, Span, Tenant};
-use sightline_storage::sink::{Batch, Refused, Sink};
+use sightline_storage::sink::{Batch, Refused, Sink, split};
 use sightline_storage::wal::{AppendError, Format, Replay, Wal};
 use tokio::sync::{mpsc, oneshot};
 
@@ -35,10 +37,11 @@ use crate::signal::{Logs, Metrics, RemoteWrite, SignalKind, Traces};
 use crate::telemetry::{IngestTelemetry, Refusal, SignalLabel};
 use crate::validate::Limits;
 
-/// The stores that receive each signal.
+/// The stores that receive each signal: spans through one sink per shard
+/// of the span store (a lane each, split with [`SignalKind::shard`]).
 #[derive(Clone)]
 pub struct Sinks {
-    pub spans: Arc<dyn Sink<Span>>,
+    pub spans: Vec<Arc<dyn Sink<Span>>>,
     pub logs: Arc<dyn Sink<LogRecord>>,
     pub metrics: Arc<dyn Sink<Point>>,
 }
@@ -61,7 +64,8 @@ struct Work<T> {
     /// The batch, already converted into the storage model (conversion runs
     /// on the submitting task, in parallel; the lane thread only stores).
     items: Vec<T>,
-    _memory: MemoryPermit,
+    /// Shared by the parts of one request, let go when the last is stored.
+    _memory: Arc<MemoryPermit>,
     /// The waiting client, for live requests; `None` for replay.
     ack: Option<StoredAck>,
 }
@@ -73,37 +77,105 @@ enum LaneMsg<T> {
     Stop,
 }
 
-/// One signal's queue (of items of type `T`) and the thread that drains
-/// it into the store.
-pub struct Lane<T> {
+/// One queue (of items of type `T`) and the thread that drains it into
+/// its sink.
+struct Lane<T> {
     tx: mpsc::Sender<LaneMsg<T>>,
     worker: Mutex<Option<JoinHandle<()>>>,
-    sink: Arc<dyn Sink<T>>,
 }
 
-/// A way in whose lane the pipeline knows.
+/// A signal's lanes, one per sink (per shard of its store).
+pub struct Lanes<T> {
+    lanes: Vec<Lane<T>>,
+    sinks: Vec<Arc<dyn Sink<T>>>,
+}
+
+impl<T: Send + 'static> Lanes<T> {
+    fn start(
+        signal: Signal,
+        capacity: usize,
+        sinks: Vec<Arc<dyn Sink<T>>>,
+        telemetry: &Arc<IngestTelemetry>,
+    ) -> std::io::Result<Self> {
+        let one = sinks.len() == 1;
+        let lanes = sinks
+            .iter()
+            .enumerate()
+            .map(|(i, sink)| {
+                let name = if one { format!("lane-{signal}") } else { format!("lane-{signal}-{i}") };
+                start_lane(name, signal, capacity, sink.clone(), telemetry.clone())
+            })
+            .collect::<std::io::Result<_>>()?;
+        Ok(Self { lanes, sinks })
+    }
+
+    fn backlogged(&self) -> bool {
+        self.sinks.iter().any(|s| s.backlogged())
+    }
+
+    /// A slot in every lane, or none.
+    fn reserve(&self) -> Option<Vec<mpsc::OwnedPermit<LaneMsg<T>>>> {
+        self.lanes.iter().map(|l| l.tx.clone().try_reserve_owned().ok()).collect()
+    }
+
+    /// Requests queued in the fullest lane.
+    fn depth(&self) -> i64 {
+        self.lanes.iter().map(|l| depth(&l.tx)).max().unwrap_or(0)
+    }
+
+    /// Waits for room and queues each lane's part of one WAL record.
+    fn send_blocking(&self, tenant: &Tenant, seq: u64, pieces: Vec<Vec<T>>, memory: MemoryPermit) -> bool {
+        let memory = Arc::new(memory);
+        self.lanes.iter().zip(pieces).all(|(lane, items)| {
+            let work = Work { tenant: tenant.clone(), seq, items, _memory: memory.clone(), ack: None };
+            lane.tx.blocking_send(LaneMsg::Work(work)).is_ok()
+        })
+    }
+
+    /// A barrier in every lane, answered once what was queued before it is stored.
+    fn barriers(&self) -> Vec<std::sync::mpsc::Receiver<()>> {
+        let barrier = |lane: &Lane<T>| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            lane.tx.blocking_send(LaneMsg::Barrier(tx)).ok().map(|()| rx)
+        };
+        self.lanes.iter().filter_map(barrier).collect()
+    }
+
+    fn stop(&self) {
+        for lane in &self.lanes {
+            let _ = lane.tx.blocking_send(LaneMsg::Stop);
+        }
+        for lane in &self.lanes {
+            if let Some(worker) = lane.worker.lock().take() {
+                let _ = worker.join();
+            }
+        }
+    }
+}
+
+/// A way in whose lanes the pipeline knows.
 pub trait Laned: SignalKind {
     #[doc(hidden)]
-    fn lane(p: &Pipeline) -> &Lane<Self::Item>;
+    fn lanes(p: &Pipeline) -> &Lanes<Self::Item>;
 }
 
 impl Laned for Traces {
-    fn lane(p: &Pipeline) -> &Lane<Span> {
+    fn lanes(p: &Pipeline) -> &Lanes<Span> {
         &p.traces
     }
 }
 impl Laned for Logs {
-    fn lane(p: &Pipeline) -> &Lane<LogRecord> {
+    fn lanes(p: &Pipeline) -> &Lanes<LogRecord> {
         &p.logs
     }
 }
 impl Laned for Metrics {
-    fn lane(p: &Pipeline) -> &Lane<Point> {
+    fn lanes(p: &Pipeline) -> &Lanes<Point> {
         &p.metrics_lane
     }
 }
 impl Laned for RemoteWrite {
-    fn lane(p: &Pipeline) -> &Lane<Point> {
+    fn lanes(p: &Pipeline) -> &Lanes<Point> {
         &p.metrics_lane
     }
 }
@@ -116,9 +188,9 @@ pub struct Pipeline {
     memory: MemoryBudget,
     resident: ResidentMemory,
     telemetry: Arc<IngestTelemetry>,
-    traces: Lane<Span>,
-    logs: Lane<LogRecord>,
-    metrics_lane: Lane<Point>,
+    traces: Lanes<Span>,
+    logs: Lanes<LogRecord>,
+    metrics_lane: Lanes<Point>,
     closing: AtomicBool,
 }
 
@@ -133,9 +205,9 @@ impl Pipeline {
             rate: RateLimiter::new(config.rate_limit.clone()),
             memory: MemoryBudget::new(config.memory_limit_bytes),
             resident: ResidentMemory::new(config.resident_limit()),
-            traces: start_lane(Signal::Traces, q.traces, sinks.spans, telemetry.clone())?,
-            logs: start_lane(Signal::Logs, q.logs, sinks.logs, telemetry.clone())?,
-            metrics_lane: start_lane(Signal::Metrics, q.metrics, sinks.metrics, telemetry.clone())?,
+            traces: Lanes::start(Signal::Traces, q.traces, sinks.spans, &telemetry)?,
+            logs: Lanes::start(Signal::Logs, q.logs, vec![sinks.logs], &telemetry)?,
+            metrics_lane: Lanes::start(Signal::Metrics, q.metrics, vec![sinks.metrics], &telemetry)?,
             telemetry,
             wal,
             config,
@@ -225,41 +297,62 @@ impl Pipeline {
         self.rate.check(tenant.as_str(), items, size as u64)?;
         let memory = self.memory.try_acquire(size)?;
         self.telemetry.memory_in_use_bytes.set(self.memory.in_use_bytes() as i64);
-        let lane = K::lane(self);
-        if lane.sink.backlogged() {
+        let lanes = K::lanes(self);
+        if lanes.backlogged() {
             return Err(IngestError::Overloaded(K::STORE_BACKLOG));
         }
-        let slot = lane.tx.clone().try_reserve_owned().map_err(|_| IngestError::Overloaded(K::QUEUE))?;
-        let limits = self.limits;
+        let slots = lanes.reserve().ok_or(IngestError::Overloaded(K::QUEUE))?;
+        let (limits, shards) = (self.limits, slots.len());
         let prepared = if items > INLINE_PREPARE_ITEMS {
-            tokio::task::spawn_blocking(move || prepare::<K>(request, raw, items, limits))
+            tokio::task::spawn_blocking(move || prepare::<K>(request, raw, items, limits, shards))
                 .await
                 .map_err(|_| IngestError::ShuttingDown)?
         } else {
-            prepare::<K>(request, raw, items, limits)
+            prepare::<K>(request, raw, items, limits, shards)
         };
-        let Prepared { outcome, payload, items } = prepared;
+        let Prepared { outcome, payload, pieces } = prepared;
         if outcome.accepted == 0 {
             return Ok(outcome);
         }
-        let (ack_tx, ack_rx) = oneshot::channel();
+        let (ack_txs, ack_rxs): (Vec<StoredAck>, Vec<_>) = (0..shards).map(|_| oneshot::channel()).unzip();
         let work_tenant = tenant.clone();
         let done = Box::new(move |result: Result<u64, StorageError>| match result {
             Ok(seq) => {
-                slot.send(LaneMsg::Work(Work { tenant: work_tenant, seq, items, _memory: memory, ack: Some(ack_tx) }));
+                let memory = Arc::new(memory);
+                for ((slot, items), ack) in slots.into_iter().zip(pieces).zip(ack_txs) {
+                    let work =
+                        Work { tenant: work_tenant.clone(), seq, items, _memory: memory.clone(), ack: Some(ack) };
+                    slot.send(LaneMsg::Work(work));
+                }
             }
             Err(e) => {
-                let _ = ack_tx.send(Err(IngestError::Storage(e.to_string())));
+                for ack in ack_txs {
+                    let _ = ack.send(Err(IngestError::Storage(e.to_string())));
+                }
             }
         });
         self.wal.append((K::SIGNAL, K::FORMAT), tenant.clone(), payload, done).map_err(|e| match e {
             AppendError::Full => IngestError::Overloaded("the write-ahead log queue"),
             AppendError::Closed => IngestError::ShuttingDown,
         })?;
-        self.telemetry.queue_depth.get_or_create(&SignalLabel { signal: K::SIGNAL.as_str() }).set(depth(&lane.tx));
+        self.telemetry.queue_depth.get_or_create(&SignalLabel { signal: K::SIGNAL.as_str() }).set(lanes.depth());
         // Durable in the WAL and readable in the store: only now say yes.
-        match ack_rx.await {
-            Ok(Ok(refused)) if refused.count > 0 => {
+        let mut stored = Ok(Refused::default());
+        for rx in ack_rxs {
+            let answer = rx.await.unwrap_or(Err(IngestError::ShuttingDown));
+            stored = match (stored, answer) {
+                (Ok(mut all), Ok(r)) => {
+                    all.count += r.count;
+                    if all.reason.is_empty() {
+                        all.reason = r.reason;
+                    }
+                    Ok(all)
+                }
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
+        }
+        match stored {
+            Ok(refused) if refused.count > 0 => {
                 let mut outcome = outcome;
                 let refused_count = refused.count.min(outcome.accepted);
                 outcome.accepted -= refused_count;
@@ -269,9 +362,8 @@ impl Pipeline {
                     if outcome.message.is_empty() { reason } else { format!("{}; {reason}", outcome.message) };
                 Ok(outcome)
             }
-            Ok(Ok(_)) => Ok(outcome),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(IngestError::ShuttingDown),
+            Ok(_) => Ok(outcome),
+            Err(e) => Err(e),
         }
     }
 
@@ -302,11 +394,7 @@ impl Pipeline {
 
     /// Waits until every lane has handed what it had queued to its store.
     fn wait_stored_blocking(&self) {
-        fn barrier<T>(lane: &Lane<T>) -> Option<std::sync::mpsc::Receiver<()>> {
-            let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            lane.tx.blocking_send(LaneMsg::Barrier(tx)).ok().map(|()| rx)
-        }
-        let waits = [barrier(&self.traces), barrier(&self.logs), barrier(&self.metrics_lane)];
+        let waits = [self.traces.barriers(), self.logs.barriers(), self.metrics_lane.barriers()];
         for rx in waits.into_iter().flatten() {
             let _ = rx.recv();
         }
@@ -314,16 +402,12 @@ impl Pipeline {
 
     fn replay_one<K: Laned>(&self, tenant: Tenant, seq: u64, payload: Bytes, memory: MemoryPermit) -> bool {
         match K::Request::decode(payload) {
-            Ok(request) => K::lane(self)
-                .tx
-                .blocking_send(LaneMsg::Work(Work {
-                    tenant,
-                    seq,
-                    items: K::convert(request),
-                    _memory: memory,
-                    ack: None,
-                }))
-                .is_ok(),
+            Ok(request) => {
+                let lanes = K::lanes(self);
+                let shards = lanes.lanes.len();
+                let pieces = split(K::convert(request), shards, |item| K::shard(item, shards));
+                lanes.send_blocking(&tenant, seq, pieces, memory)
+            }
             Err(e) => {
                 tracing::error!(seq, signal = %K::SIGNAL, error = %e, "undecodable WAL record skipped");
                 false
@@ -336,9 +420,9 @@ impl Pipeline {
     pub fn shutdown_blocking(&self) {
         self.closing.store(true, Ordering::Release);
         self.wal.shutdown();
-        stop_lane(&self.traces);
-        stop_lane(&self.logs);
-        stop_lane(&self.metrics_lane);
+        self.traces.stop();
+        self.logs.stop();
+        self.metrics_lane.stop();
     }
 }
 
@@ -351,16 +435,18 @@ struct Prepared<T> {
     outcome: Outcome,
     /// What the WAL logs: the client's bytes when nothing was changed.
     payload: Bytes,
-    items: Vec<T>,
+    /// The items for each of the signal's lanes.
+    pieces: Vec<Vec<T>>,
 }
 
 /// Validates (dropping invalid items), encodes what the WAL logs, and
-/// converts into the storage model.
+/// converts into the storage model, split over `shards` lanes.
 fn prepare<K: SignalKind>(
     mut request: K::Request,
     raw: Option<Bytes>,
     items: u64,
     limits: Limits,
+    shards: usize,
 ) -> Prepared<K::Item> {
     let rejections = K::validate(&mut request, limits);
     let outcome = Outcome {
@@ -369,13 +455,14 @@ fn prepare<K: SignalKind>(
         message: rejections.message(K::ITEMS),
     };
     if outcome.accepted == 0 {
-        return Prepared { outcome, payload: Bytes::new(), items: Vec::new() };
+        return Prepared { outcome, payload: Bytes::new(), pieces: Vec::new() };
     }
     let payload = match raw {
         Some(raw) if rejections.count == 0 && !rejections.rewritten => raw,
         _ => Bytes::from(request.encode_to_vec()),
     };
-    Prepared { outcome, payload, items: K::convert(request) }
+    let pieces = split(K::convert(request), shards, |item| K::shard(item, shards));
+    Prepared { outcome, payload, pieces }
 }
 
 fn depth<T>(tx: &mpsc::Sender<T>) -> i64 {
@@ -383,6 +470,7 @@ fn depth<T>(tx: &mpsc::Sender<T>) -> i64 {
 }
 
 fn start_lane<T: Send + 'static>(
+    name: String,
     signal: Signal,
     capacity: usize,
     sink: Arc<dyn Sink<T>>,
@@ -390,8 +478,7 @@ fn start_lane<T: Send + 'static>(
 ) -> std::io::Result<Lane<T>> {
     let (tx, mut rx) = mpsc::channel::<LaneMsg<T>>(capacity);
     let depth_tx = tx.downgrade();
-    let lane_sink = sink.clone();
-    let worker = std::thread::Builder::new().name(format!("sightline-{signal}")).spawn(move || {
+    let worker = std::thread::Builder::new().name(name).spawn(move || {
         let label = SignalLabel { signal: signal.as_str() };
         loop {
             let work = match rx.blocking_recv() {
@@ -421,12 +508,5 @@ fn start_lane<T: Send + 'static>(
             }
         }
     })?;
-    Ok(Lane { tx, worker: Mutex::new(Some(worker)), sink: lane_sink })
-}
-
-fn stop_lane<T>(lane: &Lane<T>) {
-    let _ = lane.tx.blocking_send(LaneMsg::Stop);
-    if let Some(worker) = lane.worker.lock().take() {
-        let _ = worker.join();
-    }
+    Ok(Lane { tx, worker: Mutex::new(Some(worker)) })
 }

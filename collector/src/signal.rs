@@ -33,6 +33,10 @@ pub trait SignalKind: Send + Sync + 'static {
     /// Removes invalid items from `req` and says what was removed.
     fn validate(req: &mut Self::Request, limits: Limits) -> Rejections;
     fn convert(req: Self::Request) -> Vec<Self::Item>;
+    /// Which of `shards` lanes takes `item`; a signal with one lane needs no answer.
+    fn shard(_item: &Self::Item, _shards: usize) -> usize {
+        0
+    }
 }
 
 /// A signal's OTLP export service: its answer and its JSON encoding.
@@ -94,6 +98,11 @@ impl SignalKind for Traces {
 
     fn convert(req: Self::Request) -> Vec<Span> {
         convert::spans(req)
+    }
+
+    /// By trace id, as the span store's shards split them.
+    fn shard(span: &Span, shards: usize) -> usize {
+        sightline_storage::spans::shard_of(&span.trace_id, shards)
     }
 }
 

@@ -10,8 +10,8 @@
 //!   each parent → child call between two services.
 //!
 //! A connector between the span and the metric pipelines: [`DerivedMetrics`]
-//! wraps the span store's sink and counts each batch into per-tenant
-//! totals ([`aggregate`]) before handing it on; its own thread
+//! wraps the span store's sinks (one per shard) and counts each batch into
+//! per-tenant totals ([`aggregate`], shared by the shards) before handing it on; its own thread
 //! (`sightline-spanmetrics`) turns the series that changed into one batch
 //! of samples per tenant every `flush_interval_seconds` and appends it to
 //! the metric store. The span lane never touches the metric store.
@@ -120,19 +120,19 @@ struct Shared {
     telemetry: Telemetry,
 }
 
-/// The span sink with the connector in front of it.
+/// The span sinks with the connector in front of them.
 pub struct DerivedMetrics {
-    inner: Arc<dyn Sink<Span>>,
+    sinks: Vec<Arc<dyn Sink<Span>>>,
     shared: Arc<Shared>,
     /// Flushes every `flush_interval_seconds`, and once more at shutdown.
     worker: Option<Worker>,
 }
 
 impl DerivedMetrics {
-    /// Wraps `inner` and starts the flush thread. Counting starts with
-    /// [`DerivedMetrics::replay_done`].
+    /// Wraps each of `inner` and starts the flush thread. Counting starts
+    /// with [`DerivedMetrics::replay_done`].
     pub fn start(
-        inner: Arc<dyn Sink<Span>>,
+        inner: Vec<Arc<dyn Sink<Span>>>,
         metrics: MetricStore,
         config: SpanMetricsConfig,
     ) -> Result<Self, StorageError> {
@@ -156,7 +156,16 @@ impl DerivedMetrics {
         } else {
             None
         };
-        Ok(Self { inner, shared, worker })
+        let sinks = inner
+            .into_iter()
+            .map(|inner| Arc::new(Counting { inner, shared: shared.clone() }) as Arc<dyn Sink<Span>>)
+            .collect();
+        Ok(Self { sinks, shared, worker })
+    }
+
+    /// The wrapped sinks, in the order given to [`DerivedMetrics::start`].
+    pub fn sinks(&self) -> Vec<Arc<dyn Sink<Span>>> {
+        self.sinks.clone()
     }
 
     /// Adds the connector's own metrics to `registry` (`sightline_spanmetrics_*`).
@@ -188,7 +197,13 @@ impl Drop for DerivedMetrics {
     }
 }
 
-impl Sink<Span> for DerivedMetrics {
+/// One span sink with the connector in front of it.
+struct Counting {
+    inner: Arc<dyn Sink<Span>>,
+    shared: Arc<Shared>,
+}
+
+impl Sink<Span> for Counting {
     fn consume(&self, batch: Batch<Span>) -> Result<(), StorageError> {
         let shared = &self.shared;
         if shared.config.enabled && shared.live.load(Ordering::Acquire) {

@@ -104,7 +104,7 @@ fn pipeline(
         WalConfig { dir: dir.join("wal"), segment_bytes: 1 << 20, fsync: FsyncPolicy::Never, queue_capacity: 64 };
     let (wal, _) = Wal::open(wal_config, &mut registry).expect("wal");
     let logs = LogStore::open(LogStoreConfig::new(dir.join("logs")), Some(wal.clone())).expect("log store");
-    let sinks = Sinks { spans, logs: Arc::new(logs.clone()), metrics: Arc::new(metrics) };
+    let sinks = Sinks { spans: vec![spans], logs: Arc::new(logs.clone()), metrics: Arc::new(metrics) };
     (Pipeline::start(config, wal, sinks, &mut registry).expect("pipeline"), logs)
 }
 

@@ -44,3 +44,17 @@ pub trait Sink<T>: Send + Sync + 'static {
         false
     }
 }
+
+/// Splits `items` into `shards` vectors (some perhaps empty) by `shard_of`,
+/// keeping their order within each.
+pub fn split<T>(items: Vec<T>, shards: usize, shard_of: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    if shards <= 1 {
+        return vec![items];
+    }
+    let mut out: Vec<Vec<T>> = (0..shards).map(|_| Vec::with_capacity(items.len() / shards + 1)).collect();
+    for item in items {
+        let shard = shard_of(&item);
+        out[shard.min(shards - 1)].push(item);
+    }
+    out
+}

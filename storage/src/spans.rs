@@ -17,10 +17,10 @@ mod write;
 pub use attributes::PartAttributes;
 pub use columns::SpanBatch;
 pub use parents::Edge;
-pub use part::{EncodedPart, PartMeta};
+pub use part::{EncodedPart, PartMeta, WalMark};
 pub use query::SpanQuery;
 pub use search::FoundTrace;
-pub use store::{SpanCounts, SpanStore, SpanStoreConfig, TraceSpans};
+pub use store::{SpanCounts, SpanStore, SpanStoreConfig, TraceSpans, shard_of};
 
 #[cfg(test)]
 mod tests;

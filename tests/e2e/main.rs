@@ -19,6 +19,7 @@ mod otlp_sdk;
 mod overload;
 mod promql_conformance;
 mod query_limits;
+mod shards;
 mod tls;
 mod traces;
 mod ui;

@@ -31,7 +31,9 @@ impl Sink<Span> for Nothing {
 
 fn connector(config: SpanMetricsConfig) -> (DerivedMetrics, MetricStore) {
     let store = MetricStore::default();
-    let derived = DerivedMetrics::start(Arc::new(Nothing), store.clone(), config).expect("start");
+    // Two shards, as the span store has on two cores: they count into one total.
+    let derived =
+        DerivedMetrics::start(vec![Arc::new(Nothing), Arc::new(Nothing)], store.clone(), config).expect("start");
     derived.replay_done();
     (derived, store)
 }
@@ -41,7 +43,9 @@ fn tenant() -> Tenant {
 }
 
 fn send(derived: &DerivedMetrics, seq: u64, items: Vec<Span>) {
-    derived.consume(Batch { tenant: tenant(), wal_seq: seq, items }).expect("consume");
+    let sinks = derived.sinks();
+    let shard = seq as usize % sinks.len();
+    sinks[shard].consume(Batch { tenant: tenant(), wal_seq: seq, items }).expect("consume");
 }
 
 /// Every series of a metric as `labels → newest value`, sorted.
@@ -189,7 +193,8 @@ fn counters_keep_running_and_only_changed_series_are_written() {
 #[test]
 fn replayed_batches_are_not_counted_again() {
     let store = MetricStore::default();
-    let derived = DerivedMetrics::start(Arc::new(Nothing), store.clone(), SpanMetricsConfig::default()).expect("start");
+    let derived =
+        DerivedMetrics::start(vec![Arc::new(Nothing)], store.clone(), SpanMetricsConfig::default()).expect("start");
     // Replay: counted before the restart, so not again.
     send(&derived, 1, vec![span(1, 1, None, "a", SpanKind::Server, 1, false)]);
     derived.replay_done();

@@ -77,8 +77,14 @@ pub struct PartMeta {
     /// Hex of the smallest and largest trace id in the part.
     pub min_trace_id: String,
     pub max_trace_id: String,
-    /// Every WAL record of spans up to this sequence is in a published part.
+    /// Every WAL record of spans up to this sequence is in a published part
+    /// (a floor over all shards; [`PartMeta::wal_marks`] says more).
     pub max_wal_seq: u64,
+    /// Per shard that wrote into it: every span of that shard up to the
+    /// mark's sequence is in a published part. Empty in parts written before
+    /// shards (read as one mark of shard 0 of 1 at `max_wal_seq`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wal_marks: Vec<WalMark>,
     /// Size of the Parquet file.
     pub bytes: u64,
     /// Size of the trace table (version 2; 0 for version 1).
@@ -96,7 +102,36 @@ pub struct PartMeta {
     pub attributes: Option<PartAttributes>,
 }
 
+/// A shard's WAL watermark: spans of traces that `shard` of `of` shards
+/// takes are in published parts up to `seq`
+/// ([`shard_of`](super::store::shard_of)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalMark {
+    pub of: u32,
+    pub shard: u32,
+    pub seq: u64,
+}
+
+impl WalMark {
+    /// Adds `mark` to `marks`, keeping one mark per shard: the highest.
+    pub fn raise(marks: &mut Vec<WalMark>, mark: WalMark) {
+        match marks.iter_mut().find(|k| (k.of, k.shard) == (mark.of, mark.shard)) {
+            Some(k) => k.seq = k.seq.max(mark.seq),
+            None => marks.push(mark),
+        }
+    }
+}
+
 impl PartMeta {
+    /// The part's WAL watermarks, the one of a part written before shards included.
+    pub fn marks(&self) -> Vec<WalMark> {
+        if self.wal_marks.is_empty() {
+            vec![WalMark { of: 1, shard: 0, seq: self.max_wal_seq }]
+        } else {
+            self.wal_marks.clone()
+        }
+    }
+
     pub fn may_hold(&self, id: &TraceId) -> bool {
         let hex = id.to_hex();
         self.min_trace_id <= hex && hex <= self.max_trace_id

@@ -31,7 +31,7 @@ impl SpanStore {
     fn holders(&self, tenant: &Tenant, ids: &[TraceId]) -> (Vec<Span>, Vec<SpanBatch>, Vec<PartMeta>) {
         let state = self.inner.state.read();
         let (mut spans, mut chunks) = (Vec::new(), Vec::new());
-        for head in std::iter::once(&state.head).chain(state.flushing.iter().map(|h| &**h)) {
+        for head in state.all_heads() {
             if let Some(t) = head.tenants.get(tenant) {
                 spans.extend(t.pending().iter().filter(|s| ids.binary_search(&s.trace_id).is_ok()).cloned());
                 chunks.extend_from_slice(t.chunks());
@@ -139,7 +139,7 @@ impl SpanStore {
     ) -> (Vec<SpanBatch>, Vec<PartMeta>) {
         let state = self.inner.state.read();
         let mut chunks = Vec::new();
-        for head in std::iter::once(&state.head).chain(state.flushing.iter().map(|h| &**h)) {
+        for head in state.all_heads() {
             if let Some(t) = head.tenants.get(tenant) {
                 t.pending().iter().filter(|s| query.matches(s)).for_each(&mut pending);
                 chunks.extend_from_slice(t.chunks());

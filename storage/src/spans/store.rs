@@ -3,20 +3,24 @@
 //! applies retention.
 //!
 //! Invariants:
-//! - A flush takes the whole head at once and writes one part per tenant;
-//!   each part records the head's last WAL sequence, so a tenant's parts
-//!   say that all of its batches up to that sequence are on disk. A batch is
-//!   skipped if its sequence is not beyond its tenant's persisted watermark
-//!   or the last batch applied, so WAL replay never duplicates a span, and a
-//!   flush interrupted between two tenants' parts loses nothing.
-//! - The WAL is released up to a flush's last sequence only after every part
-//!   of the flush is published.
+//! - The head is split into shards by trace id ([`shards`]); each shard is
+//!   handed every WAL sequence of spans, in order, by its own lane.
+//! - A flush takes a shard's whole head at once and writes one part per
+//!   tenant; each part records the shard's mark (its head's last WAL
+//!   sequence), so a tenant's parts say that all of that shard's batches up
+//!   to that sequence are on disk. A span is skipped if a mark of its shard
+//!   covers it, or its sequence is not beyond the last batch its shard
+//!   applied, so WAL replay never duplicates a span, and a flush
+//!   interrupted between two tenants' or two shards' parts loses nothing.
+//! - The WAL is released up to the lowest sequence that every shard holds
+//!   durably, only after the parts of the flush are published.
 //! - While a frozen head is being written it stays queryable.
 //! - Compaction publishes the merged part (listing what it replaces) before
 //!   deleting its inputs; at open, parts that a published part replaces are
 //!   deleted, so an interrupted compaction never duplicates a span.
 
 mod maintenance;
+mod shards;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -37,6 +41,8 @@ use crate::model::{Signal, Span, SpanKind, Tenant};
 use crate::sink::{Batch, Sink};
 use crate::wal::Wal;
 use crate::worker::{Run, Worker};
+pub use shards::shard_of;
+use shards::{Persisted, ShardSink};
 
 #[derive(Clone, Debug)]
 pub struct SpanStoreConfig {
@@ -61,8 +67,12 @@ pub struct SpanStoreConfig {
     /// store reports itself backlogged and the door refuses spans.
     pub max_unflushed_spans: usize,
     /// Row groups a flush copies and encodes at once, each on its own
-    /// thread; 0 is one per core.
+    /// thread; 0 is the cores left to each shard (at least one).
     pub flush_threads: usize,
+    /// Slices of the head, split by trace id, each taking its own lane's
+    /// batches and flushed on its own thread; 0 is one per core. The
+    /// flush and backlog sizes above are for the whole store.
+    pub shards: usize,
 }
 
 impl Default for SpanStoreConfig {
@@ -78,28 +88,72 @@ impl Default for SpanStoreConfig {
             maintenance_interval: Duration::from_secs(60),
             max_unflushed_spans: 300_000,
             flush_threads: 0,
+            shards: 0,
         }
     }
 }
 
-/// The mutable head: spans not yet in a part.
+/// The mutable head of one shard: spans not yet in a part.
 #[derive(Default)]
 pub(super) struct Head {
+    shard: usize,
     pub(super) tenants: HashMap<Tenant, TenantHead>,
     spans: usize,
+    /// The lowest and highest WAL sequence of the spans held.
+    min_seq: u64,
     max_seq: u64,
     since: Option<Instant>,
+}
+
+impl Head {
+    fn new(shard: usize) -> Self {
+        Self { shard, ..Self::default() }
+    }
 }
 
 /// What a query sees of one tenant, gathered under one lock.
 #[derive(Default)]
 pub(super) struct State {
-    pub(super) head: Head,
+    /// One per shard.
+    pub(super) heads: Vec<Head>,
+    /// The last WAL sequence each shard was handed (under this lock, so that
+    /// with the heads it says what is durable).
+    applied: Vec<u64>,
     /// Heads being written into parts, still queryable.
     pub(super) flushing: Vec<Arc<Head>>,
     pub(super) parts: HashMap<Tenant, Vec<PartMeta>>,
     /// The services and operations lists, per tenant.
     operations: HashMap<Tenant, Catalog>,
+}
+
+impl State {
+    /// Every head a query reads: the shards' and those being written.
+    pub(super) fn all_heads(&self) -> impl Iterator<Item = &Head> {
+        self.heads.iter().chain(self.flushing.iter().map(|h| &**h))
+    }
+
+    fn unflushed(&self) -> usize {
+        self.all_heads().map(|h| h.spans).sum()
+    }
+
+    /// The highest sequence up to which every shard holds every span it was
+    /// handed in published parts, counting the heads in `written` as
+    /// published: each shard's lowest unwritten sequence less one, or what
+    /// it applied when it holds nothing unwritten.
+    fn durable_floor(&self, written: &[&Arc<Head>]) -> u64 {
+        let unwritten = |shard: usize| {
+            let frozen = self.flushing.iter().filter(|h| !written.iter().any(|w| Arc::ptr_eq(w, h)));
+            std::iter::once(&self.heads[shard])
+                .chain(frozen.map(|h| &**h))
+                .filter(|h| h.shard == shard && h.spans > 0)
+                .map(|h| h.min_seq)
+                .min()
+        };
+        (0..self.heads.len())
+            .map(|shard| unwritten(shard).map_or(self.applied[shard], |seq| seq.saturating_sub(1)))
+            .min()
+            .unwrap_or(0)
+    }
 }
 
 /// The spans of one trace, gathered from the head and the parts.
@@ -159,15 +213,13 @@ pub(super) struct Inner {
     wal: Option<Wal>,
     pub(super) runtime: tokio::runtime::Handle,
     pub(super) state: RwLock<State>,
-    /// Per tenant: every batch up to this WAL sequence is in a part (at open).
-    persisted: HashMap<Tenant, u64>,
-    /// Highest WAL sequence applied since open.
-    applied: AtomicU64,
+    /// Per tenant, the WAL marks of the parts found at open: what replay skips.
+    persisted: Persisted,
     next_part: AtomicU64,
     /// Footers and bloom filters of parts, by part id, loaded on first use.
     indexes: Mutex<HashMap<String, Arc<PartIndex>>>,
-    /// Held by a flush, so that two never write the same frozen head.
-    flush_work: Mutex<()>,
+    /// One per shard, held by its flush, so that two never write the same frozen head.
+    flush_work: Vec<Mutex<()>>,
     /// Held by a maintenance run, so that two never merge the same parts.
     /// Flushes and maintenance run on their own threads: a long compaction
     /// never holds up a flush (and so never fills the head).
@@ -182,8 +234,8 @@ pub(super) struct Inner {
 #[derive(Clone)]
 pub struct SpanStore {
     pub(super) inner: Arc<Inner>,
-    /// Writes the head into parts when it is full or old enough.
-    flusher: Arc<Worker>,
+    /// One per shard: writes its head into parts when it is full or old enough.
+    flushers: Arc<Vec<Worker>>,
     /// Retention and compaction every `maintenance_interval`.
     maintainer: Arc<Worker>,
 }
@@ -208,12 +260,16 @@ impl SpanStore {
             part::delete(store.as_ref(), &m.tenant, &m.id).await?;
         }
         metas.retain(|m| !replaced.contains(&m.id));
-        let mut state = State::default();
-        let mut persisted: HashMap<Tenant, u64> = HashMap::new();
+        let shards = match config.shards {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let mut state =
+            State { heads: (0..shards).map(Head::new).collect(), applied: vec![0; shards], ..State::default() };
+        let mut persisted = Persisted::default();
         for m in metas {
             let tenant = Tenant::new(&m.tenant).map_err(|e| StorageError::Part(e.to_string()))?;
-            let mark = persisted.entry(tenant.clone()).or_default();
-            *mark = (*mark).max(m.max_wal_seq);
+            persisted.note(&tenant, &m.marks());
             let ops = state.operations.entry(tenant.clone()).or_default();
             for (service, names) in &m.operations {
                 for (name, kind) in names {
@@ -229,26 +285,28 @@ impl SpanStore {
             runtime: tokio::runtime::Handle::current(),
             state: RwLock::new(state),
             persisted,
-            applied: AtomicU64::new(0),
             next_part: AtomicU64::new(0),
             indexes: Mutex::new(HashMap::new()),
-            flush_work: Mutex::new(()),
+            flush_work: (0..shards).map(|_| Mutex::new(())).collect(),
             maintenance_work: Mutex::new(()),
             retired: Mutex::new(Vec::new()),
             telemetry: SpanTelemetry::default(),
         });
-        // The flush thread also looks every quarter of `flush_age`.
+        // A flush thread also looks every quarter of `flush_age`.
         let tick = (inner.config.flush_age / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
-        let (flushing, failed) = (inner.clone(), inner.clone());
-        let flusher = Worker::spawn(
-            "sightline-spans",
-            tick,
-            move |run| flushing.flush_if_due(run),
-            move |e, failures| {
-                failed.telemetry.errors.inc();
-                tracing::error!(error = %e, failures, "span flush failed; the spans stay in memory and in the WAL");
-            },
-        )?;
+        let mut flushers = Vec::with_capacity(shards);
+        for shard in 0..shards {
+            let (flushing, failed) = (inner.clone(), inner.clone());
+            flushers.push(Worker::spawn(
+                &format!("span-flush-{shard}"),
+                tick,
+                move |run| flushing.flush_if_due(shard, run),
+                move |e, failures| {
+                    failed.telemetry.errors.inc();
+                    tracing::error!(error = %e, shard, failures, "span flush failed; the spans stay in memory and in the WAL");
+                },
+            )?);
+        }
         let (maintaining, failed) = (inner.clone(), inner.clone());
         let maintainer = Worker::spawn(
             "sightline-span-maint",
@@ -259,7 +317,7 @@ impl SpanStore {
                 tracing::error!(error = %e, "span compaction or retention failed; will retry");
             },
         )?;
-        Ok(Self { inner, flusher: Arc::new(flusher), maintainer: Arc::new(maintainer) })
+        Ok(Self { inner, flushers: Arc::new(flushers), maintainer: Arc::new(maintainer) })
     }
 
     /// Adds the store's metrics to `registry` (`sightline_spans_*`).
@@ -268,9 +326,23 @@ impl SpanStore {
         self.inner.update_gauges();
     }
 
-    /// Writes the head into parts now and waits for it. Blocks.
+    /// Writes every shard's head into parts now and waits for it. Blocks.
     pub fn flush_blocking(&self) -> Result<(), StorageError> {
-        self.inner.flush()
+        (0..self.shards()).try_for_each(|shard| self.inner.flush(shard))
+    }
+
+    /// How many shards the head is split into.
+    pub fn shards(&self) -> usize {
+        self.inner.flush_work.len()
+    }
+
+    /// One sink per shard, for lanes that split batches with [`shard_of`]:
+    /// each must be handed every batch's sequence, in WAL order, even when
+    /// none of its spans are for that shard.
+    pub fn shard_sinks(&self) -> Vec<Arc<dyn Sink<Span>>> {
+        (0..self.shards())
+            .map(|shard| Arc::new(ShardSink { store: self.clone(), shard }) as Arc<dyn Sink<Span>>)
+            .collect()
     }
 
     /// Runs compaction and retention once now. Blocks.
@@ -281,12 +353,12 @@ impl SpanStore {
     /// Flushes what the head holds and stops the background threads. Blocks.
     pub fn shutdown_blocking(&self) {
         self.maintainer.shutdown();
-        self.flusher.shutdown();
+        self.flushers.iter().for_each(Worker::shutdown);
     }
 
     pub fn counts(&self, tenant: &Tenant) -> SpanCounts {
         let state = self.inner.state.read();
-        let in_heads = std::iter::once(&state.head).chain(state.flushing.iter().map(|h| &**h));
+        let in_heads = state.all_heads();
         let parts = state.parts.get(tenant).map(Vec::as_slice).unwrap_or_default();
         SpanCounts {
             head_spans: in_heads.map(|h| h.tenants.get(tenant).map_or(0, |t| t.spans as u64)).sum(),
@@ -320,44 +392,67 @@ impl SpanStore {
     }
 }
 
-impl Sink<Span> for SpanStore {
-    fn backlogged(&self) -> bool {
-        let state = self.inner.state.read();
-        let unflushed = state.head.spans + state.flushing.iter().map(|h| h.spans).sum::<usize>();
-        unflushed >= self.inner.config.max_unflushed_spans
+impl SpanStore {
+    /// True while more spans wait in memory than `max_unflushed_spans`.
+    pub(super) fn backlogged(&self) -> bool {
+        self.inner.state.read().unflushed() >= self.inner.config.max_unflushed_spans
     }
 
-    fn consume(&self, batch: Batch<Span>) -> Result<(), StorageError> {
+    /// Takes a shard's part of one WAL record (perhaps no span at all).
+    pub(super) fn consume_shard(&self, shard: usize, batch: Batch<Span>) -> Result<(), StorageError> {
         let inner = &self.inner;
-        if inner.persisted.get(&batch.tenant).is_some_and(|&p| batch.wal_seq <= p)
-            || inner.applied.fetch_max(batch.wal_seq, Ordering::AcqRel) >= batch.wal_seq
-        {
+        let seq = batch.wal_seq;
+        if inner.state.read().applied[shard] >= seq {
             return Ok(());
         }
         // Columns are built before the lock is taken; the spans are freed after.
-        let mut items = batch.items;
+        let mut items = inner.persisted.unpersisted(&batch.tenant, seq, batch.items);
         let chunk = if items.len() >= head::MIN_CHUNK_ROWS { Some(head::chunk_of(&items)?) } else { None };
         let full = {
             let mut state = inner.state.write();
+            state.applied[shard] = state.applied[shard].max(seq);
+            if items.is_empty() {
+                return Ok(());
+            }
             let ops = state.operations.entry(batch.tenant.clone()).or_default();
             for s in &items {
                 note_operation(ops, &s.resource.service, &s.name, s.kind as u8);
             }
-            let head = &mut state.head;
+            let head = &mut state.heads[shard];
             head.since.get_or_insert_with(Instant::now);
-            head.max_seq = head.max_seq.max(batch.wal_seq);
+            if head.spans == 0 {
+                head.min_seq = seq;
+            }
+            head.max_seq = head.max_seq.max(seq);
             head.spans += items.len();
             let tenant = head.tenants.entry(batch.tenant).or_default();
             match chunk {
                 Some(chunk) => tenant.push_chunk(chunk),
                 None => tenant.push_spans(std::mem::take(&mut items))?,
             }
-            head.spans >= inner.config.flush_spans
+            head.spans >= inner.shard_flush_spans()
         };
         drop(items);
         inner.update_gauges();
         if full {
-            self.flusher.wake();
+            self.flushers[shard].wake();
+        }
+        Ok(())
+    }
+}
+
+/// The whole store as one sink: a batch is split by trace id and each shard
+/// is handed its part (the lanes of a pipeline use [`SpanStore::shard_sinks`]).
+impl Sink<Span> for SpanStore {
+    fn backlogged(&self) -> bool {
+        SpanStore::backlogged(self)
+    }
+
+    fn consume(&self, batch: Batch<Span>) -> Result<(), StorageError> {
+        let shards = self.shards();
+        let pieces = crate::sink::split(batch.items, shards, |s| shard_of(&s.trace_id, shards));
+        for (shard, items) in pieces.into_iter().enumerate() {
+            self.consume_shard(shard, Batch { tenant: batch.tenant.clone(), wal_seq: batch.wal_seq, items })?;
         }
         Ok(())
     }
@@ -377,23 +472,27 @@ fn note_operation(catalog: &mut Catalog, service: &str, name: &str, kind: u8) {
 impl Inner {
     fn update_gauges(&self) {
         let state = self.state.read();
-        let unflushed = state.head.spans + state.flushing.iter().map(|h| h.spans).sum::<usize>();
-        self.telemetry.unflushed.set(unflushed as i64);
+        self.telemetry.unflushed.set(state.unflushed() as i64);
         self.telemetry.parts.set(state.parts.values().map(Vec::len).sum::<usize>() as i64);
         self.telemetry.retired_parts.set(self.retired.lock().len() as i64);
     }
 
-    /// Writes the head (and any frozen head a failed flush left) when it
-    /// is full, old enough, or the store is shutting down.
-    fn flush_if_due(&self, run: Run) -> Result<(), StorageError> {
+    /// A shard's head is flushed at this many spans: its share of `flush_spans`.
+    fn shard_flush_spans(&self) -> usize {
+        (self.config.flush_spans / self.flush_work.len()).max(1)
+    }
+
+    /// Writes a shard's head (and any frozen head a failed flush left) when
+    /// it is full, old enough, or the store is shutting down.
+    fn flush_if_due(&self, shard: usize, run: Run) -> Result<(), StorageError> {
         let due = {
             let state = self.state.read();
-            let h = &state.head;
-            !state.flushing.is_empty()
-                || h.spans >= self.config.flush_spans
+            let h = &state.heads[shard];
+            state.flushing.iter().any(|f| f.shard == shard)
+                || h.spans >= self.shard_flush_spans()
                 || (h.spans > 0 && (run == Run::Last || h.since.is_some_and(|t| t.elapsed() >= self.config.flush_age)))
         };
-        if due { self.flush() } else { Ok(()) }
+        if due { self.flush(shard) } else { Ok(()) }
     }
 
     fn part_id(&self) -> String {
@@ -401,46 +500,55 @@ impl Inner {
         format!("{now:020}-{:06}", self.next_part.fetch_add(1, Ordering::Relaxed) % 1_000_000)
     }
 
-    /// Freezes the head and writes it (and any earlier frozen head that
-    /// failed) into parts; then releases the WAL.
-    fn flush(&self) -> Result<(), StorageError> {
-        let _work = self.flush_work.lock();
+    /// Freezes a shard's head and writes it (and any earlier frozen head of
+    /// the shard that failed) into parts; then releases the WAL.
+    fn flush(&self, shard: usize) -> Result<(), StorageError> {
+        let _work = self.flush_work[shard].lock();
         {
             let mut state = self.state.write();
-            if state.head.spans > 0 {
-                let head = std::mem::take(&mut state.head);
+            if state.heads[shard].spans > 0 {
+                let head = std::mem::replace(&mut state.heads[shard], Head::new(shard));
                 state.flushing.push(Arc::new(head));
             }
         }
+        let shards = self.flush_work.len();
+        let threads = match self.config.flush_threads {
+            0 => (std::thread::available_parallelism().map_or(1, |n| n.get()) / shards).max(1),
+            n => n,
+        };
         loop {
-            let Some(frozen) = self.state.read().flushing.first().cloned() else {
-                return Ok(());
+            let (frozen, floor) = {
+                let state = self.state.read();
+                let Some(frozen) = state.flushing.iter().find(|h| h.shard == shard).cloned() else {
+                    return Ok(());
+                };
+                let floor = state.durable_floor(&[&frozen]);
+                (frozen, floor)
             };
             let started = Instant::now();
             let mut published = Vec::new();
+            let mark = part::WalMark { of: shards as u32, shard: shard as u32, seq: frozen.max_seq };
             for (tenant, t) in &frozen.tenants {
                 let chunks = t.all_chunks()?;
-                let threads = match self.config.flush_threads {
-                    0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-                    n => n,
-                };
                 let (id, rows) = (self.part_id(), self.config.row_group_rows);
-                let encoded = part::encode_chunks(tenant, id, 0, &chunks, frozen.max_seq, rows, threads)?;
+                let mut encoded = part::encode_chunks(tenant, id, 0, &chunks, floor, rows, threads)?;
+                encoded.meta.wal_marks = vec![mark];
                 let meta = self.runtime.block_on(part::publish(self.store.as_ref(), encoded))?;
                 published.push((tenant.clone(), meta));
             }
-            {
+            let floor = {
                 let mut state = self.state.write();
                 for (tenant, meta) in published {
                     state.parts.entry(tenant).or_default().push(meta);
                 }
                 state.flushing.retain(|h| !Arc::ptr_eq(h, &frozen));
-            }
+                state.durable_floor(&[])
+            };
             self.telemetry.flushed.inc_by(frozen.spans as u64);
             self.telemetry.flush_seconds.observe(started.elapsed().as_secs_f64());
             self.update_gauges();
             if let Some(wal) = &self.wal {
-                wal.release(Signal::Traces, frozen.max_seq)?;
+                wal.release(Signal::Traces, floor)?;
             }
         }
     }

@@ -14,7 +14,7 @@ fn attrs(pairs: &[(&str, AttrValue)]) -> Attributes {
     Attributes(pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect())
 }
 
-fn span(trace: u8, id: u8, parent: Option<u8>, start: u64) -> Span {
+pub(super) fn span(trace: u8, id: u8, parent: Option<u8>, start: u64) -> Span {
     Span {
         trace_id: TraceId([trace; 16]),
         span_id: SpanId([id; 8]),
@@ -73,7 +73,7 @@ fn spans_round_trip_through_record_batches() {
     }
 }
 
-fn tenant() -> Tenant {
+pub(super) fn tenant() -> Tenant {
     Tenant::new("t").expect("tenant")
 }
 
@@ -81,27 +81,28 @@ fn batch(seq: u64, spans: Vec<Span>) -> Batch<Span> {
     Batch { tenant: tenant(), wal_seq: seq, items: spans }
 }
 
-fn config() -> SpanStoreConfig {
+pub(super) fn config() -> SpanStoreConfig {
     SpanStoreConfig {
         flush_spans: usize::MAX,
         flush_age: Duration::from_secs(3600),
         row_group_rows: 2,
         maintenance_interval: Duration::from_secs(3600),
         flush_threads: 1,
+        shards: 1,
         ..SpanStoreConfig::default()
     }
 }
 
-async fn open(dir: &std::path::Path, config: SpanStoreConfig) -> SpanStore {
+pub(super) async fn open(dir: &std::path::Path, config: SpanStoreConfig) -> SpanStore {
     let fs: Arc<dyn object_store::ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir).expect("fs"));
     SpanStore::open(fs, config, None).await.expect("opens")
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.expect("blocking task")
 }
 
-fn now() -> u64 {
+pub(super) fn now() -> u64 {
     crate::model::now_unix_nanos()
 }
 

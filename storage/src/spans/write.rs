@@ -250,6 +250,7 @@ impl PartWriter {
             min_trace_id: hex_id(self.first_trace),
             max_trace_id: hex_id(self.last_trace),
             max_wal_seq,
+            wal_marks: Vec::new(),
             bytes: out.len() as u64,
             trace_table_bytes: traces.len() as u64,
             compacted_from: Vec::new(),

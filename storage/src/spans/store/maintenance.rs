@@ -99,6 +99,7 @@ impl Inner {
             writer.finish(tenant, self.part_id(), max_seq)
         })?;
         encoded.meta.compacted_from = inputs.iter().map(|m| m.id.clone()).collect();
+        encoded.meta.wal_marks = merged_marks(&inputs);
         let meta = self.runtime.block_on(part::publish(self.store.as_ref(), encoded))?;
         {
             let mut state = self.state.write();
@@ -129,4 +130,14 @@ impl Inner {
             indexes.remove(id);
         }
     }
+}
+
+/// The WAL marks of a part merged from `inputs`: the highest of each shard's.
+fn merged_marks(inputs: &[PartMeta]) -> Vec<part::WalMark> {
+    let mut marks: Vec<part::WalMark> = Vec::new();
+    for m in inputs.iter().flat_map(PartMeta::marks) {
+        part::WalMark::raise(&mut marks, m);
+    }
+    marks.sort_by_key(|m| (m.of, m.shard));
+    marks
 }
