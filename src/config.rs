@@ -130,7 +130,7 @@ pub struct SpansSection {
     /// cores left to each shard.
     pub flush_threads: usize,
     /// Slices of the head, split by trace id, each with its own lane and
-    /// flush thread; 0 is one per core.
+    /// flush thread; 0 is one per core, at most 8.
     pub shards: usize,
 }
 

@@ -70,7 +70,8 @@ pub struct SpanStoreConfig {
     /// thread; 0 is the cores left to each shard (at least one).
     pub flush_threads: usize,
     /// Slices of the head, split by trace id, each taking its own lane's
-    /// batches and flushed on its own thread; 0 is one per core. The
+    /// batches and flushed on its own thread; 0 is one per core (at most
+    /// 8). The
     /// flush and backlog sizes above are for the whole store.
     pub shards: usize,
 }
@@ -204,6 +205,10 @@ const MERGE_BATCH_ROWS: usize = 4096;
 /// more parts is merged in several groups.
 const MAX_MERGE_INPUTS: usize = 8;
 
+/// Shards by default: one per core, at most this many, so that a shard's
+/// part (its share of `flush_spans`) stays large on a many-core machine.
+const DEFAULT_MAX_SHARDS: usize = 8;
+
 /// How long the inputs of a compaction stay readable after the merge.
 const RETIRED_GRACE: Duration = Duration::from_secs(60);
 
@@ -261,7 +266,7 @@ impl SpanStore {
         }
         metas.retain(|m| !replaced.contains(&m.id));
         let shards = match config.shards {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()).min(DEFAULT_MAX_SHARDS),
             n => n,
         };
         let mut state =
