@@ -76,6 +76,15 @@ pub async fn get_json(url: &str, query: &[(&str, &str)], tenant: Option<&str>) -
     request.send().await.ok()?.json().await.ok()
 }
 
+/// The span ids of trace `id` (hex) from the native API at `api`, as
+/// returned (repeats kept); `None` when the trace is not found.
+pub async fn trace_span_ids(client: &reqwest::Client, api: &str, id: &str) -> Option<Vec<String>> {
+    let body: serde_json::Value =
+        client.get(format!("http://{api}/api/traces/{id}")).send().await.expect("trace").json().await.expect("JSON");
+    let spans = body["spans"].as_array()?;
+    Some(spans.iter().map(|s| s["spanId"].as_str().expect("span id").to_owned()).collect())
+}
+
 /// Polls `check` until it returns `Some`, for at most 20 s (a deadline for
 /// eventual state, not a timing assertion).
 pub async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut check: impl FnMut() -> F) -> T {

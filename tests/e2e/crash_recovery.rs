@@ -106,18 +106,10 @@ async fn acknowledged_spans_survive_sigkill_exactly_once() {
         );
         for n in &acked {
             let id = hex(&trace_id(*n));
-            let body: serde_json::Value = client
-                .get(format!("http://{}/api/traces/{id}", server.api))
-                .send()
+            let spans = common::trace_span_ids(&client, &server.api, &id)
                 .await
-                .expect("trace")
-                .json()
-                .await
-                .expect("JSON");
-            let spans = body["spans"]
-                .as_array()
-                .unwrap_or_else(|| panic!("round {round}: acknowledged trace {id} lost: {body}"));
-            let ids: BTreeSet<_> = spans.iter().map(|s| s["spanId"].as_str().expect("span id").to_owned()).collect();
+                .unwrap_or_else(|| panic!("round {round}: acknowledged trace {id} lost"));
+            let ids: BTreeSet<_> = spans.iter().collect();
             assert_eq!(spans.len() as u64, SPANS_PER_TRACE, "round {round}: trace {id}");
             assert_eq!(ids.len() as u64, SPANS_PER_TRACE, "round {round}: trace {id} has duplicate spans");
         }

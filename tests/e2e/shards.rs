@@ -121,18 +121,9 @@ async fn spans_split_over_shards_survive_sigkill_whole_and_once() {
             let sent: BTreeSet<u64> = acked.iter().filter(|&&(a, _)| a == g).map(|&(_, k)| k).collect();
             for t in 0..TRACES_PER_GROUP {
                 let id = hex::encode(trace_id(trace(g, t)));
-                let body: serde_json::Value = client
-                    .get(format!("http://{}/api/traces/{id}", server.api))
-                    .send()
+                let ids = common::trace_span_ids(&client, &server.api, &id)
                     .await
-                    .expect("trace")
-                    .json()
-                    .await
-                    .expect("JSON");
-                let spans =
-                    body["spans"].as_array().unwrap_or_else(|| panic!("round {round}: trace {id} lost: {body}"));
-                let ids: Vec<String> =
-                    spans.iter().map(|s| s["spanId"].as_str().expect("span id").to_owned()).collect();
+                    .unwrap_or_else(|| panic!("round {round}: trace {id} lost"));
                 let unique: BTreeSet<&String> = ids.iter().collect();
                 assert_eq!(unique.len(), ids.len(), "round {round}: trace {id} has duplicate spans: {ids:?}");
                 for k in &sent {
