@@ -9,9 +9,10 @@
 //! always has room) in sequence order; a dedicated thread per lane gives it
 //! to the store. Spans have one lane per shard of the span store: a batch
 //! is split by trace id and every lane is handed its part (perhaps empty),
-//! so that each shard sees every sequence in order. Validation, encoding and conversion into the storage model happen
-//! before the append, on the submitting task (on a blocking thread for large
-//! batches), so they run in parallel across requests. Lanes are
+//! so that each shard sees every sequence in order. Validation, encoding
+//! and conversion into the storage model happen before the append, on the
+//! submitting task (on a blocking thread for large batches), so they run in
+//! parallel across requests. Lanes are
 //! bulkheads: a flood of logs fills the logs lane and is refused there while
 //! spans keep flowing.
 
