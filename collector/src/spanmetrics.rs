@@ -152,7 +152,7 @@ impl DerivedMetrics {
                 background.flush();
                 Ok(())
             };
-            Some(Worker::spawn("sightline-spanmetrics", interval, flush, |_, _| {})?)
+            Some(Worker::spawn("span-metrics", interval, flush, |_, _| {})?)
         } else {
             None
         };

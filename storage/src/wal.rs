@@ -199,10 +199,8 @@ impl Wal {
         let ledger = Arc::new(Mutex::new(ledger));
         let writer = Writer::create(config.clone(), next_seq, ledger.clone(), telemetry.clone())?;
         let (tx, rx) = mpsc::sync_channel(config.queue_capacity.max(1));
-        let handle = thread::Builder::new()
-            .name("sightline-wal".into())
-            .spawn(move || writer.run(rx))
-            .map_err(StorageError::io(&dir))?;
+        let handle =
+            thread::Builder::new().name("wal".into()).spawn(move || writer.run(rx)).map_err(StorageError::io(&dir))?;
         let replay = Replay { segments: existing, index: 0, current: None, ledger: ledger.clone() };
         let wal = Wal { tx, ledger, telemetry, writer: Arc::new(Mutex::new(Some(handle))) };
         Ok((wal, replay))

@@ -130,7 +130,7 @@ impl LogStore {
         let (runner, failed) = (inner.clone(), inner.clone());
         let mut last_maintenance = Instant::now();
         let worker = Worker::spawn(
-            "log-store",
+            "log-commit",
             inner.config.commit_interval,
             move |run| runner.cycle(run, &mut last_maintenance),
             move |e, failures| {

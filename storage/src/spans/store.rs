@@ -314,7 +314,7 @@ impl SpanStore {
         }
         let (maintaining, failed) = (inner.clone(), inner.clone());
         let maintainer = Worker::spawn(
-            "sightline-span-maint",
+            "span-maint",
             inner.config.maintenance_interval,
             move |run| if run == Run::Regular { maintaining.maintain() } else { Ok(()) },
             move |e, _| {

@@ -155,7 +155,7 @@ impl PartWriter {
                     .skip(1)
                     .map(|(i, group)| {
                         std::thread::Builder::new()
-                            .name("sightline-spans".into())
+                            .name("span-encode".into())
                             .spawn_scoped(scope, move || build(i, group))
                     })
                     .collect();
