@@ -28,6 +28,8 @@ pub struct Config {
     pub spanmetrics: sightline_collector::spanmetrics::SpanMetricsConfig,
     pub auth: crate::auth::AuthConfig,
     pub query: sightline_query::limits::QueryLimits,
+    pub rules: sightline_rules::RulesConfig,
+    pub alerting: sightline_rules::AlertingConfig,
     pub tls: crate::tls::TlsConfig,
     pub log: LogSection,
 }
@@ -45,6 +47,8 @@ impl Default for Config {
             spanmetrics: Default::default(),
             auth: Default::default(),
             query: Default::default(),
+            rules: Default::default(),
+            alerting: Default::default(),
             tls: Default::default(),
             log: LogSection::default(),
         }
@@ -287,6 +291,8 @@ impl Config {
         self.ingest.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         self.auth.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         self.query.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        self.rules.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        self.alerting.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         self.tls.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         if self.wal.segment_bytes < 4096 {
             bail!("invalid configuration: wal.segment_bytes must be at least 4096");

@@ -42,6 +42,12 @@ enum Command {
     Serve,
     /// Print the effective configuration as TOML and exit.
     Config,
+    /// Check rule files (Prometheus's format) and exit: prints each file's
+    /// groups and rules, or the first error of each file (exit status 1).
+    Rules {
+        #[command(subcommand)]
+        action: RulesAction,
+    },
     /// Make a new API key: prints the token (give it to the client) and the
     /// `[[keys]]` entry with its SHA-256 (put it in the keys file).
     Token {
@@ -52,6 +58,15 @@ enum Command {
         /// A label for the operator.
         #[arg(long, default_value = "")]
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesAction {
+    /// Check rule files: `sightline rules check rules/*.yml`.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -90,6 +105,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => serve(config),
+        Command::Rules { action: RulesAction::Check { files } } => check_rules(&files),
         Command::Token { tenant, role, name } => {
             let role = match role {
                 RoleArg::Ingest => Role::Ingest,
@@ -100,6 +116,37 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `sightline rules check`: every file read and checked as at start-up.
+fn check_rules(files: &[PathBuf]) -> anyhow::Result<()> {
+    let mut failed = 0;
+    for path in files {
+        match sightline_rules::file::load(path) {
+            Ok(groups) => {
+                let rules: usize = groups.iter().map(|g| g.rules.len()).sum();
+                println!(
+                    "Checking {}
+  SUCCESS: {} groups, {rules} rules found",
+                    path.display(),
+                    groups.len()
+                );
+            }
+            Err(e) => {
+                failed += 1;
+                println!(
+                    "Checking {}
+  FAILED:
+{e}",
+                    path.display()
+                );
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} rule files have errors", files.len());
+    }
+    Ok(())
 }
 
 /// A random token and the keys-file entry that admits it.
@@ -142,7 +189,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         };
         let scheme = if config.tls.cert_file.is_some() { "https" } else { "http" };
         tracing::info!("Sightline is ready: open {scheme}://{}:{}/", ui_host, server.api_addr.port());
-        wait_for_signal().await?;
+        wait_for_signal(&server.rules).await?;
         tracing::info!("shutting down: draining in-flight requests");
         server.shutdown().await?;
         tracing::info!("stopped cleanly");
@@ -150,12 +197,20 @@ fn serve(config: Config) -> anyhow::Result<()> {
     })
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// Waits for SIGTERM or Ctrl-C; SIGHUP reloads the rule files.
+async fn wait_for_signal(rules: &sightline_rules::Rules) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        r = tokio::signal::ctrl_c() => r?,
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            r = tokio::signal::ctrl_c() => return Ok(r?),
+            _ = hup.recv() => {
+                let rules = rules.clone();
+                // A failed reload keeps the previous rules and logs why.
+                let _ = tokio::task::spawn_blocking(move || rules.reload()).await;
+            }
+        }
     }
-    Ok(())
 }

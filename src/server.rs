@@ -14,13 +14,16 @@ use object_store::local::LocalFileSystem;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use sightline_collector::receivers::{otlp_grpc, otlp_http, remote_write};
+use sightline_collector::signal::RemoteWrite;
 use sightline_collector::spanmetrics::DerivedMetrics;
 use sightline_collector::{Pipeline, Sinks};
+use sightline_proto::prometheus::{Label, Sample as WireSample, TimeSeries, WriteRequest};
 use sightline_query::QueryState;
 use sightline_query::dashboards::DashboardStore;
 use sightline_query::http::ops::{self, OpsState};
+use sightline_rules::{Appender, BoxFuture, Rules};
 use sightline_storage::logs::LogStore;
-use sightline_storage::metrics::MetricStore;
+use sightline_storage::metrics::{MetricStore, Sample};
 use sightline_storage::model::Tenant;
 use sightline_storage::spans::SpanStore;
 use sightline_storage::wal::{Wal, WalConfig};
@@ -43,6 +46,8 @@ pub struct Server {
     pub metrics: MetricStore,
     pub spans: SpanStore,
     pub logs: LogStore,
+    /// The rule engine (reload it with [`Rules::reload`]).
+    pub rules: Rules,
     spanmetrics: Arc<DerivedMetrics>,
     /// Records replayed from the WAL at start.
     pub replayed: u64,
@@ -88,11 +93,26 @@ impl Server {
         let sinks =
             Sinks { spans: spanmetrics.sinks(), logs: Arc::new(logs.clone()), metrics: Arc::new(metrics.clone()) };
         let pipeline = Pipeline::start(config.ingest.clone(), wal, sinks, &mut registry)?;
+        let cancel = CancellationToken::new();
+        let default_tenant = Tenant::new(&config.ingest.default_tenant)?;
+        let rules = Rules::load(
+            sightline_rules::Setup {
+                rules: config.rules.clone(),
+                alerting: config.alerting.clone(),
+                external_url: external_url(config),
+                store: metrics.clone(),
+                limits: config.query.clone(),
+                appender: Arc::new(ThroughPipeline(pipeline.clone())),
+                default_tenant: default_tenant.clone(),
+            },
+            cancel.clone(),
+        )
+        .context("cannot load the rule files")?;
+        rules.register_telemetry(&mut registry);
         let rss = Gauge::<i64>::default();
         registry.register("sightline_process_resident_memory_bytes", "Resident set size of the process", rss.clone());
         let registry = Arc::new(registry);
 
-        let cancel = CancellationToken::new();
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(watch_rss(rss, pipeline.clone(), cancel.clone())));
 
@@ -101,7 +121,6 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen.api))?;
         let api_addr = api.local_addr()?;
-        let default_tenant = Tenant::new(&config.ingest.default_tenant)?;
         let query = QueryState {
             spans: spans.clone(),
             logs: logs.clone(),
@@ -130,6 +149,11 @@ impl Server {
         // The query APIs, each behind the per-tenant concurrency limit and the deadline.
         let app = sightline_query::router(query)
             .merge(remote_write::router(pipeline.clone()))
+            .merge(sightline_rules::api::router(sightline_rules::api::ApiState {
+                rules: rules.clone(),
+                tenant_header: config.ingest.tenant_header.clone(),
+                default_tenant: default_tenant.clone(),
+            }))
             .merge(sightline_ui::router())
             .merge(ops::router(OpsState {
                 registry,
@@ -156,6 +180,8 @@ impl Server {
         metrics.replay_done();
         // Spans from now on are new: the replayed ones were counted before the restart.
         spanmetrics.replay_done();
+        // Rules read what was replayed (and restore alerts' `for` state from it).
+        rules.begin();
 
         let http = TcpListener::bind(config.listen.http)
             .await
@@ -197,6 +223,7 @@ impl Server {
             metrics,
             spans,
             logs,
+            rules,
             spanmetrics,
             replayed,
             pipeline,
@@ -223,6 +250,44 @@ impl Server {
         })
         .await?;
         Ok(())
+    }
+}
+
+/// How the UI is reached, for alerts' links: the configured URL, or the
+/// API's listen address.
+fn external_url(config: &Config) -> String {
+    if !config.alerting.external_url.is_empty() {
+        return config.alerting.external_url.clone();
+    }
+    let scheme = if config.tls.cert_file.is_some() { "https" } else { "http" };
+    let addr = config.listen.api;
+    let host = if addr.ip().is_unspecified() { "localhost".to_owned() } else { addr.ip().to_string() };
+    format!("{scheme}://{host}:{}", addr.port())
+}
+
+/// Rule output written like remote write: through the WAL into the metric
+/// store, acknowledged once stored.
+struct ThroughPipeline(Arc<Pipeline>);
+
+impl Appender for ThroughPipeline {
+    fn append(&self, tenant: &Tenant, samples: Vec<Sample>) -> BoxFuture<Result<(), String>> {
+        let (pipeline, tenant) = (self.0.clone(), tenant.clone());
+        Box::pin(async move {
+            let timeseries = samples
+                .into_iter()
+                .map(|s| TimeSeries {
+                    labels: s.labels.iter().map(|(k, v)| Label { name: k.to_owned(), value: v.to_owned() }).collect(),
+                    samples: vec![WireSample { value: s.v, timestamp: s.t }],
+                    exemplars: Vec::new(),
+                })
+                .collect();
+            let request = WriteRequest { timeseries, metadata: Vec::new() };
+            match pipeline.submit::<RemoteWrite>(&tenant, request, None).await {
+                Ok(outcome) if outcome.rejected == 0 => Ok(()),
+                Ok(outcome) => Err(outcome.message),
+                Err(e) => Err(e.to_string()),
+            }
+        })
     }
 }
 

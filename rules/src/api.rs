@@ -154,7 +154,8 @@ async fn rules(State(state): State<ApiState>, headers: HeaderMap, RawQuery(raw):
         Ok(t) => t,
         Err(r) => return r,
     };
-    let params: Vec<(String, String)> = form_urlencoded::parse(raw.unwrap_or_default().as_bytes()).into_owned().collect();
+    let params: Vec<(String, String)> =
+        form_urlencoded::parse(raw.unwrap_or_default().as_bytes()).into_owned().collect();
     let kind = match all(&params, "type").first().copied() {
         None | Some("") => None,
         Some("alert") => Some(true),

@@ -139,7 +139,8 @@ fn valid_metric_name(name: &str) -> bool {
 
 fn valid_label_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Reads and checks one rule file.
@@ -196,8 +197,9 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<GroupSpec>, FileError> {
 
 fn rule(r: RawRule, group_labels: &BTreeMap<String, Scalar>) -> Result<RuleSpec, String> {
     let expr = r.expr.filter(|e| !e.trim().is_empty()).ok_or("field 'expr' must be set in rule")?;
-    sightline_query::promql::eval::parse(&expr)
-        .map_err(|e| format!("could not parse expression: {}", e.to_string().replace("invalid parameter \"query\": ", "")))?;
+    sightline_query::promql::eval::parse(&expr).map_err(|e| {
+        format!("could not parse expression: {}", e.to_string().replace("invalid parameter \"query\": ", ""))
+    })?;
     let mut labels: BTreeMap<String, String> = group_labels.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
     labels.extend(r.labels.into_iter().map(|(k, v)| (k, v.0)));
     for name in labels.keys() {
@@ -254,7 +256,8 @@ fn rule(r: RawRule, group_labels: &BTreeMap<String, Scalar>) -> Result<RuleSpec,
 pub fn expand_globs(globs: &[String], base: &Path) -> Result<Vec<PathBuf>, FileError> {
     let mut files = Vec::new();
     for pattern in globs {
-        let full = if Path::new(pattern).is_absolute() { pattern.clone() } else { base.join(pattern).display().to_string() };
+        let full =
+            if Path::new(pattern).is_absolute() { pattern.clone() } else { base.join(pattern).display().to_string() };
         let paths = glob::glob(&full).map_err(|e| FileError { file: pattern.clone(), message: e.to_string() })?;
         files.extend(paths.filter_map(Result::ok).filter(|p| p.is_file()));
     }

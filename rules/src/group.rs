@@ -116,7 +116,10 @@ impl Group {
     pub fn stale_markers(&self, ts: i64) -> Vec<Sample> {
         let t = ts - self.query_offset.as_millis() as i64;
         let stale = f64::from_bits(STALE_NAN);
-        self.rules.iter().flat_map(|r| r.written.iter().map(move |l| Sample { labels: l.clone(), t, v: stale })).collect()
+        self.rules
+            .iter()
+            .flat_map(|r| r.written.iter().map(move |l| Sample { labels: l.clone(), t, v: stale }))
+            .collect()
     }
 
     /// Restores the `for` state of the group's alerts from the

@@ -72,6 +72,8 @@ struct Inner {
     notifier: Notifier,
     default_tenant: Tenant,
     running: Mutex<Vec<Running>>,
+    /// The groups loaded by [`Rules::load`], until [`Rules::begin`].
+    loaded: Mutex<Vec<(Tenant, GroupSpec)>>,
     status: Mutex<ReloadStatus>,
     telemetry: RulesTelemetry,
     cancel: CancellationToken,
@@ -103,7 +105,8 @@ pub fn load(config: &RulesConfig, default_tenant: &Tenant) -> Result<Vec<(Tenant
     let mut out = Vec::new();
     let mut sets = vec![(default_tenant.clone(), &config.files)];
     for (name, globs) in &config.tenants {
-        let tenant = Tenant::new(name).map_err(|e| FileError { file: format!("rules.tenants.{name}"), message: e.to_string() })?;
+        let tenant = Tenant::new(name)
+            .map_err(|e| FileError { file: format!("rules.tenants.{name}"), message: e.to_string() })?;
         sets.push((tenant, globs));
     }
     for (tenant, globs) in sets {
@@ -116,8 +119,9 @@ pub fn load(config: &RulesConfig, default_tenant: &Tenant) -> Result<Vec<(Tenant
 
 impl Rules {
     /// Loads the rule files (an error names the file, group and rule) and
-    /// starts evaluating them on the current runtime.
-    pub fn start(setup: Setup, cancel: CancellationToken) -> Result<Rules, FileError> {
+    /// starts the notifier, on the current runtime; [`Rules::begin`] starts
+    /// the evaluations.
+    pub fn load(setup: Setup, cancel: CancellationToken) -> Result<Rules, FileError> {
         let specs = load(&setup.rules, &setup.default_tenant)?;
         let timeout = Duration::from_secs(setup.alerting.timeout_seconds);
         let notifier =
@@ -133,14 +137,21 @@ impl Rules {
                 notifier,
                 default_tenant: setup.default_tenant,
                 running: Mutex::default(),
+                loaded: Mutex::new(specs),
                 status: Mutex::new(ReloadStatus { at_ms: now_ms(), error: None }),
                 telemetry: RulesTelemetry::default(),
                 cancel,
             }),
         };
         rules.inner.telemetry.last_reload_successful.set(1);
-        rules.replace(specs, true);
         Ok(rules)
+    }
+
+    /// Starts evaluating the groups loaded (once the stores hold what the
+    /// WAL replayed: alerts' `for` state is restored from them).
+    pub fn begin(&self) {
+        let specs = std::mem::take(&mut *self.inner.loaded.lock());
+        self.replace(specs, true);
     }
 
     pub fn register_telemetry(&self, registry: &mut Registry) {
@@ -269,7 +280,8 @@ async fn evaluate(inner: &Arc<Inner>, group: &Arc<Mutex<Group>>, ts: i64) {
             let mut g = group2.lock();
             let tenant = g.tenant.clone();
             let query = StoreQuery { store: &inner2.store, tenant: &tenant, limits: &inner2.limits };
-            let context = Context { external_labels: &inner2.alerting.external_labels, external_url: &inner2.external_url };
+            let context =
+                Context { external_labels: &inner2.alerting.external_labels, external_url: &inner2.external_url };
             let resend = Duration::from_secs(inner2.rules.resend_delay_seconds);
             let (samples, alerts) = g.eval_rule(i, &query, ts, &context, resend);
             (samples, alerts, g.rules[i].spec.expr.clone(), g.rules[i].last_error.is_some())

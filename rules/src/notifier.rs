@@ -114,8 +114,16 @@ impl Notifier {
     pub fn register(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("sightline_notifications");
         r.register("sent", "Alerts sent to an Alertmanager", self.telemetry.sent.clone());
-        r.register("failed", "Alerts whose sending to an Alertmanager failed (they are retried)", self.telemetry.failed.clone());
-        r.register("dropped", "Alerts dropped because the queue of an Alertmanager was full", self.telemetry.dropped.clone());
+        r.register(
+            "failed",
+            "Alerts whose sending to an Alertmanager failed (they are retried)",
+            self.telemetry.failed.clone(),
+        );
+        r.register(
+            "dropped",
+            "Alerts dropped because the queue of an Alertmanager was full",
+            self.telemetry.dropped.clone(),
+        );
         r.register("queue_length", "Alerts waiting to be sent to an Alertmanager", self.telemetry.queue.clone());
     }
 

@@ -73,12 +73,53 @@ enum Val {
 
 const FUNCTIONS: &[&str] = &[
     // Go's.
-    "and", "or", "not", "len", "index", "print", "printf", "println", "eq", "ne", "lt", "le", "gt", "ge", "html",
-    "js", "urlquery", "slice", "call", // Prometheus's.
-    "query", "first", "label", "value", "strvalue", "args", "reReplaceAll", "safeHtml", "match", "title", "toUpper",
-    "toLower", "graphLink", "tableLink", "sortByLabel", "humanize", "humanize1024", "humanizeDuration",
-    "humanizePercentage", "humanizeTimestamp", "toTime", "toDuration", "pathPrefix", "externalURL", "parseDuration",
-    "stripPort", "stripDomain", "now",
+    "and",
+    "or",
+    "not",
+    "len",
+    "index",
+    "print",
+    "printf",
+    "println",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "html",
+    "js",
+    "urlquery",
+    "slice",
+    "call", // Prometheus's.
+    "query",
+    "first",
+    "label",
+    "value",
+    "strvalue",
+    "args",
+    "reReplaceAll",
+    "safeHtml",
+    "match",
+    "title",
+    "toUpper",
+    "toLower",
+    "graphLink",
+    "tableLink",
+    "sortByLabel",
+    "humanize",
+    "humanize1024",
+    "humanizeDuration",
+    "humanizePercentage",
+    "humanizeTimestamp",
+    "toTime",
+    "toDuration",
+    "pathPrefix",
+    "externalURL",
+    "parseDuration",
+    "stripPort",
+    "stripDomain",
+    "now",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -363,7 +404,8 @@ impl Lexer<'_> {
             c if c.is_ascii_digit() || c == b'-' || c == b'+' => {
                 let start = self.i;
                 self.i += 1;
-                while self.i < self.s.len() && (self.s[self.i].is_ascii_alphanumeric() || b"._+-".contains(&self.s[self.i]))
+                while self.i < self.s.len()
+                    && (self.s[self.i].is_ascii_alphanumeric() || b"._+-".contains(&self.s[self.i]))
                 {
                     self.i += 1;
                 }
@@ -513,7 +555,9 @@ fn walk(mut v: Val, fields: &[String], data: &Data) -> Result<Val> {
 fn number(v: &Val) -> Result<f64> {
     match v {
         Val::Num(n) => Ok(*n),
-        Val::Str(s) => s.trim().parse().map_err(|_| TemplateError(format!("strconv.ParseFloat: parsing {s:?}: invalid syntax"))),
+        Val::Str(s) => {
+            s.trim().parse().map_err(|_| TemplateError(format!("strconv.ParseFloat: parsing {s:?}: invalid syntax")))
+        }
         Val::Bool(_) | Val::Map(_) | Val::Data | Val::Nil => err("can't convert the value to a number"),
     }
 }
@@ -538,7 +582,9 @@ fn call(name: &str, args: Vec<Val>, data: &Data) -> Result<Val> {
     };
     let v = match name {
         "humanize" => Val::Str(humanize(one(&args)?, 1000.0, &["k", "M", "G", "T", "P", "E", "Z", "Y"], true)),
-        "humanize1024" => Val::Str(humanize(one(&args)?, 1024.0, &["ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"], false)),
+        "humanize1024" => {
+            Val::Str(humanize(one(&args)?, 1024.0, &["ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"], false))
+        }
         "humanizeDuration" => Val::Str(humanize_duration(one(&args)?)),
         "humanizePercentage" => Val::Str(format!("{}%", gofmt::format_g(one(&args)? * 100.0, Some(4)))),
         "humanizeTimestamp" => {

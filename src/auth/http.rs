@@ -46,6 +46,7 @@ fn need(method: &Method, path: &str, metrics: MetricsAccess) -> Need {
         "/v1/traces" | "/v1/logs" | "/v1/metrics" | "/prometheus/api/v1/write" => {
             Need::Role(Role::Ingest, "send telemetry")
         }
+        "/-/reload" => Need::Role(Role::Admin, "reload rules"),
         p if p.starts_with("/api/dashboards") && method != Method::GET && method != Method::HEAD => {
             Need::Role(Role::Admin, "change dashboards")
         }

@@ -4,6 +4,7 @@
 //! Prometheus ([`prometheus`]), hand-built OTLP ([`otlp`]), and the
 //! benchmarks' data sets and measuring helpers.
 
+pub mod alertmanager;
 pub mod binary;
 pub mod log_gen;
 pub mod measure;

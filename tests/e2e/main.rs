@@ -19,6 +19,7 @@ mod otlp_sdk;
 mod overload;
 mod promql_conformance;
 mod query_limits;
+mod rules;
 mod shards;
 mod tls;
 mod traces;

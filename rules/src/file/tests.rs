@@ -68,7 +68,10 @@ fn names_the_file_group_and_rule_of_each_error() {
             rule("record: x\n        expr: up\n      - record: x\n        expr: up + 1"),
             "rule 2 (\"x\"): \"x\" is repeated in the group with the same labels".into(),
         ),
-        ("groups:\n  - name: g\n    interval: 1x\n    rules: []\n".to_string(), "group \"g\": not a valid duration string".into()),
+        (
+            "groups:\n  - name: g\n    interval: 1x\n    rules: []\n".to_string(),
+            "group \"g\": not a valid duration string".into(),
+        ),
     ];
     for (text, message) in cases {
         let e = parse("bad.yml", &text).expect_err(&text).to_string();

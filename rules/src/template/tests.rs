@@ -39,7 +39,11 @@ fn expands_as_prometheus_does() {
         ("a {{- \" b \" -}} c", 1.0, "a b c"),
         ("{{/* a comment */}}x", 1.0, "x"),
         ("{{ $x := $labels.job }}{{ $x }}!", 1.0, "node!"),
-        ("{{ query \"up\" }}", 1.0, "<error expanding template: function \"query\" is not supported by Sightline's alert templates>"),
+        (
+            "{{ query \"up\" }}",
+            1.0,
+            "<error expanding template: function \"query\" is not supported by Sightline's alert templates>",
+        ),
     ];
     for (text, value, want) in cases {
         assert_eq!(expand(text, value), want, "{text}");

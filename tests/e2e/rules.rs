@@ -1,0 +1,274 @@
+//! Rules and alerting through the real server: a Prometheus rule file,
+//! OTLP samples in, the recorded series and `ALERTS` read back through the
+//! Prometheus API, the rules and alerts APIs, a real Alertmanager that
+//! receives the alert and its resolution (and gets it late when it was
+//! down), reloads that keep the previous rules on a broken file, and
+//! `sightline rules check` agreeing with `promtool check rules`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use prost::Message;
+use sightline_proto::otlp::ExportMetricsServiceRequest;
+use sightline_proto::otlp::metrics::{
+    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
+};
+use sightline_proto::otlp::resource::Resource;
+use sightline_testkit as common;
+
+use common::alertmanager;
+use common::otlp::string_kv;
+
+const RULES: &str = r#"groups:
+  - name: ovens
+    interval: 1s
+    rules:
+      - record: job:temperature:max
+        expr: max by (job) (temperature)
+        labels:
+          source: rule
+      - alert: TooHot
+        expr: job:temperature:max > 30
+        for: 2s
+        labels:
+          severity: page
+        annotations:
+          summary: "{{ $labels.job }} is at {{ $value }} degrees"
+          hint: "{{ $value | humanize }}C on {{ $externalLabels.site }}"
+"#;
+
+/// One gauge point `temperature{job="oven"}` = `value`, now.
+fn temperature(value: f64) -> Vec<u8> {
+    let point = NumberDataPoint {
+        time_unix_nano: common::now_nanos(),
+        value: Some(number_data_point::Value::AsDouble(value)),
+        ..Default::default()
+    };
+    let metric = Metric {
+        name: "temperature".into(),
+        data: Some(metric::Data::Gauge(Gauge { data_points: vec![point] })),
+        ..Default::default()
+    };
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource { attributes: vec![string_kv("service.name", "oven")], ..Default::default() }),
+            scope_metrics: vec![ScopeMetrics { metrics: vec![metric], ..Default::default() }],
+            schema_url: String::new(),
+        }],
+    }
+    .encode_to_vec()
+}
+
+async fn send(server: &common::TestServer, value: f64) {
+    let client = reqwest::Client::new();
+    let response = common::post_protobuf(&client, &server.otlp_http_url("metrics"), temperature(value)).await;
+    assert_eq!(response.status(), 200);
+}
+
+/// The value of an instant query's single series, if there is one.
+async fn instant(server: &common::TestServer, query: &str) -> Option<f64> {
+    let body = common::get_json(&server.api_url("/prometheus/api/v1/query"), &[("query", query)], None).await?;
+    let result = body["data"]["result"].as_array()?;
+    result.first()?["value"][1].as_str()?.parse().ok()
+}
+
+fn write_rules(dir: &Path, text: &str) -> String {
+    let path = dir.join("rules.yml");
+    std::fs::write(&path, text).expect("rule file");
+    path.display().to_string()
+}
+
+async fn start(rules_dir: &Path, alertmanager_url: &str) -> common::TestServer {
+    let file = write_rules(rules_dir, RULES);
+    let url = alertmanager_url.to_owned();
+    common::start(move |c| {
+        c.rules.files = vec![file];
+        c.alerting.alertmanager_urls = vec![url];
+        c.alerting.external_labels = [("site".to_string(), "lab".to_string())].into();
+        c.alerting.external_url = "http://sightline.example:7070".into();
+        c.rules.resend_delay_seconds = 1;
+    })
+    .await
+}
+
+async fn metrics_page(server: &common::TestServer) -> String {
+    reqwest::get(server.api_url("/metrics")).await.expect("/metrics").text().await.expect("text")
+}
+
+/// The sum of the samples of `name` on the /metrics page.
+fn counter(page: &str, name: &str) -> f64 {
+    page.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_fires_reaches_alertmanager_and_resolves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let am = alertmanager::start(dir.path(), alertmanager::free_port()).await;
+    let server = start(dir.path(), &am.url).await;
+    send(&server, 35.0).await;
+
+    // The recording rule's series, with the rule's label, queryable.
+    let recorded = common::eventually("the recorded series", || {
+        instant(&server, "job:temperature:max{source=\"rule\",job=\"oven\"}")
+    })
+    .await;
+    assert_eq!(recorded, 35.0);
+
+    // Pending first (for: 2s), then firing.
+    let firing = common::eventually("the alert firing in /api/v1/alerts", || async {
+        let body = common::get_json(&server.api_url("/prometheus/api/v1/alerts"), &[], None).await?;
+        let alerts = body["data"]["alerts"].as_array()?.clone();
+        alerts.into_iter().find(|a| a["state"] == "firing")
+    })
+    .await;
+    assert_eq!(firing["labels"]["alertname"], "TooHot");
+    assert_eq!(firing["labels"]["severity"], "page");
+    assert_eq!(firing["labels"]["job"], "oven");
+    assert_eq!(firing["annotations"]["summary"], "oven is at 35 degrees");
+    assert_eq!(firing["annotations"]["hint"], "35C on lab");
+    assert_eq!(firing["value"], "3.5e+01");
+
+    // The rules API in Prometheus's shape.
+    let body = common::get_json(&server.api_url("/prometheus/api/v1/rules"), &[], None).await.expect("rules");
+    let group = &body["data"]["groups"][0];
+    assert_eq!(group["name"], "ovens");
+    assert_eq!(group["interval"], 1.0);
+    assert!(group["file"].as_str().expect("file").ends_with("rules.yml"));
+    let rules = group["rules"].as_array().expect("rules");
+    assert_eq!(rules[0]["type"], "recording");
+    assert_eq!(rules[0]["health"], "ok");
+    assert_eq!(rules[1]["type"], "alerting");
+    assert_eq!(rules[1]["state"], "firing");
+    assert_eq!(rules[1]["duration"], 2.0);
+    assert_eq!(rules[1]["annotations"]["summary"], "{{ $labels.job }} is at {{ $value }} degrees");
+    let only_alerts =
+        common::get_json(&server.api_url("/prometheus/api/v1/rules"), &[("type", "alert")], None).await.expect("rules");
+    assert_eq!(only_alerts["data"]["groups"][0]["rules"].as_array().expect("rules").len(), 1);
+    let bad = reqwest::get(server.api_url("/prometheus/api/v1/rules?type=nope")).await.expect("answer");
+    assert_eq!(bad.status(), 400);
+
+    // ALERTS and ALERTS_FOR_STATE are written as Prometheus writes them.
+    let alerts_series = common::eventually("ALERTS firing", || {
+        instant(&server, "ALERTS{alertname=\"TooHot\",alertstate=\"firing\",severity=\"page\",job=\"oven\"}")
+    })
+    .await;
+    assert_eq!(alerts_series, 1.0);
+    let active_at = instant(&server, "ALERTS_FOR_STATE{alertname=\"TooHot\"}").await.expect("for state");
+    assert!(
+        (active_at - common::now_nanos() as f64 / 1e9).abs() < 60.0,
+        "ALERTS_FOR_STATE holds when it became active"
+    );
+
+    // Alertmanager got it, with external labels and a link into the UI.
+    let received = common::eventually("the alert in Alertmanager", || async {
+        alertmanager::alerts(&am.url).await.into_iter().find(|a| a["labels"]["alertname"] == "TooHot")
+    })
+    .await;
+    assert_eq!(received["labels"]["site"], "lab");
+    assert_eq!(received["labels"]["severity"], "page");
+    assert_eq!(received["annotations"]["summary"], "oven is at 35 degrees");
+    let link = received["generatorURL"].as_str().expect("generatorURL");
+    assert!(link.starts_with("http://sightline.example:7070/#/metrics?q=job%3Atemperature%3Amax"), "{link}");
+    assert!(counter(&metrics_page(&server).await, "sightline_notifications_sent_total") >= 1.0);
+
+    // Cooler: the alert resolves here and in Alertmanager.
+    send(&server, 20.0).await;
+    common::eventually("no active alerts", || async {
+        let body = common::get_json(&server.api_url("/prometheus/api/v1/alerts"), &[], None).await?;
+        body["data"]["alerts"].as_array()?.is_empty().then_some(())
+    })
+    .await;
+    common::eventually("the alert resolved in Alertmanager", || async {
+        let held = alertmanager::alerts(&am.url).await;
+        (!held.iter().any(|a| a["labels"]["alertname"] == "TooHot")).then_some(())
+    })
+    .await;
+    let page = metrics_page(&server).await;
+    assert_eq!(counter(&page, "sightline_notifications_failed_total"), 0.0);
+    server.server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_wait_for_an_alertmanager_that_is_down() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = alertmanager::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let server = start(dir.path(), &url).await;
+    send(&server, 40.0).await;
+    common::eventually("failed sends counted", || async {
+        let page = metrics_page(&server).await;
+        (counter(&page, "sightline_notifications_failed_total") >= 1.0).then_some(())
+    })
+    .await;
+    // Evaluation goes on while the Alertmanager is away.
+    let before = counter(&metrics_page(&server).await, "sightline_rules_evaluations_total");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(counter(&metrics_page(&server).await, "sightline_rules_evaluations_total") > before);
+
+    let am = alertmanager::start(dir.path(), port).await;
+    let received = common::eventually("the alert delivered once Alertmanager is up", || async {
+        alertmanager::alerts(&am.url).await.into_iter().find(|a| a["labels"]["alertname"] == "TooHot")
+    })
+    .await;
+    assert_eq!(received["annotations"]["summary"], "oven is at 40 degrees");
+    assert!(counter(&metrics_page(&server).await, "sightline_notifications_sent_total") >= 1.0);
+    server.server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_file_stops_start_up_and_a_broken_reload_keeps_the_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write_rules(dir.path(), "groups:\n  - name: g\n    rules:\n      - record: x\n        expr: sum(up\n");
+    let mut config = common::loopback_config(dir.path());
+    config.rules.files = vec![file.clone()];
+    let error = match sightline::server::Server::start(&config).await {
+        Ok(_) => panic!("a broken rule file must stop start-up"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(error.contains(&file) && error.contains("group \"g\", rule 1 (\"x\")"), "{error}");
+    assert!(error.contains("could not parse expression"), "{error}");
+
+    let rules_dir = tempfile::tempdir().expect("tempdir");
+    let server = start(rules_dir.path(), "http://127.0.0.1:9").await;
+    let reload = || async { reqwest::Client::new().post(server.api_url("/-/reload")).send().await.expect("reload") };
+    std::fs::write(rules_dir.path().join("rules.yml"), "groups:\n  - name: g\n    colour: red\n").expect("write");
+    let answer = reload().await;
+    assert_eq!(answer.status(), 500);
+    assert!(answer.text().await.expect("text").contains("unknown field `colour`"));
+    let body = common::get_json(&server.api_url("/prometheus/api/v1/rules"), &[], None).await.expect("rules");
+    assert_eq!(body["data"]["groups"][0]["name"], "ovens", "the previous rules stay");
+    assert!(body["data"]["reloadError"].as_str().expect("the error").contains("colour"));
+    assert!(metrics_page(&server).await.contains("sightline_rules_last_reload_successful 0"));
+
+    let renamed = RULES.replace("name: ovens", "name: kilns");
+    std::fs::write(rules_dir.path().join("rules.yml"), renamed).expect("write");
+    assert_eq!(reload().await.status(), 200);
+    let body = common::get_json(&server.api_url("/prometheus/api/v1/rules"), &[], None).await.expect("rules");
+    assert_eq!(body["data"]["groups"][0]["name"], "kilns");
+    assert!(body["data"].get("reloadError").is_none());
+    assert!(metrics_page(&server).await.contains("sightline_rules_last_reload_successful 1"));
+    server.server.shutdown().await.expect("shutdown");
+}
+
+#[test]
+fn rules_check_agrees_with_promtool() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = write_rules(dir.path(), RULES);
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(&bad, "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up\n        for: soon\n")
+        .expect("write");
+    let binary = env!("CARGO_BIN_EXE_sightline");
+    let check = |file: &str| std::process::Command::new(binary).args(["rules", "check", file]).output().expect("runs");
+    let ok = check(&good);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("SUCCESS: 1 groups, 2 rules found"));
+    let failed = check(bad.to_str().expect("path"));
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stdout).contains("not a valid duration string"));
+
+    let promtool = |file: &str| std::process::Command::new("promtool").args(["check", "rules", file]).output();
+    let prom_ok = promtool(&good).expect("promtool runs (Debian's prometheus package)");
+    assert!(prom_ok.status.success(), "promtool: {}", String::from_utf8_lossy(&prom_ok.stdout));
+    let prom_bad = promtool(bad.to_str().expect("path")).expect("promtool runs");
+    assert!(!prom_bad.status.success(), "promtool refuses it too");
+}
