@@ -38,15 +38,16 @@ fn error(status: StatusCode, kind: &str, message: String) -> Response {
     (status, Json(json!({ "status": "error", "errorType": kind, "error": message }))).into_response()
 }
 
-fn tenant(state: &ApiState, headers: &HeaderMap) -> Result<Tenant, Response> {
+/// The caller's tenant (the auth layer has set the header from the key).
+fn tenant(state: &ApiState, headers: &HeaderMap) -> Option<Tenant> {
     match headers.get(state.tenant_header.as_str()) {
-        None => Ok(state.default_tenant.clone()),
-        Some(v) => v
-            .to_str()
-            .ok()
-            .and_then(|t| Tenant::new(t).ok())
-            .ok_or_else(|| error(StatusCode::BAD_REQUEST, "bad_data", "invalid tenant header".into())),
+        None => Some(state.default_tenant.clone()),
+        Some(v) => v.to_str().ok().and_then(|t| Tenant::new(t).ok()),
     }
+}
+
+fn bad_tenant() -> Response {
+    error(StatusCode::BAD_REQUEST, "bad_data", "invalid tenant header".into())
 }
 
 /// A time as Go's `time.Time` marshals it (RFC 3339, fraction without
@@ -150,10 +151,7 @@ fn all<'a>(params: &'a [(String, String)], name: &str) -> Vec<&'a str> {
 }
 
 async fn rules(State(state): State<ApiState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
-    let tenant = match tenant(&state, &headers) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+    let Some(tenant) = tenant(&state, &headers) else { return bad_tenant() };
     let params: Vec<(String, String)> =
         form_urlencoded::parse(raw.unwrap_or_default().as_bytes()).into_owned().collect();
     let kind = match all(&params, "type").first().copied() {
@@ -210,10 +208,7 @@ fn group_json(g: &Group, rules: Vec<Value>) -> Value {
 }
 
 async fn alerts(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    let tenant = match tenant(&state, &headers) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+    let Some(tenant) = tenant(&state, &headers) else { return bad_tenant() };
     let mut alerts = Vec::new();
     for g in state.rules.groups() {
         let g = g.lock();

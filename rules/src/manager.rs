@@ -292,12 +292,11 @@ async fn evaluate(inner: &Arc<Inner>, group: &Arc<Mutex<Group>>, ts: i64) {
         if failed {
             inner.telemetry.evaluation_failures.inc();
         }
-        if !samples.is_empty() {
-            if let Err(e) = inner.appender.append(&tenant, samples).await {
-                inner.telemetry.evaluation_failures.inc();
-                if let Some(rule) = group.lock().rules.get_mut(i) {
-                    rule.last_error = Some(format!("cannot write the rule's samples: {e}"));
-                }
+        let written = if samples.is_empty() { Ok(()) } else { inner.appender.append(&tenant, samples).await };
+        if let Err(e) = written {
+            inner.telemetry.evaluation_failures.inc();
+            if let Some(rule) = group.lock().rules.get_mut(i) {
+                rule.last_error = Some(format!("cannot write the rule's samples: {e}"));
             }
         }
         if !alerts.is_empty() {

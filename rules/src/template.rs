@@ -756,10 +756,8 @@ fn title(s: &str) -> String {
 }
 
 fn strip_port(s: &str) -> String {
-    if let Some(rest) = s.strip_prefix('[') {
-        if let Some(end) = rest.find(']') {
-            return rest[..end].to_owned();
-        }
+    if let Some((host, _)) = s.strip_prefix('[').and_then(|rest| rest.split_once(']')) {
+        return host.to_owned();
     }
     match s.rsplit_once(':') {
         Some((host, _)) if !host.contains(':') => host.to_owned(),

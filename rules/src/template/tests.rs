@@ -27,7 +27,7 @@ fn expands_as_prometheus_does() {
         ("{{ $value | humanizePercentage }}", 0.1234, "12.34%"),
         ("{{ printf \"%.2f\" $value }}", 2.0 / 3.0, "0.67"),
         ("{{ printf \"%d requests\" $value }}", 12.0, "12 requests"),
-        ("{{ printf \"%5.1f|%-4s|\" $value \"ab\" }}", 3.14159, "  3.1|ab  |"),
+        ("{{ printf \"%5.1f|%-4s|\" $value \"ab\" }}", 4.25, "  4.2|ab  |"),
         ("{{ $labels.missing }}", 1.0, ""),
         ("{{ if gt $value 10.0 }}high{{ else }}low{{ end }}", 11.0, "high"),
         ("{{ if gt $value 10.0 }}high{{ else if gt $value 5.0 }}mid{{ else }}low{{ end }}", 6.0, "mid"),
