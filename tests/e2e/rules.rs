@@ -60,9 +60,25 @@ fn temperature(value: f64) -> Vec<u8> {
 }
 
 async fn send(server: &common::TestServer, value: f64) {
+    send_to(&server.otlp_http_url("metrics"), value).await;
+}
+
+async fn send_to(otlp_metrics_url: &str, value: f64) {
     let client = reqwest::Client::new();
-    let response = common::post_protobuf(&client, &server.otlp_http_url("metrics"), temperature(value)).await;
+    let response = common::post_protobuf(&client, otlp_metrics_url, temperature(value)).await;
     assert_eq!(response.status(), 200);
+}
+
+/// The active alerts of `/api/v1/alerts` on the API at `api` (host:port).
+async fn active_alerts(api: &str) -> Option<Vec<serde_json::Value>> {
+    let body = common::get_json(&format!("http://{api}/prometheus/api/v1/alerts"), &[], None).await?;
+    body["data"]["alerts"].as_array().cloned()
+}
+
+/// An RFC 3339 time of the API, as Unix seconds.
+fn unix_seconds(text: &str) -> f64 {
+    let t = humantime::parse_rfc3339(text).expect("RFC 3339");
+    t.duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs_f64()
 }
 
 /// The value of an instant query's single series, if there is one.
@@ -115,10 +131,9 @@ async fn an_alert_fires_reaches_alertmanager_and_resolves() {
     assert_eq!(recorded, 35.0);
 
     // Pending first (for: 2s), then firing.
+    let api = server.server.api_addr.to_string();
     let firing = common::eventually("the alert firing in /api/v1/alerts", || async {
-        let body = common::get_json(&server.api_url("/prometheus/api/v1/alerts"), &[], None).await?;
-        let alerts = body["data"]["alerts"].as_array()?.clone();
-        alerts.into_iter().find(|a| a["state"] == "firing")
+        active_alerts(&api).await?.into_iter().find(|a| a["state"] == "firing")
     })
     .await;
     assert_eq!(firing["labels"]["alertname"], "TooHot");
@@ -173,11 +188,7 @@ async fn an_alert_fires_reaches_alertmanager_and_resolves() {
 
     // Cooler: the alert resolves here and in Alertmanager.
     send(&server, 20.0).await;
-    common::eventually("no active alerts", || async {
-        let body = common::get_json(&server.api_url("/prometheus/api/v1/alerts"), &[], None).await?;
-        body["data"]["alerts"].as_array()?.is_empty().then_some(())
-    })
-    .await;
+    common::eventually("no active alerts", || async { active_alerts(&api).await?.is_empty().then_some(()) }).await;
     common::eventually("the alert resolved in Alertmanager", || async {
         let held = alertmanager::alerts(&am.url).await;
         (!held.iter().any(|a| a["labels"]["alertname"] == "TooHot")).then_some(())
@@ -271,4 +282,50 @@ fn rules_check_agrees_with_promtool() {
     assert!(prom_ok.status.success(), "promtool: {}", String::from_utf8_lossy(&prom_ok.stdout));
     let prom_bad = promtool(bad.to_str().expect("path")).expect("promtool runs");
     assert!(!prom_bad.status.success(), "promtool refuses it too");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_the_time_an_alert_was_pending() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = write_rules(
+        dir.path(),
+        "groups:\n  - name: ovens\n    interval: 1s\n    rules:\n      - alert: TooHot\n        expr: temperature > 30\n        for: 8s\n",
+    );
+    let config = dir.path().join("sightline.toml");
+    std::fs::write(&config, format!("[rules]\nfiles = [{rules:?}]\nfor_grace_period_seconds = 0\n")).expect("config");
+    let data = dir.path().join("data");
+    let env = [("SIGHTLINE_CONFIG", config.to_str().expect("path"))];
+    let binary = env!("CARGO_BIN_EXE_sightline");
+
+    let mut first = common::binary::spawn(binary, &data, &env);
+    first.drain_log();
+    send_to(&format!("http://{}/v1/metrics", first.http), 35.0).await;
+    let pending = common::eventually("the alert pending", || async {
+        active_alerts(&first.api).await?.into_iter().find(|a| a["state"] == "pending")
+    })
+    .await;
+    let active_at = unix_seconds(pending["activeAt"].as_str().expect("activeAt"));
+    // Pending for a few evaluations (ALERTS_FOR_STATE written each second), then killed.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    first.child.kill().expect("kill");
+    first.child.wait().expect("wait");
+
+    let restarted_at = common::now_nanos() as f64 / 1e9;
+    let mut second = common::binary::spawn(binary, &data, &env);
+    second.drain_log();
+    let restored = common::eventually("the alert restored", || async {
+        let alerts = active_alerts(&second.api).await?;
+        let a = alerts.into_iter().find(|a| a["labels"]["alertname"] == "TooHot")?;
+        let at = unix_seconds(a["activeAt"].as_str()?);
+        // Until the restore (after the first evaluation) the alert looks new;
+        // restored, it keeps the time it was pending before the restart.
+        (at < restarted_at).then_some(at)
+    })
+    .await;
+    assert!(restored >= active_at, "the downtime is not counted as pending: {restored} < {active_at}");
+    let firing = common::eventually("the alert firing after the restart", || async {
+        active_alerts(&second.api).await?.into_iter().find(|a| a["state"] == "firing")
+    })
+    .await;
+    assert_eq!(unix_seconds(firing["activeAt"].as_str().expect("activeAt")), restored);
 }
