@@ -101,6 +101,7 @@ impl Server {
                 alerting: config.alerting.clone(),
                 external_url: external_url(config),
                 store: metrics.clone(),
+                logs: logs.clone(),
                 limits: config.query.clone(),
                 appender: Arc::new(ThroughPipeline(pipeline.clone())),
                 default_tenant: default_tenant.clone(),

@@ -29,7 +29,16 @@ pub struct GroupSpec {
     pub query_offset: Option<Duration>,
     /// Series (recording) or alerts (alerting) a rule may yield; 0 = any.
     pub limit: usize,
+    /// What the expressions read: PromQL over metrics, or log counts
+    /// ([`crate::logs`]; Sightline's extension `source: logs`).
+    pub source: Source,
     pub rules: Vec<RuleSpec>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Metrics,
+    Logs,
 }
 
 #[derive(Clone, Debug)]
@@ -78,6 +87,8 @@ struct RawGroup {
     limit: usize,
     #[serde(default)]
     labels: BTreeMap<String, Scalar>,
+    #[serde(default)]
+    source: Option<String>,
     #[serde(default)]
     rules: Vec<RawRule>,
 }
@@ -173,6 +184,11 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<GroupSpec>, FileError> {
             return Err(in_group("interval must be more than 0".into()));
         }
         let query_offset = g.query_offset.as_deref().map(duration).transpose().map_err(in_group)?;
+        let source = match g.source.as_deref() {
+            None | Some("metrics") => Source::Metrics,
+            Some("logs") => Source::Logs,
+            Some(other) => return Err(in_group(format!("source must be metrics or logs, not {other:?}"))),
+        };
         for name in g.labels.keys() {
             if !valid_label_name(name) {
                 return Err(in_group(format!("invalid label name: {name}")));
@@ -183,23 +199,27 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<GroupSpec>, FileError> {
         for (i, r) in g.rules.into_iter().enumerate() {
             let label = r.record.as_deref().or(r.alert.as_deref()).unwrap_or("").to_owned();
             let in_rule = |m: String| fail(format!("group {:?}, rule {} ({label:?}): {m}", g.name, i + 1));
-            let rule = rule(r, &g.labels).map_err(in_rule)?;
+            let rule = rule(r, &g.labels, source).map_err(in_rule)?;
             let identity = (rule.name.clone(), matches!(rule.kind, RuleKind::Recording), rule.labels.clone());
             if !seen.insert(identity) {
                 return Err(in_rule(format!("{:?} is repeated in the group with the same labels", rule.name)));
             }
             rules.push(rule);
         }
-        groups.push(GroupSpec { file: file.to_owned(), name: g.name, interval, query_offset, limit: g.limit, rules });
+        let (name, limit) = (g.name, g.limit);
+        groups.push(GroupSpec { file: file.to_owned(), name, interval, query_offset, limit, source, rules });
     }
     Ok(groups)
 }
 
-fn rule(r: RawRule, group_labels: &BTreeMap<String, Scalar>) -> Result<RuleSpec, String> {
+fn rule(r: RawRule, group_labels: &BTreeMap<String, Scalar>, source: Source) -> Result<RuleSpec, String> {
     let expr = r.expr.filter(|e| !e.trim().is_empty()).ok_or("field 'expr' must be set in rule")?;
-    sightline_query::promql::eval::parse(&expr).map_err(|e| {
-        format!("could not parse expression: {}", e.to_string().replace("invalid parameter \"query\": ", ""))
-    })?;
+    match source {
+        Source::Metrics => sightline_query::promql::eval::parse(&expr).map(drop).map_err(|e| {
+            format!("could not parse expression: {}", e.to_string().replace("invalid parameter \"query\": ", ""))
+        })?,
+        Source::Logs => crate::logs::parse(&expr).map(drop).map_err(|e| format!("could not parse expression: {e}"))?,
+    }
     let mut labels: BTreeMap<String, String> = group_labels.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
     labels.extend(r.labels.into_iter().map(|(k, v)| (k, v.0)));
     for name in labels.keys() {

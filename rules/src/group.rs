@@ -10,7 +10,7 @@ use sightline_query::promql::{self, Value};
 use sightline_storage::metrics::{Labels, METRIC_NAME, MetricStore, STALE_NAN, Sample};
 use sightline_storage::model::Tenant;
 
-use crate::file::{GroupSpec, RuleKind};
+use crate::file::{GroupSpec, RuleKind, Source};
 use crate::rule::{Alert, Context, Point, Query, Rule};
 
 /// Lookback of the instant vector selectors of rules (Prometheus's).
@@ -24,6 +24,7 @@ pub struct Group {
     pub interval: Duration,
     pub query_offset: Duration,
     pub limit: usize,
+    pub source: Source,
     pub rules: Vec<Rule>,
     pub last_evaluation: Option<i64>,
     pub evaluation_seconds: f64,
@@ -41,6 +42,7 @@ impl Group {
             interval: spec.interval.unwrap_or(default_interval),
             query_offset: spec.query_offset.unwrap_or_default(),
             limit: spec.limit,
+            source: spec.source,
             rules: spec.rules.into_iter().map(|r| Rule::new(r, restored)).collect(),
             last_evaluation: None,
             evaluation_seconds: 0.0,

@@ -5,7 +5,8 @@
 //! - [`file`]: rule files read and checked as `promtool check rules` does;
 //!   [`template`]: Go-template expansion of alert labels and annotations.
 //! - [`rule`]: one rule's evaluation (the alert state machine);
-//!   [`group`]: a group's evaluation, staleness markers, `for` restore.
+//!   [`group`]: a group's evaluation, staleness markers, `for` restore;
+//!   [`logs`]: log-count expressions of `source: logs` groups.
 //! - [`manager`]: the groups' tasks and reloads; [`notifier`]: the
 //!   Alertmanager client; [`api`]: the rules and alerts APIs.
 //!
@@ -18,6 +19,7 @@ pub mod config;
 pub mod file;
 mod gofmt;
 pub mod group;
+pub mod logs;
 pub mod manager;
 pub mod notifier;
 pub mod rule;

@@ -14,13 +14,15 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use sightline_query::limits::QueryLimits;
+use sightline_storage::logs::LogStore;
 use sightline_storage::metrics::{MetricStore, Sample};
 use sightline_storage::model::{Tenant, now_unix_nanos};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{AlertingConfig, RulesConfig};
-use crate::file::{self, FileError, GroupSpec};
+use crate::file::{self, FileError, GroupSpec, Source};
 use crate::group::{Group, GroupKey, StoreQuery};
+use crate::logs::LogQuery;
 use crate::notifier::{Notifier, Posted};
 use crate::rule::{Alert, Context};
 
@@ -67,6 +69,7 @@ struct Inner {
     alerting: AlertingConfig,
     external_url: String,
     store: MetricStore,
+    logs: LogStore,
     limits: QueryLimits,
     appender: Arc<dyn Appender>,
     notifier: Notifier,
@@ -91,6 +94,8 @@ pub struct Setup {
     pub alerting: AlertingConfig,
     pub external_url: String,
     pub store: MetricStore,
+    /// Read by groups with `source: logs`.
+    pub logs: LogStore,
     pub limits: QueryLimits,
     pub appender: Arc<dyn Appender>,
     pub default_tenant: Tenant,
@@ -132,6 +137,7 @@ impl Rules {
                 alerting: setup.alerting,
                 external_url: setup.external_url.trim_end_matches('/').to_owned(),
                 store: setup.store,
+                logs: setup.logs,
                 limits: setup.limits,
                 appender: setup.appender,
                 notifier,
@@ -279,11 +285,20 @@ async fn evaluate(inner: &Arc<Inner>, group: &Arc<Mutex<Group>>, ts: i64) {
         let evaluated = tokio::task::spawn_blocking(move || {
             let mut g = group2.lock();
             let tenant = g.tenant.clone();
-            let query = StoreQuery { store: &inner2.store, tenant: &tenant, limits: &inner2.limits };
             let context =
                 Context { external_labels: &inner2.alerting.external_labels, external_url: &inner2.external_url };
             let resend = Duration::from_secs(inner2.rules.resend_delay_seconds);
-            let (samples, alerts) = g.eval_rule(i, &query, ts, &context, resend);
+            let (samples, alerts) = match g.source {
+                Source::Metrics => {
+                    let query = StoreQuery { store: &inner2.store, tenant: &tenant, limits: &inner2.limits };
+                    g.eval_rule(i, &query, ts, &context, resend)
+                }
+                Source::Logs => {
+                    let deadline = Some(Instant::now() + inner2.limits.timeout());
+                    let query = LogQuery { store: &inner2.logs, tenant: &tenant, deadline };
+                    g.eval_rule(i, &query, ts, &context, resend)
+                }
+            };
             (samples, alerts, g.rules[i].spec.expr.clone(), g.rules[i].last_error.is_some())
         })
         .await;

@@ -329,3 +329,46 @@ async fn a_restart_keeps_the_time_an_alert_was_pending() {
     .await;
     assert_eq!(unix_seconds(firing["activeAt"].as_str().expect("activeAt")), restored);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_rule_fires_on_lines_and_resolves_after_its_window() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write_rules(
+        dir.path(),
+        r#"groups:
+  - name: log-lines
+    source: logs
+    interval: 1s
+    rules:
+      - record: service:log_lines:4s
+        expr: sum by (service) (count_over_time([4s]))
+      - alert: ManyLines
+        expr: sum by (service) (count_over_time(service:"crash-test" line*[4s])) > 5
+        annotations:
+          summary: "{{ $labels.service }}: {{ $value }} lines"
+"#,
+    );
+    let server = common::start(move |c| c.rules.files = vec![file]).await;
+    let client = reqwest::Client::new();
+    let lines = common::otlp::logs_request(1, 10, common::now_nanos()).encode_to_vec();
+    let response = common::post_protobuf(&client, &server.otlp_http_url("logs"), lines).await;
+    assert_eq!(response.status(), 200);
+
+    let api = server.server.api_addr.to_string();
+    let firing = common::eventually("the log alert firing", || async {
+        active_alerts(&api).await?.into_iter().find(|a| a["state"] == "firing")
+    })
+    .await;
+    assert_eq!(firing["labels"]["alertname"], "ManyLines");
+    assert_eq!(firing["labels"]["service"], "crash-test");
+    assert_eq!(firing["annotations"]["summary"], "crash-test: 10 lines");
+    let recorded = common::eventually("the recorded log count", || {
+        instant(&server, "service:log_lines:4s{service=\"crash-test\"}")
+    })
+    .await;
+    assert_eq!(recorded, 10.0);
+    // Once the lines are older than the window, the alert resolves.
+    common::eventually("the log alert resolved", || async { active_alerts(&api).await?.is_empty().then_some(()) })
+        .await;
+    server.server.shutdown().await.expect("shutdown");
+}
