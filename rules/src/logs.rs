@@ -28,8 +28,11 @@ pub struct LogCount {
     /// `by (…)` labels: `service`, `host` or `severity` (at most one).
     pub by: Option<TopField>,
     pub by_label: String,
-    pub filter: Option<(Cmp, f64)>,
+    pub filter: Option<Filter>,
 }
+
+/// A comparison with a number that keeps the series passing it.
+pub type Filter = (Cmp, f64);
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Cmp {
@@ -135,7 +138,7 @@ fn parenthesised(s: &str) -> Option<(&str, &str)> {
 }
 
 /// A trailing comparison with a number, outside parentheses and quotes.
-fn split_comparison(text: &str) -> Result<(&str, Option<(Cmp, f64)>), String> {
+fn split_comparison(text: &str) -> Result<(&str, Option<Filter>), String> {
     let Some(close) = text.rfind(')') else { return Ok((text, None)) };
     let (body, tail) = text.split_at(close + 1);
     let t = tail.trim();
