@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sightline_storage::model::Tenant;
 
-use crate::file::RuleKind;
+use crate::file::{RuleKind, Source};
 use crate::gofmt;
 use crate::group::Group;
 use crate::manager::Rules;
@@ -101,7 +101,7 @@ fn health(rule: &Rule) -> &'static str {
     }
 }
 
-fn rule_json(rule: &Rule, with_alerts: bool) -> Value {
+fn rule_json(rule: &Rule, source: Source, with_alerts: bool) -> Value {
     let common = |kind: &str| {
         json!({
             "name": rule.spec.name,
@@ -112,6 +112,15 @@ fn rule_json(rule: &Rule, with_alerts: bool) -> Value {
             "type": kind,
         })
     };
+    let mut v = rule_kind_json(rule, with_alerts, common);
+    // Not in Prometheus's answer: the log query of a `source: logs` rule.
+    if let (Source::Logs, Ok(count)) = (source, crate::logs::parse(&rule.spec.expr)) {
+        v["logQuery"] = json!(count.text);
+    }
+    v
+}
+
+fn rule_kind_json(rule: &Rule, with_alerts: bool, common: impl Fn(&str) -> Value) -> Value {
     match &rule.spec.kind {
         RuleKind::Recording => {
             let mut v = common("recording");
@@ -180,7 +189,7 @@ async fn rules(State(state): State<ApiState>, headers: HeaderMap, RawQuery(raw):
             .iter()
             .filter(|r| kind.is_none_or(|alerting| matches!(r.spec.kind, RuleKind::Alerting(_)) == alerting))
             .filter(|r| names.is_empty() || names.contains(&r.spec.name.as_str()))
-            .map(|r| rule_json(r, with_alerts))
+            .map(|r| rule_json(r, g.source, with_alerts))
             .collect();
         if filtered && rules.is_empty() {
             continue;
@@ -196,7 +205,7 @@ async fn rules(State(state): State<ApiState>, headers: HeaderMap, RawQuery(raw):
 }
 
 fn group_json(g: &Group, rules: Vec<Value>) -> Value {
-    json!({
+    let mut v = json!({
         "name": g.name,
         "file": g.file,
         "rules": rules,
@@ -204,7 +213,11 @@ fn group_json(g: &Group, rules: Vec<Value>) -> Value {
         "limit": g.limit,
         "evaluationTime": g.evaluation_seconds,
         "lastEvaluation": go_time(g.last_evaluation),
-    })
+    });
+    if g.source == Source::Logs {
+        v["source"] = json!("logs");
+    }
+    v
 }
 
 async fn alerts(State(state): State<ApiState>, headers: HeaderMap) -> Response {

@@ -23,6 +23,8 @@ use crate::rule::{Point, Query};
 /// A parsed log rule expression.
 #[derive(Clone, Debug)]
 pub struct LogCount {
+    /// The log query as written (for links into the logs explorer).
+    pub text: String,
     pub query: LogExpr,
     pub range_ms: i64,
     /// `by (…)` labels: `service`, `host` or `severity` (at most one).
@@ -104,7 +106,8 @@ pub fn parse(text: &str) -> Result<LogCount, String> {
     if range_ms <= 0 {
         return Err("the range must be more than 0".into());
     }
-    let query = log_query::parse(&args[..open]).map_err(|e| format!("log query: {e}"))?;
+    let text = args[..open].trim().to_owned();
+    let query = log_query::parse(&text).map_err(|e| format!("log query: {e}"))?;
     let (by, by_label) = match by.as_deref() {
         None | Some("") => (None, String::new()),
         Some("service") => (Some(TopField::Service), "service".into()),
@@ -112,7 +115,7 @@ pub fn parse(text: &str) -> Result<LogCount, String> {
         Some("severity") => (Some(TopField::Severity), "severity".into()),
         Some(other) => return Err(format!("log rules group by service, host or severity, not {other:?}")),
     };
-    Ok(LogCount { query, range_ms, by, by_label, filter })
+    Ok(LogCount { text, query, range_ms, by, by_label, filter })
 }
 
 /// `(inner) rest` → (inner, rest), with nested parentheses and quotes.

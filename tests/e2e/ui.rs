@@ -24,6 +24,19 @@ const BIG_TRACE: u64 = 999;
 const BIG_SPANS: u64 = 10_000;
 const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// Fires while payments has failing calls (every fourth shop trace).
+const ALERT_RULES: &str = r#"groups:
+  - name: shop
+    interval: 1s
+    rules:
+      - alert: PaymentsFailing
+        expr: sum by (service) (traces_spanmetrics_calls_total{service="payments",status_code="STATUS_CODE_ERROR"}) > 0
+        labels:
+          severity: page
+        annotations:
+          summary: "{{ $labels.service }} has failing calls"
+"#;
+
 fn resource(service: &str) -> Option<Resource> {
     Some(Resource { attributes: vec![string_kv("service.name", service)], ..Default::default() })
 }
@@ -152,9 +165,15 @@ async fn every_view_in_a_real_browser() {
         "the UI tests drive {CHROMIUM}: install Debian's chromium package (.ci/run does)"
     );
     let dir = tempfile::tempdir().expect("tempdir");
+    // A trace-based alert: on the span-derived series, in plain PromQL.
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(&rules, ALERT_RULES).expect("rule file");
+    let config = dir.path().join("sightline.toml");
+    std::fs::write(&config, format!("[rules]\nfiles = [{:?}]\n", rules.display().to_string())).expect("config");
     // Span-derived series are written every second, so that each batch below has its own samples.
-    let flush_every_second = [("SIGHTLINE_SPANMETRICS__FLUSH_INTERVAL_SECONDS", "1")];
-    let mut server = binary::spawn(env!("CARGO_BIN_EXE_sightline"), dir.path(), &flush_every_second);
+    let env =
+        [("SIGHTLINE_SPANMETRICS__FLUSH_INTERVAL_SECONDS", "1"), ("SIGHTLINE_CONFIG", config.to_str().expect("path"))];
+    let mut server = binary::spawn(env!("CARGO_BIN_EXE_sightline"), dir.path(), &env);
     server.drain_log();
     let client = reqwest::Client::new();
     let now = common::now_nanos();
@@ -181,7 +200,8 @@ async fn every_view_in_a_real_browser() {
             ("BIG_TRACE_SPANS", BIG_SPANS.to_string()),
         ],
     );
-    for view in ["services", "traces", "trace", "big-trace", "logs", "metrics", "map", "health", "dashboard"] {
+    for view in ["services", "traces", "trace", "big-trace", "logs", "metrics", "map", "health", "dashboard", "alerts"]
+    {
         assert!(shots.join(format!("{view}.png")).exists(), "screenshot of {view}");
     }
 

@@ -15,6 +15,7 @@ import { metrics } from './views/metrics';
 import { serviceMap } from './views/map';
 import { health } from './views/health';
 import { dashboards } from './views/dashboards';
+import { alerts, firingCount } from './views/alerts';
 
 const VIEWS: Record<string, View> = {
   services,
@@ -24,6 +25,7 @@ const VIEWS: Record<string, View> = {
   metrics,
   map: serviceMap,
   dashboards,
+  alerts,
   health,
 };
 
@@ -50,9 +52,18 @@ function navigation(): void {
           const val = current().params.get(k);
           if (val) keep.set(k, val);
         }
-        return h('a', { href: href(name, keep), 'aria-current': name === view ? 'page' : null }, v.title);
+        return h('a', { href: href(name, keep), 'aria-current': name === view ? 'page' : null, 'data-view': name }, v.title);
       }),
   );
+  // The number of firing alerts beside "Alerts" (nothing when none, or when the rules API is not reachable).
+  firingCount()
+    .then((n) => {
+      const link = document.querySelector('#nav a[data-view="alerts"]');
+      if (!link || !n) return;
+      link.querySelector('.badge')?.remove();
+      link.append(' ', h('span', { class: 'badge error', id: 'alert-count', title: `${n} firing alerts` }, String(n)));
+    })
+    .catch(() => undefined);
 }
 
 function controls(): void {

@@ -264,3 +264,22 @@ test('another tenant sees empty states that say what to do', async () => {
   await page.getByLabel('Tenant').fill('');
   await page.getByLabel('Tenant').press('Enter');
 });
+
+test('the alerts view shows a firing trace-based alert, its labels, and the count in the header', async () => {
+  await open('alerts');
+  const alert = page.locator('[data-alert="PaymentsFailing"][data-alert-state="firing"]');
+  await alert.waitFor();
+  const text = await alert.innerText();
+  assert.match(text, /service=payments/);
+  assert.match(text, /severity=page/);
+  assert.match(text, /alertname=PaymentsFailing/);
+  assert.match(text, /payments has failing calls/);
+  assert.match(await page.locator('#alert-summary').innerText(), /^1 firing/);
+  // The header counts firing alerts (fetched when a view is drawn).
+  await open('alerts');
+  assert.equal(await page.locator('#alert-count').innerText(), '1');
+  // A rule's expression opens in the metrics explorer.
+  const link = page.locator('[data-rule="PaymentsFailing"] a.mono');
+  assert.match(await link.getAttribute('href'), /^#\/metrics\?q=sum/);
+  await shot('alerts');
+});
