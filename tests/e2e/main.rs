@@ -20,6 +20,7 @@ mod overload;
 mod promql_conformance;
 mod query_limits;
 mod rules;
+mod rules_conformance;
 mod shards;
 mod tls;
 mod traces;
