@@ -299,8 +299,8 @@ fn prometheus_answers(report: &str) -> (BTreeMap<i64, Answer>, BTreeMap<(i64, St
             }
             answers.insert(t, answer);
             i += 3;
-        } else if line.starts_with("alertname: ") {
-            let name = line["alertname: ".len()..].split(',').next().expect("name").to_owned();
+        } else if let Some(rest) = line.strip_prefix("alertname: ") {
+            let name = rest.split(',').next().expect("name").to_owned();
             let t = time_of(line);
             let mut firing = Firing::new();
             i += 1;
