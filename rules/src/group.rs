@@ -183,3 +183,51 @@ impl Query for StoreQuery<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use sightline_storage::metrics::{Labels, is_stale};
+    use sightline_storage::model::Tenant;
+
+    use super::Group;
+    use crate::file::parse;
+    use crate::rule::{Context, Point, Query};
+
+    /// Says `up{instance="a"}` = 1 until `gone_after` (ms), nothing after;
+    /// remembers the time asked.
+    struct Until {
+        gone_after: i64,
+        asked: Cell<i64>,
+    }
+
+    impl Query for Until {
+        fn instant(&self, _: &str, t: i64) -> Result<Vec<Point>, String> {
+            self.asked.set(t);
+            let labels = Labels::new(vec![("__name__".into(), "up".into()), ("instance".into(), "a".into())]);
+            Ok(if t <= self.gone_after { vec![Point { labels, v: 1.0 }] } else { vec![] })
+        }
+    }
+
+    #[test]
+    fn query_offset_shifts_the_query_and_the_samples_and_gone_series_get_staleness_markers() {
+        let text = "groups:\n  - name: g\n    query_offset: 1m\n    rules:\n      - record: r\n        expr: up\n";
+        let spec = parse("r.yml", text).expect("valid").remove(0);
+        let mut g = Group::new(Tenant::new("default").expect("tenant"), spec, Duration::from_secs(60), true);
+        let (external, url) = (BTreeMap::new(), String::new());
+        let c = Context { external_labels: &external, external_url: &url };
+        let q = Until { gone_after: 200_000, asked: Cell::new(0) };
+        let (samples, _) = g.eval_rule(0, &q, 240_000, &c, Duration::from_secs(60));
+        assert_eq!(q.asked.get(), 180_000, "the query runs query_offset earlier");
+        assert_eq!(samples.len(), 1);
+        assert_eq!((samples[0].t, samples[0].v, samples[0].labels.name()), (180_000, 1.0, Some("r")));
+        let (samples, _) = g.eval_rule(0, &q, 300_000, &c, Duration::from_secs(60));
+        assert_eq!(samples.len(), 1, "a staleness marker for the series that went");
+        assert!(is_stale(samples[0].v) && samples[0].t == 240_000);
+        let (samples, _) = g.eval_rule(0, &q, 360_000, &c, Duration::from_secs(60));
+        assert!(samples.is_empty(), "marked stale once");
+    }
+}

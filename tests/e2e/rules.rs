@@ -27,6 +27,8 @@ const RULES: &str = r#"groups:
         expr: max by (job) (temperature)
         labels:
           source: rule
+      - record: many_to_many:example
+        expr: (vector(1) or label_replace(vector(1), "x", "1", "", "")) * on() (vector(1) or label_replace(vector(1), "x", "1", "", ""))
       - alert: TooHot
         expr: job:temperature:max > 30
         for: 2s
@@ -152,10 +154,21 @@ async fn an_alert_fires_reaches_alertmanager_and_resolves() {
     let rules = group["rules"].as_array().expect("rules");
     assert_eq!(rules[0]["type"], "recording");
     assert_eq!(rules[0]["health"], "ok");
-    assert_eq!(rules[1]["type"], "alerting");
-    assert_eq!(rules[1]["state"], "firing");
-    assert_eq!(rules[1]["duration"], 2.0);
-    assert_eq!(rules[1]["annotations"]["summary"], "{{ $labels.job }} is at {{ $value }} degrees");
+    // A rule that fails when evaluated says why; the rules after it still run.
+    assert_eq!(rules[1]["health"], "err");
+    assert!(rules[1]["lastError"].as_str().expect("lastError").contains("many-to-many"), "{}", rules[1]);
+    assert_eq!(rules[2]["type"], "alerting");
+    assert_eq!(rules[2]["state"], "firing");
+    assert_eq!(rules[2]["duration"], 2.0);
+    assert_eq!(rules[2]["annotations"]["summary"], "{{ $labels.job }} is at {{ $value }} degrees");
+    let by_name = common::get_json(&server.api_url("/prometheus/api/v1/rules"), &[("rule_name[]", "TooHot")], None)
+        .await
+        .expect("rules");
+    assert_eq!(by_name["data"]["groups"][0]["rules"].as_array().expect("rules").len(), 1);
+    let other_file = common::get_json(&server.api_url("/prometheus/api/v1/rules"), &[("file[]", "other.yml")], None)
+        .await
+        .expect("rules");
+    assert_eq!(other_file["data"]["groups"].as_array().expect("groups").len(), 0);
     let only_alerts =
         common::get_json(&server.api_url("/prometheus/api/v1/rules"), &[("type", "alert")], None).await.expect("rules");
     assert_eq!(only_alerts["data"]["groups"][0]["rules"].as_array().expect("rules").len(), 1);
@@ -272,7 +285,7 @@ fn rules_check_agrees_with_promtool() {
     let check = |file: &str| std::process::Command::new(binary).args(["rules", "check", file]).output().expect("runs");
     let ok = check(&good);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("SUCCESS: 1 groups, 2 rules found"));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("SUCCESS: 1 groups, 3 rules found"));
     let failed = check(bad.to_str().expect("path"));
     assert!(!failed.status.success());
     assert!(String::from_utf8_lossy(&failed.stdout).contains("not a valid duration string"));
@@ -287,12 +300,14 @@ fn rules_check_agrees_with_promtool() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_keeps_the_time_an_alert_was_pending() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let rules = write_rules(
+    let rules = dir.path().join("rules.yml");
+    write_rules(
         dir.path(),
         "groups:\n  - name: ovens\n    interval: 1s\n    rules:\n      - alert: TooHot\n        expr: temperature > 30\n        for: 8s\n",
     );
     let config = dir.path().join("sightline.toml");
-    std::fs::write(&config, format!("[rules]\nfiles = [{rules:?}]\nfor_grace_period_seconds = 0\n")).expect("config");
+    let file = rules.display().to_string();
+    std::fs::write(&config, format!("[rules]\nfiles = [{file:?}]\nfor_grace_period_seconds = 0\n")).expect("config");
     let data = dir.path().join("data");
     let env = [("SIGHTLINE_CONFIG", config.to_str().expect("path"))];
     let binary = env!("CARGO_BIN_EXE_sightline");
@@ -328,6 +343,16 @@ async fn a_restart_keeps_the_time_an_alert_was_pending() {
     })
     .await;
     assert_eq!(unix_seconds(firing["activeAt"].as_str().expect("activeAt")), restored);
+
+    // SIGHUP reloads the rule files.
+    std::fs::write(&rules, RULES).expect("rules");
+    let hup = std::process::Command::new("kill").args(["-HUP", &second.child.id().to_string()]).status().expect("kill");
+    assert!(hup.success());
+    common::eventually("the reloaded rules", || async {
+        let body = common::get_json(&format!("http://{}/prometheus/api/v1/rules", second.api), &[], None).await?;
+        (body["data"]["groups"][0]["rules"].as_array()?.len() == 3).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -370,5 +395,39 @@ async fn a_log_rule_fires_on_lines_and_resolves_after_its_window() {
     // Once the lines are older than the window, the alert resolves.
     common::eventually("the log alert resolved", || async { active_alerts(&api).await?.is_empty().then_some(()) })
         .await;
+    server.server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_file_bound_to_a_tenant_reads_and_writes_that_tenant() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write_rules(
+        dir.path(),
+        "groups:\n  - name: acme-ovens\n    interval: 1s\n    rules:\n      - record: acme:temperature:max\n        expr: max(temperature)\n",
+    );
+    let server = common::start(move |c| c.rules.tenants = [("acme".to_string(), vec![file])].into()).await;
+    let client = reqwest::Client::new();
+    let sent = client
+        .post(server.otlp_http_url("metrics"))
+        .header("content-type", "application/x-protobuf")
+        .header("X-Scope-OrgID", "acme")
+        .body(temperature(21.0))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(sent.status(), 200);
+    let query = server.api_url("/prometheus/api/v1/query");
+    let recorded = common::eventually("acme's recorded series", || async {
+        let body = common::get_json(&query, &[("query", "acme:temperature:max")], Some("acme")).await?;
+        body["data"]["result"][0]["value"][1].as_str()?.parse::<f64>().ok()
+    })
+    .await;
+    assert_eq!(recorded, 21.0);
+    assert_eq!(instant(&server, "acme:temperature:max").await, None, "the default tenant sees none of it");
+    let rules = server.api_url("/prometheus/api/v1/rules");
+    let acme = common::get_json(&rules, &[], Some("acme")).await.expect("rules");
+    assert_eq!(acme["data"]["groups"][0]["name"], "acme-ovens");
+    let default = common::get_json(&rules, &[], None).await.expect("rules");
+    assert_eq!(default["data"]["groups"].as_array().expect("groups").len(), 0);
     server.server.shutdown().await.expect("shutdown");
 }
