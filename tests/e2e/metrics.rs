@@ -225,7 +225,10 @@ fn promtool_accepts(text: &str) {
     std::io::Write::write_all(&mut check.stdin.take().expect("stdin"), text.as_bytes()).expect("write");
     let out = check.wait_with_output().expect("promtool");
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "promtool check metrics: {said}");
+    // On a failure, the lines around the one promtool names.
+    let line = said.split("in line ").nth(1).and_then(|l| l.split(':').next()?.parse::<usize>().ok()).unwrap_or(0);
+    let around: Vec<&str> = text.lines().skip(line.saturating_sub(8)).take(10).collect();
+    assert!(out.status.success(), "promtool check metrics: {said}\n{}", around.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -13,10 +13,12 @@ use sightline_storage::model::Tenant;
 
 /// The family of a series name and its type, from the store's metadata:
 /// `x_bucket` belongs to the histogram `x`, `x_total` to the counter `x`.
+/// A histogram's or summary's `_bucket`, `_sum` and `_count` stay in it even
+/// when something described them on their own (a Prometheus that scraped
+/// them and remote-wrote them back, say): the text format's readers put
+/// them in the histogram or summary anyway, and a second `# HELP` for it is
+/// an error.
 fn family(name: &str, meta: &BTreeMap<String, Meta>) -> (String, &'static str) {
-    if let Some(m) = meta.get(name) {
-        return (name.to_owned(), m.kind);
-    }
     for suffix in ["_bucket", "_sum", "_count"] {
         if let Some(base) = name.strip_suffix(suffix)
             && let Some(m) = meta.get(base)
@@ -25,7 +27,10 @@ fn family(name: &str, meta: &BTreeMap<String, Meta>) -> (String, &'static str) {
             return (base.to_owned(), m.kind);
         }
     }
-    (name.to_owned(), "untyped")
+    match meta.get(name) {
+        Some(m) => (name.to_owned(), m.kind),
+        None => (name.to_owned(), "untyped"),
+    }
 }
 
 fn escape(v: &str) -> String {
@@ -162,6 +167,16 @@ mod tests {
         assert_eq!(Format::Text.family("orders_total", "counter"), ("orders_total", "counter"));
         assert_eq!(Format::OpenMetrics.family("orders_total", "counter"), ("orders", "counter"));
         assert_eq!(Format::OpenMetrics.family("latency_seconds", "histogram"), ("latency_seconds", "histogram"));
+    }
+
+    #[test]
+    fn a_summarys_parts_stay_in_it_when_described_on_their_own() {
+        let summary = Meta { kind: "summary", help: String::new(), unit: String::new() };
+        let meta: BTreeMap<String, Meta> =
+            [("rpc_seconds".to_string(), summary), ("rpc_seconds_count".to_string(), Meta::unknown())].into();
+        assert_eq!(family("rpc_seconds_count", &meta), ("rpc_seconds".to_string(), "summary"));
+        assert_eq!(family("rpc_seconds", &meta), ("rpc_seconds".to_string(), "summary"));
+        assert_eq!(family("other_count", &meta), ("other_count".to_string(), "untyped"));
     }
 
     #[test]
