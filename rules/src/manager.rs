@@ -262,7 +262,7 @@ async fn run(inner: Arc<Inner>, group: Arc<Mutex<Group>>, stop: CancellationToke
             }
         }
         last = Some(ts);
-        evaluate(&inner, &group, ts).await;
+        evaluate(&inner, &group, ts, &stop).await;
         if restore {
             restore = false;
             let (inner, group) = (inner.clone(), group.clone());
@@ -273,14 +273,18 @@ async fn run(inner: Arc<Inner>, group: Arc<Mutex<Group>>, stop: CancellationToke
     }
 }
 
-/// One evaluation of every rule of the group at `ts`, in order.
-async fn evaluate(inner: &Arc<Inner>, group: &Arc<Mutex<Group>>, ts: i64) {
+/// One evaluation of every rule of the group at `ts`, in order; stops
+/// between rules once the group is stopped (a reload handed its state on).
+async fn evaluate(inner: &Arc<Inner>, group: &Arc<Mutex<Group>>, ts: i64, stop: &CancellationToken) {
     let started = Instant::now();
     let (count, tenant) = {
         let g = group.lock();
         (g.rules.len(), g.tenant.clone())
     };
     for i in 0..count {
+        if stop.is_cancelled() {
+            return;
+        }
         let (inner2, group2) = (inner.clone(), group.clone());
         let evaluated = tokio::task::spawn_blocking(move || {
             let mut g = group2.lock();
