@@ -65,6 +65,12 @@ fn go_time(ms: Option<i64>) -> String {
     }
 }
 
+/// A number as Go's `encoding/json` writes a float64: whole numbers without
+/// a fraction (`60`, not `60.0`).
+fn go_number(v: f64) -> Value {
+    if v.fract() == 0.0 && v.abs() < 1e15 { json!(v as i64) } else { json!(v) }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ApiAlert {
@@ -107,7 +113,7 @@ fn rule_json(rule: &Rule, source: Source, with_alerts: bool) -> Value {
             "name": rule.spec.name,
             "query": rule.spec.expr,
             "health": health(rule),
-            "evaluationTime": rule.evaluation_seconds,
+            "evaluationTime": go_number(rule.evaluation_seconds),
             "lastEvaluation": go_time(rule.last_evaluation),
             "type": kind,
         })
@@ -137,8 +143,8 @@ fn rule_kind_json(rule: &Rule, with_alerts: bool, common: impl Fn(&str) -> Value
             let mut alerts: Vec<ApiAlert> = if with_alerts { active(rule).map(api_alert).collect() } else { vec![] };
             alerts.sort_by(|x, y| x.labels.cmp(&y.labels));
             v["state"] = json!(state_of(rule));
-            v["duration"] = json!(a.hold.as_secs_f64());
-            v["keepFiringFor"] = json!(a.keep_firing_for.as_secs_f64());
+            v["duration"] = go_number(a.hold.as_secs_f64());
+            v["keepFiringFor"] = go_number(a.keep_firing_for.as_secs_f64());
             v["labels"] = json!(rule.spec.labels);
             v["annotations"] = json!(a.annotations);
             v["alerts"] = json!(alerts);
@@ -209,9 +215,9 @@ fn group_json(g: &Group, rules: Vec<Value>) -> Value {
         "name": g.name,
         "file": g.file,
         "rules": rules,
-        "interval": g.interval.as_secs_f64(),
+        "interval": go_number(g.interval.as_secs_f64()),
         "limit": g.limit,
-        "evaluationTime": g.evaluation_seconds,
+        "evaluationTime": go_number(g.evaluation_seconds),
         "lastEvaluation": go_time(g.last_evaluation),
     });
     if g.source == Source::Logs {

@@ -255,13 +255,28 @@ async fn a_broken_file_stops_start_up_and_a_broken_reload_keeps_the_rules() {
     let rules_dir = tempfile::tempdir().expect("tempdir");
     let server = start(rules_dir.path(), "http://127.0.0.1:9").await;
     let reload = || async { reqwest::Client::new().post(server.api_url("/-/reload")).send().await.expect("reload") };
-    std::fs::write(rules_dir.path().join("rules.yml"), "groups:\n  - name: g\n    colour: red\n").expect("write");
-    let answer = reload().await;
-    assert_eq!(answer.status(), 500);
-    assert!(answer.text().await.expect("text").contains("unknown field `colour`"));
-    let body = common::get_json(&server.api_url("/prometheus/api/v1/rules"), &[], None).await.expect("rules");
-    assert_eq!(body["data"]["groups"][0]["name"], "ovens", "the previous rules stay");
-    assert!(body["data"]["reloadError"].as_str().expect("the error").contains("colour"));
+    let rule = |body: &str| format!("groups:\n  - name: g\n    rules:\n      - {body}\n");
+    let broken = [
+        ("groups: [".to_string(), "did not find expected"),
+        ("groups:\n  - name: g\n    colour: red\n".to_string(), "unknown field `colour`"),
+        (rule("record: x\n        expr: sum(up"), "could not parse expression"),
+        (rule("record: x\n        expr: up\n      - record: x\n        expr: up"), "repeated in the group"),
+        (rule("alert: A\n        expr: up\n        for: soon"), "not a valid duration string"),
+        (
+            rule("alert: A\n        expr: up\n        annotations:\n          s: '{{ nosuch }}'"),
+            "function \"nosuch\" not defined",
+        ),
+    ];
+    for (text, message) in broken {
+        std::fs::write(rules_dir.path().join("rules.yml"), &text).expect("write");
+        let answer = reload().await;
+        assert_eq!(answer.status(), 500, "{text}");
+        let said = answer.text().await.expect("text");
+        assert!(said.contains(message) && said.contains("rules.yml"), "{text}\n→ {said}");
+        let body = common::get_json(&server.api_url("/prometheus/api/v1/rules"), &[], None).await.expect("rules");
+        assert_eq!(body["data"]["groups"][0]["name"], "ovens", "the previous rules stay");
+        assert!(body["data"]["reloadError"].as_str().expect("the error").contains(message));
+    }
     assert!(metrics_page(&server).await.contains("sightline_rules_last_reload_successful 0"));
 
     let renamed = RULES.replace("name: ovens", "name: kilns");

@@ -455,3 +455,109 @@ fn recorded_series_and_alerts_equal_prometheus_minute_by_minute() {
     }
     assert!(compared > 2000, "{compared} points compared");
 }
+
+const SHAPES: &str = r#"groups:
+  - name: shape
+    interval: 1s
+    limit: 10
+    rules:
+      - record: shape:labelled
+        expr: vector(1)
+        labels:
+          team: a
+      - record: shape:bare
+        expr: vector(2)
+      - alert: ShapeFiring
+        expr: vector(1)
+        keep_firing_for: 1m
+        labels:
+          severity: page
+        annotations:
+          summary: "value {{ $value }}"
+      - alert: ShapePending
+        expr: vector(3)
+        for: 1h
+      - alert: ShapeFailing
+        expr: (vector(1) or label_replace(vector(1), "x", "1", "", "")) * on() (vector(1) or label_replace(vector(1), "x", "1", "", ""))
+"#;
+
+/// A JSON document with every value replaced by its type: what must agree
+/// between two servers that answer the same thing at different times.
+fn shape(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value as V;
+    match v {
+        V::Object(m) => V::Object(m.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+        V::Array(a) => V::Array(a.iter().map(shape).collect()),
+        V::String(_) => V::String("string".into()),
+        V::Number(_) => V::String("number".into()),
+        V::Bool(_) => V::String("bool".into()),
+        V::Null => V::Null,
+    }
+}
+
+/// The parts of a rules answer that do not depend on when it was asked.
+fn stable(rules: &serde_json::Value) -> serde_json::Value {
+    let mut v = rules.clone();
+    for g in v["data"]["groups"].as_array_mut().expect("groups") {
+        for key in ["evaluationTime", "lastEvaluation"] {
+            g.as_object_mut().expect("group").remove(key);
+        }
+        for r in g["rules"].as_array_mut().expect("rules") {
+            let r = r.as_object_mut().expect("rule");
+            for key in ["evaluationTime", "lastEvaluation", "query", "lastError"] {
+                r.remove(key);
+            }
+            for a in r.get_mut("alerts").and_then(|a| a.as_array_mut()).into_iter().flatten() {
+                a.as_object_mut().expect("alert").remove("activeAt");
+            }
+        }
+    }
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rules_and_alerts_apis_answer_as_prometheus_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules_path = dir.path().join("rules.yml");
+    std::fs::write(&rules_path, SHAPES).expect("rules");
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs: []\n",
+        rules_path.display()
+    );
+    let prometheus = common::prometheus::start(dir.path(), &config).await;
+    let file = rules_path.display().to_string();
+    let server = common::start(move |c| c.rules.files = vec![file]).await;
+    let sightline = format!("http://{}/prometheus", server.server.api_addr);
+    // Both have evaluated every rule: the failing one reports its error, the
+    // firing one fires.
+    let settled = |base: String| async move {
+        let body = common::get_json(&format!("{base}/api/v1/rules"), &[], None).await?;
+        let rules = body["data"]["groups"][0]["rules"].as_array()?;
+        let ready = rules.iter().all(|r| r["health"] != "unknown")
+            && rules.iter().any(|r| r["name"] == "ShapeFiring" && r["state"] == "firing");
+        ready.then_some(body)
+    };
+    let theirs = common::eventually("Prometheus's rules", || settled(prometheus.url.clone())).await;
+    let ours = common::eventually("Sightline's rules", || settled(sightline.clone())).await;
+    assert_eq!(shape(&ours), shape(&theirs), "Sightline: {ours:#}\nPrometheus: {theirs:#}");
+    assert_eq!(stable(&ours), stable(&theirs));
+    let failing = |v: &serde_json::Value| v["data"]["groups"][0]["rules"][4]["lastError"].as_str().map(str::to_owned);
+    assert!(failing(&ours).expect("lastError").contains("many-to-many"));
+    assert!(failing(&theirs).expect("lastError").contains("many-to-many"));
+
+    let alerts = |base: String| async move { common::get_json(&format!("{base}/api/v1/alerts"), &[], None).await };
+    let (ours, theirs) =
+        (alerts(sightline.clone()).await.expect("alerts"), alerts(prometheus.url.clone()).await.expect("alerts"));
+    assert_eq!(shape(&ours), shape(&theirs), "Sightline: {ours:#}\nPrometheus: {theirs:#}");
+    let without_times = |v: &serde_json::Value| {
+        let mut v = v.clone();
+        for a in v["data"]["alerts"].as_array_mut().expect("alerts") {
+            a.as_object_mut().expect("alert").remove("activeAt");
+        }
+        let mut list = v["data"]["alerts"].as_array().cloned().unwrap_or_default();
+        list.sort_by_key(|a| a["labels"]["alertname"].as_str().map(str::to_owned));
+        list
+    };
+    assert_eq!(without_times(&ours), without_times(&theirs));
+    server.server.shutdown().await.expect("shutdown");
+}
