@@ -13,6 +13,7 @@
 
 use std::time::Instant;
 
+use sightline_query::http::logs::severity_name;
 use sightline_query::log_query;
 use sightline_storage::logs::{LogExpr, LogStore, TimeRange, TopField};
 use sightline_storage::metrics::Labels;
@@ -176,38 +177,32 @@ impl Query for LogQuery<'_> {
                     .map_err(|e| e.to_string())?;
                 vec![Point { labels: Labels::default(), v: buckets.iter().sum::<u64>() as f64 }]
             }
-            Some(field) => self
-                .store
-                .top_values(self.tenant, &count.query, range, field, usize::MAX, self.deadline)
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .map(|(value, n)| {
-                    let value = if field == TopField::Severity { severity_name(&value) } else { value };
-                    Point { labels: Labels::new(vec![(count.by_label.clone(), value)]), v: n as f64 }
-                })
-                .collect(),
+            Some(field) => {
+                let top = self
+                    .store
+                    .top_values(self.tenant, &count.query, range, field, usize::MAX, self.deadline)
+                    .map_err(|e| e.to_string())?;
+                // Severities by name (`ERROR` covers 17–20), as the log API counts them.
+                let mut by_value: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+                for (value, n) in top {
+                    let value = if field == TopField::Severity {
+                        severity_name(value.parse().unwrap_or(0)).to_owned()
+                    } else {
+                        value
+                    };
+                    *by_value.entry(value).or_default() += n;
+                }
+                by_value
+                    .into_iter()
+                    .map(|(value, n)| Point { labels: Labels::new(vec![(count.by_label.clone(), value)]), v: n as f64 })
+                    .collect()
+            }
         };
         if let Some((cmp, bound)) = count.filter {
             points.retain(|p| cmp.keeps(p.v, bound));
         }
         Ok(points)
     }
-}
-
-/// A severity number's name (`17` → `ERROR`), as the log API reports it.
-fn severity_name(number: &str) -> String {
-    let n: u8 = number.parse().unwrap_or(0);
-    let name = match n {
-        1..=4 => "TRACE",
-        5..=8 => "DEBUG",
-        9..=12 => "INFO",
-        13..=16 => "WARN",
-        17..=20 => "ERROR",
-        21..=24 => "FATAL",
-        _ => return number.to_owned(),
-    };
-    let step = (n - 1) % 4;
-    if step == 0 { name.to_owned() } else { format!("{name}{}", step + 1) }
 }
 
 #[cfg(test)]
@@ -235,7 +230,5 @@ mod tests {
             let e = parse(bad).expect_err(bad);
             assert!(e.contains(message), "{bad}: {e}");
         }
-        assert_eq!(severity_name("17"), "ERROR");
-        assert_eq!(severity_name("18"), "ERROR2");
     }
 }

@@ -9,6 +9,8 @@
 
 use sightline_testkit as common;
 
+use sightline_loadgen::Rng;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,18 +35,6 @@ fn start(data_dir: &std::path::Path) -> Running {
     let mut running = common::binary::spawn(env!("CARGO_BIN_EXE_sightline"), data_dir, &env);
     running.drain_log();
     running
-}
-
-/// A small xorshift generator: the kill moments, from a printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 #[derive(Default)]

@@ -8,6 +8,8 @@
 
 use sightline_testkit as common;
 
+use sightline_loadgen::Rng;
+
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 
@@ -23,20 +25,6 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[];
 
 /// A series of the data set: its labels and `(t_secs, value)` samples.
 type SeriesData = (Vec<(String, String)>, Vec<(i64, f64)>);
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// The seeded data set: `(labels, [(t_secs, value)])`.
 fn data() -> Vec<SeriesData> {

@@ -30,6 +30,8 @@ use sightline_rules::rule::{AlertState, Context};
 use sightline_storage::metrics::{Labels, MetricStore, MetricStoreConfig, Sample};
 use sightline_testkit as common;
 
+use sightline_loadgen::Rng;
+
 const MINUTES: i64 = 60;
 /// What is compared at every minute.
 const OUTPUTS: &str = r#"{__name__=~"rec:.+|ALERTS|ALERTS_FOR_STATE"}"#;
@@ -156,17 +158,6 @@ const RULES: &str = r#"groups:
       - alert: Always
         expr: vector(1)
 "#;
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 /// A seeded series: its text (`name{…}`) and a value (or none) per minute.
 struct Input {
