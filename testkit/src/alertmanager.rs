@@ -36,12 +36,7 @@ pub async fn start(dir: &std::path::Path, port: u16) -> Alertmanager {
         .spawn()
         .expect("prometheus-alertmanager runs (Debian's prometheus-alertmanager package; scripts/test installs it)");
     let url = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    crate::eventually("Alertmanager ready", || {
-        let (client, url) = (client.clone(), format!("{url}/-/ready"));
-        async move { client.get(url).send().await.ok().filter(|r| r.status() == 200).map(|_| ()) }
-    })
-    .await;
+    crate::wait_ready("Alertmanager", &url).await;
     Alertmanager { child, url }
 }
 

@@ -99,6 +99,16 @@ pub async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut check:
     }
 }
 
+/// Waits until `{url}/-/ready` answers 200 (Prometheus, Alertmanager).
+pub async fn wait_ready(what: &str, url: &str) {
+    let client = reqwest::Client::new();
+    eventually(&format!("{what} ready"), || {
+        let (client, url) = (client.clone(), format!("{url}/-/ready"));
+        async move { client.get(url).send().await.ok().filter(|r| r.status() == 200).map(|_| ()) }
+    })
+    .await;
+}
+
 /// POSTs `body` as OTLP protobuf (`application/x-protobuf`) to `url`.
 pub async fn post_protobuf(client: &reqwest::Client, url: &str, body: Vec<u8>) -> reqwest::Response {
     client.post(url).header("content-type", "application/x-protobuf").body(body).send().await.expect("POST")

@@ -31,11 +31,6 @@ pub async fn start(dir: &std::path::Path, config: &str) -> Prometheus {
         .spawn()
         .expect("prometheus runs (install Debian's prometheus package; .ci/run does)");
     let url = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    crate::eventually("Prometheus ready", || {
-        let (client, url) = (client.clone(), format!("{url}/-/ready"));
-        async move { client.get(url).send().await.ok().filter(|r| r.status() == 200).map(|_| ()) }
-    })
-    .await;
+    crate::wait_ready("Prometheus", &url).await;
     Prometheus { child, url, port }
 }

@@ -142,7 +142,12 @@ fn browser_tests(file: &str, settings: &[(&str, String)]) -> std::path::PathBuf 
     let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
     let out = Command::new("node")
         .args(["--test", "--test-reporter=spec", file])
-        .current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui"))
+        // Where cargo runs the tests from (not where this binary was built).
+        .current_dir(
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), std::path::PathBuf::from)
+                .join("ui"),
+        )
         .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
         .env("CHROMIUM", CHROMIUM)
         .env("SCREENSHOTS", &shots)

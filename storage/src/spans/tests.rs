@@ -262,10 +262,16 @@ async fn retention_deletes_whole_parts_past_their_age() {
     blocking(move || reopened.shutdown_blocking()).await;
 }
 
+/// This crate's folder: as cargo says when it runs the tests (a test binary
+/// reused from a build in another clone would otherwise look there).
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), Into::into)
+}
+
 /// A data directory holding a copy of the checked-in part of `version`
 /// (tenant `compat`).
 fn checked_in_sample(version: u32) -> tempfile::TempDir {
-    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/spans-v{version}"));
+    let data = manifest_dir().join(format!("tests/data/spans-v{version}"));
     let copy = tempfile::tempdir().expect("tempdir");
     let dest = copy.path().join("spans/compat");
     std::fs::create_dir_all(&dest).expect("mkdir");
@@ -367,8 +373,7 @@ async fn older_parts_compact_with_new_ones_keeping_every_resource() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "writes the checked-in compatibility sample"]
 async fn write_current_version_sample() {
-    let out =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/spans-v{}", part::FORMAT_VERSION));
+    let out = manifest_dir().join(format!("tests/data/spans-v{}", part::FORMAT_VERSION));
     std::fs::create_dir_all(&out).expect("mkdir");
     let fs = LocalFileSystem::new_with_prefix(&out).expect("fs");
     let tenant = Tenant::new("compat").expect("tenant");
