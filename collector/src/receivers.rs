@@ -1,3 +1,4 @@
+pub mod loki;
 pub mod otlp_grpc;
 pub mod otlp_http;
 pub mod remote_write;

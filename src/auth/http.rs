@@ -43,7 +43,7 @@ fn need(method: &Method, path: &str, metrics: MetricsAccess) -> Need {
             MetricsAccess::Read => Need::Role(Role::Read, "read /metrics"),
             MetricsAccess::Admin => Need::Role(Role::Admin, "read /metrics"),
         },
-        "/v1/traces" | "/v1/logs" | "/v1/metrics" | "/prometheus/api/v1/write" => {
+        "/v1/traces" | "/v1/logs" | "/v1/metrics" | "/prometheus/api/v1/write" | "/loki/api/v1/push" => {
             Need::Role(Role::Ingest, "send telemetry")
         }
         "/-/reload" => Need::Role(Role::Admin, "reload rules"),

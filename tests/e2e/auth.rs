@@ -120,6 +120,11 @@ async fn call(s: &TestServer, surface: &str, cred: Cred) -> String {
                 .header("content-type", "application/x-protobuf")
                 .body(body)
         }
+        "POST /loki/api/v1/push" => with(http.post(s.api_url("/loki/api/v1/push")))
+            .header("content-type", "application/json")
+            .body(r#"{"streams":[{"stream":{"app":"a"},"values":[["1700000000000000000","x"]]}]}"#),
+        "GET /prometheus/api/v1/rules" => with(http.get(s.api_url("/prometheus/api/v1/rules"))),
+        "POST /-/reload" => with(http.post(s.api_url("/-/reload"))),
         "GET /api/traces" => with(http.get(s.api_url("/api/traces?service=x"))),
         "GET /jaeger/api/services" => with(http.get(s.api_url("/jaeger/api/services"))),
         "GET /prometheus/api/v1/query" => with(http.get(s.api_url("/prometheus/api/v1/query?query=up"))),
@@ -154,6 +159,9 @@ async fn every_surface_checks_the_key_and_its_role() {
         ),
         ("OTLP/HTTP POST /v1/logs", [u, u, "200", "403", "200"]),
         ("remote_write", [u, u, "204", "403", "204"]),
+        ("POST /loki/api/v1/push", [u, u, "204", "403", "204"]),
+        ("GET /prometheus/api/v1/rules", [u, u, "403", "200", "200"]),
+        ("POST /-/reload", [u, u, "403", "403", "200"]),
         ("GET /api/traces", [u, u, "403", "200", "200"]),
         ("GET /jaeger/api/services", [u, u, "403", "200", "200"]),
         ("GET /prometheus/api/v1/query", [u, u, "403", "200", "200"]),

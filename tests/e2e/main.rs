@@ -12,6 +12,7 @@ mod crash_recovery;
 mod disk_full;
 mod loadgen;
 mod logs;
+mod loki;
 mod memory_limit;
 mod metrics;
 mod openapi;

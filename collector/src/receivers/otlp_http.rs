@@ -63,12 +63,12 @@ fn format(headers: &HeaderMap) -> Result<Format, IngestError> {
 }
 
 #[derive(Clone, Copy)]
-enum Encoding {
+pub(crate) enum Encoding {
     Identity,
     Gzip,
 }
 
-fn encoding(headers: &HeaderMap) -> Result<Encoding, IngestError> {
+pub(crate) fn encoding(headers: &HeaderMap) -> Result<Encoding, IngestError> {
     match headers.get(header::CONTENT_ENCODING).map(|v| v.to_str().map(str::trim)) {
         None | Some(Ok("" | "identity")) => Ok(Encoding::Identity),
         Some(Ok(v)) if v.eq_ignore_ascii_case("gzip") => Ok(Encoding::Gzip),
@@ -80,7 +80,7 @@ fn encoding(headers: &HeaderMap) -> Result<Encoding, IngestError> {
 }
 
 /// Decompresses at most `limit` bytes; more is a 413, not an allocation.
-fn decompress(encoding: Encoding, body: Bytes, limit: usize) -> Result<Bytes, IngestError> {
+pub(crate) fn decompress(encoding: Encoding, body: Bytes, limit: usize) -> Result<Bytes, IngestError> {
     match encoding {
         Encoding::Identity => Ok(body),
         Encoding::Gzip => {
