@@ -64,6 +64,8 @@ pub struct Listen {
     pub http: SocketAddr,
     /// Query APIs, `/metrics` and the web UI.
     pub api: SocketAddr,
+    /// Zipkin's span API (`POST /api/v2/spans`).
+    pub zipkin: SocketAddr,
 }
 
 impl Default for Listen {
@@ -72,6 +74,7 @@ impl Default for Listen {
             grpc: SocketAddr::from(([0, 0, 0, 0], 4317)),
             http: SocketAddr::from(([0, 0, 0, 0], 4318)),
             api: SocketAddr::from(([0, 0, 0, 0], 7070)),
+            zipkin: SocketAddr::from(([0, 0, 0, 0], 9411)),
         }
     }
 }

@@ -32,6 +32,9 @@ struct Cli {
     /// API, UI and /metrics address [default: 0.0.0.0:7070].
     #[arg(long, global = true)]
     api_listen: Option<std::net::SocketAddr>,
+    /// Zipkin span API address [default: 0.0.0.0:9411].
+    #[arg(long, global = true)]
+    zipkin_listen: Option<std::net::SocketAddr>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -91,6 +94,9 @@ impl Cli {
         }
         if let Some(a) = self.api_listen {
             config.listen.api = a;
+        }
+        if let Some(a) = self.zipkin_listen {
+            config.listen.zipkin = a;
         }
         Ok(config)
     }
@@ -182,6 +188,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!("OTLP/gRPC listening on {}", server.grpc_addr);
         tracing::info!("OTLP/HTTP listening on {}", server.http_addr);
         tracing::info!("API and /metrics listening on {}", server.api_addr);
+        tracing::info!("Zipkin listening on {}", server.zipkin_addr);
         let ui_host = if server.api_addr.ip().is_unspecified() {
             "localhost".to_owned()
         } else {

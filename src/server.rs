@@ -13,7 +13,7 @@ use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use sightline_collector::receivers::{loki, otlp_grpc, otlp_http, remote_write};
+use sightline_collector::receivers::{loki, otlp_grpc, otlp_http, remote_write, zipkin};
 use sightline_collector::signal::RemoteWrite;
 use sightline_collector::spanmetrics::DerivedMetrics;
 use sightline_collector::{Pipeline, Sinks};
@@ -43,6 +43,7 @@ pub struct Server {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub api_addr: SocketAddr,
+    pub zipkin_addr: SocketAddr,
     pub metrics: MetricStore,
     pub spans: SpanStore,
     pub logs: LogStore,
@@ -189,8 +190,15 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen.http))?;
         let http_addr = http.local_addr()?;
-        let app = guarded(otlp_http::router(pipeline.clone()), guard);
+        let app = guarded(otlp_http::router(pipeline.clone()), guard.clone());
         tasks.push(serve_http("OTLP/HTTP", http, tls.as_ref(), app, cancel.clone()));
+
+        let zipkin_listener = TcpListener::bind(config.listen.zipkin)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen.zipkin))?;
+        let zipkin_addr = zipkin_listener.local_addr()?;
+        let app = guarded(zipkin::router(pipeline.clone()), guard);
+        tasks.push(serve_http("Zipkin", zipkin_listener, tls.as_ref(), app, cancel.clone()));
 
         let grpc = TcpListener::bind(config.listen.grpc)
             .await
@@ -222,6 +230,7 @@ impl Server {
             grpc_addr,
             http_addr,
             api_addr,
+            zipkin_addr,
             metrics,
             spans,
             logs,

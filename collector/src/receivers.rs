@@ -1,4 +1,6 @@
+mod adapter;
 pub mod loki;
 pub mod otlp_grpc;
 pub mod otlp_http;
 pub mod remote_write;
+pub mod zipkin;

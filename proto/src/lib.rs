@@ -7,11 +7,13 @@
 //!   names, `null` as the default, 64-bit integers as strings or numbers) with
 //!   the OTLP exceptions (trace and span ids as hex), as the OpenTelemetry
 //!   Collector does. Unknown keys are ignored, as the OTLP specification asks.
-//! - [`prometheus`]: remote write 1.0; [`loki`]: Loki's push request.
+//! - [`prometheus`]: remote write 1.0; [`loki`]: Loki's push request;
+//!   [`zipkin`]: Zipkin v2 spans.
 
 pub mod json;
 pub mod loki;
 pub mod prometheus;
+pub mod zipkin;
 
 /// OTLP protobuf messages and services.
 pub mod otlp {

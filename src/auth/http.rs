@@ -43,9 +43,12 @@ fn need(method: &Method, path: &str, metrics: MetricsAccess) -> Need {
             MetricsAccess::Read => Need::Role(Role::Read, "read /metrics"),
             MetricsAccess::Admin => Need::Role(Role::Admin, "read /metrics"),
         },
-        "/v1/traces" | "/v1/logs" | "/v1/metrics" | "/prometheus/api/v1/write" | "/loki/api/v1/push" => {
-            Need::Role(Role::Ingest, "send telemetry")
-        }
+        "/v1/traces"
+        | "/v1/logs"
+        | "/v1/metrics"
+        | "/prometheus/api/v1/write"
+        | "/loki/api/v1/push"
+        | "/api/v2/spans" => Need::Role(Role::Ingest, "send telemetry"),
         "/-/reload" => Need::Role(Role::Admin, "reload rules"),
         p if p.starts_with("/api/dashboards") && method != Method::GET && method != Method::HEAD => {
             Need::Role(Role::Admin, "change dashboards")

@@ -55,6 +55,7 @@ pub fn spawn(binary: &str, data_dir: &Path, env: &[(&str, &str)]) -> Running {
     let mut child = Command::new(binary)
         .args(["--data-dir", data_dir.to_str().expect("utf-8 path")])
         .args(["--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
+        .args(["--zipkin-listen", "127.0.0.1:0"])
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .spawn()

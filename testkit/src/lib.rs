@@ -31,7 +31,7 @@ pub fn loopback_config(dir: &std::path::Path) -> Config {
     let any = "127.0.0.1:0".parse().expect("address");
     Config {
         data_dir: dir.to_path_buf(),
-        listen: sightline::config::Listen { grpc: any, http: any, api: any },
+        listen: sightline::config::Listen { grpc: any, http: any, api: any, zipkin: any },
         ..Config::default()
     }
 }
@@ -51,6 +51,10 @@ impl TestServer {
 
     pub fn otlp_http_url(&self, signal: &str) -> String {
         format!("http://{}/v1/{signal}", self.server.http_addr)
+    }
+
+    pub fn zipkin_url(&self) -> String {
+        format!("http://{}/api/v2/spans", self.server.zipkin_addr)
     }
 
     pub fn api_url(&self, path: &str) -> String {
@@ -97,6 +101,12 @@ pub async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut check:
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The Python that runs the real Python clients (`scripts/test` makes a
+/// virtual environment with them and names it in `PYTHON_FOR_TESTS`).
+pub fn python() -> String {
+    std::env::var("PYTHON_FOR_TESTS").unwrap_or_else(|_| "/var/tmp/sightline-venv/bin/python".into())
 }
 
 /// Waits until `{url}/-/ready` answers 200 (Prometheus, Alertmanager).

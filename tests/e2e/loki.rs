@@ -148,12 +148,6 @@ async fn bad_pushes_get_loki_s_answers() {
     server.server.shutdown().await.expect("shutdown");
 }
 
-/// The Python the tests run real Python clients with (`scripts/test` makes
-/// a virtual environment with them).
-fn python() -> String {
-    std::env::var("SIGHTLINE_TEST_PYTHON").unwrap_or_else(|_| "/var/tmp/sightline-venv/bin/python".into())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_logging_loki_ships_into_sightline() {
     let server = common::start(|_| {}).await;
@@ -169,7 +163,7 @@ log.error("payment failed for order 9", extra={{"tags": {{"order": "9"}}}})
 "#,
         url(&server)
     );
-    let out = std::process::Command::new(python())
+    let out = std::process::Command::new(common::python())
         .args(["-c", &script])
         .output()
         .expect("python runs (scripts/test makes /var/tmp/sightline-venv with python-logging-loki)");

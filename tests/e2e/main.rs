@@ -26,3 +26,4 @@ mod shards;
 mod tls;
 mod traces;
 mod ui;
+mod zipkin;
