@@ -28,6 +28,7 @@ pub struct Config {
     pub spanmetrics: sightline_collector::spanmetrics::SpanMetricsConfig,
     pub auth: crate::auth::AuthConfig,
     pub query: sightline_query::limits::QueryLimits,
+    pub syslog: sightline_collector::receivers::syslog::SyslogConfig,
     pub rules: sightline_rules::RulesConfig,
     pub alerting: sightline_rules::AlertingConfig,
     pub tls: crate::tls::TlsConfig,
@@ -47,6 +48,7 @@ impl Default for Config {
             spanmetrics: Default::default(),
             auth: Default::default(),
             query: Default::default(),
+            syslog: Default::default(),
             rules: Default::default(),
             alerting: Default::default(),
             tls: Default::default(),
@@ -66,6 +68,9 @@ pub struct Listen {
     pub api: SocketAddr,
     /// Zipkin's span API (`POST /api/v2/spans`).
     pub zipkin: SocketAddr,
+    /// Syslog over TCP and UDP on this address; off unless set
+    /// (`"0.0.0.0:1514"`, say).
+    pub syslog: Option<SocketAddr>,
 }
 
 impl Default for Listen {
@@ -75,6 +80,7 @@ impl Default for Listen {
             http: SocketAddr::from(([0, 0, 0, 0], 4318)),
             api: SocketAddr::from(([0, 0, 0, 0], 7070)),
             zipkin: SocketAddr::from(([0, 0, 0, 0], 9411)),
+            syslog: None,
         }
     }
 }

@@ -35,6 +35,9 @@ struct Cli {
     /// Zipkin span API address [default: 0.0.0.0:9411].
     #[arg(long, global = true)]
     zipkin_listen: Option<std::net::SocketAddr>,
+    /// Syslog (TCP and UDP) address [default: off].
+    #[arg(long, global = true)]
+    syslog_listen: Option<std::net::SocketAddr>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -97,6 +100,9 @@ impl Cli {
         }
         if let Some(a) = self.zipkin_listen {
             config.listen.zipkin = a;
+        }
+        if let Some(a) = self.syslog_listen {
+            config.listen.syslog = Some(a);
         }
         Ok(config)
     }
@@ -189,6 +195,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!("OTLP/HTTP listening on {}", server.http_addr);
         tracing::info!("API and /metrics listening on {}", server.api_addr);
         tracing::info!("Zipkin listening on {}", server.zipkin_addr);
+        if let Some(addr) = server.syslog_addr {
+            tracing::info!("Syslog listening on {addr} (TCP and UDP)");
+        }
         let ui_host = if server.api_addr.ip().is_unspecified() {
             "localhost".to_owned()
         } else {

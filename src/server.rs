@@ -13,6 +13,7 @@ use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use sightline_collector::receivers::syslog::Syslog;
 use sightline_collector::receivers::{loki, otlp_grpc, otlp_http, remote_write, zipkin};
 use sightline_collector::signal::RemoteWrite;
 use sightline_collector::spanmetrics::DerivedMetrics;
@@ -44,6 +45,8 @@ pub struct Server {
     pub http_addr: SocketAddr,
     pub api_addr: SocketAddr,
     pub zipkin_addr: SocketAddr,
+    /// TCP and UDP, when `listen.syslog` is set.
+    pub syslog_addr: Option<SocketAddr>,
     pub metrics: MetricStore,
     pub spans: SpanStore,
     pub logs: LogStore,
@@ -111,6 +114,10 @@ impl Server {
         )
         .context("cannot load the rule files")?;
         rules.register_telemetry(&mut registry);
+        let syslog = match config.listen.syslog {
+            Some(_) => Some(Syslog::new(pipeline.clone(), &config.syslog, &mut registry).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
         let rss = Gauge::<i64>::default();
         registry.register("sightline_process_resident_memory_bytes", "Resident set size of the process", rss.clone());
         let registry = Arc::new(registry);
@@ -200,6 +207,21 @@ impl Server {
         let app = guarded(zipkin::router(pipeline.clone()), guard);
         tasks.push(serve_http("Zipkin", zipkin_listener, tls.as_ref(), app, cancel.clone()));
 
+        let syslog_addr = match (syslog, config.listen.syslog) {
+            (Some(syslog), Some(addr)) => {
+                let tcp = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (TCP)"))?;
+                let bound = tcp.local_addr()?;
+                // UDP on the port TCP got (the same when it was given).
+                let udp = tokio::net::UdpSocket::bind(bound)
+                    .await
+                    .with_context(|| format!("cannot listen on {bound} (UDP)"))?;
+                tasks.push(tokio::spawn(syslog.clone().serve_tcp(tcp, cancel.clone())));
+                tasks.push(tokio::spawn(syslog.serve_udp(udp, cancel.clone())));
+                Some(bound)
+            }
+            _ => None,
+        };
+
         let grpc = TcpListener::bind(config.listen.grpc)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen.grpc))?;
@@ -231,6 +253,7 @@ impl Server {
             http_addr,
             api_addr,
             zipkin_addr,
+            syslog_addr,
             metrics,
             spans,
             logs,

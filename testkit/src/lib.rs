@@ -31,7 +31,7 @@ pub fn loopback_config(dir: &std::path::Path) -> Config {
     let any = "127.0.0.1:0".parse().expect("address");
     Config {
         data_dir: dir.to_path_buf(),
-        listen: sightline::config::Listen { grpc: any, http: any, api: any, zipkin: any },
+        listen: sightline::config::Listen { grpc: any, http: any, api: any, zipkin: any, syslog: None },
         ..Config::default()
     }
 }
@@ -101,6 +101,17 @@ pub async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut check:
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The hits of a log search on `server`, polled until there are `n`.
+pub async fn log_hits(server: &TestServer, query: &str, n: usize) -> Vec<serde_json::Value> {
+    let api = server.api_url("/api/logs");
+    eventually(&format!("{n} lines for {query:?}"), || async {
+        let body = get_json(&api, &[("query", query), ("limit", "100")], None).await?;
+        let hits = body["hits"].as_array()?.clone();
+        (hits.len() == n).then_some(hits)
+    })
+    .await
 }
 
 /// The Python that runs the real Python clients (`scripts/test` makes a

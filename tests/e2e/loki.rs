@@ -15,17 +15,6 @@ fn url(server: &common::TestServer) -> String {
     server.api_url("/loki/api/v1/push")
 }
 
-/// The hits of a log search, polled until there are `n`.
-async fn hits(server: &common::TestServer, query: &str, n: usize) -> Vec<Value> {
-    let api = server.api_url("/api/logs");
-    common::eventually(&format!("{n} lines for {query:?}"), || async {
-        let body = common::get_json(&api, &[("query", query), ("limit", "100")], None).await?;
-        let hits = body["hits"].as_array()?.clone();
-        (hits.len() == n).then_some(hits)
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lines_pushed_as_loki_clients_push_them_are_searchable() {
     let server = common::start(|_| {}).await;
@@ -81,7 +70,7 @@ async fn lines_pushed_as_loki_clients_push_them_are_searchable() {
 
     // Stream labels are resource attributes (app → service.name, as Loki 3
     // discovers it); a `level` makes the severity.
-    let checkout = hits(&server, "service:checkout", 2).await;
+    let checkout = common::log_hits(&server, "service:checkout", 2).await;
     let declined = checkout.iter().find(|h| h["body"] == "card declined for order 2").expect("the declined line");
     assert_eq!(declined["severity"], "ERROR");
     assert_eq!(declined["attributes"]["order_id"], "2");
@@ -90,8 +79,8 @@ async fn lines_pushed_as_loki_clients_push_them_are_searchable() {
     assert_eq!(declined["timeUnixNano"], (now + 2).to_string());
     let placed = checkout.iter().find(|h| h["body"] == "order 1 placed").expect("the placed line");
     assert_eq!(placed["severity"], "INFO", "the stream's level");
-    assert_eq!(hits(&server, "service:checkout severity>=ERROR", 1).await.len(), 1);
-    let billing = hits(&server, "service:billing", 2).await;
+    assert_eq!(common::log_hits(&server, "service:checkout severity>=ERROR", 1).await.len(), 1);
+    let billing = common::log_hits(&server, "service:billing", 2).await;
     assert!(billing.iter().any(|h| h["attributes"]["invoice"] == "7" && h["resource"]["host"] == "b-1"));
     assert!(billing.iter().all(|h| h["resource"].get("service_name").is_none()), "service_name becomes service.name");
     server.server.shutdown().await.expect("shutdown");
@@ -168,7 +157,7 @@ log.error("payment failed for order 9", extra={{"tags": {{"order": "9"}}}})
         .output()
         .expect("python runs (scripts/test makes /var/tmp/sightline-venv with python-logging-loki)");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines = hits(&server, "service:pyshop", 2).await;
+    let lines = common::log_hits(&server, "service:pyshop", 2).await;
     let error = lines.iter().find(|h| h["body"] == "payment failed for order 9").expect("the error line");
     assert_eq!(error["severity"], "ERROR");
     assert_eq!(error["resource"]["order"], "9");

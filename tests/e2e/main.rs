@@ -23,6 +23,7 @@ mod query_limits;
 mod rules;
 mod rules_conformance;
 mod shards;
+mod syslog;
 mod tls;
 mod traces;
 mod ui;

@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use sightline_proto::otlp::common::{AnyValue, KeyValue, any_value};
 
 use super::otlp_http::{Encoding, decompress, discard_body, encoding, read_body, retry_later, status_of};
 use crate::error::IngestError;
@@ -77,4 +78,22 @@ pub fn answer(result: Result<Outcome, IngestError>, stored: StatusCode, items: &
 pub fn content_type(headers: &HeaderMap) -> String {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+/// A string attribute.
+pub fn string_kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.to_owned())) }),
+        key_strindex: 0,
+    }
+}
+
+/// An integer attribute.
+pub fn int_kv(key: &str, value: i64) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue { value: Some(any_value::Value::IntValue(value)) }),
+        key_strindex: 0,
+    }
 }

@@ -7,11 +7,12 @@
 //! as attributes and a severity from a `level` (or `detected_level`,
 //! `severity`, `lvl`) label or metadata.
 
+use crate::receivers::adapter::string_kv as string;
 use serde::Deserialize;
 use serde_json::Value;
 use sightline_proto::loki::{EntryAdapter, LabelPairAdapter, PushRequest};
 use sightline_proto::otlp::ExportLogsServiceRequest;
-use sightline_proto::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use sightline_proto::otlp::common::{AnyValue, InstrumentationScope, any_value};
 use sightline_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use sightline_proto::otlp::resource::Resource;
 
@@ -33,14 +34,6 @@ const LEVEL_KEYS: [&str; 4] = ["level", "detected_level", "severity", "lvl"];
 
 /// Why a push request cannot be taken (Loki answers 400 with it).
 pub type Invalid = String;
-
-fn string(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.to_owned())) }),
-        key_strindex: 0,
-    }
-}
 
 /// Parses a stream selector `{a="x", b="y"}` (values in Go's quoting).
 pub fn parse_labels(text: &str) -> Result<Vec<(String, String)>, Invalid> {

@@ -14,8 +14,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::receivers::adapter::{int_kv as int, string_kv as string};
 use sightline_proto::otlp::ExportTraceServiceRequest;
-use sightline_proto::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use sightline_proto::otlp::common::InstrumentationScope;
 use sightline_proto::otlp::resource::Resource;
 use sightline_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status, span, status};
 use sightline_proto::zipkin::{JsonEndpoint, JsonSpan, ListOfSpans};
@@ -44,22 +45,6 @@ struct Endpoint {
     service: Option<String>,
     ip: Option<String>,
     port: Option<u16>,
-}
-
-fn string(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.to_owned())) }),
-        key_strindex: 0,
-    }
-}
-
-fn int(key: &str, value: i64) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue { value: Some(any_value::Value::IntValue(value)) }),
-        key_strindex: 0,
-    }
 }
 
 fn trace_id(bytes: &[u8]) -> Result<[u8; 16], Invalid> {

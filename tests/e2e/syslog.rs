@@ -1,0 +1,110 @@
+//! Syslog through the real server: Python's `logging.handlers.SysLogHandler`
+//! over UDP and TCP, and Debian's `rsyslog` forwarding lines written with
+//! `logger` over TCP (RFC 5424, octet-counted) and UDP; every line found by
+//! the log search with its service, host and severity.
+
+use std::process::{Child, Command};
+
+use serde_json::Value;
+use sightline_testkit as common;
+
+async fn server() -> common::TestServer {
+    common::start(|c| c.listen.syslog = Some("127.0.0.1:0".parse().expect("address"))).await
+}
+
+fn line<'a>(hits: &'a [Value], body: &str) -> &'a Value {
+    hits.iter().find(|h| h["body"] == body).unwrap_or_else(|| panic!("no line {body:?} in {hits:#?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_s_syslog_handler_over_udp_and_tcp() {
+    let server = server().await;
+    let addr = server.server.syslog_addr.expect("syslog listens");
+    let script = r#"
+import logging, logging.handlers, socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+for name, kind in (("udp", socket.SOCK_DGRAM), ("tcp", socket.SOCK_STREAM)):
+    handler = logging.handlers.SysLogHandler(address=(host, port), socktype=kind)
+    handler.ident = "pyapp: "
+    log = logging.getLogger(name)
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.error(name + " disk full on /var")
+    log.warning(name + " slow answers")
+    handler.close()
+"#;
+    let out = Command::new(common::python())
+        .args(["-c", script, &addr.ip().to_string(), &addr.port().to_string()])
+        .output()
+        .expect("python runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let found = common::log_hits(&server, "service:pyapp", 4).await;
+    for transport in ["udp", "tcp"] {
+        let error = line(&found, &format!("{transport} disk full on /var"));
+        assert_eq!(error["severity"], "ERROR");
+        assert_eq!(error["attributes"]["syslog.facility"], 1, "user");
+        assert_eq!(line(&found, &format!("{transport} slow answers"))["severity"], "WARN");
+    }
+    let metrics = reqwest::get(server.api_url("/metrics")).await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("sightline_syslog_received_total{transport=\"udp\"} 2"), "counted");
+    server.server.shutdown().await.expect("shutdown");
+}
+
+/// rsyslogd in the foreground with its own socket, pid file and work dir.
+struct Rsyslog(Child);
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsyslog_forwards_over_tcp_and_udp() {
+    let server = server().await;
+    let port = server.server.syslog_addr.expect("syslog listens").port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("log.sock");
+    let config = dir.path().join("rsyslog.conf");
+    let forward = |protocol: &str, extra: &str| {
+        format!(
+            "action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{port}\" protocol=\"{protocol}\" {extra} template=\"RSYSLOG_SyslogProtocol23Format\")\n"
+        )
+    };
+    let text = format!(
+        "global(workDirectory=\"{dir}\")\nmodule(load=\"imuxsock\" SysSock.Use=\"off\")\ninput(type=\"imuxsock\" Socket=\"{socket}\")\n{tcp}{udp}",
+        dir = dir.path().display(),
+        socket = socket.display(),
+        tcp = forward("tcp", "TCP_Framing=\"octet-counted\""),
+        udp = forward("udp", ""),
+    );
+    std::fs::write(&config, text).expect("config");
+    let rsyslogd = Command::new("rsyslogd")
+        .arg("-n")
+        .arg("-f")
+        .arg(&config)
+        .arg("-i")
+        .arg(dir.path().join("rsyslogd.pid"))
+        .spawn()
+        .expect("rsyslogd runs (Debian's rsyslog package; scripts/test installs it)");
+    let _rsyslogd = Rsyslog(rsyslogd);
+    common::eventually("rsyslog's socket", || async { socket.exists().then_some(()) }).await;
+    for (priority, message) in [("user.err", "payment gateway refused"), ("daemon.info", "nightly export done")] {
+        let sent = Command::new("logger")
+            .args(["-u", socket.to_str().expect("path"), "-t", "shipper", "-p", priority, message])
+            .status()
+            .expect("logger runs");
+        assert!(sent.success());
+    }
+    // Each line arrives twice: once over TCP, once over UDP.
+    let found = common::log_hits(&server, "service:shipper", 4).await;
+    let errors: Vec<&Value> = found.iter().filter(|h| h["body"] == "payment gateway refused").collect();
+    assert_eq!(errors.len(), 2);
+    assert!(errors.iter().all(|h| h["severity"] == "ERROR" && h["attributes"]["syslog.version"] == 1));
+    assert!(errors.iter().all(|h| h["resource"]["host.name"].as_str().is_some_and(|h| !h.is_empty())));
+    let info = line(&found, "nightly export done");
+    assert_eq!(info["severity"], "INFO");
+    assert_eq!(info["attributes"]["syslog.facility"], 3, "daemon");
+    server.server.shutdown().await.expect("shutdown");
+}
