@@ -104,7 +104,11 @@ async fn py_zipkin_reports_a_two_service_trace_in_json_and_protobuf() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_span_reports_get_zipkin_s_answers() {
-    let server = common::start(|_| {}).await;
+    let server = common::start(|c| {
+        c.ingest.rate_limit.items_per_second = 1;
+        c.ingest.rate_limit.burst_items = 2;
+    })
+    .await;
     let client = reqwest::Client::new();
     for (body, content_type, status, message) in [
         (&b"{}"[..], "application/json", 400, "invalid Zipkin JSON"),
@@ -122,5 +126,20 @@ async fn bad_span_reports_get_zipkin_s_answers() {
         assert_eq!(answer.status(), status, "{message}");
         assert!(answer.text().await.expect("text").contains(message), "{message}");
     }
+    // Over the tenant's rate: 429 with Retry-After (a full bucket admits one
+    // report larger than the burst; the next waits).
+    let report = |n: u64| {
+        let spans: Vec<Value> = (1..=n)
+            .map(|i| {
+                serde_json::json!({"traceId": "463ac35c9f6413ad", "id": format!("{i:016x}"), "name": "x",
+                "timestamp": 1_700_000_000_000_000u64, "duration": 10, "localEndpoint": {"serviceName": "z"}})
+            })
+            .collect();
+        client.post(server.zipkin_url()).header("content-type", "application/json").json(&spans).send()
+    };
+    assert_eq!(report(3).await.expect("POST").status(), 202);
+    let refused = report(3).await.expect("POST");
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
     server.server.shutdown().await.expect("shutdown");
 }
