@@ -14,7 +14,7 @@ use object_store::local::LocalFileSystem;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use sightline_collector::receivers::syslog::Syslog;
-use sightline_collector::receivers::{loki, otlp_grpc, otlp_http, remote_write, zipkin};
+use sightline_collector::receivers::{elasticsearch, loki, otlp_grpc, otlp_http, remote_write, zipkin};
 use sightline_collector::signal::RemoteWrite;
 use sightline_collector::spanmetrics::DerivedMetrics;
 use sightline_collector::{Pipeline, Sinks};
@@ -159,6 +159,7 @@ impl Server {
         let app = sightline_query::router(query)
             .merge(remote_write::router(pipeline.clone()))
             .merge(loki::router(pipeline.clone()))
+            .merge(elasticsearch::router(pipeline.clone()))
             .merge(sightline_rules::api::router(sightline_rules::api::ApiState {
                 rules: rules.clone(),
                 tenant_header: config.ingest.tenant_header.clone(),

@@ -1,4 +1,5 @@
 mod adapter;
+pub mod elasticsearch;
 pub mod loki;
 pub mod otlp_grpc;
 pub mod otlp_http;

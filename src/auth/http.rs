@@ -50,6 +50,8 @@ fn need(method: &Method, path: &str, metrics: MetricsAccess) -> Need {
         | "/loki/api/v1/push"
         | "/api/v2/spans" => Need::Role(Role::Ingest, "send telemetry"),
         "/-/reload" => Need::Role(Role::Admin, "reload rules"),
+        // The bulk API and the probes shippers send before it.
+        p if p == "/elasticsearch" || p.starts_with("/elasticsearch/") => Need::Role(Role::Ingest, "send telemetry"),
         p if p.starts_with("/api/dashboards") && method != Method::GET && method != Method::HEAD => {
             Need::Role(Role::Admin, "change dashboards")
         }

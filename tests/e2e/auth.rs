@@ -126,6 +126,9 @@ async fn call(s: &TestServer, surface: &str, cred: Cred) -> String {
         "POST :9411/api/v2/spans" => with(http.post(s.zipkin_url()))
             .header("content-type", "application/json")
             .body(r#"[{"traceId":"463ac35c9f6413ad","id":"a2fb4a1d1a96d312","name":"x","timestamp":1700000000000000,"duration":10,"localEndpoint":{"serviceName":"z"}}]"#),
+        "POST /elasticsearch/_bulk" => with(http.post(s.api_url("/elasticsearch/_bulk")))
+            .header("content-type", "application/x-ndjson")
+            .body("{\"index\":{\"_index\":\"a\"}}\n{\"message\":\"x\"}\n"),
         "GET /prometheus/api/v1/rules" => with(http.get(s.api_url("/prometheus/api/v1/rules"))),
         "POST /-/reload" => with(http.post(s.api_url("/-/reload"))),
         "GET /api/traces" => with(http.get(s.api_url("/api/traces?service=x"))),
@@ -164,6 +167,7 @@ async fn every_surface_checks_the_key_and_its_role() {
         ("remote_write", [u, u, "204", "403", "204"]),
         ("POST /loki/api/v1/push", [u, u, "204", "403", "204"]),
         ("POST :9411/api/v2/spans", [u, u, "202", "403", "202"]),
+        ("POST /elasticsearch/_bulk", [u, u, "200", "403", "200"]),
         ("GET /prometheus/api/v1/rules", [u, u, "403", "200", "200"]),
         ("POST /-/reload", [u, u, "403", "403", "200"]),
         ("GET /api/traces", [u, u, "403", "200", "200"]),

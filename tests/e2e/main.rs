@@ -10,6 +10,7 @@ mod cli;
 mod crash_loop;
 mod crash_recovery;
 mod disk_full;
+mod elasticsearch;
 mod loadgen;
 mod logs;
 mod loki;

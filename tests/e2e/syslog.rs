@@ -3,7 +3,7 @@
 //! `logger` over TCP (RFC 5424, octet-counted) and UDP; every line found by
 //! the log search with its service, host and severity.
 
-use std::process::{Child, Command};
+use std::process::Command;
 
 use serde_json::Value;
 use sightline_testkit as common;
@@ -50,53 +50,20 @@ for name, kind in (("udp", socket.SOCK_DGRAM), ("tcp", socket.SOCK_STREAM)):
     server.server.shutdown().await.expect("shutdown");
 }
 
-/// rsyslogd in the foreground with its own socket, pid file and work dir.
-struct Rsyslog(Child);
-
-impl Drop for Rsyslog {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rsyslog_forwards_over_tcp_and_udp() {
     let server = server().await;
     let port = server.server.syslog_addr.expect("syslog listens").port();
     let dir = tempfile::tempdir().expect("tempdir");
-    let socket = dir.path().join("log.sock");
-    let config = dir.path().join("rsyslog.conf");
     let forward = |protocol: &str, extra: &str| {
         format!(
             "action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{port}\" protocol=\"{protocol}\" {extra} template=\"RSYSLOG_SyslogProtocol23Format\")\n"
         )
     };
-    let text = format!(
-        "global(workDirectory=\"{dir}\")\nmodule(load=\"imuxsock\" SysSock.Use=\"off\")\ninput(type=\"imuxsock\" Socket=\"{socket}\")\n{tcp}{udp}",
-        dir = dir.path().display(),
-        socket = socket.display(),
-        tcp = forward("tcp", "TCP_Framing=\"octet-counted\""),
-        udp = forward("udp", ""),
-    );
-    std::fs::write(&config, text).expect("config");
-    let rsyslogd = Command::new("rsyslogd")
-        .arg("-n")
-        .arg("-f")
-        .arg(&config)
-        .arg("-i")
-        .arg(dir.path().join("rsyslogd.pid"))
-        .spawn()
-        .expect("rsyslogd runs (Debian's rsyslog package; scripts/test installs it)");
-    let _rsyslogd = Rsyslog(rsyslogd);
-    common::eventually("rsyslog's socket", || async { socket.exists().then_some(()) }).await;
-    for (priority, message) in [("user.err", "payment gateway refused"), ("daemon.info", "nightly export done")] {
-        let sent = Command::new("logger")
-            .args(["-u", socket.to_str().expect("path"), "-t", "shipper", "-p", priority, message])
-            .status()
-            .expect("logger runs");
-        assert!(sent.success());
-    }
+    let actions = forward("tcp", "TCP_Framing=\"octet-counted\"") + &forward("udp", "");
+    let rsyslog = common::rsyslog::start(dir.path(), &actions).await;
+    rsyslog.log("shipper", "user.err", "payment gateway refused");
+    rsyslog.log("shipper", "daemon.info", "nightly export done");
     // Each line arrives twice: once over TCP, once over UDP.
     let found = common::log_hits(&server, "service:shipper", 4).await;
     let errors: Vec<&Value> = found.iter().filter(|h| h["body"] == "payment gateway refused").collect();

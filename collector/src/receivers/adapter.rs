@@ -7,7 +7,10 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use sightline_proto::otlp::common::{AnyValue, KeyValue, any_value};
+use sightline_proto::otlp::ExportLogsServiceRequest;
+use sightline_proto::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use sightline_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
+use sightline_proto::otlp::resource::Resource;
 
 use super::otlp_http::{Encoding, decompress, discard_body, encoding, read_body, retry_later, status_of};
 use crate::error::IngestError;
@@ -96,4 +99,29 @@ pub fn int_kv(key: &str, value: i64) -> KeyValue {
         value: Some(AnyValue { value: Some(any_value::Value::IntValue(value)) }),
         key_strindex: 0,
     }
+}
+
+/// Log records by their (service, host), as one OTLP request: a resource
+/// per pair (`service.name`, `host.name`), the scope named `scope`.
+pub fn logs_request(
+    scope: &str,
+    by_resource: std::collections::BTreeMap<(String, Option<String>), Vec<LogRecord>>,
+) -> ExportLogsServiceRequest {
+    let resource_logs = by_resource
+        .into_iter()
+        .map(|((service, host), log_records)| {
+            let mut attributes = vec![string_kv("service.name", &service)];
+            attributes.extend(host.map(|h| string_kv("host.name", &h)));
+            ResourceLogs {
+                resource: Some(Resource { attributes, ..Default::default() }),
+                scope_logs: vec![ScopeLogs {
+                    scope: Some(InstrumentationScope { name: scope.into(), ..Default::default() }),
+                    log_records,
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }
+        })
+        .collect();
+    ExportLogsServiceRequest { resource_logs }
 }

@@ -23,15 +23,12 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
-use sightline_proto::otlp::ExportLogsServiceRequest;
-use sightline_proto::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
-use sightline_proto::otlp::logs::{ResourceLogs, ScopeLogs};
-use sightline_proto::otlp::resource::Resource;
 use sightline_storage::model::Tenant;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
+use super::adapter::logs_request;
 use crate::error::IngestError;
 use crate::pipeline::Pipeline;
 use crate::signal::Logs;
@@ -189,28 +186,8 @@ impl Syslog {
             }
             by_resource.entry((m.service, m.host)).or_default().push(m.record);
         }
-        let text = |k: &str, v: &str| KeyValue {
-            key: k.into(),
-            value: Some(AnyValue { value: Some(any_value::Value::StringValue(v.into())) }),
-            key_strindex: 0,
-        };
-        let resource_logs = by_resource
-            .into_iter()
-            .map(|((service, host), log_records)| {
-                let mut attributes = vec![text("service.name", &service)];
-                attributes.extend(host.map(|h| text("host.name", &h)));
-                ResourceLogs {
-                    resource: Some(Resource { attributes, ..Default::default() }),
-                    scope_logs: vec![ScopeLogs {
-                        scope: Some(InstrumentationScope { name: "syslog".into(), ..Default::default() }),
-                        log_records,
-                        schema_url: String::new(),
-                    }],
-                    schema_url: String::new(),
-                }
-            })
-            .collect();
-        self.pipeline.submit::<Logs>(&self.tenant, ExportLogsServiceRequest { resource_logs }, None).await.map(drop)
+        let request = logs_request("syslog", by_resource);
+        self.pipeline.submit::<Logs>(&self.tenant, request, None).await.map(drop)
     }
 }
 
