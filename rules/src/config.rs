@@ -76,13 +76,31 @@ impl RulesConfig {
 impl AlertingConfig {
     pub fn validate(&self) -> Result<(), String> {
         for url in &self.alertmanager_urls {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(format!("alerting.alertmanager_urls: {url:?} is not an http:// or https:// URL"));
+            if url.starts_with("https://") {
+                return Err(format!(
+                    "alerting.alertmanager_urls: {url:?}: Sightline reaches Alertmanager over plain http:// only (no TLS client yet)"
+                ));
+            }
+            if !url.starts_with("http://") {
+                return Err(format!("alerting.alertmanager_urls: {url:?} is not an http:// URL"));
             }
         }
         if self.timeout_seconds == 0 || self.queue_capacity == 0 {
             return Err("alerting.timeout_seconds and alerting.queue_capacity must be at least 1".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AlertingConfig;
+
+    #[test]
+    fn alertmanagers_are_plain_http_urls() {
+        let with = |url: &str| AlertingConfig { alertmanager_urls: vec![url.into()], ..Default::default() }.validate();
+        assert!(with("http://127.0.0.1:9093").is_ok());
+        assert!(with("https://am.example:9093").expect_err("no TLS client").contains("plain http://"));
+        assert!(with("am.example:9093").expect_err("a URL").contains("not an http:// URL"));
     }
 }
