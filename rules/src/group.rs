@@ -85,13 +85,33 @@ impl Group {
         context: &Context,
         resend_delay: Duration,
     ) -> (Vec<Sample>, Vec<Alert>) {
-        let offset = self.query_offset.as_millis() as i64;
         let started = Instant::now();
+        let vector = query.instant(&self.rules[i].spec.expr, self.query_time(ts));
+        self.apply_rule(i, vector, ts, started.elapsed(), context, resend_delay)
+    }
+
+    /// When a query of the evaluation at `ts` runs: `query_offset` before.
+    pub fn query_time(&self, ts: i64) -> i64 {
+        ts - self.query_offset.as_millis() as i64
+    }
+
+    /// Rule `i`'s share of the evaluation at `ts`, given its query's answer
+    /// (which took `took`): the samples to write and the alerts due.
+    pub fn apply_rule(
+        &mut self,
+        i: usize,
+        vector: Result<Vec<Point>, String>,
+        ts: i64,
+        took: Duration,
+        context: &Context,
+        resend_delay: Duration,
+    ) -> (Vec<Sample>, Vec<Alert>) {
+        let t = self.query_time(ts);
+        let (limit, interval) = (self.limit, self.interval.as_millis() as i64);
         let rule = &mut self.rules[i];
-        let result = rule.eval(query, ts, offset, self.limit, context);
-        rule.evaluation_seconds = started.elapsed().as_secs_f64();
+        let result = rule.apply(vector, ts, limit, context);
+        rule.evaluation_seconds = took.as_secs_f64();
         rule.last_evaluation = Some(ts);
-        let t = ts - offset;
         let mut samples = Vec::new();
         match result {
             Ok(points) => {
@@ -106,7 +126,7 @@ impl Group {
             Err(e) => rule.last_error = Some(e),
         }
         let alerts = if matches!(rule.spec.kind, RuleKind::Alerting(_)) {
-            rule.due(ts, resend_delay.as_millis() as i64, self.interval.as_millis() as i64)
+            rule.due(ts, resend_delay.as_millis() as i64, interval)
         } else {
             Vec::new()
         };

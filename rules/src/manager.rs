@@ -24,7 +24,7 @@ use crate::file::{self, FileError, GroupSpec, Source};
 use crate::group::{Group, GroupKey, StoreQuery};
 use crate::logs::LogQuery;
 use crate::notifier::{Notifier, Posted};
-use crate::rule::{Alert, Context};
+use crate::rule::{Alert, Context, Query};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -285,28 +285,36 @@ async fn evaluate(inner: &Arc<Inner>, group: &Arc<Mutex<Group>>, ts: i64, stop: 
         if stop.is_cancelled() {
             return;
         }
-        let (inner2, group2) = (inner.clone(), group.clone());
+        let (inner2, group2, stop2) = (inner.clone(), group.clone(), stop.clone());
         let evaluated = tokio::task::spawn_blocking(move || {
-            let mut g = group2.lock();
-            let tenant = g.tenant.clone();
-            let context =
-                Context { external_labels: &inner2.alerting.external_labels, external_url: &inner2.external_url };
-            let resend = Duration::from_secs(inner2.rules.resend_delay_seconds);
-            let (samples, alerts) = match g.source {
+            // The query runs without the group's lock: the rules API never waits for it.
+            let (expr, t, source, tenant) = {
+                let g = group2.lock();
+                (g.rules[i].spec.expr.clone(), g.query_time(ts), g.source, g.tenant.clone())
+            };
+            let started = Instant::now();
+            let vector = match source {
                 Source::Metrics => {
-                    let query = StoreQuery { store: &inner2.store, tenant: &tenant, limits: &inner2.limits };
-                    g.eval_rule(i, &query, ts, &context, resend)
+                    StoreQuery { store: &inner2.store, tenant: &tenant, limits: &inner2.limits }.instant(&expr, t)
                 }
                 Source::Logs => {
                     let deadline = Some(Instant::now() + inner2.limits.timeout());
-                    let query = LogQuery { store: &inner2.logs, tenant: &tenant, deadline };
-                    g.eval_rule(i, &query, ts, &context, resend)
+                    LogQuery { store: &inner2.logs, tenant: &tenant, deadline }.instant(&expr, t)
                 }
             };
-            (samples, alerts, g.rules[i].spec.expr.clone(), g.rules[i].last_error.is_some())
+            let took = started.elapsed();
+            if stop2.is_cancelled() {
+                return None; // A reload took the rules' state meanwhile.
+            }
+            let context =
+                Context { external_labels: &inner2.alerting.external_labels, external_url: &inner2.external_url };
+            let resend = Duration::from_secs(inner2.rules.resend_delay_seconds);
+            let mut g = group2.lock();
+            let (samples, alerts) = g.apply_rule(i, vector, ts, took, &context, resend);
+            Some((samples, alerts, expr, g.rules[i].last_error.is_some()))
         })
         .await;
-        let Ok((samples, alerts, expr, failed)) = evaluated else { return };
+        let Ok(Some((samples, alerts, expr, failed))) = evaluated else { return };
         inner.telemetry.evaluations.inc();
         if failed {
             inner.telemetry.evaluation_failures.inc();

@@ -116,7 +116,20 @@ impl Rule {
         limit: usize,
         context: &Context,
     ) -> Result<Vec<Point>, String> {
-        let vector = query.instant(&self.spec.expr, ts - offset)?;
+        let vector = query.instant(&self.spec.expr, ts - offset);
+        self.apply(vector, ts, limit, context)
+    }
+
+    /// What the rule makes of its query's answer at `ts` (the query ran
+    /// without the rule, so that readers of its state never wait for it).
+    pub fn apply(
+        &mut self,
+        vector: Result<Vec<Point>, String>,
+        ts: i64,
+        limit: usize,
+        context: &Context,
+    ) -> Result<Vec<Point>, String> {
+        let vector = vector?;
         match &self.spec.kind {
             RuleKind::Recording => record(&self.spec, vector, limit),
             RuleKind::Alerting(a) => {
