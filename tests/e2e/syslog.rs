@@ -75,3 +75,41 @@ async fn rsyslog_forwards_over_tcp_and_udp() {
     assert_eq!(info["attributes"]["syslog.facility"], 3, "daemon");
     server.server.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_lines_refused_by_the_rate_limit_are_retried_not_lost() {
+    // 5 lines a second: 40 lines sent at once must wait, and all arrive.
+    let server = common::start(|c| {
+        c.listen.syslog = Some("127.0.0.1:0".parse().expect("address"));
+        c.ingest.rate_limit.items_per_second = 5;
+        c.ingest.rate_limit.burst_items = 5;
+    })
+    .await;
+    let addr = server.server.syslog_addr.expect("syslog listens");
+    let script = r#"
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+for i in range(40):
+    line = "<14>1 - - burst - - - line %d" % i
+    s.sendall(("%d %s" % (len(line), line)).encode())
+    if i % 10 == 9:
+        time.sleep(0.2)  # four batches: the later ones find the bucket empty
+s.close()
+"#;
+    let out = Command::new(common::python())
+        .args(["-c", script, &addr.ip().to_string(), &addr.port().to_string()])
+        .output()
+        .expect("python runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let found = common::log_hits(&server, "service:burst", 40).await;
+    assert!(found.iter().any(|h| h["body"] == "line 39"));
+    let metrics = reqwest::get(server.api_url("/metrics")).await.expect("metrics").text().await.expect("text");
+    let refused: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("sightline_ingest_refused_items_total{") && l.contains("signal=\"logs\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(refused > 0.0, "the door refused some batches meanwhile");
+    assert!(!metrics.contains("sightline_syslog_dropped_total{transport=\"tcp\"}"), "and none was dropped");
+    server.server.shutdown().await.expect("shutdown");
+}
