@@ -29,6 +29,20 @@ pub async fn submit<K: Laned>(
     http_encoding: bool,
     convert: impl FnOnce(Bytes) -> Result<(K::Request, Option<Bytes>), IngestError> + Send + 'static,
 ) -> Result<Outcome, IngestError> {
+    let convert = move |body| convert(body).map(|(request, raw)| (request, raw, ()));
+    submit_with::<K, ()>(pipeline, headers, body, expansion, http_encoding, convert).await.map(|(outcome, ())| outcome)
+}
+
+/// [`submit`], and what else `convert` made of the body (the answer of a
+/// protocol that reports item by item needs its items).
+pub async fn submit_with<K: Laned, X: Send + 'static>(
+    pipeline: &Pipeline,
+    headers: &HeaderMap,
+    body: Body,
+    expansion: usize,
+    http_encoding: bool,
+    convert: impl FnOnce(Bytes) -> Result<(K::Request, Option<Bytes>, X), IngestError> + Send + 'static,
+) -> Result<(Outcome, X), IngestError> {
     let enc = if http_encoding { encoding(headers)? } else { Encoding::Identity };
     let limit = pipeline.config().max_body_bytes;
     let wire =
@@ -43,11 +57,25 @@ pub async fn submit<K: Laned>(
     };
     let tenant = pipeline.tenant(headers.get(pipeline.config().tenant_header.as_str()).map(HeaderValue::as_bytes))?;
     let body = read_body(body, limit).await?;
-    let (request, raw) = tokio::task::spawn_blocking(move || convert(decompress(enc, body, limit)?))
+    let (request, raw, extra) = tokio::task::spawn_blocking(move || convert(decompress(enc, body, limit)?))
         .await
         .map_err(|_| IngestError::ShuttingDown)??;
     drop(reading);
-    pipeline.submit::<K>(&tenant, request, raw).await
+    Ok((pipeline.submit::<K>(&tenant, request, raw).await?, extra))
+}
+
+/// The OTLP severity (number, text) of a level word as loggers write it
+/// (`warn`, `ERROR`, `crit`, …); `(0, "")` for one it does not know.
+pub fn severity_of(level: &str) -> (i32, &'static str) {
+    match level.to_ascii_lowercase().as_str() {
+        "trace" => (1, "TRACE"),
+        "debug" | "dbug" => (5, "DEBUG"),
+        "info" | "information" | "notice" => (9, "INFO"),
+        "warn" | "warning" => (13, "WARN"),
+        "error" | "err" | "eror" => (17, "ERROR"),
+        "fatal" | "critical" | "crit" | "panic" | "alert" | "emerg" | "emergency" => (21, "FATAL"),
+        _ => (0, ""),
+    }
 }
 
 /// A raw (block) snappy body, refused past `limit` bytes once inflated.

@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::adapter::{logs_request, submit};
+use super::adapter::{logs_request, submit_with};
 use super::otlp_http::{retry_later, status_of};
 use crate::error::IngestError;
 use crate::pipeline::Pipeline;
@@ -113,9 +113,7 @@ async fn bulk_index(
 
 async fn take(state: EsState, index: Option<String>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
-    let items = Arc::new(parking_lot::Mutex::new(Vec::new()));
-    let parsed = items.clone();
-    let result = submit::<Logs>(&state.pipeline, &headers, body, 6, true, move |body| {
+    let result = submit_with::<Logs, _>(&state.pipeline, &headers, body, 6, true, move |body| {
         let text = std::str::from_utf8(&body).map_err(|_| IngestError::Invalid("the bulk body is not UTF-8".into()))?;
         let now = sightline_storage::model::now_unix_nanos();
         let mut items = bulk::parse(text, index.as_deref(), now);
@@ -126,13 +124,11 @@ async fn take(state: EsState, index: Option<String>, headers: HeaderMap, body: B
                 by_resource.entry((service, doc.host.clone())).or_default().push(std::mem::take(&mut doc.record));
             }
         }
-        *parsed.lock() = items;
-        Ok((logs_request("elasticsearch", by_resource), None))
+        Ok((logs_request("elasticsearch", by_resource), None, items))
     })
     .await;
-    let items = std::mem::take(&mut *items.lock());
     match result {
-        Ok(outcome) => {
+        Ok((outcome, items)) => {
             let refused = (outcome.rejected > 0).then_some(outcome.message.as_str());
             response(&state, items, refused, started)
         }

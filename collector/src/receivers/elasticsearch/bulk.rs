@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use sightline_proto::otlp::common::{AnyValue, ArrayValue, KeyValue, any_value};
 use sightline_proto::otlp::logs::LogRecord;
 
-use crate::receivers::adapter::string_kv;
+use crate::receivers::adapter::{severity_of, string_kv};
 
 /// One action of the bulk body.
 pub struct Item {
@@ -55,18 +55,6 @@ fn flatten(prefix: &str, object: &Map<String, Value>, out: &mut Vec<(String, Val
     }
 }
 
-fn severity(level: &str) -> (i32, &'static str) {
-    match level.to_ascii_lowercase().as_str() {
-        "trace" => (1, "TRACE"),
-        "debug" => (5, "DEBUG"),
-        "info" | "information" | "notice" => (9, "INFO"),
-        "warn" | "warning" => (13, "WARN"),
-        "error" | "err" => (17, "ERROR"),
-        "fatal" | "critical" | "crit" | "alert" | "emerg" | "emergency" => (21, "FATAL"),
-        _ => (0, ""),
-    }
-}
-
 /// `@timestamp` as Unix nanoseconds.
 fn timestamp(v: &Value) -> Result<u64, String> {
     match v {
@@ -101,7 +89,7 @@ fn doc(document: Value, index: &str, now: u64) -> Result<Doc, (u16, &'static str
                 record.body = Some(AnyValue { value: Some(any_value::Value::StringValue(s.clone())) })
             }
             ("log.level" | "level" | "severity", Value::String(s)) if record.severity_number == 0 => {
-                let (number, text) = severity(s);
+                let (number, text) = severity_of(s);
                 record.severity_number = number;
                 record.severity_text = if text.is_empty() { s.clone() } else { text.to_owned() };
             }

@@ -7,7 +7,7 @@
 //! as attributes and a severity from a `level` (or `detected_level`,
 //! `severity`, `lvl`) label or metadata.
 
-use crate::receivers::adapter::string_kv as string;
+use crate::receivers::adapter::{severity_of, string_kv as string};
 use serde::Deserialize;
 use serde_json::Value;
 use sightline_proto::loki::{EntryAdapter, LabelPairAdapter, PushRequest};
@@ -73,19 +73,6 @@ pub fn parse_labels(text: &str) -> Result<Vec<(String, String)>, Invalid> {
     Ok(out)
 }
 
-/// OTLP severity (number, text) of a Loki level.
-fn severity(level: &str) -> (i32, &'static str) {
-    match level.to_ascii_lowercase().as_str() {
-        "trace" => (1, "TRACE"),
-        "debug" | "dbug" => (5, "DEBUG"),
-        "info" | "information" | "notice" => (9, "INFO"),
-        "warn" | "warning" => (13, "WARN"),
-        "error" | "err" | "eror" => (17, "ERROR"),
-        "critical" | "crit" | "fatal" | "panic" | "emerg" | "alert" => (21, "FATAL"),
-        _ => (0, ""),
-    }
-}
-
 /// Name/value pairs: stream labels or structured metadata.
 type Pairs = Vec<(String, String)>;
 
@@ -120,7 +107,7 @@ fn to_otlp(streams: Vec<Stream>, observed: u64) -> ExportLogsServiceRequest {
                         .find(|(k, _)| LEVEL_KEYS.contains(&k.as_str()))
                         .map(|(_, v)| v.as_str())
                         .or(stream_level.as_deref());
-                    let (severity_number, severity_text) = level.map_or((0, ""), severity);
+                    let (severity_number, severity_text) = level.map_or((0, ""), severity_of);
                     LogRecord {
                         time_unix_nano: ts.max(0) as u64,
                         observed_time_unix_nano: observed,
