@@ -115,10 +115,19 @@ pub async fn log_hits(server: &TestServer, query: &str, n: usize) -> Vec<serde_j
     .await
 }
 
-/// The Python that runs the real Python clients (`scripts/test` makes a
-/// virtual environment with them and names it in `PYTHON_FOR_TESTS`).
-pub fn python() -> String {
-    std::env::var("PYTHON_FOR_TESTS").unwrap_or_else(|_| "/var/tmp/sightline-venv/bin/python".into())
+/// Runs `script` with `args` in the Python that has the real Python clients
+/// (`scripts/test` makes a virtual environment with them and names it in
+/// `PYTHON_FOR_TESTS`); its standard output, trimmed. Fails on its failure.
+pub fn run_python(script: &str, args: &[&str]) -> String {
+    let python = std::env::var("PYTHON_FOR_TESTS").unwrap_or_else(|_| "/var/tmp/sightline-venv/bin/python".into());
+    let out = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python runs (scripts/test makes /var/tmp/sightline-venv with the PyPI clients)");
+    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// Waits until `{url}/-/ready` answers 200 (Prometheus, Alertmanager).

@@ -152,11 +152,7 @@ log.error("payment failed for order 9", extra={{"tags": {{"order": "9"}}}})
 "#,
         url(&server)
     );
-    let out = std::process::Command::new(common::python())
-        .args(["-c", &script])
-        .output()
-        .expect("python runs (scripts/test makes /var/tmp/sightline-venv with python-logging-loki)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    common::run_python(&script, &[]);
     let lines = common::log_hits(&server, "service:pyshop", 2).await;
     let error = lines.iter().find(|h| h["body"] == "payment failed for order 9").expect("the error line");
     assert_eq!(error["severity"], "ERROR");

@@ -3,8 +3,6 @@
 //! `logger` over TCP (RFC 5424, octet-counted) and UDP; every line found by
 //! the log search with its service, host and severity.
 
-use std::process::Command;
-
 use serde_json::Value;
 use sightline_testkit as common;
 
@@ -33,11 +31,7 @@ for name, kind in (("udp", socket.SOCK_DGRAM), ("tcp", socket.SOCK_STREAM)):
     log.warning(name + " slow answers")
     handler.close()
 "#;
-    let out = Command::new(common::python())
-        .args(["-c", script, &addr.ip().to_string(), &addr.port().to_string()])
-        .output()
-        .expect("python runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    common::run_python(script, &[&addr.ip().to_string(), &addr.port().to_string()]);
     let found = common::log_hits(&server, "service:pyapp", 4).await;
     for transport in ["udp", "tcp"] {
         let error = line(&found, &format!("{transport} disk full on /var"));
@@ -96,11 +90,7 @@ for i in range(40):
         time.sleep(0.2)  # four batches: the later ones find the bucket empty
 s.close()
 "#;
-    let out = Command::new(common::python())
-        .args(["-c", script, &addr.ip().to_string(), &addr.port().to_string()])
-        .output()
-        .expect("python runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    common::run_python(script, &[&addr.ip().to_string(), &addr.port().to_string()]);
     let found = common::log_hits(&server, "service:burst", 40).await;
     assert!(found.iter().any(|h| h["body"] == "line 39"));
     let metrics = reqwest::get(server.api_url("/metrics")).await.expect("metrics").text().await.expect("text");

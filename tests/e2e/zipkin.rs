@@ -44,12 +44,7 @@ with zipkin_span(service_name="frontend", span_name="GET /checkout", kind=Kind.S
 /// Runs the script against `server`; the trace id it reported.
 fn report(server: &common::TestServer, encoding: &str, bits: &str) -> String {
     let addr = server.server.zipkin_addr;
-    let out = std::process::Command::new(common::python())
-        .args(["-c", SCRIPT, &addr.ip().to_string(), &addr.port().to_string(), encoding, bits])
-        .output()
-        .expect("python runs (scripts/test makes /var/tmp/sightline-venv with py_zipkin)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+    common::run_python(SCRIPT, &[&addr.ip().to_string(), &addr.port().to_string(), encoding, bits])
 }
 
 /// The trace `id` (hex, padded to 128 bits) from the native API, once it has `n` spans.
