@@ -233,7 +233,9 @@ test('a dashboard is built, saved, exported and shown with its variable', async 
   await page.getByLabel('Query ($variables allowed)').fill('service:$service');
   await page.getByLabel('Width (1–12 columns)').fill('12');
   await page.getByRole('button', { name: 'OK' }).click();
+  await page.locator('[data-panel-type="logs"]').waitFor();
   await page.getByRole('button', { name: 'Done' }).click();
+  await page.getByRole('button', { name: 'Export JSON' }).waitFor();
   // Pick the variable: the panels follow it.
   await page.getByLabel('Variable service').selectOption('orders');
   await page.waitForFunction(() => document.querySelector('[data-panel-type="logs"] h3')?.textContent?.includes('Lines of orders'));

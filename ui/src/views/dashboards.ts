@@ -186,7 +186,8 @@ async function showDashboard(ctx: Ctx, id: string): Promise<void> {
   if (!ctx.live()) return;
   const persist = async () => {
     await save(d);
-    location.hash = href('dashboards', ctx.params);
+    // Whatever is in the address bar now is drawn again with what was saved:
+    // someone who moved on while it saved (Done, a variable) keeps where they went.
     window.dispatchEvent(new HashChangeEvent('hashchange'));
   };
   const addPanel = async () => {
