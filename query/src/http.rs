@@ -1,7 +1,7 @@
 //! The HTTP surfaces on the API port, one folder each: the native JSON API
 //! (`native`), log search (`logs`), saved dashboards (`dashboards`), the
-//! Prometheus and Jaeger query APIs (`prometheus`, `jaeger`), and the
-//! operational endpoints (`ops`). Each owns its routes, its response model
+//! Prometheus, Jaeger and Tempo query APIs (`prometheus`, `jaeger`,
+//! `tempo`), and the operational endpoints (`ops`). Each owns its routes, its response model
 //! (typed, serialised from borrowed data) and the shape of its errors; the
 //! query surfaces install [`guard`] rendering refusals in that shape.
 
@@ -13,6 +13,7 @@ pub mod logs;
 pub mod native;
 pub mod ops;
 pub mod prometheus;
+pub mod tempo;
 
 use axum::Router;
 use axum::http::header;
@@ -32,6 +33,7 @@ pub fn router(state: QueryState) -> Router {
         .merge(logs::router(state.clone()))
         .merge(prometheus::router(state.clone()))
         .merge(jaeger::router(state.clone()))
+        .merge(tempo::router(state.clone()))
         .merge(dashboards::router(state))
         .route(OPENAPI_PATH, description)
 }

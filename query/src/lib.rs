@@ -5,10 +5,12 @@
 //!   running store work off the reactor at the deadline); [`limits`]: the
 //!   guard rails; [`error`]: the core's error; [`params`]: shared parsing.
 //! - Engines: [`promql`], [`traces`] (assembly, search, dependencies),
+//!   [`traceql`] (Tempo's query language over the span store),
 //!   [`log_query`] (the log query language), [`dashboards`] (their store).
 //! - [`http`]: one folder per surface, each with its routes and response model.
 //!
-//! Reads through storage's stores; never sees a wire protobuf.
+//! Reads through storage's stores; writes a wire protobuf only where a
+//! surface's clients ask for one (Tempo's trace by id, with `sightline-proto`).
 
 pub mod dashboards;
 pub mod error;
@@ -18,6 +20,7 @@ pub mod log_query;
 pub mod params;
 pub mod promql;
 pub mod state;
+pub mod traceql;
 pub mod traces;
 
 pub use error::ApiError;

@@ -15,6 +15,7 @@ use crate::dashboards::DashboardStore;
 use crate::error::ApiError;
 use crate::limits::{Exceeded, QueryLimits, Running};
 use crate::params;
+use crate::traceql::{self, Found, Search};
 use crate::traces::{Edge, Trace, assemble, search};
 
 #[derive(Clone)]
@@ -124,6 +125,12 @@ impl QueryState {
     pub async fn search(&self, tenant: &Tenant, query: SpanQuery, limit: usize) -> Result<Vec<Trace>, ApiError> {
         let (spans, tenant, max) = (self.spans.clone(), tenant.clone(), self.max_spans_per_trace);
         self.read_spans(async move { search::search(&spans, &tenant, &query, limit, max).await }).await
+    }
+
+    /// A TraceQL search; at most `spans_per_set` spans of each answer are kept.
+    pub async fn traceql(&self, tenant: &Tenant, query: Search, spans_per_set: usize) -> Result<Found, ApiError> {
+        let (spans, tenant, max) = (self.spans.clone(), tenant.clone(), self.max_spans_per_trace);
+        self.read_spans(async move { traceql::search(&spans, &tenant, &query, spans_per_set, max).await }).await
     }
 
     /// The service graph.

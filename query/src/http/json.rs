@@ -7,6 +7,7 @@ use sightline_storage::model::{SpanKind, StatusCode};
 
 /// A value written as its text: nanosecond times as decimal strings, since
 /// JavaScript numbers lose precision past 2^53.
+#[derive(Clone, Copy)]
 pub struct Text<T>(pub T);
 
 impl<T: Display> Serialize for Text<T> {
