@@ -260,8 +260,7 @@ fn run(search: &Search, trace_id: TraceId, spans: Vec<Span>, spans_per_set: usiz
     let start_unix_nano = view.start();
     let matched = answer.len();
     let keep: HashSet<usize> = answer.into_iter().take(spans_per_set).collect();
-    let mut kept: Vec<Span> =
-        spans.into_iter().enumerate().filter(|(i, _)| keep.contains(i)).map(|(_, s)| s).collect();
+    let mut kept: Vec<Span> = spans.into_iter().enumerate().filter(|(i, _)| keep.contains(i)).map(|(_, s)| s).collect();
     kept.sort_by_key(|s| s.start_unix_nano);
     Some(Hit { trace_id, root_service, root_name, start_unix_nano, duration_nanos: duration, spans: kept, matched })
 }

@@ -133,6 +133,8 @@ async fn call(s: &TestServer, surface: &str, cred: Cred) -> String {
         "POST /-/reload" => with(http.post(s.api_url("/-/reload"))),
         "GET /api/traces" => with(http.get(s.api_url("/api/traces?service=x"))),
         "GET /jaeger/api/services" => with(http.get(s.api_url("/jaeger/api/services"))),
+        "GET /tempo/api/search" => with(http.get(s.api_url("/tempo/api/search?q=%7B%7D"))),
+        "GET /tempo/api/v2/traces/{id}" => with(http.get(s.api_url("/tempo/api/v2/traces/463ac35c9f6413ad"))),
         "GET /prometheus/api/v1/query" => with(http.get(s.api_url("/prometheus/api/v1/query?query=up"))),
         "GET /api/logs" => with(http.get(s.api_url("/api/logs?query=x"))),
         "GET /metrics" => with(http.get(s.api_url("/metrics"))),
@@ -172,6 +174,9 @@ async fn every_surface_checks_the_key_and_its_role() {
         ("POST /-/reload", [u, u, "403", "403", "200"]),
         ("GET /api/traces", [u, u, "403", "200", "200"]),
         ("GET /jaeger/api/services", [u, u, "403", "200", "200"]),
+        ("GET /tempo/api/search", [u, u, "403", "200", "200"]),
+        // The Zipkin row above stored this trace.
+        ("GET /tempo/api/v2/traces/{id}", [u, u, "403", "200", "200"]),
         ("GET /prometheus/api/v1/query", [u, u, "403", "200", "200"]),
         ("GET /api/logs", [u, u, "403", "200", "200"]),
         ("GET /metrics", [u, u, "403", "200", "200"]),

@@ -25,6 +25,7 @@ mod rules;
 mod rules_conformance;
 mod shards;
 mod syslog;
+mod tempo;
 mod tls;
 mod traces;
 mod ui;

@@ -93,6 +93,18 @@ async fn py_zipkin_reports_a_two_service_trace_in_json_and_protobuf() {
             .collect();
         assert!(services.contains(&"frontend") && services.contains(&"payments"), "{services:?}");
         assert_eq!(jaeger["data"][0]["spans"].as_array().map(Vec::len), Some(3));
+        // And Tempo's, in OTLP/JSON, one batch per service.
+        let tempo = common::get_json(&server.api_url(&format!("/tempo/api/traces/{id}")), &[], None)
+            .await
+            .expect("Tempo trace");
+        let batches = tempo["batches"].as_array().expect("batches");
+        assert_eq!(batches.len(), 2, "{tempo}");
+        let spans: usize = batches
+            .iter()
+            .flat_map(|b| b["scopeSpans"].as_array().expect("scopes"))
+            .map(|s| s["spans"].as_array().map_or(0, Vec::len))
+            .sum();
+        assert_eq!(spans, 3);
     }
     server.server.shutdown().await.expect("shutdown");
 }

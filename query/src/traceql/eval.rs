@@ -118,9 +118,12 @@ impl Compiled {
                     };
                 }
                 match (op, &a, &b, r) {
-                    (Compare::Matches | Compare::NotMatches, Got::Str(s), Got::Str(_), Operand::Literal(Value::Str(p))) => {
-                        self.regexes.get(p).is_some_and(|re| re.is_match(s)) == (*op == Compare::Matches)
-                    }
+                    (
+                        Compare::Matches | Compare::NotMatches,
+                        Got::Str(s),
+                        Got::Str(_),
+                        Operand::Literal(Value::Str(p)),
+                    ) => self.regexes.get(p).is_some_and(|re| re.is_match(s)) == (*op == Compare::Matches),
                     _ => compare(&a, *op, &b),
                 }
             }
@@ -257,7 +260,9 @@ fn compare(a: &Got, op: Compare, b: &Got) -> bool {
         (Got::Float(x), Got::Float(y)) => x.partial_cmp(y),
         (Got::Duration(x), Got::Duration(y)) => Some(x.cmp(y)),
         (Got::Bool(x), Got::Bool(y)) if matches!(op, Compare::Eq | Compare::Ne) => Some(x.cmp(y)),
-        (Got::Status(x), Got::Status(y)) if matches!(op, Compare::Eq | Compare::Ne) => Some((*x as u8).cmp(&(*y as u8))),
+        (Got::Status(x), Got::Status(y)) if matches!(op, Compare::Eq | Compare::Ne) => {
+            Some((*x as u8).cmp(&(*y as u8)))
+        }
         (Got::Kind(x), Got::Kind(y)) if matches!(op, Compare::Eq | Compare::Ne) => Some((*x as u8).cmp(&(*y as u8))),
         _ => None,
     };
@@ -287,7 +292,8 @@ impl<'a> TraceView<'a> {
     pub fn new(spans: &'a [Span]) -> Self {
         let index: HashMap<_, usize> = spans.iter().enumerate().map(|(i, s)| (s.span_id, i)).collect();
         let parent = spans.iter().map(|s| s.parent_span_id.and_then(|p| index.get(&p).copied())).collect();
-        let root = (0..spans.len()).filter(|&i| spans[i].parent_span_id.is_none()).min_by_key(|&i| spans[i].start_unix_nano);
+        let root =
+            (0..spans.len()).filter(|&i| spans[i].parent_span_id.is_none()).min_by_key(|&i| spans[i].start_unix_nano);
         let start = spans.iter().map(|s| s.start_unix_nano).min().unwrap_or(0);
         let end = spans.iter().map(|s| s.end_unix_nano.max(s.start_unix_nano)).max().unwrap_or(0);
         Self { spans, parent, root, start, end }

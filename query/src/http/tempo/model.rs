@@ -9,12 +9,15 @@ use sightline_storage::model::{AttrValue, Attributes, Resource, Scope, Span};
 use crate::http::json::{Text, kind_name, status_name};
 use crate::traceql::Got;
 
+/// The spans of one instrumentation scope.
+pub type ScopeGroup<'a> = (&'a Scope, Vec<&'a Span>);
+
 /// Spans grouped by resource, then by scope, as OTLP nests them.
-pub struct Batches<'a>(pub Vec<(&'a Resource, Vec<(&'a Scope, Vec<&'a Span>)>)>);
+pub struct Batches<'a>(pub Vec<(&'a Resource, Vec<ScopeGroup<'a>>)>);
 
 impl<'a> Batches<'a> {
     pub fn of(spans: impl IntoIterator<Item = &'a Span>) -> Self {
-        let mut out: Vec<(&Resource, Vec<(&Scope, Vec<&Span>)>)> = Vec::new();
+        let mut out: Vec<(&Resource, Vec<ScopeGroup>)> = Vec::new();
         for s in spans {
             let at = match out.iter().position(|(r, _)| **r == *s.resource) {
                 Some(at) => at,
@@ -66,7 +69,7 @@ impl Serialize for ResourceSpansList<'_> {
 
 struct ResourceSpans<'a> {
     resource: &'a Resource,
-    scopes: &'a [(&'a Scope, Vec<&'a Span>)],
+    scopes: &'a [ScopeGroup<'a>],
 }
 
 impl Serialize for ResourceSpans<'_> {
@@ -155,7 +158,11 @@ impl Serialize for SpanJson<'_> {
         let events: Vec<Event> = sp
             .events
             .iter()
-            .map(|e| Event { time_unix_nano: Text(e.time_unix_nano), name: &e.name, attributes: KeyValues(&e.attributes) })
+            .map(|e| Event {
+                time_unix_nano: Text(e.time_unix_nano),
+                name: &e.name,
+                attributes: KeyValues(&e.attributes),
+            })
             .collect();
         if !events.is_empty() {
             m.serialize_entry("events", &events)?;

@@ -3,10 +3,10 @@
 //! bytes as an OTLP export request — and the v2 answer wraps it in field 1
 //! of `TraceByIDResponse`.
 
+use sightline_proto::otlp::ExportTraceServiceRequest;
 use sightline_proto::otlp::common::{AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value};
 use sightline_proto::otlp::resource::Resource;
 use sightline_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status, span};
-use sightline_proto::otlp::ExportTraceServiceRequest;
 use sightline_proto::prost::Message;
 use sightline_storage::model::{self, AttrValue, Attributes};
 
