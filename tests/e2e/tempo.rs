@@ -176,15 +176,13 @@ async fn grafana_finds_an_sdk_trace_and_reads_it_whole_in_json_and_protobuf() {
     assert_eq!(charge.kind, 3, "client");
 
     // Tags and values as the query editor asks for them.
-    let tags: Value = client
-        .get(s.api_url("/tempo/api/v2/search/tags"))
-        .query(&range)
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("json");
+    let tags = common::get_json(
+        &s.api_url("/tempo/api/v2/search/tags"),
+        &[("start", &range[0].1), ("end", &range[1].1)],
+        None,
+    )
+    .await
+    .expect("tags");
     let scope = |name: &str| -> Vec<String> {
         let s = tags["scopes"].as_array().expect("scopes").iter().find(|s| s["name"] == name).expect("scope");
         s["tags"].as_array().expect("tags").iter().map(|t| t.as_str().expect("tag").to_owned()).collect()
@@ -489,70 +487,40 @@ async fn traceql_answers_equal_a_brute_force_scan_in_the_head_and_in_parts() {
     let counts = s.server.spans.counts(&common::tenant("default"));
     assert!(counts.part_spans > 0 && counts.head_spans > 0, "{counts:?}");
     let now = common::now_nanos() / 1_000_000_000;
-    let range = [("start", (now - 3600).to_string()), ("end", (now + 60).to_string()), ("limit", "1000".into())];
+    let range = [("start", (now - 3600).to_string()), ("end", (now + 60).to_string()), ("limit", "1000".to_owned())];
     let cases = cases();
     assert!(cases.len() >= 40);
+    let search = |params: Vec<(&'static str, String)>| {
+        let (client, url) = (client.clone(), s.api_url("/tempo/api/search"));
+        async move {
+            let body: Value = client.get(url).query(&params).send().await.expect("GET").json().await.expect("json");
+            let traces = body["traces"].as_array().unwrap_or_else(|| panic!("{params:?}: {body}"));
+            traces.iter().map(|t| format!("{:0>32}", t["traceID"].as_str().expect("id"))).collect::<Vec<_>>()
+        }
+    };
+    let with_range = |mut params: Vec<(&'static str, String)>| {
+        params.extend(range.iter().cloned());
+        params
+    };
+    let ids_where = |keep: &dyn Fn(&T) -> bool| -> BTreeSet<String> {
+        traces.iter().enumerate().filter(|(_, t)| keep(t)).map(|(k, _)| hex::encode(trace_id(k))).collect()
+    };
     for (q, brute) in &cases {
-        let want: BTreeSet<String> =
-            traces.iter().enumerate().filter(|(_, t)| brute(t)).map(|(k, _)| hex::encode(trace_id(k))).collect();
-        let body: Value = client
-            .get(s.api_url("/tempo/api/search"))
-            .query(&[("q", q)])
-            .query(&range)
-            .send()
-            .await
-            .expect("GET")
-            .json()
-            .await
-            .expect("json");
-        let got: BTreeSet<String> = body["traces"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{q}: {body}"))
-            .iter()
-            .map(|t| format!("{:0>32}", t["traceID"].as_str().expect("id")))
-            .collect();
-        assert_eq!(got, want, "{q}");
+        let got: BTreeSet<String> = search(with_range(vec![("q", (*q).to_owned())])).await.into_iter().collect();
+        assert_eq!(got, ids_where(brute), "{q}");
     }
     // Trace duration bounds and the older `tags` form.
-    let body: Value = client
-        .get(s.api_url("/tempo/api/search"))
-        .query(&[("tags", "http.status_code=500 region=eu"), ("minDuration", "300ms")])
-        .query(&range)
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("json");
-    let got: BTreeSet<String> = body["traces"]
-        .as_array()
-        .expect("traces")
-        .iter()
-        .map(|t| format!("{:0>32}", t["traceID"].as_str().expect("id")))
-        .collect();
-    let want: BTreeSet<String> = traces
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| trace_ms(t) >= 300 && any(t, |s| s.status_code == Some(500) && s.region == "eu"))
-        .map(|(k, _)| hex::encode(trace_id(k)))
-        .collect();
-    assert_eq!(got, want);
+    let params = vec![("tags", "http.status_code=500 region=eu".to_owned()), ("minDuration", "300ms".to_owned())];
+    let got: BTreeSet<String> = search(with_range(params)).await.into_iter().collect();
+    assert_eq!(got, ids_where(&|t| trace_ms(t) >= 300 && any(t, |s| s.status_code == Some(500) && s.region == "eu")));
     // The limit keeps the newest.
-    let body: Value = client
-        .get(s.api_url("/tempo/api/search"))
-        .query(&[("q", "{}"), ("limit", "5"), ("start", &(now - 3600).to_string()), ("end", &(now + 60).to_string())])
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("json");
-    let newest: Vec<String> = body["traces"]
-        .as_array()
-        .expect("traces")
-        .iter()
-        .map(|t| format!("{:0>32}", t["traceID"].as_str().expect("id")))
-        .collect();
+    let newest = search(vec![
+        ("q", "{}".to_owned()),
+        ("limit", "5".to_owned()),
+        ("start", (now - 3600).to_string()),
+        ("end", (now + 60).to_string()),
+    ])
+    .await;
     let want: Vec<String> = (traces.len() - 5..traces.len()).rev().map(|k| hex::encode(trace_id(k))).collect();
     assert_eq!(newest, want);
 }

@@ -41,3 +41,30 @@ pub fn status_name(code: StatusCode) -> &'static str {
         StatusCode::Error => "error",
     }
 }
+
+/// `…/status/buildinfo` as Prometheus shapes it (Tempo answers the same):
+/// the API level Sightline answers, clients pick features by it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildInfo {
+    pub version: &'static str,
+    pub revision: &'static str,
+    pub branch: &'static str,
+    pub build_user: &'static str,
+    pub build_date: &'static str,
+    pub go_version: &'static str,
+}
+
+impl BuildInfo {
+    /// Sightline at the given API level.
+    pub fn at(version: &'static str) -> Self {
+        BuildInfo {
+            version,
+            revision: "sightline",
+            branch: "main",
+            build_user: "sightline",
+            build_date: "",
+            go_version: concat!("sightline ", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}

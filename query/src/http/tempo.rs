@@ -58,15 +58,8 @@ impl IntoResponse for TempoError {
 type Reply = Result<Response, TempoError>;
 
 /// The Tempo API level this answers (Grafana picks features by it).
-async fn buildinfo() -> Json<model::BuildInfo> {
-    Json(model::BuildInfo {
-        version: "2.7.0",
-        revision: "sightline",
-        branch: "main",
-        build_user: "sightline",
-        build_date: "",
-        go_version: concat!("sightline ", env!("CARGO_PKG_VERSION")),
-    })
+async fn buildinfo() -> Json<crate::http::json::BuildInfo> {
+    Json(crate::http::json::BuildInfo::at("2.7.0"))
 }
 
 /// The query parameters, as a map: Grafana sends more than this reads.
@@ -339,15 +332,14 @@ async fn values_v2(
     Ok(Json(model::TypedTagValues { tag_values }).into_response())
 }
 
+/// Unscoped: the attribute in either scope, values as text.
 async fn values_v1(
     State(state): State<QueryState>,
     headers: HeaderMap,
     Path(tag): Path<String>,
     Query(p): Params,
 ) -> Reply {
-    // Unscoped: the attribute in either scope.
-    let scoped = format!(".{tag}");
-    let values = typed_values(&state, &headers, &scoped, &p).await?;
+    let values = typed_values(&state, &headers, &format!(".{tag}"), &p).await?;
     let tag_values: BTreeSet<String> = values.into_iter().map(|v| v.value).collect();
     Ok(Json(model::TagValues { tag_values: tag_values.into_iter().collect() }).into_response())
 }

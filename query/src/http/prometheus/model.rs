@@ -145,13 +145,4 @@ impl Serialize for ExemplarLabels<'_> {
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BuildInfo {
-    pub version: &'static str,
-    pub revision: &'static str,
-    pub branch: &'static str,
-    pub build_user: &'static str,
-    pub build_date: &'static str,
-    pub go_version: String,
-}
+pub use crate::http::json::BuildInfo;

@@ -355,15 +355,3 @@ pub struct TypedValue {
 pub struct TagValues {
     pub tag_values: Vec<String>,
 }
-
-/// `/api/status/buildinfo`, as Prometheus shapes it.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BuildInfo {
-    pub version: &'static str,
-    pub revision: &'static str,
-    pub branch: &'static str,
-    pub build_user: &'static str,
-    pub build_date: &'static str,
-    pub go_version: &'static str,
-}
