@@ -216,7 +216,13 @@ impl Server {
                 let udp = tokio::net::UdpSocket::bind(bound)
                     .await
                     .with_context(|| format!("cannot listen on {bound} (UDP)"))?;
-                tasks.push(tokio::spawn(syslog.clone().serve_tcp(tcp, cancel.clone())));
+                // TCP speaks TLS like every other listener (RFC 5425); UDP cannot.
+                tasks.push(match &tls {
+                    Some(tls) => {
+                        tokio::spawn(syslog.clone().serve_tcp(tls.incoming(tcp, cancel.clone()), cancel.clone()))
+                    }
+                    None => tokio::spawn(syslog.clone().serve_tcp(tcp, cancel.clone())),
+                });
                 tasks.push(tokio::spawn(syslog.serve_udp(udp, cancel.clone())));
                 Some(bound)
             }

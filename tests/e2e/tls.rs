@@ -1,6 +1,7 @@
 //! TLS on every listener, with certificates made by the test (rcgen): the
-//! API and OTLP/HTTP answer over HTTPS, OTLP/gRPC over TLS with HTTP/2; a
-//! plain-text client gets nothing; a renewed certificate is served without
+//! API and OTLP/HTTP answer over HTTPS, OTLP/gRPC over TLS with HTTP/2,
+//! syslog over TLS from Debian's rsyslog (RFC 5425); a plain-text client
+//! gets nothing; a renewed certificate is served without
 //! a restart; with a client CA, a client without a certificate is turned
 //! away and one with a certificate that CA signed is served.
 
@@ -103,7 +104,11 @@ async fn start(pki: &Pki, client_ca: bool) -> common::TestServer {
         key_file: Some(pki.path("server.key")),
         client_ca_file: client_ca.then(|| pki.path("ca.pem")),
     };
-    common::start(move |c| c.tls = tls).await
+    common::start(move |c| {
+        c.tls = tls;
+        c.listen.syslog = Some("127.0.0.1:0".parse().expect("address"));
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -212,4 +217,57 @@ async fn a_replaced_client_ca_is_used_without_a_restart() {
     .await;
     let old = https(&pki, s.server.api_addr, Some("client"), &get("/readyz")).await;
     assert!(old.is_err(), "the first CA's client is turned away now: {old:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rsyslog_forwards_to_the_syslog_port_over_tls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new(dir.path());
+    pki.issue("server", &["localhost", "127.0.0.1"]);
+    let s = start(&pki, false).await;
+    let port = s.server.syslog_addr.expect("syslog listens").port();
+
+    // Plain text on the TLS port is not taken.
+    let mut plain = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    plain.write_all(b"50 <11>1 2024-05-01T12:00:00Z web app - - - sent in plain text\n").await.expect("write");
+    drop(plain);
+
+    // Debian's rsyslog with its GnuTLS driver (rsyslog-gnutls), checking the server's name against the CA.
+    let rsyslog_dir = dir.path().join("rsyslog");
+    std::fs::create_dir(&rsyslog_dir).expect("dir");
+    let actions = format!(
+        "action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{port}\" protocol=\"tcp\" TCP_Framing=\"octet-counted\" \
+         template=\"RSYSLOG_SyslogProtocol23Format\" StreamDriver=\"gtls\" StreamDriverMode=\"1\" \
+         StreamDriverAuthMode=\"x509/name\" StreamDriverPermittedPeers=\"localhost\" StreamDriver.CAFile=\"{ca}\")\n",
+        ca = pki.path("ca.pem").display()
+    );
+    let rsyslog = common::rsyslog::start(&rsyslog_dir, &actions).await;
+    rsyslog.log("shipper", "user.err", "sent over tls");
+    // The API speaks TLS too: search through it.
+    let search = |query: &'static str| {
+        let (pki, addr) = (&pki, s.server.api_addr);
+        async move {
+            let tcp = TcpStream::connect(addr).await.expect("connect");
+            let name = ServerName::try_from("localhost").expect("name");
+            let mut tls = pki.connector(b"http/1.1", None).connect(name, tcp).await.expect("handshake");
+            tls.write_all(get(&format!("/api/logs?query={query}")).as_bytes()).await.expect("write");
+            let mut response = Vec::new();
+            tls.read_to_end(&mut response).await.expect("read");
+            let text = String::from_utf8(response).expect("text");
+            let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+            serde_json::from_str::<serde_json::Value>(body).expect("JSON")["hits"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        }
+    };
+    let found = common::eventually("the line rsyslog sent over TLS", || async {
+        let hits = search("service:shipper").await;
+        (!hits.is_empty()).then_some(hits)
+    })
+    .await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["body"], "sent over tls");
+    assert_eq!(found[0]["severity"], "ERROR");
+    assert!(search("plain").await.is_empty(), "the plain-text line was taken");
 }

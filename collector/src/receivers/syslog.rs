@@ -1,6 +1,7 @@
 //! Syslog on `listen.syslog` (off unless set): RFC 5424 and RFC 3164
 //! messages over TCP (octet counting, or one message a line ended by LF or
-//! NUL) and over UDP (one message a datagram), for the tenant configured in
+//! NUL; over TLS as RFC 5425 when the server has a certificate) and over
+//! UDP (one message a datagram, never encrypted), for the tenant configured in
 //! `[syslog]` (syslog carries no header). Messages become OTLP log records
 //! ([`parse`]) and take the same door as OTLP, in batches.
 //!
@@ -24,8 +25,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 use sightline_storage::model::Tenant;
-use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
 use super::adapter::logs_request;
@@ -87,25 +88,19 @@ impl Syslog {
         Ok(Syslog { pipeline, tenant, max: config.max_message_bytes.max(480), telemetry })
     }
 
-    /// Accepts TCP connections until `cancel`.
-    pub async fn serve_tcp(self, listener: TcpListener, cancel: CancellationToken) {
+    /// Accepts stream connections until `cancel`: plain TCP, or TLS
+    /// (RFC 5425) when the listener is the binary's TLS listener.
+    pub async fn serve_tcp<L: axum::serve::Listener>(self, mut listener: L, cancel: CancellationToken) {
         loop {
             let (stream, _) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "syslog: cannot accept a connection");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
+                accepted = listener.accept() => accepted,
                 _ = cancel.cancelled() => return,
             };
             tokio::spawn(self.clone().connection(stream, cancel.clone()));
         }
     }
 
-    async fn connection(self, mut stream: TcpStream, cancel: CancellationToken) {
+    async fn connection(self, mut stream: impl AsyncRead + Unpin, cancel: CancellationToken) {
         let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
         let mut chunk = vec![0u8; 64 * 1024];
         loop {
