@@ -1,7 +1,7 @@
 //! The HTTP surfaces on the API port, one folder each: the native JSON API
 //! (`native`), log search (`logs`), saved dashboards (`dashboards`), the
-//! Prometheus, Jaeger and Tempo query APIs (`prometheus`, `jaeger`,
-//! `tempo`), and the operational endpoints (`ops`). Each owns its routes, its response model
+//! Prometheus, Jaeger, Tempo and Loki query APIs (`prometheus`, `jaeger`,
+//! `tempo`, `loki`), and the operational endpoints (`ops`). Each owns its routes, its response model
 //! (typed, serialised from borrowed data) and the shape of its errors; the
 //! query surfaces install [`guard`] rendering refusals in that shape.
 
@@ -10,6 +10,7 @@ mod guard;
 pub mod jaeger;
 mod json;
 pub mod logs;
+pub mod loki;
 pub mod native;
 pub mod ops;
 pub mod prometheus;
@@ -34,6 +35,7 @@ pub fn router(state: QueryState) -> Router {
         .merge(prometheus::router(state.clone()))
         .merge(jaeger::router(state.clone()))
         .merge(tempo::router(state.clone()))
+        .merge(loki::router(state.clone()))
         .merge(dashboards::router(state))
         .route(OPENAPI_PATH, description)
 }

@@ -5,7 +5,8 @@
 //!   running store work off the reactor at the deadline); [`limits`]: the
 //!   guard rails; [`error`]: the core's error; [`params`]: shared parsing.
 //! - Engines: [`promql`], [`traces`] (assembly, search, dependencies),
-//!   [`traceql`] (Tempo's query language over the span store),
+//!   [`traceql`] (Tempo's query language over the span store), [`logql`]
+//!   (Loki's over the log store),
 //!   [`log_query`] (the log query language), [`dashboards`] (their store).
 //! - [`http`]: one folder per surface, each with its routes and response model.
 //!
@@ -17,6 +18,7 @@ pub mod error;
 pub mod http;
 pub mod limits;
 pub mod log_query;
+pub mod logql;
 pub mod params;
 pub mod promql;
 pub mod state;

@@ -134,6 +134,9 @@ async fn call(s: &TestServer, surface: &str, cred: Cred) -> String {
         "GET /api/traces" => with(http.get(s.api_url("/api/traces?service=x"))),
         "GET /jaeger/api/services" => with(http.get(s.api_url("/jaeger/api/services"))),
         "GET /tempo/api/search" => with(http.get(s.api_url("/tempo/api/search?q=%7B%7D"))),
+        "GET /loki/api/v1/query_range" => {
+            with(http.get(s.api_url("/loki/api/v1/query_range?query=%7Bservice_name%3D%22x%22%7D")))
+        }
         "GET /tempo/api/v2/traces/{id}" => with(http.get(s.api_url("/tempo/api/v2/traces/463ac35c9f6413ad"))),
         "GET /prometheus/api/v1/query" => with(http.get(s.api_url("/prometheus/api/v1/query?query=up"))),
         "GET /api/logs" => with(http.get(s.api_url("/api/logs?query=x"))),
@@ -175,6 +178,7 @@ async fn every_surface_checks_the_key_and_its_role() {
         ("GET /api/traces", [u, u, "403", "200", "200"]),
         ("GET /jaeger/api/services", [u, u, "403", "200", "200"]),
         ("GET /tempo/api/search", [u, u, "403", "200", "200"]),
+        ("GET /loki/api/v1/query_range", [u, u, "403", "200", "200"]),
         // The Zipkin row above stored this trace.
         ("GET /tempo/api/v2/traces/{id}", [u, u, "403", "200", "200"]),
         ("GET /prometheus/api/v1/query", [u, u, "403", "200", "200"]),

@@ -3,6 +3,7 @@
 //! lines found by the log search with their stream labels as resource
 //! attributes, structured metadata as attributes and a severity from
 //! `level`; Loki's answers to bad requests and to a tenant over its rate.
+//! `python-logging-loki`'s lines are read back through Loki's query API too.
 
 use std::io::Write as _;
 
@@ -160,5 +161,17 @@ log.error("payment failed for order 9", extra={{"tags": {{"order": "9"}}}})
     assert_eq!(error["resource"]["logger"], "shop");
     let warning = lines.iter().find(|h| h["body"] == "stock low for sku 12").expect("the warning");
     assert_eq!(warning["severity"], "WARN");
+    // And through Loki's query API, as Grafana would ask for the error lines.
+    let found = common::get_json(
+        &server.api_url("/loki/api/v1/query_range"),
+        &[("query", r#"{application="pyshop"} |= "failed" | detected_level="error""#), ("limit", "10")],
+        None,
+    )
+    .await
+    .expect("query_range");
+    let stream = &found["data"]["result"][0];
+    assert_eq!(found["data"]["result"].as_array().map(Vec::len), Some(1), "{found}");
+    assert_eq!(stream["stream"]["order"], "9");
+    assert_eq!(stream["values"][0][1], "payment failed for order 9");
     server.server.shutdown().await.expect("shutdown");
 }

@@ -14,6 +14,7 @@ mod elasticsearch;
 mod loadgen;
 mod logs;
 mod loki;
+mod loki_query;
 mod memory_limit;
 mod metrics;
 mod openapi;
