@@ -37,6 +37,13 @@ pub struct Compiled {
     regexes: Regexes,
 }
 
+impl Compiled {
+    /// The query's regular expressions, and its stages' runner.
+    pub fn regexes(&self) -> &Regexes {
+        &self.regexes
+    }
+}
+
 pub fn compile(text: &str) -> Result<Compiled, ParseError> {
     let query = parse(text)?;
     let mut regexes = Regexes::default();
@@ -99,17 +106,30 @@ impl Reader<'_> {
     pub fn scan(
         &self,
         log: &LogExpr,
+        range: (i64, i64),
+        newest_first: bool,
+        each: impl FnMut(Line) -> bool,
+    ) -> Read<()> {
+        self.scan_after(log, range, newest_first, None, each).map(|r| r.map(|_| ()))
+    }
+
+    /// [`Self::scan`] from strictly after `after` (in the order read); the
+    /// key of the last line read, selected or not.
+    pub fn scan_after(
+        &self,
+        log: &LogExpr,
         (start, end): (i64, i64),
         newest_first: bool,
+        after: Option<SortKey>,
         mut each: impl FnMut(Line) -> bool,
-    ) -> Read<()> {
+    ) -> Read<Option<SortKey>> {
         let mut search = LogSearch {
             tenant: self.tenant.clone(),
             expr: pushdown(&log.selector),
             range: TimeRange { start, end },
             limit: PAGE,
             newest_first,
-            after: None::<SortKey>,
+            after,
         };
         let mut read = 0usize;
         loop {
@@ -121,15 +141,15 @@ impl Reader<'_> {
                 )));
             }
             let full = hits.len() == PAGE;
-            search.after = hits.last().map(|h| h.key);
+            search.after = hits.last().map(|h| h.key).or(search.after);
             for hit in hits {
                 let line = Line::of(hit.key.ts, &hit.record);
                 if self.compiled.regexes.selects(&log.selector, &line.stream) && !each(line) {
-                    return Ok(Ok(()));
+                    return Ok(Ok(Some(hit.key)));
                 }
             }
             if !full {
-                return Ok(Ok(()));
+                return Ok(Ok(search.after));
             }
         }
     }

@@ -633,6 +633,13 @@ async fn grafana_s_editor_requests_and_loki_s_refusals() {
     assert_eq!((stats["streams"].as_u64(), stats["entries"].as_u64()), (Some(2), Some(80)), "{stats}");
     let checkout_bytes: usize = data.iter().filter(|l| l.service == "checkout").map(|l| l.text.len()).sum();
     assert_eq!(stats["bytes"].as_u64(), Some(checkout_bytes as u64));
+    let mut q = range();
+    q.push(("query", r#"{service_name="checkout"}"#.into()));
+    let (_, body) = get("/loki/api/v1/detected_labels", q).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).expect("json"),
+        json!({"detectedLabels": [{"label": "env", "cardinality": 2}, {"label": "service_name", "cardinality": 1}]})
+    );
     let (status, body) = get("/loki/api/v1/status/buildinfo", vec![]).await;
     assert_eq!(status, 200);
     assert!(
@@ -654,4 +661,53 @@ async fn grafana_s_editor_requests_and_loki_s_refusals() {
     let (status, body) = get("/loki/api/v1/query", vec![("query", r#"{service_name="checkout"}"#.into())]).await;
     assert_eq!(status, 400);
     assert!(body.contains("log queries are not supported as an instant query type"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn live_tail_sends_the_newest_lines_then_each_new_one() {
+    use futures_util::StreamExt as _;
+    let s = common::start(|_| {}).await;
+    let client = reqwest::Client::new();
+    let send = |lines: Vec<(i64, &str)>| {
+        let (client, url) = (client.clone(), s.api_url("/loki/api/v1/push"));
+        let values: Vec<Value> = lines.iter().map(|(ts, l)| json!([ts.to_string(), l])).collect();
+        async move {
+            let body = json!({"streams": [{"stream": {"service_name": "tailme"}, "values": values}]});
+            assert_eq!(client.post(url).json(&body).send().await.expect("push").status(), 204);
+        }
+    };
+    let now = common::now_nanos() as i64;
+    send((1..=5).map(|i| (now - (10 - i) * SECOND, if i % 2 == 1 { "keep" } else { "drop" })).collect()).await;
+    common::log_hits(&s, "service:tailme", 5).await;
+    // As Grafana's live mode opens it.
+    let url = reqwest::Url::parse_with_params(
+        &format!("ws://{}/loki/api/v1/tail", s.server.api_addr),
+        &[("query", r#"{service_name="tailme"} |= "keep""#), ("limit", "2")],
+    )
+    .expect("URL");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("WebSocket");
+    let mut next = async || -> Vec<(String, String)> {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(20), ws.next())
+            .await
+            .expect("a message in time")
+            .expect("open")
+            .expect("message");
+        let body: Value = serde_json::from_str(message.to_text().expect("text")).expect("JSON");
+        let stream = &body["streams"][0];
+        assert_eq!(stream["stream"]["service_name"], "tailme", "{body}");
+        stream["values"]
+            .as_array()
+            .expect("values")
+            .iter()
+            .map(|v| (v[0].as_str().unwrap_or_default().to_owned(), v[1].as_str().unwrap_or_default().to_owned()))
+            .collect()
+    };
+    let first = next().await;
+    let want: Vec<(String, String)> =
+        [3, 5].iter().map(|i| ((now - (10 - i) * SECOND).to_string(), "keep".to_owned())).collect();
+    assert_eq!(first, want, "the newest two matching lines, oldest first");
+    send(vec![(common::now_nanos() as i64, "drop")]).await;
+    let fresh = common::now_nanos() as i64;
+    send(vec![(fresh, "keep")]).await;
+    assert_eq!(next().await, vec![(fresh.to_string(), "keep".to_owned())], "only the new matching line");
 }

@@ -5,12 +5,16 @@
 //! plain text, as Loki sends them.
 
 mod model;
+mod tail;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use axum::Json;
 use axum::Router;
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
@@ -35,6 +39,8 @@ pub fn router(state: QueryState) -> Router {
         .route("/loki/api/v1/label/{name}/values", get(label_values))
         .route("/loki/api/v1/series", get(series))
         .route("/loki/api/v1/index/stats", get(index_stats))
+        .route("/loki/api/v1/detected_labels", get(detected_labels))
+        .route("/loki/api/v1/tail", get(live_tail))
         .route("/loki/api/v1/status/buildinfo", get(buildinfo));
     super::guarded::<LokiError>(routes, state)
 }
@@ -363,4 +369,44 @@ async fn index_stats(State(state): State<QueryState>, headers: HeaderMap, RawQue
     let entries: u64 = counts.iter().sum();
     let bytes = if sampled == 0 { 0 } else { entries * sampled_bytes as u64 / sampled as u64 };
     Ok(Json(model::IndexStats { streams: streams.len(), chunks: streams.len(), entries, bytes }).into_response())
+}
+
+async fn live_tail(
+    State(state): State<QueryState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    ws: WebSocketUpgrade,
+) -> Reply {
+    let p = pairs(raw);
+    let tenant = state.tenant(&headers)?;
+    let compiled = Arc::new(compile(&p)?);
+    let now = sightline_storage::model::now_unix_nanos() as i64;
+    let start = param(&p, "start").map(|v| time("start", v)).transpose()?.unwrap_or(now - 3_600_000_000_000);
+    let delay = match param(&p, "delay_for") {
+        None => 0,
+        Some(v) => match v.parse::<i64>() {
+            Ok(s) if (0..=5).contains(&s) => s * 1_000_000_000,
+            _ => return Err(ApiError::BadRequest("delay_for can't be greater than 5".into()).into()),
+        },
+    };
+    let tail = tail::Tail { tenant, compiled, start, limit: limit(&p)?, delay };
+    Ok(tail::upgrade(state, tail, ws)?)
+}
+
+/// `/loki/api/v1/detected_labels`: the stream labels of the sample with
+/// how many values each takes, as Grafana's log browsing asks.
+async fn detected_labels(State(state): State<QueryState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Reply {
+    let p = pairs(raw);
+    let tenant = state.tenant(&headers)?;
+    let range = range(&state, &p)?;
+    let (streams, ..) = stream_sample(&state, &tenant, param(&p, "query"), range).await?;
+    let mut values: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for s in &streams {
+        for (k, v) in s {
+            values.entry(k.clone()).or_default().insert(v.clone());
+        }
+    }
+    let detected_labels =
+        values.into_iter().map(|(label, v)| model::DetectedLabel { label, cardinality: v.len() }).collect();
+    Ok(Json(model::DetectedLabels { detected_labels }).into_response())
 }

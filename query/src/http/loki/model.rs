@@ -113,3 +113,16 @@ pub struct IndexStats {
     pub entries: u64,
     pub bytes: u64,
 }
+
+/// `/loki/api/v1/detected_labels`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DetectedLabels {
+    pub detected_labels: Vec<DetectedLabel>,
+}
+
+#[derive(Serialize)]
+pub struct DetectedLabel {
+    pub label: String,
+    pub cardinality: usize,
+}
