@@ -13,6 +13,7 @@ pub mod logs;
 pub mod loki;
 pub mod native;
 pub mod ops;
+mod plain;
 pub mod prometheus;
 pub mod tempo;
 

@@ -16,6 +16,7 @@
 pub mod dashboards;
 pub mod error;
 pub mod http;
+mod lex;
 pub mod limits;
 pub mod log_query;
 pub mod logql;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sightline_storage::logs::{TimeRange, TopField};
@@ -24,6 +24,7 @@ use sightline_storage::model::Tenant;
 
 use self::model::{Data, Envelope, Point, ResultData, Stats, Stream};
 use crate::error::ApiError;
+use crate::http::plain::PlainError;
 use crate::logql::ast::{MetricExpr, Query};
 use crate::logql::eval::{Steps, Value};
 use crate::logql::pipeline::Labels;
@@ -42,30 +43,10 @@ pub fn router(state: QueryState) -> Router {
         .route("/loki/api/v1/detected_labels", get(detected_labels))
         .route("/loki/api/v1/tail", get(live_tail))
         .route("/loki/api/v1/status/buildinfo", get(buildinfo));
-    super::guarded::<LokiError>(routes, state)
+    super::guarded::<PlainError>(routes, state)
 }
 
-/// Errors as Loki answers them: the status and the message as text.
-pub struct LokiError(ApiError);
-
-impl From<ApiError> for LokiError {
-    fn from(e: ApiError) -> Self {
-        Self(e)
-    }
-}
-
-impl IntoResponse for LokiError {
-    fn into_response(self) -> Response {
-        self.0.log_if_internal();
-        let message = match &self.0 {
-            ApiError::BadRequest(m) => m.clone(),
-            other => other.to_string(),
-        };
-        (self.0.status(), [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message).into_response()
-    }
-}
-
-type Reply = Result<Response, LokiError>;
+type Reply = Result<Response, PlainError>;
 
 /// The Loki API level this answers (Grafana picks features by it).
 async fn buildinfo() -> Json<crate::http::json::BuildInfo> {

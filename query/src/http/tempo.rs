@@ -20,6 +20,7 @@ use sightline_storage::model::{Span, Tenant};
 use self::model::{Batches, Field, Metrics, SpanSet, SpanSummary, TraceSummary};
 use crate::error::ApiError;
 use crate::http::json::Text;
+use crate::http::plain::PlainError;
 use crate::params;
 use crate::state::QueryState;
 use crate::traceql::ast::{Intrinsic, Operand, Scope};
@@ -36,26 +37,10 @@ pub fn router(state: QueryState) -> Router {
         .route("/tempo/api/v2/search/tags", get(tags_v2))
         .route("/tempo/api/search/tag/{tag}/values", get(values_v1))
         .route("/tempo/api/v2/search/tag/{tag}/values", get(values_v2));
-    super::guarded::<TempoError>(routes, state)
+    super::guarded::<PlainError>(routes, state)
 }
 
-/// Errors as Tempo answers them: the status and the message as text.
-pub struct TempoError(ApiError);
-
-impl From<ApiError> for TempoError {
-    fn from(e: ApiError) -> Self {
-        Self(e)
-    }
-}
-
-impl IntoResponse for TempoError {
-    fn into_response(self) -> Response {
-        self.0.log_if_internal();
-        (self.0.status(), [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], self.0.to_string()).into_response()
-    }
-}
-
-type Reply = Result<Response, TempoError>;
+type Reply = Result<Response, PlainError>;
 
 /// The Tempo API level this answers (Grafana picks features by it).
 async fn buildinfo() -> Json<crate::http::json::BuildInfo> {

@@ -5,6 +5,8 @@
 //! does not run (`offset`, `json` with expressions, `|= "a" or "b"`…) is
 //! refused by name.
 
+use crate::lex::{Cursor, quoted};
+
 use super::ast::{
     BinOp, Compare, Grouping, LabelFilter, LabelSource, LogExpr, MatchOp, Matcher, MetricExpr, Query, RangeFn, Stage,
     Unwrap, VectorFn,
@@ -93,7 +95,7 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
             ('%', _) => (Tok::Mod, 1),
             ('^', _) => (Tok::Pow, 1),
             ('"' | '`', _) => {
-                let (s, len) = string(&chars[i..]).map_err(err)?;
+                let (s, len) = quoted(&chars[i..], true).map_err(err)?;
                 (Tok::Str(s), len)
             }
             (d, _) if d.is_ascii_digit() || (d == '.' && next.is_some_and(|n| n.is_ascii_digit())) => {
@@ -113,37 +115,6 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
     }
     out.push((Tok::End, chars.len() + 1));
     Ok(out)
-}
-
-fn string(chars: &[char]) -> Result<(String, usize), String> {
-    let quote = chars[0];
-    let mut out = String::new();
-    let mut i = 1;
-    while i < chars.len() {
-        match chars[i] {
-            c if c == quote => return Ok((out, i + 1)),
-            '\\' if quote == '"' => {
-                let e = *chars.get(i + 1).ok_or("an escape at the end of a string")?;
-                match e {
-                    'n' => out.push('\n'),
-                    't' => out.push('\t'),
-                    'r' => out.push('\r'),
-                    '\\' | '"' => out.push(e),
-                    // Regular expressions keep their escapes (`\d`, `\.`).
-                    other => {
-                        out.push('\\');
-                        out.push(other);
-                    }
-                }
-                i += 2;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    Err("a string that is not closed".into())
 }
 
 /// A number, a duration (`5m`, `1h30m`, `250ms`) or a byte size (`10KB`, `1MiB`).
@@ -215,15 +186,14 @@ pub fn bytes(text: &str) -> Option<f64> {
 }
 
 struct Parser {
-    toks: Vec<(Tok, usize)>,
-    at: usize,
+    c: Cursor<Tok>,
 }
 
 /// Parses a LogQL query.
 pub fn parse(text: &str) -> Result<Query, ParseError> {
-    let mut p = Parser { toks: lex(text)?, at: 0 };
-    let q = if p.peek() == &Tok::LBrace { Query::Log(p.log_expr()?) } else { Query::Metric(p.metric(0)?) };
-    if p.peek() != &Tok::End {
+    let mut p = Parser { c: Cursor::new(lex(text)?) };
+    let q = if p.c.peek() == &Tok::LBrace { Query::Log(p.log_expr()?) } else { Query::Metric(p.metric(0)?) };
+    if p.c.peek() != &Tok::End {
         return Err(p.unexpected("the end of the query"));
     }
     Ok(q)
@@ -252,40 +222,20 @@ fn binary(t: &Tok) -> Option<(u8, BinOp)> {
 }
 
 impl Parser {
-    fn peek(&self) -> &Tok {
-        &self.toks[self.at].0
-    }
-
-    fn next(&mut self) -> Tok {
-        let t = self.toks[self.at].0.clone();
-        if self.at + 1 < self.toks.len() {
-            self.at += 1;
-        }
-        t
-    }
-
-    fn eat(&mut self, t: &Tok) -> bool {
-        let yes = self.peek() == t;
-        if yes {
-            self.next();
-        }
-        yes
-    }
-
     fn eat_word(&mut self, w: &str) -> bool {
-        let yes = matches!(self.peek(), Tok::Ident(x) if x == w);
+        let yes = matches!(self.c.peek(), Tok::Ident(x) if x == w);
         if yes {
-            self.next();
+            self.c.next();
         }
         yes
     }
 
     fn error(&self, message: impl Into<String>) -> ParseError {
-        ParseError { column: self.toks[self.at].1, message: message.into() }
+        ParseError { column: self.c.column(), message: message.into() }
     }
 
     fn unexpected(&self, wanted: &str) -> ParseError {
-        let got = match self.peek() {
+        let got = match self.c.peek() {
             Tok::End => "the end of the query".to_owned(),
             Tok::Str(s) => format!("string {s:?}"),
             Tok::Ident(i) => format!("{i:?}"),
@@ -295,23 +245,23 @@ impl Parser {
     }
 
     fn expect(&mut self, t: &Tok, wanted: &str) -> Result<(), ParseError> {
-        if self.eat(t) { Ok(()) } else { Err(self.unexpected(wanted)) }
+        if self.c.eat(t) { Ok(()) } else { Err(self.unexpected(wanted)) }
     }
 
     fn string(&mut self) -> Result<String, ParseError> {
-        match self.next() {
+        match self.c.next() {
             Tok::Str(s) => Ok(s),
             _ => {
-                self.at -= 1;
+                self.c.back();
                 Err(self.unexpected("a string"))
             }
         }
     }
 
     fn ident(&mut self) -> Result<String, ParseError> {
-        match self.peek().clone() {
+        match self.c.peek().clone() {
             Tok::Ident(s) => {
-                self.next();
+                self.c.next();
                 Ok(s)
             }
             _ => Err(self.unexpected("a label name")),
@@ -321,20 +271,20 @@ impl Parser {
     fn log_expr(&mut self) -> Result<LogExpr, ParseError> {
         self.expect(&Tok::LBrace, "{")?;
         let mut selector = Vec::new();
-        while self.peek() != &Tok::RBrace {
+        while self.c.peek() != &Tok::RBrace {
             let label = self.ident()?;
-            let op = match self.next() {
+            let op = match self.c.next() {
                 Tok::Eq => MatchOp::Eq,
                 Tok::Ne => MatchOp::Ne,
                 Tok::Re => MatchOp::Re,
                 Tok::NotRe => MatchOp::NotRe,
                 _ => {
-                    self.at -= 1;
+                    self.c.back();
                     return Err(self.unexpected("=, !=, =~ or !~"));
                 }
             };
             selector.push(Matcher { label, op, value: self.string()? });
-            if !self.eat(&Tok::Comma) {
+            if !self.c.eat(&Tok::Comma) {
                 break;
             }
         }
@@ -346,21 +296,21 @@ impl Parser {
         }
         let mut stages = Vec::new();
         loop {
-            let line = match self.peek() {
+            let line = match self.c.peek() {
                 Tok::PipeEq => MatchOp::Eq,
                 Tok::Ne => MatchOp::Ne,
                 Tok::PipeRe => MatchOp::Re,
                 Tok::NotRe => MatchOp::NotRe,
                 Tok::Pipe => {
-                    self.next();
+                    self.c.next();
                     stages.push(self.stage()?);
                     continue;
                 }
                 _ => break,
             };
-            self.next();
+            self.c.next();
             stages.push(Stage::Line(line, self.string()?));
-            if matches!(self.peek(), Tok::Ident(w) if w == "or") {
+            if matches!(self.c.peek(), Tok::Ident(w) if w == "or") {
                 return Err(self.error("line filters joined with `or` are not supported"));
             }
         }
@@ -368,7 +318,7 @@ impl Parser {
     }
 
     fn stage(&mut self) -> Result<Stage, ParseError> {
-        let word = match self.peek() {
+        let word = match self.c.peek() {
             Tok::Ident(w) => w.clone(),
             Tok::LParen => return Ok(Stage::Filter(self.filter_or()?)),
             _ => return Err(self.unexpected("a parser, a label filter or a formatting stage")),
@@ -377,20 +327,20 @@ impl Parser {
         const STAGES: [&str; 9] =
             ["json", "logfmt", "regexp", "pattern", "line_format", "label_format", "drop", "keep", "unwrap"];
         let filter_op =
-            matches!(self.toks[self.at + 1].0, Tok::Eq | Tok::Re | Tok::EqEq | Tok::Gt | Tok::Ge | Tok::Lt | Tok::Le);
+            matches!(*self.c.peek_at(1), Tok::Eq | Tok::Re | Tok::EqEq | Tok::Gt | Tok::Ge | Tok::Lt | Tok::Le);
         if !STAGES.contains(&word.as_str()) || filter_op {
             if !matches!(
-                self.toks[self.at + 1].0,
+                *self.c.peek_at(1),
                 Tok::Eq | Tok::Ne | Tok::Re | Tok::NotRe | Tok::EqEq | Tok::Gt | Tok::Ge | Tok::Lt | Tok::Le
             ) {
                 return Err(self.error(format!("the stage {word:?} is not supported")));
             }
             return Ok(Stage::Filter(self.filter_or()?));
         }
-        self.next();
+        self.c.next();
         Ok(match word.as_str() {
             "json" | "logfmt" => {
-                if matches!(self.peek(), Tok::Ident(_)) || matches!(self.peek(), Tok::Sub) {
+                if matches!(self.c.peek(), Tok::Ident(_)) || matches!(self.c.peek(), Tok::Sub) {
                     return Err(self.error(format!("{word} with parameters or flags is not supported")));
                 }
                 if word == "json" { Stage::Json } else { Stage::Logfmt }
@@ -410,15 +360,15 @@ impl Parser {
                 loop {
                     let name = self.ident()?;
                     self.expect(&Tok::Eq, "=")?;
-                    let source = match self.peek().clone() {
+                    let source = match self.c.peek().clone() {
                         Tok::Str(s) => {
-                            self.next();
+                            self.c.next();
                             LabelSource::Template(template(self, s)?)
                         }
                         _ => LabelSource::Label(self.ident()?),
                     };
                     out.push((name, source));
-                    if !self.eat(&Tok::Comma) {
+                    if !self.c.eat(&Tok::Comma) {
                         break;
                     }
                 }
@@ -426,10 +376,10 @@ impl Parser {
             }
             "drop" | "keep" => {
                 let mut labels = vec![self.ident()?];
-                while self.eat(&Tok::Comma) {
+                while self.c.eat(&Tok::Comma) {
                     labels.push(self.ident()?);
                 }
-                if self.peek() == &Tok::Eq || self.peek() == &Tok::Ne {
+                if self.c.peek() == &Tok::Eq || self.c.peek() == &Tok::Ne {
                     return Err(self.error(format!("{word} with matchers is not supported")));
                 }
                 if word == "drop" { Stage::Drop(labels) } else { Stage::Keep(labels) }
@@ -442,7 +392,7 @@ impl Parser {
                     _ => None,
                 };
                 match conversion {
-                    Some(c) if self.eat(&Tok::LParen) => {
+                    Some(c) if self.c.eat(&Tok::LParen) => {
                         let label = self.ident()?;
                         self.expect(&Tok::RParen, ")")?;
                         Stage::Unwrap(c, label)
@@ -464,20 +414,20 @@ impl Parser {
 
     fn filter_and(&mut self) -> Result<LabelFilter, ParseError> {
         let mut left = self.filter_one()?;
-        while self.eat_word("and") || self.eat(&Tok::Comma) {
+        while self.eat_word("and") || self.c.eat(&Tok::Comma) {
             left = LabelFilter::And(Box::new(left), Box::new(self.filter_one()?));
         }
         Ok(left)
     }
 
     fn filter_one(&mut self) -> Result<LabelFilter, ParseError> {
-        if self.eat(&Tok::LParen) {
+        if self.c.eat(&Tok::LParen) {
             let f = self.filter_or()?;
             self.expect(&Tok::RParen, ")")?;
             return Ok(f);
         }
         let label = self.ident()?;
-        let op = self.next();
+        let op = self.c.next();
         let text_op = match op {
             Tok::Eq => Some(MatchOp::Eq),
             Tok::Ne => Some(MatchOp::Ne),
@@ -495,7 +445,7 @@ impl Parser {
             _ => None,
         };
         let number = |value, unit| compare.map(|op| LabelFilter::Number { label: label.clone(), op, value, unit });
-        let made = match self.next() {
+        let made = match self.c.next() {
             Tok::Str(value) => text_op.map(|op| LabelFilter::Text(Matcher { label: label.clone(), op, value })),
             Tok::Number(n) => number(n, Unwrap::Number),
             Tok::Duration(d) => number(d as f64 / 1e9, Unwrap::Duration),
@@ -503,7 +453,7 @@ impl Parser {
             _ => None,
         };
         made.ok_or_else(|| {
-            self.at -= 1;
+            self.c.back();
             self.unexpected("a string (=, !=, =~, !~) or a number, duration or byte size (==, !=, >, >=, <, <=)")
         })
     }
@@ -511,11 +461,11 @@ impl Parser {
     /// A metric expression with operators binding at least as tight as `min`.
     fn metric(&mut self, min: u8) -> Result<MetricExpr, ParseError> {
         let mut left = self.metric_primary()?;
-        while let Some((power, op)) = binary(self.peek()) {
+        while let Some((power, op)) = binary(self.c.peek()) {
             if power < min {
                 break;
             }
-            self.next();
+            self.c.next();
             let keep = self.eat_word("bool");
             // `^` is right-associative, the rest left.
             let right = self.metric(if op == BinOp::Pow { power } else { power + 1 })?;
@@ -525,17 +475,17 @@ impl Parser {
     }
 
     fn grouping(&mut self) -> Result<Option<Grouping>, ParseError> {
-        let without = match self.peek() {
+        let without = match self.c.peek() {
             Tok::Ident(w) if w == "by" => false,
             Tok::Ident(w) if w == "without" => true,
             _ => return Ok(None),
         };
-        self.next();
+        self.c.next();
         self.expect(&Tok::LParen, "(")?;
         let mut labels = Vec::new();
-        while self.peek() != &Tok::RParen {
+        while self.c.peek() != &Tok::RParen {
             labels.push(self.ident()?);
-            if !self.eat(&Tok::Comma) {
+            if !self.c.eat(&Tok::Comma) {
                 break;
             }
         }
@@ -544,23 +494,23 @@ impl Parser {
     }
 
     fn metric_primary(&mut self) -> Result<MetricExpr, ParseError> {
-        match self.peek().clone() {
+        match self.c.peek().clone() {
             Tok::Number(n) => {
-                self.next();
+                self.c.next();
                 Ok(MetricExpr::Number(n))
             }
             Tok::Sub => {
-                self.next();
-                match self.next() {
+                self.c.next();
+                match self.c.next() {
                     Tok::Number(n) => Ok(MetricExpr::Number(-n)),
                     _ => {
-                        self.at -= 1;
+                        self.c.back();
                         Err(self.unexpected("a number"))
                     }
                 }
             }
             Tok::LParen => {
-                self.next();
+                self.c.next();
                 let e = self.metric(0)?;
                 self.expect(&Tok::RParen, ")")?;
                 Ok(e)
@@ -568,11 +518,11 @@ impl Parser {
             Tok::LBrace => Err(self.error("a log query cannot be combined with metric operators: wrap it in a range aggregation such as count_over_time")),
             Tok::Ident(name) => {
                 if let Some((_, f)) = RangeFn::NAMES.iter().find(|(n, _)| *n == name) {
-                    self.next();
+                    self.c.next();
                     return self.range_aggregation(*f);
                 }
                 if let Some((_, f)) = VectorFn::NAMES.iter().find(|(n, _)| *n == name) {
-                    self.next();
+                    self.c.next();
                     return self.vector_aggregation(*f);
                 }
                 Err(self.error(format!("the function {name:?} is not supported")))
@@ -584,8 +534,8 @@ impl Parser {
     fn range_aggregation(&mut self, function: RangeFn) -> Result<MetricExpr, ParseError> {
         self.expect(&Tok::LParen, "(")?;
         let param = if function == RangeFn::Quantile {
-            let Tok::Number(q) = self.next() else {
-                self.at -= 1;
+            let Tok::Number(q) = self.c.next() else {
+                self.c.back();
                 return Err(self.unexpected("the quantile"));
             };
             self.expect(&Tok::Comma, ",")?;
@@ -595,10 +545,10 @@ impl Parser {
         };
         let log = self.log_expr()?;
         self.expect(&Tok::LBracket, "[")?;
-        let range = match self.next() {
+        let range = match self.c.next() {
             Tok::Duration(d) if d > 0 => d,
             _ => {
-                self.at -= 1;
+                self.c.back();
                 return Err(self.unexpected("a range such as 5m"));
             }
         };
@@ -624,8 +574,8 @@ impl Parser {
         let mut grouping = self.grouping()?;
         self.expect(&Tok::LParen, "(")?;
         let param = if matches!(function, VectorFn::Topk | VectorFn::Bottomk) {
-            let Tok::Number(k) = self.next() else {
-                self.at -= 1;
+            let Tok::Number(k) = self.c.next() else {
+                self.c.back();
                 return Err(self.unexpected("k"));
             };
             self.expect(&Tok::Comma, ",")?;

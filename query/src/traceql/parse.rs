@@ -7,6 +7,8 @@
 
 use sightline_storage::model::{SpanKind, StatusCode};
 
+use crate::lex::{Cursor, quoted};
+
 use super::ast::{Aggregate, Compare, Expr, Intrinsic, Operand, Query, Relation, Scope, Spansets, Stage, Value};
 
 /// A query that does not parse, or uses what is not supported.
@@ -113,7 +115,7 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
             ('~', _) => (Tok::Tilde, 1),
             ('+' | '*' | '/' | '^' | '%', _) => (Tok::Unsupported("arithmetic"), 1),
             ('"' | '`', _) => {
-                let (s, len) = string(&chars[i..]).map_err(|m| err(at, m))?;
+                let (s, len) = quoted(&chars[i..], false).map_err(|m| err(at, m))?;
                 (Tok::Str(s), len)
             }
             ('-', Some(d)) if d.is_ascii_digit() => number(&chars[i..]).map_err(|m| err(at, m))?,
@@ -127,7 +129,7 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
                 let mut name: String = chars[i..i + len].iter().collect();
                 // `span."name with spaces"`
                 if name.ends_with('.') && chars.get(i + len) == Some(&'"') {
-                    let (quoted, qlen) = string(&chars[i + len..]).map_err(|m| err(at, m))?;
+                    let (quoted, qlen) = quoted(&chars[i + len..], false).map_err(|m| err(at, m))?;
                     name.push_str(&quoted);
                     len += qlen;
                 }
@@ -139,34 +141,6 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
     }
     out.push((Tok::End, chars.len() + 1));
     Ok(out)
-}
-
-/// A quoted string at the start of `chars`: its value and length.
-fn string(chars: &[char]) -> Result<(String, usize), String> {
-    let quote = chars[0];
-    let mut out = String::new();
-    let mut i = 1;
-    while i < chars.len() {
-        match chars[i] {
-            c if c == quote => return Ok((out, i + 1)),
-            '\\' if quote == '"' => {
-                let e = chars.get(i + 1).ok_or("an escape at the end of a string")?;
-                out.push(match e {
-                    'n' => '\n',
-                    't' => '\t',
-                    'r' => '\r',
-                    '\\' | '"' => *e,
-                    other => return Err(format!("unknown escape \\{other}")),
-                });
-                i += 2;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    Err("a string that is not closed".into())
 }
 
 /// A number or a duration at the start of `chars`.
@@ -205,19 +179,18 @@ fn number(chars: &[char]) -> Result<(Tok, usize), String> {
 }
 
 struct Parser {
-    toks: Vec<(Tok, usize)>,
-    at: usize,
+    c: Cursor<Tok>,
 }
 
 /// Parses a TraceQL query.
 pub fn parse(text: &str) -> Result<Query, ParseError> {
-    let mut p = Parser { toks: lex(text)?, at: 0 };
-    if p.peek() == &Tok::End {
+    let mut p = Parser { c: Cursor::new(lex(text)?) };
+    if p.c.peek() == &Tok::End {
         return Err(p.error("an empty query (use {} for every span)"));
     }
     let spansets = p.spansets()?;
     let mut stages = Vec::new();
-    while p.eat(&Tok::Pipe) {
+    while p.c.eat(&Tok::Pipe) {
         stages.push(p.stage()?);
     }
     p.expect(&Tok::End, "the end of the query")?;
@@ -225,44 +198,24 @@ pub fn parse(text: &str) -> Result<Query, ParseError> {
 }
 
 impl Parser {
-    fn peek(&self) -> &Tok {
-        &self.toks[self.at].0
-    }
-
-    fn next(&mut self) -> Tok {
-        let t = self.toks[self.at].0.clone();
-        if self.at + 1 < self.toks.len() {
-            self.at += 1;
-        }
-        t
-    }
-
-    fn eat(&mut self, t: &Tok) -> bool {
-        let yes = self.peek() == t;
-        if yes {
-            self.next();
-        }
-        yes
-    }
-
     fn error(&self, message: impl Into<String>) -> ParseError {
-        ParseError { column: self.toks[self.at].1, message: message.into() }
+        ParseError { column: self.c.column(), message: message.into() }
     }
 
     fn unexpected(&self, wanted: &str) -> ParseError {
-        match self.peek() {
+        match self.c.peek() {
             Tok::Unsupported(what) => self.error(format!("{what} is not supported")),
             t => self.error(format!("unexpected {}, expected {wanted}", describe(t))),
         }
     }
 
     fn expect(&mut self, t: &Tok, wanted: &str) -> Result<(), ParseError> {
-        if self.eat(t) { Ok(()) } else { Err(self.unexpected(wanted)) }
+        if self.c.eat(t) { Ok(()) } else { Err(self.unexpected(wanted)) }
     }
 
     fn spansets(&mut self) -> Result<Spansets, ParseError> {
         let mut left = self.spansets_and()?;
-        while self.eat(&Tok::OrOr) {
+        while self.c.eat(&Tok::OrOr) {
             left = Spansets::Or(Box::new(left), Box::new(self.spansets_and()?));
         }
         Ok(left)
@@ -270,7 +223,7 @@ impl Parser {
 
     fn spansets_and(&mut self) -> Result<Spansets, ParseError> {
         let mut left = self.structural()?;
-        while self.eat(&Tok::AndAnd) {
+        while self.c.eat(&Tok::AndAnd) {
             left = Spansets::And(Box::new(left), Box::new(self.structural()?));
         }
         Ok(left)
@@ -279,7 +232,7 @@ impl Parser {
     fn structural(&mut self) -> Result<Spansets, ParseError> {
         let mut left = self.spanset()?;
         loop {
-            let (relation, negated) = match self.peek() {
+            let (relation, negated) = match self.c.peek() {
                 Tok::Gt => (Relation::Child, false),
                 Tok::Descendant => (Relation::Descendant, false),
                 Tok::Lt => (Relation::Parent, false),
@@ -292,19 +245,19 @@ impl Parser {
                 Tok::NRe => (Relation::Sibling, true),
                 _ => return Ok(left),
             };
-            self.next();
+            self.c.next();
             let right = self.spanset()?;
             left = Spansets::Structural { relation, negated, left: Box::new(left), right: Box::new(right) };
         }
     }
 
     fn spanset(&mut self) -> Result<Spansets, ParseError> {
-        match self.peek() {
+        match self.c.peek() {
             Tok::LBrace => Ok(Spansets::Filter(self.braced()?)),
             Tok::LParen => {
-                self.next();
+                self.c.next();
                 let inner = self.spansets()?;
-                if self.peek() == &Tok::Pipe {
+                if self.c.peek() == &Tok::Pipe {
                     return Err(self.error("pipelines inside parentheses are not supported"));
                 }
                 self.expect(&Tok::RParen, ")")?;
@@ -317,7 +270,7 @@ impl Parser {
     /// `{ expr }`, `{}` being every span.
     fn braced(&mut self) -> Result<Expr, ParseError> {
         self.expect(&Tok::LBrace, "{")?;
-        if self.eat(&Tok::RBrace) {
+        if self.c.eat(&Tok::RBrace) {
             return Ok(Expr::Is(Operand::Literal(Value::Bool(true))));
         }
         let e = self.expr()?;
@@ -327,7 +280,7 @@ impl Parser {
 
     fn expr(&mut self) -> Result<Expr, ParseError> {
         let mut left = self.expr_and()?;
-        while self.eat(&Tok::OrOr) {
+        while self.c.eat(&Tok::OrOr) {
             left = Expr::Or(Box::new(left), Box::new(self.expr_and()?));
         }
         Ok(left)
@@ -335,17 +288,17 @@ impl Parser {
 
     fn expr_and(&mut self) -> Result<Expr, ParseError> {
         let mut left = self.unary()?;
-        while self.eat(&Tok::AndAnd) {
+        while self.c.eat(&Tok::AndAnd) {
             left = Expr::And(Box::new(left), Box::new(self.unary()?));
         }
         Ok(left)
     }
 
     fn unary(&mut self) -> Result<Expr, ParseError> {
-        if self.eat(&Tok::Not) {
+        if self.c.eat(&Tok::Not) {
             return Ok(Expr::Not(Box::new(self.unary()?)));
         }
-        if self.eat(&Tok::LParen) {
+        if self.c.eat(&Tok::LParen) {
             let e = self.expr()?;
             self.expect(&Tok::RParen, ")")?;
             return Ok(e);
@@ -358,7 +311,7 @@ impl Parser {
     }
 
     fn compare_op(&mut self) -> Option<Compare> {
-        let op = match self.peek() {
+        let op = match self.c.peek() {
             Tok::Eq => Compare::Eq,
             Tok::Ne => Compare::Ne,
             Tok::Gt => Compare::Gt,
@@ -369,7 +322,7 @@ impl Parser {
             Tok::NRe => Compare::NotMatches,
             _ => return None,
         };
-        self.next();
+        self.c.next();
         Some(op)
     }
 
@@ -381,7 +334,7 @@ impl Parser {
     }
 
     fn operand(&mut self) -> Result<Operand, ParseError> {
-        let v = match self.peek().clone() {
+        let v = match self.c.peek().clone() {
             Tok::Str(s) => Value::Str(s),
             Tok::Int(i) => Value::Int(i),
             Tok::Float(f) => Value::Float(f),
@@ -389,7 +342,7 @@ impl Parser {
             Tok::Ident(name) => return self.identifier(&name),
             _ => return Err(self.unexpected("a field or a value")),
         };
-        self.next();
+        self.c.next();
         Ok(Operand::Literal(v))
     }
 
@@ -428,7 +381,7 @@ impl Parser {
                 _ => self.error(format!("unknown field {name:?} (attributes are span.x, resource.x or .x)")),
             });
         };
-        self.next();
+        self.c.next();
         Ok(operand)
     }
 
@@ -440,10 +393,10 @@ impl Parser {
     }
 
     fn stage(&mut self) -> Result<Stage, ParseError> {
-        if self.peek() == &Tok::LBrace {
+        if self.c.peek() == &Tok::LBrace {
             return Ok(Stage::Filter(self.braced()?));
         }
-        let Tok::Ident(name) = self.peek().clone() else {
+        let Tok::Ident(name) = self.c.peek().clone() else {
             return Err(self.unexpected("{, count(), avg(), min(), max(), sum() or select()"));
         };
         let function = match name.as_str() {
@@ -453,10 +406,10 @@ impl Parser {
             "max" => Aggregate::Max,
             "sum" => Aggregate::Sum,
             "select" => {
-                self.next();
+                self.c.next();
                 self.expect(&Tok::LParen, "(")?;
                 let mut fields = vec![self.operand()?];
-                while self.eat(&Tok::Comma) {
+                while self.c.eat(&Tok::Comma) {
                     fields.push(self.operand()?);
                 }
                 self.expect(&Tok::RParen, ")")?;
@@ -467,7 +420,7 @@ impl Parser {
             }
             other => return Err(self.error(format!("the pipeline stage {other}() is not supported"))),
         };
-        self.next();
+        self.c.next();
         self.expect(&Tok::LParen, "(")?;
         let field = if function == Aggregate::Count {
             None
