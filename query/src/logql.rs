@@ -123,28 +123,62 @@ impl Reader<'_> {
         after: Option<SortKey>,
         mut each: impl FnMut(Line) -> bool,
     ) -> Read<Option<SortKey>> {
-        let mut search = LogSearch {
-            tenant: self.tenant.clone(),
-            expr: pushdown(&log.selector),
-            range: TimeRange { start, end },
-            limit: PAGE,
-            newest_first,
-            after,
-        };
+        let mut expr = pushdown(&log.selector);
+        // Services named by a regular expression or a negation: the index's
+        // list of the range's services, matched here, goes down as terms.
+        if log.selector.iter().any(|m| m.label == "service_name" && m.op != MatchOp::Eq) {
+            let all = self.store.top_values(
+                self.tenant,
+                &StoreExpr::All,
+                TimeRange { start, end },
+                sightline_storage::logs::TopField::Service,
+                usize::MAX,
+                self.deadline,
+            )?;
+            let wanted: Vec<StoreExpr> = all
+                .into_iter()
+                .map(|(service, _)| service)
+                .filter(|s| self.compiled.regexes.selects_label(&log.selector, "service_name", s))
+                .map(|value| StoreExpr::Text { target: Target::Service, value, prefix: false })
+                .collect();
+            if wanted.is_empty() {
+                return Ok(Ok(after));
+            }
+            expr = StoreExpr::And(vec![expr, StoreExpr::Or(wanted)]);
+        }
+        let range = TimeRange { start, end };
         let mut read = 0usize;
+        let select = |key: SortKey, record: &sightline_storage::model::LogRecord| -> Option<Line> {
+            let stream = Line::stream_of(record);
+            self.compiled.regexes.selects(&log.selector, &stream).then(|| Line::with_stream(key.ts, record, stream))
+        };
+        if !newest_first {
+            // Oldest first: one streaming pass over the index.
+            let (mut last, mut over) = (after, false);
+            self.store.scan(self.tenant, &expr, range, after, self.deadline, |key, record| {
+                last = Some(key);
+                read += 1;
+                if read > MAX_LINES {
+                    over = true;
+                    return false;
+                }
+                select(key, &record).is_none_or(&mut each)
+            })?;
+            return Ok(if over { Err(too_many_lines()) } else { Ok(last) });
+        }
+        let mut search = LogSearch { tenant: self.tenant.clone(), expr, range, limit: PAGE, newest_first, after };
         loop {
             let hits = self.store.search(&search, self.deadline)?;
             read += hits.len();
             if read > MAX_LINES {
-                return Ok(Err(format!(
-                    "the query reads more than {MAX_LINES} lines: narrow its selector or its time range"
-                )));
+                return Ok(Err(too_many_lines()));
             }
             let full = hits.len() == PAGE;
             search.after = hits.last().map(|h| h.key).or(search.after);
             for hit in hits {
-                let line = Line::of(hit.key.ts, &hit.record);
-                if self.compiled.regexes.selects(&log.selector, &line.stream) && !each(line) {
+                if let Some(line) = select(hit.key, &hit.record)
+                    && !each(line)
+                {
                     return Ok(Ok(Some(hit.key)));
                 }
             }
@@ -181,22 +215,29 @@ impl Reader<'_> {
         let value = match m {
             MetricExpr::Number(n) => Value::Scalar(*n),
             MetricExpr::Range { function, param, log, range, grouping } => {
-                let samples = match self.samples(log, *function, *range, steps)? {
-                    Ok(s) => s,
+                match self.range(*function, *param, log, *range, grouping.as_ref(), steps)? {
+                    Ok(v) => v,
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+            MetricExpr::Vector { function, param, grouping, inner } => {
+                // `sum by (g) (count_over_time(…))` and the like: the lines are
+                // counted by `g` as they are read, never one series per label set.
+                let pushed = match (function, inner.as_ref()) {
+                    (ast::VectorFn::Sum, MetricExpr::Range { function: f, param, log, range, grouping: None })
+                        if f.adds_up() =>
+                    {
+                        let g = grouping.clone().unwrap_or(ast::Grouping { without: false, labels: Vec::new() });
+                        Some(self.range(*f, *param, log, *range, Some(&g), steps)?)
+                    }
+                    _ => None,
+                };
+                let inner = match pushed.map_or_else(|| self.evaluate(inner, steps), Ok)? {
+                    Ok(inner) => inner,
                     Err(e) => return Ok(Err(e)),
                 };
-                let absent: Labels = log
-                    .selector
-                    .iter()
-                    .filter(|m| m.op == MatchOp::Eq)
-                    .map(|m| (m.label.clone(), m.value.clone()))
-                    .collect();
-                Value::Vector(eval::range(*function, *param, *range, grouping.as_ref(), samples, steps, absent))
+                Value::Vector(eval::vector(*function, *param, grouping.as_ref(), inner, steps))
             }
-            MetricExpr::Vector { function, param, grouping, inner } => match self.evaluate(inner, steps)? {
-                Ok(inner) => Value::Vector(eval::vector(*function, *param, grouping.as_ref(), inner, steps)),
-                Err(e) => return Ok(Err(e)),
-            },
             MetricExpr::Binary { op, keep, left, right } => {
                 let (l, r) = match (self.evaluate(left, steps)?, self.evaluate(right, steps)?) {
                     (Ok(l), Ok(r)) => (l, r),
@@ -211,14 +252,40 @@ impl Reader<'_> {
         if let Value::Vector(v) = &value
             && v.len() > MAX_SERIES
         {
-            return Ok(Err(format!("maximum of series ({MAX_SERIES}) reached for a single query")));
+            return Ok(Err(too_many_series()));
         }
         Ok(Ok(value))
     }
 
+    /// A range aggregation, its samples grouped by `grouping` as they are read.
+    fn range(
+        &self,
+        function: ast::RangeFn,
+        param: Option<f64>,
+        log: &LogExpr,
+        range: u64,
+        grouping: Option<&ast::Grouping>,
+        steps: Steps,
+    ) -> Read<Value> {
+        let samples = match self.samples(log, function, range, grouping, steps)? {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(e)),
+        };
+        let absent: Labels =
+            log.selector.iter().filter(|m| m.op == MatchOp::Eq).map(|m| (m.label.clone(), m.value.clone())).collect();
+        Ok(Ok(Value::Vector(eval::range(function, param, range, grouping, samples, steps, absent))))
+    }
+
     /// The samples of a range aggregation: every selected line of
-    /// `(first step − range, last step]` through the stages.
-    fn samples(&self, log: &LogExpr, function: ast::RangeFn, range: u64, steps: Steps) -> Read<Samples> {
+    /// `(first step − range, last step]` through the stages, by series.
+    fn samples(
+        &self,
+        log: &LogExpr,
+        function: ast::RangeFn,
+        range: u64,
+        grouping: Option<&ast::Grouping>,
+        steps: Steps,
+    ) -> Read<Samples> {
         let start = steps.start.saturating_sub(i64::try_from(range).unwrap_or(i64::MAX));
         let end = steps.at(steps.count.saturating_sub(1));
         let bytes = matches!(function, ast::RangeFn::Bytes | ast::RangeFn::BytesRate);
@@ -231,11 +298,27 @@ impl Reader<'_> {
                 return false;
             }
             let v = if bytes { line.text.len() as f64 } else { unwrapped.unwrap_or(1.0) };
-            samples.entry(line.labels).or_default().push((line.ts, v));
+            let key = match grouping {
+                Some(g) => eval::grouped(&line.labels, g),
+                None => line.labels,
+            };
+            samples.entry(key).or_default().push((line.ts, v));
+            if samples.len() > MAX_SERIES {
+                failed = Some(too_many_series());
+                return false;
+            }
             true
         })?;
         Ok(scanned.and_then(|()| failed.map_or(Ok(samples), Err)))
     }
+}
+
+fn too_many_lines() -> String {
+    format!("the query reads more than {MAX_LINES} lines: narrow its selector or its time range")
+}
+
+fn too_many_series() -> String {
+    format!("maximum of series ({MAX_SERIES}) reached for a single query")
 }
 
 fn pipeline_error(error: &str, labels: &Labels) -> String {

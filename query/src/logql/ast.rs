@@ -154,6 +154,12 @@ impl RangeFn {
         ("quantile_over_time", RangeFn::Quantile),
     ];
 
+    /// Whether the sum of its values over several series is its value over
+    /// their lines merged (so a `sum` around it may group the lines first).
+    pub fn adds_up(self) -> bool {
+        matches!(self, RangeFn::Count | RangeFn::Rate | RangeFn::Bytes | RangeFn::BytesRate | RangeFn::Sum)
+    }
+
     /// Whether it reads unwrapped values rather than counting lines.
     pub fn unwraps(self) -> bool {
         !matches!(self, RangeFn::Count | RangeFn::Rate | RangeFn::Bytes | RangeFn::BytesRate | RangeFn::Absent)

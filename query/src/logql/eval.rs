@@ -34,7 +34,8 @@ pub enum Value {
 /// line, its length in bytes for the `bytes` functions, or what `unwrap` read.
 pub type Samples = BTreeMap<Labels, Vec<(i64, f64)>>;
 
-fn grouped(labels: &Labels, g: &Grouping) -> Labels {
+/// The labels a grouping keeps (`by`) or leaves (`without`).
+pub fn grouped(labels: &Labels, g: &Grouping) -> Labels {
     labels.iter().filter(|(k, _)| g.labels.contains(k) != g.without).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 

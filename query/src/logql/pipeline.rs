@@ -46,6 +46,11 @@ fn level(severity: u8) -> Option<&'static str> {
 
 impl Line {
     pub fn of(ts: i64, r: &LogRecord) -> Line {
+        Line::with_stream(ts, r, Line::stream_of(r))
+    }
+
+    /// The stream labels of a record: its resource's.
+    pub fn stream_of(r: &LogRecord) -> Labels {
         let mut stream = Labels::new();
         stream.insert("service_name".into(), r.resource.service.clone());
         for (k, v) in &r.resource.attributes.0 {
@@ -53,6 +58,11 @@ impl Line {
                 stream.insert(label_name(k), v.to_text());
             }
         }
+        stream
+    }
+
+    /// The line of a record whose stream labels are known (and selected).
+    pub fn with_stream(ts: i64, r: &LogRecord, stream: Labels) -> Line {
         let mut labels = stream.clone();
         for (k, v) in &r.attributes.0 {
             labels.entry(label_name(k)).or_insert_with(|| v.to_text());
@@ -124,6 +134,11 @@ impl Regexes {
             MatchOp::Re => self.get(&m.value, true).is_some_and(|re| re.is_match(value)),
             MatchOp::NotRe => !self.get(&m.value, true).is_some_and(|re| re.is_match(value)),
         }
+    }
+
+    /// Whether `value` meets the selector's matchers on `label`.
+    pub fn selects_label(&self, selector: &[Matcher], label: &str, value: &str) -> bool {
+        selector.iter().filter(|m| m.label == label).all(|m| self.matches(m, value))
     }
 
     /// Whether the stream's labels meet the selector (a missing label is empty).

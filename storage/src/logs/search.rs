@@ -17,6 +17,9 @@ use super::store::LogStore;
 use crate::StorageError;
 use crate::model::{LogRecord, Tenant};
 
+/// Addresses one page of [`LogStore::scan`] reads.
+pub const SCAN_PAGE: usize = 16_384;
+
 /// A search: the newest (or oldest) `limit` matches in a time range,
 /// strictly after `after` in that order (the cursor of a previous page).
 #[derive(Clone, Debug)]
@@ -112,6 +115,61 @@ impl LogStore {
             }
         }
         Ok(hits)
+    }
+
+    /// Every match in `range` strictly after `after`, oldest first, handed
+    /// to `each` until it answers false. Matches are read in pages of
+    /// [`SCAN_PAGE`], so a scan of millions of lines holds one page of
+    /// records, not the lines.
+    pub fn scan(
+        &self,
+        tenant: &Tenant,
+        expr: &LogExpr,
+        range: TimeRange,
+        mut after: Option<SortKey>,
+        deadline: Option<Instant>,
+        mut each: impl FnMut(SortKey, LogRecord) -> bool,
+    ) -> Result<(), StorageError> {
+        let mut partitions = self.overlapping(range);
+        partitions.reverse();
+        for p in partitions {
+            let searcher = p.searcher();
+            loop {
+                check(deadline)?;
+                let collector = Newest { limit: SCAN_PAGE, range, newest_first: false, after };
+                let found = collect(&p, &searcher, tenant, expr, collector, deadline)?;
+                let full = found.len() == SCAN_PAGE;
+                // Read in the doc store's order, so that each compressed block is
+                // opened once (time order jumps between blocks and segments).
+                let mut order: Vec<usize> = (0..found.len()).collect();
+                order.sort_unstable_by_key(|&i| (found[i].1.segment_ord, found[i].1.doc_id));
+                let mut records: Vec<Option<LogRecord>> = vec![None; found.len()];
+                for (n, &i) in order.iter().enumerate() {
+                    if n % 4096 == 4095 {
+                        check(deadline)?;
+                    }
+                    let doc: TantivyDocument = searcher.doc(found[i].1).map_err(err)?;
+                    let record = doc.get_first(p.fields.record).and_then(|v| v.as_bytes()).and_then(decode_record);
+                    let Some(record) = record else {
+                        let at = p.dir.display();
+                        return Err(StorageError::LogIndex(format!("{at}: a stored record is unreadable")));
+                    };
+                    records[i] = Some(record);
+                }
+                for ((key, _), record) in found.into_iter().zip(records) {
+                    after = Some(key);
+                    if let Some(record) = record
+                        && !each(key, record)
+                    {
+                        return Ok(());
+                    }
+                }
+                if !full {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Counts of matches per `step` nanoseconds from `range.start`.
