@@ -333,6 +333,19 @@ pub fn parse(input: &str) -> Result<LogExpr, ParseError> {
     Ok(expr)
 }
 
+/// The family name of an OTLP severity number.
+pub fn severity_name(n: u8) -> &'static str {
+    match n {
+        1..=4 => "TRACE",
+        5..=8 => "DEBUG",
+        9..=12 => "INFO",
+        13..=16 => "WARN",
+        17..=20 => "ERROR",
+        21..=24 => "FATAL",
+        _ => "UNSPECIFIED",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

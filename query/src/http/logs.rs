@@ -16,6 +16,7 @@ use self::model::{Cursor, Hit};
 use crate::error::ApiError;
 use crate::http::json::Text;
 use crate::log_query as parse;
+pub use crate::log_query::severity_name;
 use crate::params;
 use crate::state::QueryState;
 
@@ -192,19 +193,6 @@ async fn trace_logs(
     let logs = state.logs.clone();
     let hits = state.read_logs(move |deadline| logs.search(&s, deadline)).await?;
     Ok(Json(model::TraceLogs { logs: hits.iter().map(Hit::of).collect() }).into_response())
-}
-
-/// The family name of an OTLP severity number.
-pub fn severity_name(n: u8) -> &'static str {
-    match n {
-        1..=4 => "TRACE",
-        5..=8 => "DEBUG",
-        9..=12 => "INFO",
-        13..=16 => "WARN",
-        17..=20 => "ERROR",
-        21..=24 => "FATAL",
-        _ => "UNSPECIFIED",
-    }
 }
 
 #[cfg(test)]

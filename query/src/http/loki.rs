@@ -116,7 +116,7 @@ fn direction(p: &[(String, String)]) -> Result<bool, ApiError> {
 /// Loki's default step: the range over 250 points, at least a second.
 fn step(p: &[(String, String)], (start, end): (i64, i64)) -> Result<i64, ApiError> {
     let default = ((end - start) / 250 / 1_000_000_000).max(1) * 1_000_000_000;
-    let Some(v) = param(p, "step").or_else(|| param(p, "interval").filter(|_| false)) else { return Ok(default) };
+    let Some(v) = param(p, "step") else { return Ok(default) };
     let nanos = match v.parse::<f64>() {
         Ok(s) => (s * 1e9) as i64,
         Err(_) => logql::parse::duration_nanos(v)

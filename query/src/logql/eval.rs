@@ -236,8 +236,7 @@ pub fn binary(op: BinOp, keep: bool, left: Value, right: Value, steps: Steps) ->
             }
             Ok(Value::Scalar(apply(op, true, a, b).unwrap_or(f64::NAN)))
         }
-        (Value::Vector(v), Value::Scalar(b)) | (Value::Scalar(b), Value::Vector(v)) if set_op => {
-            let _ = (v, b);
+        (Value::Vector(_), Value::Scalar(_)) | (Value::Scalar(_), Value::Vector(_)) if set_op => {
             Err("set operators (and, or, unless) need series on both sides".into())
         }
         (Value::Vector(v), Value::Scalar(b)) => Ok(Value::Vector(map(v, |a| apply(op, keep, a, b)))),

@@ -32,18 +32,6 @@ pub fn label_name(key: &str) -> String {
     key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
 }
 
-fn level(severity: u8) -> Option<&'static str> {
-    Some(match severity {
-        1..=4 => "trace",
-        5..=8 => "debug",
-        9..=12 => "info",
-        13..=16 => "warn",
-        17..=20 => "error",
-        21..=24 => "fatal",
-        _ => return None,
-    })
-}
-
 impl Line {
     pub fn of(ts: i64, r: &LogRecord) -> Line {
         Line::with_stream(ts, r, Line::stream_of(r))
@@ -67,8 +55,9 @@ impl Line {
         for (k, v) in &r.attributes.0 {
             labels.entry(label_name(k)).or_insert_with(|| v.to_text());
         }
-        if let Some(l) = level(r.severity_number) {
-            labels.entry("detected_level".into()).or_insert_with(|| l.into());
+        if (1..=24).contains(&r.severity_number) {
+            let level = crate::log_query::severity_name(r.severity_number).to_ascii_lowercase();
+            labels.entry("detected_level".into()).or_insert(level);
         }
         if let Some(t) = r.trace_id {
             labels.entry("trace_id".into()).or_insert_with(|| t.to_hex());
