@@ -28,6 +28,8 @@ pub use parse::{ParseError, parse};
 pub const MAX_LINES: usize = 2_000_000;
 /// The most series a metric query answers.
 pub const MAX_SERIES: usize = 10_000;
+/// The most values (series × steps) a range aggregation may hold.
+pub const MAX_POINTS: usize = 5_000_000;
 const PAGE: usize = 5_000;
 
 /// A parsed query with its regular expressions compiled.
@@ -305,6 +307,14 @@ impl Reader<'_> {
             samples.entry(key).or_default().push((line.ts, v));
             if samples.len() > MAX_SERIES {
                 failed = Some(too_many_series());
+                return false;
+            }
+            if samples.len().saturating_mul(steps.count) > MAX_POINTS {
+                failed = Some(format!(
+                    "the query would answer more than {MAX_POINTS} points ({} series × {} steps): use a larger step or fewer series",
+                    samples.len(),
+                    steps.count
+                ));
                 return false;
             }
             true
