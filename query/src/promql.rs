@@ -4,7 +4,7 @@
 mod aggregate;
 mod binary;
 pub mod eval;
-mod functions;
+pub(crate) mod functions;
 pub mod value;
 
 pub use eval::{instant, range};

@@ -45,6 +45,15 @@ pub async fn start(configure: impl FnOnce(&mut Config)) -> TestServer {
     TestServer { server, config, dir }
 }
 
+/// A server whose tenants may send `items_per_second` items, `burst` at once.
+pub async fn start_rate_limited(items_per_second: u64, burst: u64) -> TestServer {
+    start(|c| {
+        c.ingest.rate_limit.items_per_second = items_per_second;
+        c.ingest.rate_limit.burst_items = burst;
+    })
+    .await
+}
+
 impl TestServer {
     pub fn grpc_url(&self) -> String {
         format!("http://{}", self.server.grpc_addr)

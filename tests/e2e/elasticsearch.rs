@@ -91,11 +91,7 @@ async fn bulk_requests_are_answered_item_by_item() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_over_its_rate_gets_elasticsearch_s_429() {
-    let server = common::start(|c| {
-        c.ingest.rate_limit.items_per_second = 1;
-        c.ingest.rate_limit.burst_items = 2;
-    })
-    .await;
+    let server = common::start_rate_limited(1, 2).await;
     let docs = |n: usize| {
         (0..n)
             .map(|i| format!("{}\n{}\n", json!({"index": {"_index": "x"}}), json!({"message": i})))

@@ -11,11 +11,7 @@ use sightline_loadgen::{Generator, Signal};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn refused_requests_are_retried_until_all_are_acknowledged() {
-    let s = common::start(|c| {
-        c.ingest.rate_limit.items_per_second = 3000;
-        c.ingest.rate_limit.burst_items = 3000;
-    })
-    .await;
+    let s = common::start_rate_limited(3000, 3000).await;
     for (protocol, endpoint) in
         [(Protocol::Grpc, s.grpc_url()), (Protocol::Http, format!("http://{}", s.server.http_addr))]
     {

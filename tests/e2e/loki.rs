@@ -89,11 +89,7 @@ async fn lines_pushed_as_loki_clients_push_them_are_searchable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_pushes_get_loki_s_answers() {
-    let server = common::start(|c| {
-        c.ingest.rate_limit.items_per_second = 1;
-        c.ingest.rate_limit.burst_items = 2;
-    })
-    .await;
+    let server = common::start_rate_limited(1, 2).await;
     let client = reqwest::Client::new();
     let post = |body: Vec<u8>, content_type: &'static str| {
         let client = client.clone();

@@ -14,11 +14,7 @@ const SPANS: u64 = 50;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_tenant_over_its_rate_is_refused_retryably_and_others_are_not() {
-    let s = common::start(|c| {
-        c.ingest.rate_limit.items_per_second = 10;
-        c.ingest.rate_limit.burst_items = 200;
-    })
-    .await;
+    let s = common::start_rate_limited(10, 200).await;
     let client = reqwest::Client::new();
     let post = |n: u64, tenant: &'static str| {
         client

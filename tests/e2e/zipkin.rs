@@ -111,11 +111,7 @@ async fn py_zipkin_reports_a_two_service_trace_in_json_and_protobuf() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_span_reports_get_zipkin_s_answers() {
-    let server = common::start(|c| {
-        c.ingest.rate_limit.items_per_second = 1;
-        c.ingest.rate_limit.burst_items = 2;
-    })
-    .await;
+    let server = common::start_rate_limited(1, 2).await;
     let client = reqwest::Client::new();
     for (body, content_type, status, message) in [
         (&b"{}"[..], "application/json", 400, "invalid Zipkin JSON"),

@@ -269,10 +269,7 @@ async fn typed_values(
 ) -> Result<Vec<model::TypedValue>, ApiError> {
     let tenant = state.tenant(headers)?;
     // The tag as a field: `span.x`, `resource.x`, `.x`, an intrinsic, or a bare name (any scope).
-    let field = match traceql::parse(&format!("{{ {tag} != nil }}")).ok().map(|q| q.spansets) {
-        Some(traceql::ast::Spansets::Filter(traceql::ast::Expr::Compare(field, ..))) => field,
-        _ => Operand::Attribute(Scope::Any, tag.to_owned()),
-    };
+    let field = traceql::parse::field(tag).unwrap_or_else(|_| Operand::Attribute(Scope::Any, tag.to_owned()));
     let no_filter = p.get("q").is_none_or(|q| q.trim().is_empty() || q.trim() == "{}");
     if no_filter && field == Operand::Attribute(Scope::Resource, "service.name".into()) {
         let services = state.spans.services(&tenant);

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::ast::{BinOp, Compare, Grouping, RangeFn, VectorFn};
 use super::pipeline::{Labels, compare};
+use crate::promql::functions::{quantile, variance};
 
 /// The evaluation times: `start + i × step` for `i < count`, nanoseconds.
 #[derive(Clone, Copy, Debug)]
@@ -65,7 +66,11 @@ pub fn range(
         let values: Vec<Option<f64>> = (0..steps.count)
             .map(|i| {
                 let t = steps.at(i);
-                let any = samples.values().any(|s| s.iter().any(|(ts, _)| *ts > t - range && *ts <= t));
+                // Samples are in time order: the first one after the window's start.
+                let any = samples.values().any(|s| {
+                    let first = s.partition_point(|(ts, _)| *ts <= t - range);
+                    s.get(first).is_some_and(|(ts, _)| *ts <= t)
+                });
                 (!any).then_some(1.0)
             })
             .collect();
@@ -84,8 +89,7 @@ pub fn range(
             while lo < hi && s[lo].0 <= t - range {
                 lo += 1;
             }
-            let window: Vec<f64> = s[lo..hi].iter().map(|(_, v)| *v).collect();
-            values.push(if window.is_empty() { None } else { Some(over(function, param, &window, seconds)) });
+            values.push((lo < hi).then(|| over(function, param, &s[lo..hi], seconds)));
         }
         if values.iter().any(Option::is_some) {
             out.push((labels, values));
@@ -94,45 +98,24 @@ pub fn range(
     out
 }
 
-fn over(function: RangeFn, param: Option<f64>, w: &[f64], seconds: f64) -> f64 {
+/// The function over a window's samples (never empty).
+fn over(function: RangeFn, param: Option<f64>, w: &[(i64, f64)], seconds: f64) -> f64 {
+    let values = || w.iter().map(|(_, v)| *v);
     let n = w.len() as f64;
-    let sum: f64 = w.iter().sum();
     match function {
         RangeFn::Count => n,
         RangeFn::Rate => n / seconds,
-        RangeFn::Bytes | RangeFn::Sum => sum,
-        RangeFn::BytesRate => sum / seconds,
-        RangeFn::Avg => sum / n,
-        RangeFn::Min => w.iter().copied().fold(f64::INFINITY, f64::min),
-        RangeFn::Max => w.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        RangeFn::First => w[0],
-        RangeFn::Last => w[w.len() - 1],
-        RangeFn::Stddev => {
-            let mean = sum / n;
-            (w.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt()
-        }
-        RangeFn::Quantile => quantile(param.unwrap_or(0.5), w),
+        RangeFn::Bytes | RangeFn::Sum => values().sum(),
+        RangeFn::BytesRate => values().sum::<f64>() / seconds,
+        RangeFn::Avg => values().sum::<f64>() / n,
+        RangeFn::Min => values().fold(f64::INFINITY, f64::min),
+        RangeFn::Max => values().fold(f64::NEG_INFINITY, f64::max),
+        RangeFn::First => w[0].1,
+        RangeFn::Last => w[w.len() - 1].1,
+        RangeFn::Stddev => variance(values()).sqrt(),
+        RangeFn::Quantile => quantile(param.unwrap_or(0.5), values().collect()),
         RangeFn::Absent => 1.0,
     }
-}
-
-/// Prometheus's quantile: linear interpolation between the closest ranks.
-fn quantile(q: f64, values: &[f64]) -> f64 {
-    if q.is_nan() || values.is_empty() {
-        return f64::NAN;
-    }
-    if q < 0.0 {
-        return f64::NEG_INFINITY;
-    }
-    if q > 1.0 {
-        return f64::INFINITY;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let rank = q * (v.len() - 1) as f64;
-    let (lower, upper) = (rank.floor() as usize, rank.ceil() as usize);
-    let weight = rank - rank.floor();
-    v[lower] * (1.0 - weight) + v[upper] * weight
 }
 
 /// A vector aggregation at every step.
@@ -185,10 +168,7 @@ pub fn vector(
                     VectorFn::Min => v.iter().copied().fold(f64::INFINITY, f64::min),
                     VectorFn::Max => v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
                     VectorFn::Count => n,
-                    VectorFn::Stddev => {
-                        let mean = sum / n;
-                        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt()
-                    }
+                    VectorFn::Stddev => variance(v.iter().copied()).sqrt(),
                     VectorFn::Topk | VectorFn::Bottomk => sum,
                 })
             })

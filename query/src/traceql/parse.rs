@@ -197,6 +197,18 @@ pub fn parse(text: &str) -> Result<Query, ParseError> {
     Ok(Query { spansets, stages })
 }
 
+/// A field alone (`span.http.method`, `resource.service.name`, `.x`,
+/// `name`, `status`…), as Tempo's tag routes name one.
+pub fn field(text: &str) -> Result<Operand, ParseError> {
+    let mut p = Parser { c: Cursor::new(lex(text)?) };
+    let f = p.operand()?;
+    p.expect(&Tok::End, "the end of the field")?;
+    match f {
+        Operand::Literal(_) => Err(p.error("a value, not a field")),
+        f => Ok(f),
+    }
+}
+
 impl Parser {
     fn error(&self, message: impl Into<String>) -> ParseError {
         ParseError { column: self.c.column(), message: message.into() }

@@ -156,3 +156,13 @@ fn the_pushdown_is_a_condition_every_answer_meets() {
     assert_eq!(q(r#"{ name = "a" } >> { name = "b" }"#).name.as_deref(), Some("b"));
     assert_eq!(q("{ 10ms <= duration }").min_duration_nanos, Some(10 * MS));
 }
+
+#[test]
+fn a_tag_names_one_field() {
+    use ast::{Intrinsic, Operand, Scope};
+    assert_eq!(parse::field("span.http.method"), Ok(Operand::Attribute(Scope::Span, "http.method".into())));
+    assert_eq!(parse::field(".service.name"), Ok(Operand::Attribute(Scope::Any, "service.name".into())));
+    assert_eq!(parse::field("status"), Ok(Operand::Intrinsic(Intrinsic::Status)));
+    assert!(parse::field("error").is_err(), "a value");
+    assert!(parse::field("span.a = 1").is_err());
+}
