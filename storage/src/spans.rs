@@ -4,6 +4,7 @@
 mod attributes;
 pub mod columns;
 mod head;
+mod kv;
 mod parents;
 pub mod part;
 pub mod query;

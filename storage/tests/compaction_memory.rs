@@ -23,7 +23,7 @@ use sightline_storage::spans::{SpanStore, SpanStoreConfig, columns};
 static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
 
 const PARTS: u64 = 4;
-const TRACES_PER_PART: u64 = 6_000;
+const TRACES_PER_PART: u64 = 7_000;
 const SPANS_PER_TRACE: u64 = 15;
 /// What the compaction may hold beyond what was live before it.
 const BOUND: usize = 56 << 20;

@@ -16,7 +16,8 @@ use arrow::array::{Array, ArrayRef, BooleanArray, Int32Array, ListArray, RecordB
 use arrow::error::ArrowError;
 use serde::{Deserialize, Serialize};
 
-use super::columns::{self, HOT_STATUS, HOT_STR, KvReader};
+use super::columns::{self, HOT_STATUS, HOT_STR};
+use super::kv::{self, AttrReader};
 use super::query::SpanQuery;
 use crate::model::Resource;
 
@@ -25,7 +26,7 @@ const MAX_KEYS: usize = 1024;
 /// A hot attribute's values are listed while there are at most this many.
 const MAX_HOT_VALUES: usize = 256;
 
-const SPAN_LIST: &str = "attributes";
+const SPAN_LIST: &str = kv::KEYS;
 /// The resource of each row: its place in the part's table (version 3) or,
 /// in parts before, its attributes as a list on every row.
 const RESOURCE_PLACE: &str = "resource";
@@ -82,6 +83,7 @@ pub(super) fn columns_to_read(known: Option<&PartAttributes>, query: &SpanQuery)
         out.extend(sources.hot);
         if sources.span_list {
             out.insert(SPAN_LIST);
+            out.extend(kv::VALUE_LISTS);
         }
         if sources.resource_list {
             out.extend([RESOURCE_PLACE, RESOURCE_LIST]);
@@ -101,10 +103,10 @@ pub(super) fn mask(
     batch: &RecordBatch,
     resources: &[Arc<Resource>],
 ) -> Result<BooleanArray, ArrowError> {
-    let list = |name: &str| -> Result<Option<KvReader>, ArrowError> {
-        batch.column_by_name(name).map(|c| KvReader::new(c.as_ref(), name)).transpose().map_err(to_arrow)
-    };
-    let (span_list, resource_list) = (list(SPAN_LIST)?, list(RESOURCE_LIST)?);
+    let span_list = batch.column_by_name(SPAN_LIST).map(|_| AttrReader::of_spans(batch)).transpose();
+    let resource_list =
+        batch.column_by_name(RESOURCE_LIST).map(|c| AttrReader::of_structs(c.as_ref(), RESOURCE_LIST)).transpose();
+    let (span_list, resource_list) = (span_list.map_err(to_arrow)?, resource_list.map_err(to_arrow)?);
     let places = match batch.column_by_name(RESOURCE_PLACE) {
         Some(_) => Some(super::resources::resource_column(batch)?),
         None => None,
@@ -119,7 +121,7 @@ pub(super) fn mask(
         let place = places.map(|p| p.value(row) as usize);
         let mut all = true;
         for c in &conditions {
-            let in_list = |list: &Option<KvReader>| list.as_ref().and_then(|l| l.text_is(row, c.key, c.value));
+            let in_list = |list: &Option<AttrReader>| list.as_ref().and_then(|l| l.text_is(row, c.key, c.value));
             let in_resource = || match place {
                 Some(p) => c.by_resource.get(p).copied().ok_or_else(|| super::resources::out_of_table(p as u32)),
                 None => Ok(in_list(&resource_list)),

@@ -12,17 +12,17 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BinaryArray, BooleanArray, FixedSizeBinaryArray, Float64Array, Int32Array, Int64Array, ListArray,
-    RecordBatch, StringArray, StructArray, UInt8Array, UInt32Array,
+    Array, ArrayRef, FixedSizeBinaryArray, Int32Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
+    UInt8Array, UInt32Array,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 
+use super::kv::{self, AttrReader, SplitColumns, StructColumns};
 use super::resources::{self, ResourceTable, Resources};
 use crate::model::{
     AttrValue, Attributes, Resource, Scope, Span, SpanEvent, SpanId, SpanKind, SpanLink, StatusCode, TraceId,
 };
-use crate::typed_json;
 
 /// Span rows in [`schema`] and the resources their `resource` column
 /// points into.
@@ -55,28 +55,11 @@ fn dict() -> DataType {
     DataType::Utf8
 }
 
-fn kv_fields() -> Fields {
-    Fields::from(vec![
-        Field::new("key", dict(), false),
-        Field::new("type", DataType::UInt8, false),
-        Field::new("str", dict(), true),
-        Field::new("int", DataType::Int64, true),
-        Field::new("double", DataType::Float64, true),
-        Field::new("bool", DataType::Boolean, true),
-        Field::new("bytes", DataType::Binary, true),
-        Field::new("json", DataType::Utf8, true),
-    ])
-}
-
-fn kv_list() -> DataType {
-    DataType::List(Arc::new(Field::new("item", DataType::Struct(kv_fields()), false)))
-}
-
 fn event_fields() -> Fields {
     Fields::from(vec![
         Field::new("time_unix_nano", DataType::Int64, false),
         Field::new("name", DataType::Utf8, false),
-        Field::new("attributes", kv_list(), false),
+        Field::new("attributes", kv::struct_list(), false),
     ])
 }
 
@@ -85,11 +68,11 @@ fn link_fields() -> Fields {
         Field::new("trace_id", DataType::FixedSizeBinary(16), false),
         Field::new("span_id", DataType::FixedSizeBinary(8), false),
         Field::new("trace_state", DataType::Utf8, false),
-        Field::new("attributes", kv_list(), false),
+        Field::new("attributes", kv::struct_list(), false),
     ])
 }
 
-/// The Arrow schema of a span part, format version 3.
+/// The Arrow schema of a span part, format version 5.
 pub fn schema() -> SchemaRef {
     let mut fields = vec![
         Field::new("trace_id", DataType::FixedSizeBinary(16), false),
@@ -108,7 +91,7 @@ pub fn schema() -> SchemaRef {
     fields.extend(HOT_STR.iter().map(|(_, col)| Field::new(*col, dict(), true)));
     fields.push(Field::new(HOT_STATUS.1, DataType::Int32, true));
     fields.extend([
-        Field::new("attributes", kv_list(), false),
+        kv::split_key_field(),
         Field::new("resource", DataType::UInt32, false),
         Field::new("scope_name", dict(), false),
         Field::new("scope_version", dict(), false),
@@ -123,90 +106,8 @@ pub fn schema() -> SchemaRef {
             false,
         ),
     ]);
+    fields.extend(kv::split_value_fields());
     Arc::new(Schema::new(fields))
-}
-
-/// Collects key/value lists column by column. Borrows from the spans being
-/// encoded: no string is copied before Arrow copies it into its buffers.
-struct KvColumns<'a> {
-    offsets: Vec<i32>,
-    keys: Vec<&'a str>,
-    types: Vec<u8>,
-    strs: Vec<Option<&'a str>>,
-    ints: Vec<Option<i64>>,
-    doubles: Vec<Option<f64>>,
-    bools: Vec<Option<bool>>,
-    bytes: Vec<Option<&'a [u8]>>,
-    jsons: Vec<Option<String>>,
-}
-
-const T_EMPTY: u8 = 0;
-const T_STR: u8 = 1;
-const T_BOOL: u8 = 2;
-const T_INT: u8 = 3;
-const T_DOUBLE: u8 = 4;
-const T_BYTES: u8 = 5;
-const T_ARRAY: u8 = 6;
-const T_MAP: u8 = 7;
-
-impl<'a> KvColumns<'a> {
-    fn new() -> Self {
-        Self {
-            offsets: vec![0],
-            keys: Vec::new(),
-            types: Vec::new(),
-            strs: Vec::new(),
-            ints: Vec::new(),
-            doubles: Vec::new(),
-            bools: Vec::new(),
-            bytes: Vec::new(),
-            jsons: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, attrs: impl IntoIterator<Item = &'a (String, AttrValue)>) {
-        for (k, v) in attrs {
-            self.keys.push(k);
-            let (t, s, i, d, b, by, j) = match v {
-                AttrValue::Empty => (T_EMPTY, None, None, None, None, None, None),
-                AttrValue::Str(s) => (T_STR, Some(s.as_str()), None, None, None, None, None),
-                AttrValue::Bool(x) => (T_BOOL, None, None, None, Some(*x), None, None),
-                AttrValue::Int(x) => (T_INT, None, Some(*x), None, None, None, None),
-                AttrValue::Double(x) => (T_DOUBLE, None, None, Some(*x), None, None, None),
-                AttrValue::Bytes(x) => (T_BYTES, None, None, None, None, Some(x.as_slice()), None),
-                AttrValue::Array(_) => (T_ARRAY, None, None, None, None, None, Some(typed_json::to_string(v))),
-                AttrValue::Map(_) => (T_MAP, None, None, None, None, None, Some(typed_json::to_string(v))),
-            };
-            self.types.push(t);
-            self.strs.push(s);
-            self.ints.push(i);
-            self.doubles.push(d);
-            self.bools.push(b);
-            self.bytes.push(by);
-            self.jsons.push(j);
-        }
-        self.offsets.push(self.keys.len() as i32);
-    }
-
-    fn finish(self) -> ListArray {
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.keys.iter().map(|k| Some(*k)).collect::<StringArray>()),
-            Arc::new(UInt8Array::from(self.types)),
-            Arc::new(self.strs.iter().copied().collect::<StringArray>()),
-            Arc::new(Int64Array::from(self.ints)),
-            Arc::new(Float64Array::from(self.doubles)),
-            Arc::new(BooleanArray::from(self.bools)),
-            Arc::new(BinaryArray::from_iter(self.bytes)),
-            Arc::new(StringArray::from(self.jsons)),
-        ];
-        let values = StructArray::new(kv_fields(), columns, None);
-        ListArray::new(
-            Arc::new(Field::new("item", DataType::Struct(kv_fields()), false)),
-            OffsetBuffer::new(self.offsets.into()),
-            Arc::new(values),
-            None,
-        )
-    }
 }
 
 fn fixed<const N: usize>(values: impl Iterator<Item = [u8; N]>) -> FixedSizeBinaryArray {
@@ -220,16 +121,16 @@ fn fixed<const N: usize>(values: impl Iterator<Item = [u8; N]>) -> FixedSizeBina
 
 /// Encodes spans as one record batch, in the order given.
 pub fn to_batch(spans: &[&Span]) -> Result<SpanBatch, arrow::error::ArrowError> {
-    let mut attrs = KvColumns::new();
+    let mut attrs = SplitColumns::with_capacity(spans.len());
     let mut table = ResourceTable::default();
     let mut resource = Vec::with_capacity(spans.len());
     let mut hot_str: [Vec<Option<&str>>; 4] = Default::default();
     let mut hot_status = Vec::with_capacity(spans.len());
     let mut event_offsets = vec![0i32];
-    let (mut event_times, mut event_names, mut event_attrs) = (Vec::new(), Vec::new(), KvColumns::new());
+    let (mut event_times, mut event_names, mut event_attrs) = (Vec::new(), Vec::new(), StructColumns::new());
     let mut link_offsets = vec![0i32];
     let (mut link_traces, mut link_spans, mut link_states, mut link_attrs) =
-        (Vec::new(), Vec::new(), Vec::new(), KvColumns::new());
+        (Vec::new(), Vec::new(), Vec::new(), StructColumns::new());
     for s in spans.iter().copied() {
         let mut rest = Vec::with_capacity(s.attributes.0.len());
         let mut status = None;
@@ -313,14 +214,16 @@ pub fn to_batch(spans: &[&Span]) -> Result<SpanBatch, arrow::error::ArrowError> 
             None,
         ))
     };
+    let [keys, values @ ..] = attrs.finish();
     columns.extend([
-        Arc::new(attrs.finish()) as ArrayRef,
+        keys,
         Arc::new(UInt32Array::from(resource)),
         dict_of(&|s| &s.scope.name),
         dict_of(&|s| &s.scope.version),
         list_of(event_fields(), event_offsets, events),
         list_of(link_fields(), link_offsets, links),
     ]);
+    columns.extend(values);
     Ok(SpanBatch { rows: RecordBatch::try_new(schema(), columns)?, resources: table.finish() })
 }
 
@@ -331,7 +234,7 @@ pub struct ColumnError {
     problem: String,
 }
 
-fn bad(column: &str, problem: impl Into<String>) -> ColumnError {
+pub(super) fn bad(column: &str, problem: impl Into<String>) -> ColumnError {
     ColumnError { column: column.to_owned(), problem: problem.into() }
 }
 
@@ -339,7 +242,7 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, Column
     batch.column_by_name(name).ok_or_else(|| bad(name, "missing"))
 }
 
-fn typed<'a, T: 'static>(array: &'a dyn Array, name: &str) -> Result<&'a T, ColumnError> {
+pub(super) fn typed<'a, T: 'static>(array: &'a dyn Array, name: &str) -> Result<&'a T, ColumnError> {
     array.as_any().downcast_ref::<T>().ok_or_else(|| bad(name, format!("unexpected type {}", array.data_type())))
 }
 
@@ -347,69 +250,6 @@ fn typed<'a, T: 'static>(array: &'a dyn Array, name: &str) -> Result<&'a T, Colu
 pub(super) fn strings(array: &dyn Array, name: &str) -> Result<StringArray, ColumnError> {
     let cast = arrow::compute::cast(array, &DataType::Utf8).map_err(|e| bad(name, e.to_string()))?;
     Ok(typed::<StringArray>(cast.as_ref(), name)?.clone())
-}
-
-/// Reads a key/value list column back into one `Attributes` per row.
-pub(super) struct KvReader {
-    offsets: Vec<i32>,
-    keys: StringArray,
-    types: UInt8Array,
-    strs: StringArray,
-    ints: Int64Array,
-    doubles: Float64Array,
-    bools: BooleanArray,
-    bytes: BinaryArray,
-    jsons: StringArray,
-}
-
-impl KvReader {
-    pub(super) fn new(list: &dyn Array, name: &str) -> Result<Self, ColumnError> {
-        let list = typed::<ListArray>(list, name)?;
-        let values = typed::<StructArray>(list.values().as_ref(), name)?;
-        let field = |i: usize| values.column(i).as_ref();
-        Ok(Self {
-            offsets: list.value_offsets().to_vec(),
-            keys: strings(field(0), name)?,
-            types: typed::<UInt8Array>(field(1), name)?.clone(),
-            strs: strings(field(2), name)?,
-            ints: typed::<Int64Array>(field(3), name)?.clone(),
-            doubles: typed::<Float64Array>(field(4), name)?.clone(),
-            bools: typed::<BooleanArray>(field(5), name)?.clone(),
-            bytes: typed::<BinaryArray>(field(6), name)?.clone(),
-            jsons: strings(field(7), name)?,
-        })
-    }
-
-    fn row(&self, row: usize) -> Attributes {
-        let (start, end) = (self.offsets[row] as usize, self.offsets[row + 1] as usize);
-        Attributes((start..end).map(|i| (self.keys.value(i).to_owned(), self.value(i))).collect())
-    }
-
-    /// Whether the first value of `key` in row `row` reads as `text`
-    /// ([`AttrValue::to_text`]); none when the row has no such key. Strings
-    /// are compared in place, without a copy.
-    pub(super) fn text_is(&self, row: usize, key: &str, text: &str) -> Option<bool> {
-        let (start, end) = (self.offsets[row] as usize, self.offsets[row + 1] as usize);
-        let i = (start..end).find(|&i| self.keys.value(i) == key)?;
-        Some(match self.types.value(i) {
-            T_STR => self.strs.value(i) == text,
-            _ => self.value(i).to_text() == text,
-        })
-    }
-
-    fn value(&self, i: usize) -> AttrValue {
-        match self.types.value(i) {
-            T_STR => AttrValue::Str(self.strs.value(i).to_owned()),
-            T_BOOL => AttrValue::Bool(self.bools.value(i)),
-            T_INT => AttrValue::Int(self.ints.value(i)),
-            T_DOUBLE => AttrValue::Double(self.doubles.value(i)),
-            T_BYTES => AttrValue::Bytes(self.bytes.value(i).to_vec()),
-            T_ARRAY | T_MAP => {
-                serde_json::from_str(self.jsons.value(i)).map_or(AttrValue::Empty, |v| typed_json::value(&v))
-            }
-            _ => AttrValue::Empty,
-        }
-    }
 }
 
 pub(super) fn fixed_at<const N: usize>(array: &FixedSizeBinaryArray, i: usize) -> [u8; N] {
@@ -421,7 +261,7 @@ enum RowResource<'a> {
     /// A place in the batch's table (version 3).
     Place(&'a UInt32Array, &'a [Arc<Resource>]),
     /// A list on every row (versions 1 and 2).
-    List(Box<KvReader>),
+    List(Box<AttrReader>),
 }
 
 /// Decodes span rows back into spans; `resources` is the table their
@@ -443,10 +283,10 @@ pub fn from_batch(batch: &RecordBatch, resources: &[Arc<Resource>]) -> Result<Ve
         (str_col("service")?, str_col("name")?, str_col("status_message")?, str_col("trace_state")?);
     let (scope_names, scope_versions) = (str_col("scope_name")?, str_col("scope_version")?);
     let hot: Vec<StringArray> = HOT_STR.iter().map(|(_, c)| str_col(c)).collect::<Result<_, _>>()?;
-    let attrs = KvReader::new(column(batch, "attributes")?.as_ref(), "attributes")?;
+    let attrs = AttrReader::of_spans(batch)?;
     let row_resource = match batch.column_by_name("resource") {
         Some(places) => RowResource::Place(typed::<UInt32Array>(places.as_ref(), "resource")?, resources),
-        None => RowResource::List(Box::new(KvReader::new(
+        None => RowResource::List(Box::new(AttrReader::of_structs(
             column(batch, "resource_attributes")?.as_ref(),
             "resource_attributes",
         )?)),
@@ -456,13 +296,13 @@ pub fn from_batch(batch: &RecordBatch, resources: &[Arc<Resource>]) -> Result<Ve
     let event_values = typed::<StructArray>(events.values().as_ref(), "events")?;
     let event_times = typed::<Int64Array>(event_values.column(0).as_ref(), "events")?;
     let event_names = strings(event_values.column(1).as_ref(), "events")?;
-    let event_attrs = KvReader::new(event_values.column(2).as_ref(), "events")?;
+    let event_attrs = AttrReader::of_structs(event_values.column(2).as_ref(), "events")?;
     let links = typed::<ListArray>(column(batch, "links")?.as_ref(), "links")?;
     let link_values = typed::<StructArray>(links.values().as_ref(), "links")?;
     let link_traces = typed::<FixedSizeBinaryArray>(link_values.column(0).as_ref(), "links")?;
     let link_spans = typed::<FixedSizeBinaryArray>(link_values.column(1).as_ref(), "links")?;
     let link_states = strings(link_values.column(2).as_ref(), "links")?;
-    let link_attrs = KvReader::new(link_values.column(3).as_ref(), "links")?;
+    let link_attrs = AttrReader::of_structs(link_values.column(3).as_ref(), "links")?;
 
     let mut out = Vec::with_capacity(batch.num_rows());
     let mut last_resource: Option<Arc<Resource>> = None;

@@ -19,7 +19,10 @@
 //! and no page statistics (a trace lookup reads whole row groups); parts
 //! before version 3 hold every row's resource attributes in the row rather
 //! than its place in a table; before version 4 the dependency graph reads a
-//! part's span places, not its trace table. Every version is read.
+//! part's span places, not its trace table; before version 5 the span
+//! attributes are one list of (key, type and a column per type) structs
+//! rather than a key list and a value list per type ([`super::kv`]). Every
+//! version is read.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -49,7 +52,7 @@ use crate::model::{Span, TraceId};
 use crate::object_reader::ObjectReader;
 
 /// The version new parts are written in; every version from 1 up is read.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Rows per data page of a part (version 2).
 pub(super) const PAGE_ROWS: usize = 4096;
