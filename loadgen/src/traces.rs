@@ -22,7 +22,7 @@ pub struct TraceShape {
     pub extra_attributes: RangeInclusive<usize>,
     /// Services, the gateway included (6 to 20 make realistic fleets).
     pub services: usize,
-    /// Every span carries a unique `request.id` (a UUID-like string).
+    /// Every span carries a unique `request.id` (a UUID in its text form).
     pub unique_ids: bool,
 }
 
@@ -127,7 +127,14 @@ fn span(rng: &mut Rng, shape: &TraceShape, service: &str, root: bool, start: u64
         let (a, b) = (rng.next_u64(), rng.next_u64());
         attributes.push(text(
             "request.id",
-            format!("{:08x}-{:04x}-{:04x}-{:016x}", a >> 32, (a >> 16) & 0xffff, a & 0xffff, b),
+            format!(
+                "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+                a >> 32,
+                (a >> 16) & 0xffff,
+                a & 0xffff,
+                b >> 48,
+                b & 0xffff_ffff_ffff
+            ),
         ));
     }
     for k in 0..rng.within(shape.extra_attributes.clone()) {

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, Int32Array, ListArray, RecordBatch, StringArray, StructArray};
+use arrow::array::{Array, ArrayRef, BooleanArray, Int32Array, RecordBatch, StringArray};
 use arrow::error::ArrowError;
 use serde::{Deserialize, Serialize};
 
@@ -199,6 +199,8 @@ fn to_arrow(e: impl std::fmt::Display) -> ArrowError {
 /// Gathers a part's [`PartAttributes`] from the batches written to it.
 pub(super) struct AttributeSummary {
     span_keys: foldhash::HashSet<String>,
+    /// The attribute shapes seen (their keys are in `span_keys`).
+    shapes: foldhash::HashSet<Vec<u8>>,
     resource_keys: foldhash::HashSet<String>,
     /// One per hot column (strings, then the status code); none once full.
     hot: Vec<Option<foldhash::HashSet<String>>>,
@@ -210,6 +212,7 @@ impl Default for AttributeSummary {
     fn default() -> Self {
         Self {
             span_keys: Default::default(),
+            shapes: Default::default(),
             resource_keys: Default::default(),
             hot: HOT_STR.iter().map(|_| Some(Default::default())).collect(),
             status: Some(Default::default()),
@@ -224,16 +227,14 @@ impl AttributeSummary {
         if self.overflow {
             return Ok(());
         }
-        let list = batch.column_by_name(SPAN_LIST).and_then(|c| c.as_any().downcast_ref::<ListArray>());
-        let entries = list.and_then(|l| l.values().as_any().downcast_ref::<StructArray>());
-        let entries = entries.ok_or_else(|| ArrowError::CastError(format!("{SPAN_LIST} is not a key/value list")))?;
-        // Only the entries the rows reach (a batch may be a slice).
-        let (first, last) = match list.map(ListArray::value_offsets) {
-            Some([first, .., last]) => (*first as usize, *last as usize),
-            _ => (0, 0),
-        };
-        let keys = columns::strings(entries.column(0).as_ref(), SPAN_LIST).map_err(to_arrow)?;
-        insert_all(&mut self.span_keys, &keys, first..last);
+        let shapes = batch.column_by_name(SPAN_LIST).ok_or_else(|| ArrowError::CastError(format!("no {SPAN_LIST}")))?;
+        let keys = &mut self.span_keys;
+        kv::shape_keys(shapes.as_ref(), &mut self.shapes, |key| {
+            if !keys.contains(key) {
+                keys.insert(key.to_owned());
+            }
+        })
+        .map_err(to_arrow)?;
         if self.span_keys.len() > MAX_KEYS {
             self.overflow = true;
             return Ok(());

@@ -1,13 +1,17 @@
 //! Attribute lists as columns, in two layouts.
 //!
-//! - **Split** (span attributes, format version 5): `attributes` is a list
-//!   of (key, type) per span, in the span's order, and each value goes to
-//!   the list of its type beside it: `attributes_str`, `attributes_int`,
-//!   `attributes_double`, `attributes_bool`, and `attributes_other` (bytes
-//!   as they are; arrays and maps as typed JSON). A value list holds only
-//!   its type's values, so no entry pays for the five value columns it
-//!   does not use (their null and repetition levels were a sixth of a
-//!   part), and each list is encoded for its type.
+//! - **Split** (span attributes, format version 5): `attributes` holds
+//!   each span's *shape*, its keys and their types in the span's order
+//!   (per attribute: the type tag, the key's length as a LEB128 varint, the
+//!   key), and each value goes to the list of its type beside it:
+//!   `attributes_str`, `attributes_int`, `attributes_double`,
+//!   `attributes_bool`, and `attributes_other` (bytes as they are; arrays
+//!   and maps as typed JSON; lowercase hex and UUID strings as the bytes
+//!   they spell). Spans of one operation share a shape, so Parquet's
+//!   dictionary keeps a part's few shapes once and a span costs an index;
+//!   a value list holds only its type's values, so no attribute pays for
+//!   the value columns it does not use, and each list is encoded for its
+//!   type.
 //! - **Struct** (events' and links' attributes, and span attributes in
 //!   parts before version 5): one list of structs `(key, type, str, int,
 //!   double, bool, bytes, json)`, the one value set, the others null.
@@ -17,8 +21,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BinaryArray, BooleanArray, Float64Array, Int64Array, ListArray, RecordBatch, StringArray,
-    StructArray, UInt8Array,
+    Array, ArrayRef, BinaryArray, BinaryBuilder, BooleanArray, Float64Array, Int64Array, ListArray, RecordBatch,
+    StringArray, StringBuilder, StructArray, UInt8Array,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef, Fields};
@@ -35,6 +39,11 @@ pub(super) const T_DOUBLE: u8 = 4;
 pub(super) const T_BYTES: u8 = 5;
 pub(super) const T_ARRAY: u8 = 6;
 pub(super) const T_MAP: u8 = 7;
+/// A string of lowercase hex digits (an even count, at least 16: trace ids,
+/// hashes, request ids), kept as the bytes it spells (split layout only).
+pub(super) const T_HEX: u8 = 8;
+/// A lowercase UUID (8-4-4-4-12), kept as its 16 bytes (split layout only).
+pub(super) const T_UUID: u8 = 9;
 
 /// The span attributes' key list, and the value lists beside it by type.
 pub(super) const KEYS: &str = "attributes";
@@ -64,23 +73,45 @@ fn list_of(tag: u8) -> Option<usize> {
         T_INT => Some(1),
         T_DOUBLE => Some(2),
         T_BOOL => Some(3),
-        T_BYTES | T_ARRAY | T_MAP => Some(4),
+        T_BYTES | T_ARRAY | T_MAP | T_HEX | T_UUID => Some(4),
         _ => None,
     }
+}
+
+/// Where the dashes of a UUID are.
+const UUID_DASHES: [usize; 4] = [8, 13, 18, 23];
+
+/// A string that reads back exactly from fewer bytes: its type tag and bytes.
+fn packed(s: &str) -> Option<(u8, Vec<u8>)> {
+    let b = s.as_bytes();
+    let lower_hex = |c: &u8| c.is_ascii_digit() || (b'a'..=b'f').contains(c);
+    if b.len() == 36 && UUID_DASHES.iter().all(|&i| b[i] == b'-') {
+        let digits: Vec<u8> = (0..36).filter(|i| !UUID_DASHES.contains(i)).map(|i| b[i]).collect();
+        return digits.iter().all(lower_hex).then(|| hex::decode(&digits).ok().map(|v| (T_UUID, v))).flatten();
+    }
+    if b.len() >= 16 && b.len() % 2 == 0 && b.iter().all(lower_hex) {
+        return hex::decode(b).ok().map(|v| (T_HEX, v));
+    }
+    None
+}
+
+/// A UUID's text from its 16 bytes (anything else: an empty value).
+fn unpack_uuid(bytes: &[u8]) -> AttrValue {
+    if bytes.len() != 16 {
+        return AttrValue::Empty;
+    }
+    let h = hex::encode(bytes);
+    AttrValue::Str(format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]))
 }
 
 fn item(data_type: DataType) -> FieldRef {
     Arc::new(Field::new("item", data_type, false))
 }
 
-fn key_fields() -> Fields {
-    Fields::from(vec![Field::new("key", DataType::Utf8, false), Field::new("type", DataType::UInt8, false)])
-}
-
-/// The span schema's fields of the split layout: the key list, then the
+/// The span schema's fields of the split layout: the shapes, then the
 /// value lists (placed at the schema's end).
 pub(super) fn split_key_field() -> Field {
-    Field::new(KEYS, DataType::List(item(DataType::Struct(key_fields()))), false)
+    Field::new(KEYS, DataType::Binary, false)
 }
 
 pub(super) fn split_value_fields() -> impl Iterator<Item = Field> {
@@ -112,9 +143,8 @@ fn list(field: FieldRef, offsets: Vec<i32>, values: ArrayRef) -> ListArray {
 /// Collects span attributes in the split layout, borrowing their strings
 /// until Arrow copies them.
 pub(super) struct SplitColumns<'a> {
-    offsets: Vec<i32>,
-    keys: Vec<&'a str>,
-    types: Vec<u8>,
+    shapes: BinaryBuilder,
+    shape: Vec<u8>,
     value_offsets: [Vec<i32>; 5],
     strs: Vec<&'a str>,
     ints: Vec<i64>,
@@ -131,9 +161,8 @@ impl<'a> SplitColumns<'a> {
             v
         };
         Self {
-            offsets: offsets(),
-            keys: Vec::with_capacity(rows * 12),
-            types: Vec::with_capacity(rows * 12),
+            shapes: BinaryBuilder::with_capacity(rows, rows * 128),
+            shape: Vec::with_capacity(256),
             value_offsets: std::array::from_fn(|_| offsets()),
             strs: Vec::with_capacity(rows * 6),
             ints: Vec::with_capacity(rows * 4),
@@ -145,9 +174,19 @@ impl<'a> SplitColumns<'a> {
 
     /// Adds one row's attributes.
     pub(super) fn push(&mut self, attrs: impl IntoIterator<Item = &'a (String, AttrValue)>) {
+        self.shape.clear();
         for (k, v) in attrs {
-            self.keys.push(k);
-            self.types.push(tag(v));
+            let packed = match v {
+                AttrValue::Str(s) => packed(s),
+                _ => None,
+            };
+            self.shape.push(packed.as_ref().map_or_else(|| tag(v), |p| p.0));
+            leb128(&mut self.shape, k.len());
+            self.shape.extend_from_slice(k.as_bytes());
+            if let Some((_, bytes)) = packed {
+                self.others.push(bytes.into());
+                continue;
+            }
             match v {
                 AttrValue::Empty => {}
                 AttrValue::Str(s) => self.strs.push(s),
@@ -160,23 +199,18 @@ impl<'a> SplitColumns<'a> {
                 }
             }
         }
-        self.offsets.push(self.keys.len() as i32);
+        self.shapes.append_value(&self.shape);
         let lens = [self.strs.len(), self.ints.len(), self.doubles.len(), self.bools.len(), self.others.len()];
         for (offsets, len) in self.value_offsets.iter_mut().zip(lens) {
             offsets.push(len as i32);
         }
     }
 
-    /// The key list, then the value lists in [`VALUE_LISTS`] order.
-    pub(super) fn finish(self) -> [ArrayRef; 6] {
-        let keys = StructArray::new(
-            key_fields(),
-            vec![Arc::new(StringArray::from_iter_values(self.keys)), Arc::new(UInt8Array::from(self.types))],
-            None,
-        );
+    /// The shapes, then the value lists in [`VALUE_LISTS`] order.
+    pub(super) fn finish(mut self) -> [ArrayRef; 6] {
         let [o_str, o_int, o_double, o_bool, o_other] = self.value_offsets;
         [
-            Arc::new(list(item(DataType::Struct(key_fields())), self.offsets, Arc::new(keys))),
+            Arc::new(self.shapes.finish()),
             Arc::new(list(item(DataType::Utf8), o_str, Arc::new(StringArray::from_iter_values(self.strs)))),
             Arc::new(list(item(DataType::Int64), o_int, Arc::new(Int64Array::from(self.ints)))),
             Arc::new(list(item(DataType::Float64), o_double, Arc::new(Float64Array::from(self.doubles)))),
@@ -184,6 +218,77 @@ impl<'a> SplitColumns<'a> {
             Arc::new(list(item(DataType::Binary), o_other, Arc::new(BinaryArray::from_iter_values(self.others)))),
         ]
     }
+}
+
+fn leb128(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// Reads a LEB128 varint at the start of `bytes`: its value and length.
+fn read_leb128(bytes: &[u8]) -> Option<(usize, usize)> {
+    let mut n = 0usize;
+    for (i, b) in bytes.iter().enumerate().take(5) {
+        n |= usize::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((n, i + 1));
+        }
+    }
+    None
+}
+
+/// Calls `each` with the type tag and key of every attribute of a shape.
+fn parse_shape(mut shape: &[u8], mut each: impl FnMut(u8, &str)) -> Result<(), ColumnError> {
+    let damaged = || bad(KEYS, "damaged attribute shape");
+    while let [t, after @ ..] = shape {
+        let (len, skip) = read_leb128(after).ok_or_else(damaged)?;
+        let key = after.get(skip..skip + len).ok_or_else(damaged)?;
+        each(*t, std::str::from_utf8(key).map_err(|_| damaged())?);
+        shape = &after[skip + len..];
+    }
+    Ok(())
+}
+
+/// Every row's entries (offsets), keys and type tags, from the rows' shapes.
+fn unshape(shapes: &BinaryArray) -> Result<(Vec<i32>, StringArray, UInt8Array), ColumnError> {
+    let mut offsets = Vec::with_capacity(shapes.len() + 1);
+    offsets.push(0);
+    let (mut keys, mut types) = (StringBuilder::new(), Vec::new());
+    for row in 0..shapes.len() {
+        parse_shape(shapes.value(row), |t, key| {
+            keys.append_value(key);
+            types.push(t);
+        })?;
+        offsets.push(types.len() as i32);
+    }
+    Ok((offsets, keys.finish(), UInt8Array::from(types)))
+}
+
+/// Shapes remembered by [`shape_keys`] at most (a cache: it starts over).
+const MAX_SHAPES: usize = 4096;
+
+/// Calls `each` with every key of the span attribute shapes `shapes`,
+/// parsing each distinct shape once (`seen` holds those parsed before).
+pub(super) fn shape_keys(
+    shapes: &dyn Array,
+    seen: &mut foldhash::HashSet<Vec<u8>>,
+    mut each: impl FnMut(&str),
+) -> Result<(), ColumnError> {
+    let shapes = typed::<BinaryArray>(shapes, KEYS)?;
+    for row in 0..shapes.len() {
+        let shape = shapes.value(row);
+        if !seen.contains(shape) {
+            parse_shape(shape, |_, key| each(key))?;
+            if seen.len() >= MAX_SHAPES {
+                seen.clear();
+            }
+            seen.insert(shape.to_vec());
+        }
+    }
+    Ok(())
 }
 
 /// Collects attribute lists in the struct layout (events and links).
@@ -304,10 +409,10 @@ impl AttrReader {
     /// The span attributes of `batch`, in whichever layout it holds them.
     pub(super) fn of_spans(batch: &RecordBatch) -> Result<Self, ColumnError> {
         let keys = batch.column_by_name(KEYS).ok_or_else(|| bad(KEYS, "missing"))?;
-        let (list, entries) = list_parts(keys.as_ref(), KEYS)?;
-        if entries.num_columns() != 2 {
+        if keys.data_type() != &DataType::Binary {
             return Self::of_structs(keys.as_ref(), KEYS);
         }
+        let (offsets, keys, types) = unshape(typed::<BinaryArray>(keys.as_ref(), KEYS)?)?;
         let value_list = |i: usize| -> Result<(Vec<i32>, &ArrayRef), ColumnError> {
             let name = VALUE_LISTS[i];
             let column = batch.column_by_name(name).ok_or_else(|| bad(name, "missing"))?;
@@ -320,9 +425,9 @@ impl AttrReader {
         let (o_bool, bools) = value_list(3)?;
         let (o_other, others) = value_list(4)?;
         Ok(Self {
-            offsets: list.value_offsets().to_vec(),
-            keys: strings(entries.column(0).as_ref(), KEYS)?,
-            types: typed::<UInt8Array>(entries.column(1).as_ref(), KEYS)?.clone(),
+            offsets,
+            keys,
+            types,
             values: Values::Split {
                 offsets: [o_str, o_int, o_double, o_bool, o_other],
                 strs: strings(strs.as_ref(), VALUE_LISTS[0])?,
@@ -408,6 +513,8 @@ impl AttrReader {
                 T_ARRAY | T_MAP if in_range(others.len()) => {
                     std::str::from_utf8(others.value(at)).map_or(AttrValue::Empty, json)
                 }
+                T_HEX if in_range(others.len()) => AttrValue::Str(hex::encode(others.value(at))),
+                T_UUID if in_range(others.len()) => unpack_uuid(others.value(at)),
                 _ => AttrValue::Empty,
             },
         }
@@ -432,6 +539,13 @@ mod tests {
                 ("g".into(), V::Empty),
                 ("h".into(), s("z")),
                 ("i".into(), V::Int(i64::MAX)),
+                ("uuid".into(), s("0f8fad5b-d9cb-469f-a165-70867728950e")),
+                ("hex".into(), s("4bf92f3577b34da6a3ce929d0e0e4736")),
+                ("upper".into(), s("0F8FAD5B-D9CB-469F-A165-70867728950E")),
+                ("odd".into(), s("4bf92f3577b34da6a")),
+                ("dashes".into(), s("0f8fad5b-d9cb-469f-a165-70867728950g")),
+                ("short".into(), s("abcdef")),
+                ("k".repeat(300), s("a key longer than a one-byte length")),
             ]),
             Attributes(Vec::new()),
             Attributes(vec![
@@ -446,6 +560,7 @@ mod tests {
     /// as they were written, in the split layout and in the struct layout.
     #[test]
     fn both_layouts_read_back_every_type_in_order() {
+        let types = |r: &AttrReader| (0..r.types.len()).map(|i| r.types.value(i)).collect::<Vec<_>>();
         let rows = rows();
         let mut split = SplitColumns::with_capacity(rows.len());
         let mut structs = StructColumns::new();
@@ -459,6 +574,9 @@ mod tests {
         let batch = RecordBatch::try_from_iter(columns).expect("batch");
         let split = AttrReader::of_spans(&batch).expect("split layout");
         let structs = AttrReader::of_structs(&structs.finish(), "attributes").expect("struct layout");
+        let packed = types(&split).iter().filter(|t| [T_HEX, T_UUID].contains(t)).count();
+        assert_eq!(packed, 2, "a lowercase UUID and a long even run of lowercase hex are kept as bytes");
+        assert!(!types(&structs).contains(&T_UUID));
         for reader in [&split, &structs] {
             for (i, row) in rows.iter().enumerate() {
                 assert_eq!(&reader.row(i), row, "row {i}");
@@ -469,6 +587,24 @@ mod tests {
             assert_eq!(reader.text_is(2, "b", "second"), Some(true), "the first value of a repeated key");
             assert_eq!(reader.text_is(2, "b", "repeated key"), Some(false));
             assert_eq!(reader.text_is(1, "b", "x"), None);
+            assert_eq!(reader.text_is(0, "uuid", "0f8fad5b-d9cb-469f-a165-70867728950e"), Some(true));
+            assert_eq!(reader.text_is(0, "hex", "4bf92f3577b34da6a3ce929d0e0e4736"), Some(true));
+        }
+    }
+
+    /// A shape cut short or holding a key that is not UTF-8 is an error,
+    /// never a panic.
+    #[test]
+    fn a_damaged_shape_is_an_error() {
+        for shape in [&[T_STR, 5, b'a'][..], &[T_STR, 0x80][..], &[T_STR, 1, 0xff][..]] {
+            let values = VALUE_LISTS.iter().zip(VALUE_TYPES).map(|(name, t)| {
+                let empty = arrow::array::new_empty_array(&t);
+                (*name, Arc::new(list(item(t), vec![0, 0], empty)) as ArrayRef)
+            });
+            let mut columns = vec![(KEYS, Arc::new(BinaryArray::from_iter_values([shape])) as ArrayRef)];
+            columns.extend(values);
+            let batch = RecordBatch::try_from_iter(columns).expect("batch");
+            assert!(AttrReader::of_spans(&batch).is_err(), "{shape:?}");
         }
     }
 
