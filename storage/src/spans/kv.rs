@@ -89,7 +89,7 @@ fn packed(s: &str) -> Option<(u8, Vec<u8>)> {
         let digits: Vec<u8> = (0..36).filter(|i| !UUID_DASHES.contains(i)).map(|i| b[i]).collect();
         return digits.iter().all(lower_hex).then(|| hex::decode(&digits).ok().map(|v| (T_UUID, v))).flatten();
     }
-    if b.len() >= 16 && b.len() % 2 == 0 && b.iter().all(lower_hex) {
+    if b.len() >= 16 && b.len().is_multiple_of(2) && b.iter().all(lower_hex) {
         return hex::decode(b).ok().map(|v| (T_HEX, v));
     }
     None
