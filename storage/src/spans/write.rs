@@ -78,12 +78,17 @@ impl PartWriter {
         }
         // Attribute values, a list per type (format version 5): integers as
         // byte planes (their high bytes are mostly zero), doubles plain
-        // (a dictionary of near-unique values cost 1.3 B/span more).
+        // (a dictionary of near-unique values cost 1.3 B/span more), the
+        // other values, mostly ids kept as their bytes, without a dictionary
+        // and with their lengths delta-encoded (a unique UUID per span:
+        // 16.05 B/span against 18.81 with a dictionary).
         let value_list = |name: &str| ColumnPath::new(vec![name.into(), "list".into(), "item".into()]);
         props = props
             .set_column_dictionary_enabled(value_list(kv::VALUE_LISTS[1]), false)
             .set_column_encoding(value_list(kv::VALUE_LISTS[1]), Encoding::BYTE_STREAM_SPLIT)
-            .set_column_dictionary_enabled(value_list(kv::VALUE_LISTS[2]), false);
+            .set_column_dictionary_enabled(value_list(kv::VALUE_LISTS[2]), false)
+            .set_column_dictionary_enabled(value_list(kv::VALUE_LISTS[4]), false)
+            .set_column_encoding(value_list(kv::VALUE_LISTS[4]), Encoding::DELTA_LENGTH_BYTE_ARRAY);
         let props = props
             .set_max_row_group_row_count(Some(rows))
             // Statistics only on the sort key, the one column readers prune
