@@ -199,8 +199,8 @@ crate::telemetry! {
 const MERGE_BATCH_ROWS: usize = 4096;
 
 /// Parts a compaction merges at once. Each input holds a reader for every
-/// one of a part's 56 leaf columns and a batch of rows, so a merge's memory
-/// grows with its inputs: twenty parts of 50,000 spans merged at once
+/// one of a part's leaf columns (47 in format 5) and a batch of rows, so a
+/// merge's memory grows with its inputs: twenty parts of 50,000 spans merged at once
 /// peaked at 491 MiB resident, eight at 262 (BENCHMARKS.md). A window with
 /// more parts is merged in several groups.
 const MAX_MERGE_INPUTS: usize = 8;
