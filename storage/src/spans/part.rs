@@ -59,7 +59,8 @@ pub(super) const PAGE_ROWS: usize = 4096;
 
 /// A part ready to publish.
 pub struct EncodedPart {
-    pub data: Bytes,
+    /// The part's Parquet bytes, in the blocks they were written in.
+    pub data: PutPayload,
     /// The trace table's Parquet bytes.
     pub traces: Bytes,
     pub meta: PartMeta,
@@ -168,7 +169,7 @@ pub use super::write::{encode, encode_chunks};
 /// Returns the meta.
 pub async fn publish(store: &dyn ObjectStore, part: EncodedPart) -> Result<PartMeta, StorageError> {
     let meta = part.meta;
-    store.put(&parquet_path(&meta.tenant, &meta.id), PutPayload::from(part.data)).await.map_err(store_err)?;
+    store.put(&parquet_path(&meta.tenant, &meta.id), part.data).await.map_err(store_err)?;
     if meta.has_trace_table() {
         let path = trace_table::path(&meta.tenant, &meta.id);
         store.put(&path, PutPayload::from(part.traces)).await.map_err(store_err)?;

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use arrow::array::{Array, FixedSizeBinaryArray, Int64Array, RecordBatch, StringArray, UInt8Array};
 use arrow::compute::interleave_record_batch;
-use bytes::Bytes;
 use futures_util::TryStreamExt;
+use object_store::PutPayloadMut;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::arrow::async_reader::ParquetRecordBatchStream;
@@ -32,7 +32,7 @@ use crate::object_reader::ObjectReader;
 
 /// Writes one part and gathers its meta from the rows it is given.
 pub struct PartWriter {
-    writer: SerializedFileWriter<Vec<u8>>,
+    writer: SerializedFileWriter<Blocks>,
     /// Column writers for each row group: row groups can be encoded on
     /// several threads at once and appended in order.
     groups: ArrowRowGroupWriterFactory,
@@ -52,9 +52,27 @@ pub struct PartWriter {
     resources: ResourceTable,
 }
 
+/// Bytes of a part's file taken in blocks of [`BLOCK_BYTES`]: a block once
+/// written is never moved, where a growing `Vec` copies the part into one
+/// twice its size each time it doubles (a compacted part of a million spans
+/// is some 50 MB).
+struct Blocks(PutPayloadMut);
+
+const BLOCK_BYTES: usize = 1 << 20;
+
+impl std::io::Write for Blocks {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl PartWriter {
-    /// `expected_rows` sizes the output buffer.
-    pub fn new(level: u32, row_group_rows: usize, expected_rows: usize) -> Result<Self, StorageError> {
+    pub fn new(level: u32, row_group_rows: usize) -> Result<Self, StorageError> {
         let rows = row_group_rows.max(1);
         let mut props = WriterProperties::builder()
             // Parts flushed from the head favour speed; compaction's output, size.
@@ -102,8 +120,7 @@ impl PartWriter {
             .set_column_bloom_filter_fpp(ColumnPath::from("trace_id"), 0.01)
             .set_column_bloom_filter_max_ndv(ColumnPath::from("trace_id"), rows as u64)
             .build();
-        // Parts take some 40 to 60 bytes a span: grow the buffer rarely.
-        let out = Vec::with_capacity(expected_rows.saturating_mul(48));
+        let out = Blocks(PutPayloadMut::new().with_block_size(BLOCK_BYTES));
         let (writer, groups) = ArrowWriter::try_new(out, columns::schema(), Some(props))
             .and_then(ArrowWriter::into_serialized_writer)
             .map_err(parquet_err)?;
@@ -263,13 +280,13 @@ impl PartWriter {
             max_trace_id: hex_id(self.last_trace),
             max_wal_seq,
             wal_marks: Vec::new(),
-            bytes: out.len() as u64,
+            bytes: out.0.content_length() as u64,
             trace_table_bytes: traces.len() as u64,
             compacted_from: Vec::new(),
             operations,
             attributes: self.attributes.finish(),
         };
-        Ok(EncodedPart { data: Bytes::from(out), traces, meta })
+        Ok(EncodedPart { data: out.0.freeze(), traces, meta })
     }
 }
 
@@ -336,7 +353,7 @@ pub fn encode_chunks(
     row_group_rows: usize,
     threads: usize,
 ) -> Result<EncodedPart, StorageError> {
-    let mut writer = PartWriter::new(level, row_group_rows, chunks.iter().map(|c| c.rows.num_rows()).sum())?;
+    let mut writer = PartWriter::new(level, row_group_rows)?;
     let owned = chunks.iter().map(|c| writer.own(c)).collect::<Result<Vec<_>, _>>()?;
     let keys = sorted_keys(&owned)?;
     let sources: Vec<&RecordBatch> = owned.iter().collect();

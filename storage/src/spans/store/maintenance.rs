@@ -87,14 +87,13 @@ impl Inner {
         let level = inputs.iter().map(|m| m.level).max().unwrap_or(0) + 1;
         let max_seq = inputs.iter().map(|m| m.max_wal_seq).max().unwrap_or(0);
         let rows = self.config.row_group_rows;
-        let total: usize = inputs.iter().map(|m| m.spans as usize).sum();
         let mut encoded = self.runtime.block_on(async {
             let mut streams = Vec::with_capacity(inputs.len());
             for m in &inputs {
                 let index = self.index(m).await?;
                 streams.push((part::stream(self.store.clone(), m, &index, MERGE_BATCH_ROWS)?, index.resources.clone()));
             }
-            let mut writer = PartWriter::new(level, rows, total / 2)?;
+            let mut writer = PartWriter::new(level, rows)?;
             write::merge(streams, &mut writer, rows).await?;
             writer.finish(tenant, self.part_id(), max_seq)
         })?;
