@@ -12,11 +12,11 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, FixedSizeBinaryArray, Int32Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
-    UInt8Array, UInt32Array,
+    Array, ArrayRef, DictionaryArray, FixedSizeBinaryArray, Int32Array, Int64Array, ListArray, RecordBatch,
+    StringArray, StructArray, UInt8Array, UInt32Array,
 };
 use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, UInt32Type};
 
 use super::kv::{self, AttrReader, SplitColumns, StructColumns};
 use super::resources::{self, ResourceTable, Resources};
@@ -47,12 +47,13 @@ pub(super) fn hot_column(key: &str) -> Option<&'static str> {
     HOT_STR.iter().chain(std::iter::once(&HOT_STATUS)).find(|(k, _)| *k == key).map(|(_, c)| *c)
 }
 
-/// Repetitive strings (service, name, keys, values). Parquet dictionary-
-/// encodes them on disk; in Arrow they stay plain, which spares a second
-/// hashing pass on write. (Parts written with Arrow dictionaries read the
-/// same: readers cast any string column to plain strings.)
-fn dict() -> DataType {
-    DataType::Utf8
+/// Repetitive strings (service, name, scope, hot attributes). Parquet
+/// dictionary-encodes them on disk, and a part's Arrow schema keeps them
+/// plain; a head chunk holds them as a dictionary of its own, so that a
+/// span in memory costs an index, not a copy of each string. (Readers cast
+/// any string column to plain strings, so both read the same.)
+fn text(head: bool) -> DataType {
+    if head { DataType::Dictionary(Box::new(DataType::UInt32), Box::new(DataType::Utf8)) } else { DataType::Utf8 }
 }
 
 fn event_fields() -> Fields {
@@ -74,6 +75,39 @@ fn link_fields() -> Fields {
 
 /// The Arrow schema of a span part, format version 5.
 pub fn schema() -> SchemaRef {
+    schema_with(false)
+}
+
+/// The schema of a head chunk: a part's, with the repetitive strings and
+/// the attribute shapes as dictionaries of the chunk's own ([`part_layout`]
+/// turns them back).
+pub(super) fn head_schema() -> SchemaRef {
+    schema_with(true)
+}
+
+/// Rows of a head chunk (or of a part) in [`schema`]: the chunk's
+/// dictionaries expanded.
+pub(super) fn part_layout(rows: RecordBatch) -> Result<RecordBatch, ColumnError> {
+    let schema = schema();
+    if rows.schema().fields() == schema.fields() {
+        return Ok(rows);
+    }
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(rows.columns())
+        .map(|(field, column)| {
+            if column.data_type() == field.data_type() {
+                return Ok(column.clone());
+            }
+            arrow::compute::cast(column, field.data_type()).map_err(|e| bad(field.name(), e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema, columns).map_err(|e| bad("span rows", e.to_string()))
+}
+
+fn schema_with(head: bool) -> SchemaRef {
+    let dict = || text(head);
     let mut fields = vec![
         Field::new("trace_id", DataType::FixedSizeBinary(16), false),
         Field::new("span_id", DataType::FixedSizeBinary(8), false),
@@ -91,7 +125,7 @@ pub fn schema() -> SchemaRef {
     fields.extend(HOT_STR.iter().map(|(_, col)| Field::new(*col, dict(), true)));
     fields.push(Field::new(HOT_STATUS.1, DataType::Int32, true));
     fields.extend([
-        kv::split_key_field(),
+        if head { kv::head_key_field() } else { kv::split_key_field() },
         Field::new("resource", DataType::UInt32, false),
         Field::new("scope_name", dict(), false),
         Field::new("scope_version", dict(), false),
@@ -119,7 +153,7 @@ fn fixed<const N: usize>(values: impl Iterator<Item = [u8; N]>) -> FixedSizeBina
         .unwrap_or_else(|_| FixedSizeBinaryArray::new_null(N as i32, 0))
 }
 
-/// Encodes spans as one record batch, in the order given.
+/// Encodes spans as one head chunk ([`head_schema`]), in the order given.
 pub fn to_batch(spans: &[&Span]) -> Result<SpanBatch, arrow::error::ArrowError> {
     let mut attrs = SplitColumns::with_capacity(spans.len());
     let mut table = ResourceTable::default();
@@ -183,8 +217,9 @@ pub fn to_batch(spans: &[&Span]) -> Result<SpanBatch, arrow::error::ArrowError> 
         ],
         None,
     );
-    let dict_of =
-        |f: &dyn Fn(&Span) -> &str| -> ArrayRef { Arc::new(spans.iter().map(|s| Some(f(s))).collect::<StringArray>()) };
+    let dict_of = |f: &dyn Fn(&Span) -> &str| -> ArrayRef {
+        Arc::new(spans.iter().map(|s| Some(f(s))).collect::<DictionaryArray<UInt32Type>>())
+    };
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(fixed(spans.iter().map(|s| s.trace_id.0))),
         Arc::new(fixed(spans.iter().map(|s| s.span_id.0))),
@@ -203,7 +238,7 @@ pub fn to_batch(spans: &[&Span]) -> Result<SpanBatch, arrow::error::ArrowError> 
         Arc::new(UInt32Array::from_iter_values(spans.iter().map(|s| s.flags))),
     ];
     for col in hot_str {
-        columns.push(Arc::new(col.iter().copied().collect::<StringArray>()));
+        columns.push(Arc::new(col.iter().copied().collect::<DictionaryArray<UInt32Type>>()));
     }
     columns.push(Arc::new(Int32Array::from(hot_status)));
     let list_of = |fields: Fields, offsets: Vec<i32>, values: StructArray| -> ArrayRef {
@@ -224,7 +259,7 @@ pub fn to_batch(spans: &[&Span]) -> Result<SpanBatch, arrow::error::ArrowError> 
         list_of(link_fields(), link_offsets, links),
     ]);
     columns.extend(values);
-    Ok(SpanBatch { rows: RecordBatch::try_new(schema(), columns)?, resources: table.finish() })
+    Ok(SpanBatch { rows: RecordBatch::try_new(head_schema(), columns)?, resources: table.finish() })
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -28,6 +28,8 @@ pub(super) struct TenantHead {
     chunks: Vec<SpanBatch>,
     pending: Vec<Span>,
     pub spans: usize,
+    /// Bytes of the chunks' Arrow buffers.
+    pub bytes: usize,
 }
 
 fn arrow_err(e: arrow::error::ArrowError) -> StorageError {
@@ -40,20 +42,30 @@ pub(super) fn chunk_of(spans: &[Span]) -> Result<SpanBatch, StorageError> {
 }
 
 impl TenantHead {
-    pub(super) fn push_chunk(&mut self, chunk: SpanBatch) {
+    /// Adds a chunk; returns the bytes its buffers hold.
+    pub(super) fn push_chunk(&mut self, chunk: SpanBatch) -> usize {
         self.spans += chunk.rows.num_rows();
+        self.keep(chunk)
+    }
+
+    fn keep(&mut self, chunk: SpanBatch) -> usize {
+        let bytes = chunk.rows.get_array_memory_size();
+        self.bytes += bytes;
         self.chunks.push(chunk);
+        bytes
     }
 
     /// Adds a small batch; seals the waiting spans once there are enough.
-    pub(super) fn push_spans(&mut self, spans: Vec<Span>) -> Result<(), StorageError> {
+    /// Returns the bytes of the chunk sealed, if one was.
+    pub(super) fn push_spans(&mut self, spans: Vec<Span>) -> Result<usize, StorageError> {
         self.spans += spans.len();
         self.pending.extend(spans);
-        if self.pending.len() >= CHUNK_ROWS {
-            self.chunks.push(chunk_of(&self.pending)?);
-            self.pending.clear();
+        if self.pending.len() < CHUNK_ROWS {
+            return Ok(0);
         }
-        Ok(())
+        let chunk = chunk_of(&self.pending)?;
+        self.pending.clear();
+        Ok(self.keep(chunk))
     }
 
     /// Every span as chunks, for a flush.

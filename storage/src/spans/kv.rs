@@ -17,14 +17,20 @@
 //!   double, bool, bytes, json)`, the one value set, the others null.
 //!
 //! [`AttrReader`] reads either, row by row.
+//!
+//! In the head, a chunk's shapes are an Arrow dictionary (a chunk of a few
+//! hundred spans holds a dozen distinct shapes, each some 150 bytes of
+//! keys); [`columns::part_layout`](super::columns::part_layout) turns them
+//! back into the plain binary column that parts hold.
 
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BinaryArray, BinaryBuilder, BooleanArray, Float64Array, Int64Array, ListArray, RecordBatch,
-    StringArray, StringBuilder, StructArray, UInt8Array,
+    Array, ArrayRef, BinaryArray, BinaryDictionaryBuilder, BooleanArray, Float64Array, Int64Array, ListArray,
+    RecordBatch, StringArray, StringBuilder, StructArray, UInt8Array,
 };
 use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::UInt32Type;
 use arrow::datatypes::{DataType, Field, FieldRef, Fields};
 
 use super::columns::{ColumnError, bad, strings, typed};
@@ -122,6 +128,28 @@ pub(super) fn split_key_field() -> Field {
     Field::new(KEYS, DataType::Binary, false)
 }
 
+/// The shapes' field in a head chunk: a dictionary of the chunk's shapes.
+pub(super) fn head_key_field() -> Field {
+    Field::new(KEYS, head_shapes(), false)
+}
+
+fn head_shapes() -> DataType {
+    DataType::Dictionary(Box::new(DataType::UInt32), Box::new(DataType::Binary))
+}
+
+/// Shapes as plain binary values, from either column type (None: the
+/// column is a struct list, the layout before version 5).
+fn shapes_of(column: &dyn Array) -> Result<Option<BinaryArray>, ColumnError> {
+    match column.data_type() {
+        DataType::Binary => Ok(Some(typed::<BinaryArray>(column, KEYS)?.clone())),
+        t if *t == head_shapes() => {
+            let cast = arrow::compute::cast(column, &DataType::Binary).map_err(|e| bad(KEYS, e.to_string()))?;
+            Ok(Some(typed::<BinaryArray>(cast.as_ref(), KEYS)?.clone()))
+        }
+        _ => Ok(None),
+    }
+}
+
 pub(super) fn split_value_fields() -> impl Iterator<Item = Field> {
     VALUE_LISTS.iter().zip(VALUE_TYPES).map(|(name, t)| Field::new(*name, DataType::List(item(t)), false))
 }
@@ -151,7 +179,7 @@ fn list(field: FieldRef, offsets: Vec<i32>, values: ArrayRef) -> ListArray {
 /// Collects span attributes in the split layout, borrowing their strings
 /// until Arrow copies them.
 pub(super) struct SplitColumns<'a> {
-    shapes: BinaryBuilder,
+    shapes: BinaryDictionaryBuilder<UInt32Type>,
     shape: Vec<u8>,
     value_offsets: [Vec<i32>; 5],
     strs: Vec<&'a str>,
@@ -169,7 +197,7 @@ impl<'a> SplitColumns<'a> {
             v
         };
         Self {
-            shapes: BinaryBuilder::with_capacity(rows, rows * 128),
+            shapes: BinaryDictionaryBuilder::with_capacity(rows, 16, 4096),
             shape: Vec::with_capacity(256),
             value_offsets: std::array::from_fn(|_| offsets()),
             strs: Vec::with_capacity(rows * 6),
@@ -285,7 +313,7 @@ pub(super) fn shape_keys(
     seen: &mut foldhash::HashSet<Vec<u8>>,
     mut each: impl FnMut(&str),
 ) -> Result<(), ColumnError> {
-    let shapes = typed::<BinaryArray>(shapes, KEYS)?;
+    let Some(shapes) = shapes_of(shapes)? else { return Err(bad(KEYS, "not a list of attribute shapes")) };
     for row in 0..shapes.len() {
         let shape = shapes.value(row);
         if !seen.contains(shape) {
@@ -417,10 +445,8 @@ impl AttrReader {
     /// The span attributes of `batch`, in whichever layout it holds them.
     pub(super) fn of_spans(batch: &RecordBatch) -> Result<Self, ColumnError> {
         let keys = batch.column_by_name(KEYS).ok_or_else(|| bad(KEYS, "missing"))?;
-        if keys.data_type() != &DataType::Binary {
-            return Self::of_structs(keys.as_ref(), KEYS);
-        }
-        let (offsets, keys, types) = unshape(typed::<BinaryArray>(keys.as_ref(), KEYS)?)?;
+        let Some(shapes) = shapes_of(keys.as_ref())? else { return Self::of_structs(keys.as_ref(), KEYS) };
+        let (offsets, keys, types) = unshape(&shapes)?;
         let value_list = |i: usize| -> Result<(Vec<i32>, &ArrayRef), ColumnError> {
             let name = VALUE_LISTS[i];
             let column = batch.column_by_name(name).ok_or_else(|| bad(name, "missing"))?;

@@ -354,7 +354,9 @@ pub fn conform(batch: RecordBatch, resources: &Resources) -> Result<SpanBatch, S
         return Ok(SpanBatch { rows, resources: resources.clone() });
     }
     let spans = columns::from_batch(&batch, resources).map_err(parquet_err)?;
-    columns::to_batch(&spans.iter().collect::<Vec<_>>()).map_err(parquet_err)
+    let converted = columns::to_batch(&spans.iter().collect::<Vec<_>>()).map_err(parquet_err)?;
+    let rows = columns::part_layout(converted.rows).map_err(parquet_err)?;
+    Ok(SpanBatch { rows, resources: converted.resources })
 }
 
 /// The spans of the part that may match `query`: the columns of its

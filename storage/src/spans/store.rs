@@ -100,6 +100,8 @@ pub(super) struct Head {
     shard: usize,
     pub(super) tenants: HashMap<Tenant, TenantHead>,
     spans: usize,
+    /// Bytes of the tenants' chunks.
+    bytes: usize,
     /// The lowest and highest WAL sequence of the spans held.
     min_seq: u64,
     max_seq: u64,
@@ -135,6 +137,10 @@ impl State {
 
     fn unflushed(&self) -> usize {
         self.all_heads().map(|h| h.spans).sum()
+    }
+
+    fn unflushed_bytes(&self) -> usize {
+        self.all_heads().map(|h| h.bytes).sum()
     }
 
     /// The highest sequence up to which every shard holds every span it was
@@ -178,6 +184,8 @@ crate::telemetry! {
     struct SpanTelemetry("sightline_spans") {
         /// Spans in memory, not yet in a part
         unflushed: Gauge,
+        /// Bytes of the Arrow buffers that hold the spans not yet in a part
+        unflushed_bytes: Gauge,
         /// Published span parts
         parts: Gauge,
         /// Span parts merged by compaction, deleted once queries that listed them are done
@@ -431,10 +439,10 @@ impl SpanStore {
             head.max_seq = head.max_seq.max(seq);
             head.spans += items.len();
             let tenant = head.tenants.entry(batch.tenant).or_default();
-            match chunk {
+            head.bytes += match chunk {
                 Some(chunk) => tenant.push_chunk(chunk),
                 None => tenant.push_spans(std::mem::take(&mut items))?,
-            }
+            };
             head.spans >= inner.shard_flush_spans()
         };
         drop(items);
@@ -478,6 +486,7 @@ impl Inner {
     fn update_gauges(&self) {
         let state = self.state.read();
         self.telemetry.unflushed.set(state.unflushed() as i64);
+        self.telemetry.unflushed_bytes.set(state.unflushed_bytes() as i64);
         self.telemetry.parts.set(state.parts.values().map(Vec::len).sum::<usize>() as i64);
         self.telemetry.retired_parts.set(self.retired.lock().len() as i64);
     }

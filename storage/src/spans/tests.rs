@@ -700,3 +700,48 @@ fn a_part_encoded_on_several_threads_is_the_part_one_thread_writes() {
 }
 
 mod compat;
+
+/// A gauge of the store's self-telemetry, as `/metrics` shows it.
+fn gauge(store: &SpanStore, name: &str) -> i64 {
+    let mut registry = crate::telemetry::Registry::default();
+    store.register_telemetry(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+    let line = text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')).expect("the gauge");
+    line.parse().expect("a number")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_head_keeps_a_chunks_repeated_strings_once_and_reports_its_bytes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path(), config()).await;
+    // Names, services, scopes and attribute keys repeat, as they do in traffic.
+    let spans: Vec<Span> = (0..2_000u32)
+        .map(|i| {
+            let mut s = span((i % 200) as u8, (i % 250) as u8, None, now());
+            s.name = ["GET /api/cart", "POST /api/checkout"][i as usize % 2].into();
+            s.attributes = attrs(&[
+                ("http.request.method", AttrValue::Str("GET".into())),
+                ("url.scheme", AttrValue::Str("https".into())),
+                ("server.address", AttrValue::Str("checkout.internal".into())),
+                ("server.port", AttrValue::Int(8080)),
+                ("user.id", AttrValue::Str(format!("user-{}", i % 97))),
+                ("http.request.body.size", AttrValue::Int(i64::from(i))),
+                ("cache.hit", AttrValue::Bool(i % 3 == 0)),
+            ]);
+            (s.events, s.links) = (Vec::new(), Vec::new());
+            s
+        })
+        .collect();
+    let plain = columns::part_layout(columns::to_batch(&spans.iter().collect::<Vec<_>>()).expect("chunk").rows)
+        .expect("part layout")
+        .get_array_memory_size();
+    store.consume(batch(1, spans)).expect("consume");
+    assert_eq!(gauge(&store, "sightline_spans_unflushed"), 2_000);
+    let held = gauge(&store, "sightline_spans_unflushed_bytes") as usize;
+    assert!(held > 0 && held * 10 < plain * 7, "the head holds {held} bytes; in a part's layout {plain}");
+    let s = store.clone();
+    blocking(move || s.flush_blocking()).await.expect("flush");
+    assert_eq!(gauge(&store, "sightline_spans_unflushed_bytes"), 0, "written into a part");
+    blocking(move || store.shutdown_blocking()).await;
+}

@@ -175,6 +175,7 @@ impl PartWriter {
             let build = |i: usize, group: &[RowKey]| -> Result<(RecordBatch, Vec<ArrowColumnChunk>), StorageError> {
                 let rows: Vec<(usize, usize)> = group.iter().map(|k| (k.2 as usize, k.3 as usize)).collect();
                 let batch = interleave_record_batch(sources, &rows).map_err(parquet_err)?;
+                let batch = columns::part_layout(batch).map_err(parquet_err)?;
                 let chunks = encode_group(factory, first + i, &batch)?;
                 Ok((batch, chunks))
             };
@@ -333,8 +334,10 @@ type RowKey = (u128, i64, u32, u32);
 fn sorted_keys(chunks: &[RecordBatch]) -> Result<Vec<RowKey>, StorageError> {
     let mut keys: Vec<RowKey> = Vec::with_capacity(chunks.iter().map(RecordBatch::num_rows).sum());
     for (c, batch) in chunks.iter().enumerate() {
-        let cols = SortColumns::of(batch)?;
-        keys.extend((0..batch.num_rows()).map(|row| (cols.trace(row), cols.starts.value(row), c as u32, row as u32)));
+        let (traces, starts): (&FixedSizeBinaryArray, &Int64Array) =
+            (column_of(batch, "trace_id")?, column_of(batch, "start_unix_nano")?);
+        let trace = |row| u128::from_be_bytes(traces.value(row).try_into().unwrap_or([0; 16]));
+        keys.extend((0..batch.num_rows()).map(|row| (trace(row), starts.value(row), c as u32, row as u32)));
     }
     keys.sort_unstable();
     Ok(keys)
@@ -446,6 +449,13 @@ fn write_group(writer: &mut PartWriter, held: &[RecordBatch], group: &[(usize, u
     writer.write_rows(&interleave_record_batch(&sources, group).map_err(parquet_err)?)
 }
 
+fn column_of<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, StorageError> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .ok_or_else(|| StorageError::Part(format!("span batch without a proper {name} column")))
+}
+
 /// The columns a part is sorted by and described with.
 struct SortColumns<'a> {
     trace_ids: &'a FixedSizeBinaryArray,
@@ -461,22 +471,16 @@ struct SortColumns<'a> {
 
 impl<'a> SortColumns<'a> {
     fn of(batch: &'a RecordBatch) -> Result<Self, StorageError> {
-        fn get<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, StorageError> {
-            batch
-                .column_by_name(name)
-                .and_then(|c| c.as_any().downcast_ref::<T>())
-                .ok_or_else(|| StorageError::Part(format!("span batch without a proper {name} column")))
-        }
         Ok(Self {
-            trace_ids: get(batch, "trace_id")?,
-            span_ids: get(batch, "span_id")?,
-            parent_ids: get(batch, "parent_span_id")?,
-            starts: get(batch, "start_unix_nano")?,
-            durations: get(batch, "duration_nanos")?,
-            services: get(batch, "service")?,
-            names: get(batch, "name")?,
-            kinds: get(batch, "kind")?,
-            statuses: get(batch, "status_code")?,
+            trace_ids: column_of(batch, "trace_id")?,
+            span_ids: column_of(batch, "span_id")?,
+            parent_ids: column_of(batch, "parent_span_id")?,
+            starts: column_of(batch, "start_unix_nano")?,
+            durations: column_of(batch, "duration_nanos")?,
+            services: column_of(batch, "service")?,
+            names: column_of(batch, "name")?,
+            kinds: column_of(batch, "kind")?,
+            statuses: column_of(batch, "status_code")?,
         })
     }
 
