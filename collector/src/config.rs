@@ -14,7 +14,9 @@ pub struct IngestConfig {
     /// Deepest nesting of attribute values (arrays and maps) accepted.
     pub max_attribute_depth: usize,
     /// Bytes of accepted requests that may be in flight (queued or being
-    /// stored) before new ones are refused with a retryable error.
+    /// stored) before new ones are refused with a retryable error. 0 means
+    /// an eighth of the resident memory limit, between `max_body_bytes`
+    /// and 512 MiB.
     pub memory_limit_bytes: u64,
     /// Resident memory of the whole process that ingest keeps under: above
     /// 75 % of it, requests are refused with a retryable error. 0 means
@@ -32,7 +34,7 @@ impl Default for IngestConfig {
             default_tenant: "default".into(),
             max_body_bytes: 16 << 20,
             max_attribute_depth: 16,
-            memory_limit_bytes: 512 << 20,
+            memory_limit_bytes: 0,
             resident_memory_limit_bytes: 0,
             queue_capacity: QueueCapacity::default(),
             rate_limit: RateLimit::default(),
@@ -88,6 +90,16 @@ impl IngestConfig {
         total_kib.map_or(4 << 30, |kib| kib * 1024 / 4 * 3)
     }
 
+    /// The memory budget for requests in flight, with 0 resolved against
+    /// the resident memory limit: requests read and decoded at once must
+    /// leave the stores their share of it.
+    pub fn memory_budget(&self) -> u64 {
+        match self.memory_limit_bytes {
+            0 => (self.resident_limit() / 8).clamp(self.max_body_bytes as u64, 512 << 20),
+            n => n,
+        }
+    }
+
     /// Checks what serde cannot; names the offending key.
     pub fn validate(&self) -> Result<(), String> {
         if self.tenant_header.is_empty() || http::HeaderName::from_bytes(self.tenant_header.as_bytes()).is_err() {
@@ -101,10 +113,10 @@ impl IngestConfig {
         if self.max_attribute_depth == 0 {
             return Err("ingest.max_attribute_depth: must be at least 1".into());
         }
-        if self.memory_limit_bytes < self.max_body_bytes as u64 {
-            return Err("ingest.memory_limit_bytes: must be at least ingest.max_body_bytes".into());
+        if self.memory_limit_bytes != 0 && self.memory_limit_bytes < self.max_body_bytes as u64 {
+            return Err("ingest.memory_limit_bytes: must be 0 or at least ingest.max_body_bytes".into());
         }
-        if self.resident_memory_limit_bytes != 0 && self.resident_memory_limit_bytes < self.memory_limit_bytes {
+        if self.resident_memory_limit_bytes != 0 && self.resident_memory_limit_bytes < self.memory_budget() {
             return Err("ingest.resident_memory_limit_bytes: must be 0 or at least ingest.memory_limit_bytes".into());
         }
         let q = &self.queue_capacity;
@@ -116,5 +128,26 @@ impl IngestConfig {
             return Err("ingest.rate_limit: a burst of 0 with a non-zero rate refuses everything".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IngestConfig;
+
+    #[test]
+    fn the_memory_budget_is_an_eighth_of_the_resident_limit_unless_set() {
+        let with = |memory, resident| IngestConfig {
+            memory_limit_bytes: memory,
+            resident_memory_limit_bytes: resident,
+            ..IngestConfig::default()
+        };
+        assert_eq!(with(0, 1 << 30).memory_budget(), 128 << 20);
+        assert_eq!(with(0, 64 << 30).memory_budget(), 512 << 20, "at most 512 MiB");
+        assert_eq!(with(0, 64 << 20).memory_budget(), 16 << 20, "at least the largest body");
+        assert_eq!(with(300 << 20, 1 << 30).memory_budget(), 300 << 20, "as set");
+        assert!(with(0, 1 << 30).validate().is_ok());
+        assert!(with(8 << 20, 0).validate().is_err(), "under the largest body");
+        assert!(with(2 << 30, 1 << 30).validate().is_err(), "over the resident limit");
     }
 }

@@ -119,6 +119,11 @@ impl<T: Send + 'static> Lanes<T> {
         self.lanes.iter().map(|l| l.tx.clone().try_reserve_owned().ok()).collect()
     }
 
+    /// True while a lane has no room for another request.
+    fn full(&self) -> bool {
+        self.lanes.iter().any(|l| l.tx.capacity() == 0)
+    }
+
     /// Requests queued in the fullest lane.
     fn depth(&self) -> i64 {
         self.lanes.iter().map(|l| depth(&l.tx)).max().unwrap_or(0)
@@ -204,7 +209,7 @@ impl Pipeline {
         Ok(Arc::new(Self {
             limits: Limits { max_attribute_depth: config.max_attribute_depth },
             rate: RateLimiter::new(config.rate_limit.clone()),
-            memory: MemoryBudget::new(config.memory_limit_bytes),
+            memory: MemoryBudget::new(config.memory_budget()),
             resident: ResidentMemory::new(config.resident_limit()),
             traces: Lanes::start(Signal::Traces, q.traces, sinks.spans, &telemetry)?,
             logs: Lanes::start(Signal::Logs, q.logs, vec![sinks.logs], &telemetry)?,
@@ -245,6 +250,22 @@ impl Pipeline {
             return Err(IngestError::ShuttingDown);
         }
         self.resident.check()
+    }
+
+    /// [`Pipeline::check_pressure`], and whether the lanes of `K` and their
+    /// store would take a request now: receivers ask before they read a
+    /// body, so that a refusal while the store catches up costs neither
+    /// the read nor the decode ([`Pipeline::submit`] asks again).
+    pub fn check_ready<K: Laned>(&self) -> Result<(), IngestError> {
+        self.check_pressure()?;
+        let lanes = K::lanes(self);
+        if lanes.backlogged() {
+            return Err(IngestError::Overloaded(K::STORE_BACKLOG));
+        }
+        if lanes.full() {
+            return Err(IngestError::Overloaded(K::QUEUE));
+        }
+        Ok(())
     }
 
     /// The tenant named by a request's tenant header, or the default tenant.

@@ -225,6 +225,9 @@ async fn a_backlogged_store_refuses_its_signal_before_the_wal() {
     let r = app.clone().oneshot(post("/v1/traces", spans_body(1))).await.expect("response");
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers().get("retry-after").map(|v| v.to_str().expect("text")), Some("1"));
+    // Refused before the body is read: a body that would not decode is not looked at.
+    let r = app.clone().oneshot(post("/v1/traces", vec![0xff; 64])).await.expect("response");
+    assert_eq!(r.status(), 503, "refused before decoding, not 400");
     let r = app.clone().oneshot(post("/v1/logs", logs_body())).await.expect("response");
     assert_eq!(r.status(), 200, "other signals are unaffected");
     tokio::task::spawn_blocking(move || p.shutdown_blocking()).await.expect("shutdown");

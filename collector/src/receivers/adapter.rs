@@ -47,8 +47,8 @@ pub async fn submit_with<K: Laned, X: Send + 'static>(
     let limit = pipeline.config().max_body_bytes;
     let wire =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()).unwrap_or(limit);
-    let reserve = wire.saturating_mul(expansion).min(pipeline.config().memory_limit_bytes as usize);
-    let reading = match pipeline.check_pressure().and_then(|()| pipeline.reserve(reserve)) {
+    let reserve = wire.saturating_mul(expansion).min(pipeline.config().memory_budget() as usize);
+    let reading = match pipeline.check_ready::<K>().and_then(|()| pipeline.reserve(reserve)) {
         Ok(permit) => permit,
         Err(e) => {
             discard_body(body, limit).await;

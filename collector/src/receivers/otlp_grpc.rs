@@ -9,6 +9,7 @@ use sightline_proto::otlp::collector::logs::v1::logs_service_server::{LogsServic
 use sightline_proto::otlp::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
 use sightline_proto::otlp::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use tonic::codec::CompressionEncoding;
+use tonic::service::interceptor::InterceptedService;
 use tonic::service::{Interceptor, InterceptorLayer};
 use tonic::transport::server::Connected;
 use tonic::{Request, Response, Status};
@@ -63,18 +64,30 @@ fn client_fault_codes<B>(mut response: http::Response<B>) -> http::Response<B> {
 /// A tonic router with the three OTLP services.
 pub fn routes(pipeline: Arc<Pipeline>) -> tonic::service::Routes {
     let limit = pipeline.config().max_body_bytes;
-    let svc = Otlp(pipeline);
+    let svc = Otlp(pipeline.clone());
     macro_rules! server {
-        ($server:ident) => {
-            $server::new(svc.clone())
-                .accept_compressed(CompressionEncoding::Gzip)
-                .send_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(limit)
+        ($server:ident, $kind:ty) => {
+            InterceptedService::new(
+                $server::new(svc.clone())
+                    .accept_compressed(CompressionEncoding::Gzip)
+                    .send_compressed(CompressionEncoding::Gzip)
+                    .max_decoding_message_size(limit),
+                ready::<$kind>(pipeline.clone()),
+            )
         };
     }
-    tonic::service::Routes::new(server!(TraceServiceServer))
-        .add_service(server!(LogsServiceServer))
-        .add_service(server!(MetricsServiceServer))
+    tonic::service::Routes::new(server!(TraceServiceServer, Traces))
+        .add_service(server!(LogsServiceServer, Logs))
+        .add_service(server!(MetricsServiceServer, Metrics))
+}
+
+/// Refuses a request before its message is decoded while the lanes of `K`
+/// or their store cannot take it ([`Pipeline::check_ready`]).
+fn ready<K: Laned>(pipeline: Arc<Pipeline>) -> impl Interceptor + Clone {
+    move |request: Request<()>| {
+        pipeline.check_ready::<K>().map_err(|e| to_status(&e))?;
+        Ok(request)
+    }
 }
 
 #[derive(Clone)]

@@ -118,7 +118,7 @@ async fn export<K: Laned + OtlpSignal>(
         let fmt = fmt?;
         let enc = encoding(&headers)?;
         let reading =
-            pipeline.check_pressure().and_then(|()| pipeline.reserve(reading_bytes(&headers, enc, &pipeline)));
+            pipeline.check_ready::<K>().and_then(|()| pipeline.reserve(reading_bytes(&headers, enc, &pipeline)));
         let reading = match reading {
             Ok(permit) => permit,
             Err(e) => {
@@ -180,7 +180,7 @@ fn reading_bytes(headers: &HeaderMap, encoding: Encoding, pipeline: &Pipeline) -
         Encoding::Identity => wire,
         Encoding::Gzip => wire.saturating_mul(8).min(config.max_body_bytes),
     };
-    inflated.saturating_mul(3).min(config.memory_limit_bytes as usize)
+    inflated.saturating_mul(3).min(config.memory_budget() as usize)
 }
 
 /// Reads a refused request's body to its end without keeping it, so that
