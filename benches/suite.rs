@@ -213,6 +213,8 @@ async fn run_signal(signal: Signal, items: u64, runs: usize, report: &mut Report
         &[("SIGHTLINE_METRICS__CUT_INTERVAL_SECONDS", "1"), ("SIGHTLINE_SPANS__MAINTENANCE_INTERVAL_SECONDS", "1")],
     );
     let settled = settle(&http, &server).await;
+    // The restarted server has done nothing but replay and maintenance.
+    let maintenance_peak = status_bytes(server.pid(), "VmHWM:");
     let mut latencies = Vec::new();
     let (start, end) = (data.start_ns.to_string(), data.end_ns.to_string());
     match signal {
@@ -298,6 +300,11 @@ async fn run_signal(signal: Signal, items: u64, runs: usize, report: &mut Report
         format!("{name}: peak RSS while ingesting"),
         format!("{:.0} MiB", i.peak_rss as f64 / 1048576.0),
         format!("{} retryable refusals, each retried", i.refusals),
+    );
+    report.row(
+        format!("{name}: peak RSS of the restarted server while maintenance settles (WAL replay, compaction)"),
+        format!("{:.0} MiB", maintenance_peak as f64 / 1048576.0),
+        "",
     );
     report.row(
         format!("{name}: bytes on disk per {unit} after maintenance (settled in {:.0} s)", settled.as_secs_f64()),
