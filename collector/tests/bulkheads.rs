@@ -1,7 +1,7 @@
 //! Bulkheads: when one signal's store stalls, its queue fills and that signal
 //! is refused with 503 + Retry-After, while the other signals keep flowing.
 //! The memory budget refuses the same way. Driven through the OTLP/HTTP
-//! router without a socket.
+//! router and the OTLP/gRPC routes without a socket.
 
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -230,5 +230,29 @@ async fn a_backlogged_store_refuses_its_signal_before_the_wal() {
     assert_eq!(r.status(), 503, "refused before decoding, not 400");
     let r = app.clone().oneshot(post("/v1/logs", logs_body())).await.expect("response");
     assert_eq!(r.status(), 200, "other signals are unaffected");
+
+    // Over gRPC, before the message is decoded: UNAVAILABLE, not INVALID_ARGUMENT.
+    let frame = |message: &[u8]| {
+        let mut body = vec![0u8];
+        body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        body.extend_from_slice(message);
+        body
+    };
+    let grpc = sightline_collector::receivers::otlp_grpc::routes(p.clone());
+    let request = |path: &str, message: &[u8]| {
+        Request::post(path)
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(Body::from(frame(message)))
+            .expect("request")
+    };
+    let trace_export = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+    let r = grpc.clone().oneshot(request(trace_export, &[0xff; 64])).await.expect("response");
+    let code = r.headers().get("grpc-status").map(|v| v.to_str().expect("text").to_owned());
+    assert_eq!(code.as_deref(), Some("14"), "UNAVAILABLE before decoding");
+    let logs_export = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+    let r = grpc.oneshot(request(logs_export, &[0xff; 64])).await.expect("response");
+    let code = r.headers().get("grpc-status").map(|v| v.to_str().expect("text").to_owned());
+    assert_ne!(code.as_deref(), Some("14"), "logs are not refused: their store keeps up");
     tokio::task::spawn_blocking(move || p.shutdown_blocking()).await.expect("shutdown");
 }
