@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, DictionaryArray, FixedSizeBinaryArray, Int32Array, Int64Array, ListArray, RecordBatch,
-    StringArray, StructArray, UInt8Array, UInt32Array,
+    StringArray, StringDictionaryBuilder, StructArray, UInt8Array, UInt32Array, new_empty_array,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, UInt32Type};
@@ -160,9 +160,14 @@ pub fn to_batch(spans: &[&Span]) -> Result<SpanBatch, arrow::error::ArrowError> 
     let mut resource = Vec::with_capacity(spans.len());
     let mut hot_str: [Vec<Option<&str>>; 4] = Default::default();
     let mut hot_status = Vec::with_capacity(spans.len());
-    let mut event_offsets = vec![0i32];
+    let offsets = || {
+        let mut offsets = Vec::with_capacity(spans.len() + 1);
+        offsets.push(0i32);
+        offsets
+    };
+    let mut event_offsets = offsets();
     let (mut event_times, mut event_names, mut event_attrs) = (Vec::new(), Vec::new(), StructColumns::new());
-    let mut link_offsets = vec![0i32];
+    let mut link_offsets = offsets();
     let (mut link_traces, mut link_spans, mut link_states, mut link_attrs) =
         (Vec::new(), Vec::new(), Vec::new(), StructColumns::new());
     for s in spans.iter().copied() {
@@ -217,9 +222,8 @@ pub fn to_batch(spans: &[&Span]) -> Result<SpanBatch, arrow::error::ArrowError> 
         ],
         None,
     );
-    let dict_of = |f: &dyn Fn(&Span) -> &str| -> ArrayRef {
-        Arc::new(spans.iter().map(|s| Some(f(s))).collect::<DictionaryArray<UInt32Type>>())
-    };
+    let dict_of =
+        |f: &dyn Fn(&Span) -> &str| -> ArrayRef { Arc::new(dictionary(spans.len(), spans.iter().map(|s| Some(f(s))))) };
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(fixed(spans.iter().map(|s| s.trace_id.0))),
         Arc::new(fixed(spans.iter().map(|s| s.span_id.0))),
@@ -238,14 +242,19 @@ pub fn to_batch(spans: &[&Span]) -> Result<SpanBatch, arrow::error::ArrowError> 
         Arc::new(UInt32Array::from_iter_values(spans.iter().map(|s| s.flags))),
     ];
     for col in hot_str {
-        columns.push(Arc::new(col.iter().copied().collect::<DictionaryArray<UInt32Type>>()));
+        columns.push(Arc::new(dictionary(spans.len(), col.iter().copied())));
     }
     columns.push(Arc::new(Int32Array::from(hot_status)));
+    // Most chunks hold no event or link at all: their lists then keep no
+    // buffers beyond the offsets (the builders' spare capacity took some
+    // 40 bytes a span).
     let list_of = |fields: Fields, offsets: Vec<i32>, values: StructArray| -> ArrayRef {
+        let item = DataType::Struct(fields);
+        let values: ArrayRef = if values.is_empty() { new_empty_array(&item) } else { Arc::new(values) };
         Arc::new(ListArray::new(
-            Arc::new(Field::new("item", DataType::Struct(fields), false)),
+            Arc::new(Field::new("item", item, false)),
             OffsetBuffer::new(offsets.into()),
-            Arc::new(values),
+            values,
             None,
         ))
     };
@@ -260,6 +269,16 @@ pub fn to_batch(spans: &[&Span]) -> Result<SpanBatch, arrow::error::ArrowError> 
     ]);
     columns.extend(values);
     Ok(SpanBatch { rows: RecordBatch::try_new(head_schema(), columns)?, resources: table.finish() })
+}
+
+/// A chunk's strings as a dictionary, its buffers sized for a chunk's
+/// few distinct values (collecting into one reserves room for a thousand).
+fn dictionary<'a>(rows: usize, values: impl Iterator<Item = Option<&'a str>>) -> DictionaryArray<UInt32Type> {
+    let mut builder = StringDictionaryBuilder::<UInt32Type>::with_capacity(rows, 16, 256);
+    for v in values {
+        builder.append_option(v);
+    }
+    builder.finish()
 }
 
 #[derive(Debug, thiserror::Error)]

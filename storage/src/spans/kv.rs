@@ -26,8 +26,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BinaryArray, BinaryDictionaryBuilder, BooleanArray, Float64Array, Int64Array, ListArray,
-    RecordBatch, StringArray, StringBuilder, StructArray, UInt8Array,
+    Array, ArrayRef, BinaryArray, BinaryBuilder, BinaryDictionaryBuilder, BooleanArray, Float64Array, Int64Array,
+    ListArray, RecordBatch, StringArray, StringBuilder, StructArray, UInt8Array,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::UInt32Type;
@@ -197,7 +197,7 @@ impl<'a> SplitColumns<'a> {
             v
         };
         Self {
-            shapes: BinaryDictionaryBuilder::with_capacity(rows, 16, 4096),
+            shapes: BinaryDictionaryBuilder::with_capacity(rows, 16, 1024),
             shape: Vec::with_capacity(256),
             value_offsets: std::array::from_fn(|_| offsets()),
             strs: Vec::with_capacity(rows * 6),
@@ -242,16 +242,25 @@ impl<'a> SplitColumns<'a> {
         }
     }
 
-    /// The shapes, then the value lists in [`VALUE_LISTS`] order.
+    /// The shapes, then the value lists in [`VALUE_LISTS`] order. Every
+    /// buffer is sized to what it holds: a head chunk keeps them as they are.
     pub(super) fn finish(mut self) -> [ArrayRef; 6] {
         let [o_str, o_int, o_double, o_bool, o_other] = self.value_offsets;
+        let (mut ints, mut doubles) = (self.ints, self.doubles);
+        ints.shrink_to_fit();
+        doubles.shrink_to_fit();
+        let mut strs = StringBuilder::with_capacity(self.strs.len(), self.strs.iter().map(|s| s.len()).sum());
+        self.strs.iter().for_each(|s| strs.append_value(s));
+        let others = self.others.iter().map(|b| b.len()).sum();
+        let mut others = BinaryBuilder::with_capacity(self.others.len(), others);
+        self.others.iter().for_each(|b| others.append_value(b));
         [
             Arc::new(self.shapes.finish()),
-            Arc::new(list(item(DataType::Utf8), o_str, Arc::new(StringArray::from_iter_values(self.strs)))),
-            Arc::new(list(item(DataType::Int64), o_int, Arc::new(Int64Array::from(self.ints)))),
-            Arc::new(list(item(DataType::Float64), o_double, Arc::new(Float64Array::from(self.doubles)))),
+            Arc::new(list(item(DataType::Utf8), o_str, Arc::new(strs.finish()))),
+            Arc::new(list(item(DataType::Int64), o_int, Arc::new(Int64Array::from(ints)))),
+            Arc::new(list(item(DataType::Float64), o_double, Arc::new(Float64Array::from(doubles)))),
             Arc::new(list(item(DataType::Boolean), o_bool, Arc::new(BooleanArray::from(self.bools)))),
-            Arc::new(list(item(DataType::Binary), o_other, Arc::new(BinaryArray::from_iter_values(self.others)))),
+            Arc::new(list(item(DataType::Binary), o_other, Arc::new(others.finish()))),
         ]
     }
 }
