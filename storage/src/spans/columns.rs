@@ -47,12 +47,11 @@ pub(super) fn hot_column(key: &str) -> Option<&'static str> {
     HOT_STR.iter().chain(std::iter::once(&HOT_STATUS)).find(|(k, _)| *k == key).map(|(_, c)| *c)
 }
 
-/// Repetitive strings (service, name, status message, trace state, scope,
-/// hot attributes). Parquet dictionary-encodes them on disk, and a part's
-/// Arrow schema keeps them plain; a head chunk holds them as a dictionary
-/// of its own, so that a span in memory costs an index, not a copy of each
-/// string. (Readers cast any string column to plain strings, so both read
-/// the same.)
+/// Repetitive strings (service, name, scope, hot attributes). Parquet
+/// dictionary-encodes them on disk, and a part's Arrow schema keeps them
+/// plain; a head chunk holds them as a dictionary of its own, so that a
+/// span in memory costs an index, not a copy of each string. (Readers cast
+/// any string column to plain strings, so both read the same.)
 fn text(head: bool) -> DataType {
     if head { DataType::Dictionary(Box::new(DataType::UInt32), Box::new(DataType::Utf8)) } else { DataType::Utf8 }
 }
@@ -119,8 +118,8 @@ fn schema_with(head: bool) -> SchemaRef {
         Field::new("name", dict(), false),
         Field::new("kind", DataType::UInt8, false),
         Field::new("status_code", DataType::UInt8, false),
-        Field::new("status_message", dict(), false),
-        Field::new("trace_state", dict(), false),
+        Field::new("status_message", DataType::Utf8, false),
+        Field::new("trace_state", DataType::Utf8, false),
         Field::new("flags", DataType::UInt32, false),
     ];
     fields.extend(HOT_STR.iter().map(|(_, col)| Field::new(*col, dict(), true)));
@@ -238,8 +237,8 @@ pub fn to_batch(spans: &[&Span]) -> Result<SpanBatch, arrow::error::ArrowError> 
         dict_of(&|s| &s.name),
         Arc::new(UInt8Array::from_iter_values(spans.iter().map(|s| s.kind as u8))),
         Arc::new(UInt8Array::from_iter_values(spans.iter().map(|s| s.status_code as u8))),
-        dict_of(&|s| &s.status_message),
-        dict_of(&|s| &s.trace_state),
+        Arc::new(StringArray::from_iter_values(spans.iter().map(|s| &s.status_message))),
+        Arc::new(StringArray::from_iter_values(spans.iter().map(|s| &s.trace_state))),
         Arc::new(UInt32Array::from_iter_values(spans.iter().map(|s| s.flags))),
     ];
     for col in hot_str {
