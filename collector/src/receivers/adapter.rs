@@ -47,7 +47,8 @@ pub async fn submit_with<K: Laned, X: Send + 'static>(
     let limit = pipeline.config().max_body_bytes;
     let wire =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()).unwrap_or(limit);
-    let reserve = wire.saturating_mul(expansion).min(pipeline.config().memory_budget() as usize);
+    // The budget clamps what one request takes to its whole size.
+    let reserve = wire.saturating_mul(expansion);
     let reading = match pipeline.check_ready::<K>().and_then(|()| pipeline.reserve(reserve)) {
         Ok(permit) => permit,
         Err(e) => {

@@ -336,8 +336,7 @@ fn sorted_keys(chunks: &[RecordBatch]) -> Result<Vec<RowKey>, StorageError> {
     for (c, batch) in chunks.iter().enumerate() {
         let (traces, starts): (&FixedSizeBinaryArray, &Int64Array) =
             (column_of(batch, "trace_id")?, column_of(batch, "start_unix_nano")?);
-        let trace = |row| u128::from_be_bytes(traces.value(row).try_into().unwrap_or([0; 16]));
-        keys.extend((0..batch.num_rows()).map(|row| (trace(row), starts.value(row), c as u32, row as u32)));
+        keys.extend((0..batch.num_rows()).map(|row| (trace_at(traces, row), starts.value(row), c as u32, row as u32)));
     }
     keys.sort_unstable();
     Ok(keys)
@@ -490,8 +489,12 @@ impl<'a> SortColumns<'a> {
         (id(self.span_ids), self.parent_ids.is_valid(row).then(|| id(self.parent_ids)))
     }
 
-    /// The trace id as an integer that sorts as its bytes do.
     fn trace(&self, row: usize) -> u128 {
-        u128::from_be_bytes(self.trace_ids.value(row).try_into().unwrap_or([0; 16]))
+        trace_at(self.trace_ids, row)
     }
+}
+
+/// A trace id as an integer that sorts as its bytes do.
+fn trace_at(ids: &FixedSizeBinaryArray, row: usize) -> u128 {
+    u128::from_be_bytes(ids.value(row).try_into().unwrap_or([0; 16]))
 }
