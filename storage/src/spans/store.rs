@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use object_store::{ObjectStore, ObjectStoreExt};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -498,7 +498,10 @@ impl Inner {
 
     /// Writes a shard's head (and any frozen head a failed flush left) when
     /// it is full, old enough, or the store is shutting down.
+    /// Due-ness is judged under the shard's flush lock: a flush that was
+    /// waiting on a forced one must not then cut the head that followed.
     fn flush_if_due(&self, shard: usize, run: Run) -> Result<(), StorageError> {
+        let work = self.flush_work[shard].lock();
         let due = {
             let state = self.state.read();
             let h = &state.heads[shard];
@@ -506,7 +509,7 @@ impl Inner {
                 || h.spans >= self.shard_flush_spans()
                 || (h.spans > 0 && (run == Run::Last || h.since.is_some_and(|t| t.elapsed() >= self.config.flush_age)))
         };
-        if due { self.flush(shard) } else { Ok(()) }
+        if due { self.flush_locked(shard, work) } else { Ok(()) }
     }
 
     fn part_id(&self) -> String {
@@ -517,7 +520,11 @@ impl Inner {
     /// Freezes a shard's head and writes it (and any earlier frozen head of
     /// the shard that failed) into parts; then releases the WAL.
     fn flush(&self, shard: usize) -> Result<(), StorageError> {
-        let _work = self.flush_work[shard].lock();
+        self.flush_locked(shard, self.flush_work[shard].lock())
+    }
+
+    /// [`Inner::flush`] with the shard's flush lock held (`_work`).
+    fn flush_locked(&self, shard: usize, _work: MutexGuard<'_, ()>) -> Result<(), StorageError> {
         {
             let mut state = self.state.write();
             if state.heads[shard].spans > 0 {
