@@ -20,6 +20,8 @@ pub struct Config {
     /// Where the WAL and the stores keep their files.
     pub data_dir: PathBuf,
     pub listen: Listen,
+    /// Where span parts and metric blocks are kept: the data directory or a bucket.
+    pub storage: sightline_storage::objects::StorageConfig,
     pub ingest: IngestConfig,
     pub wal: WalSection,
     pub spans: SpansSection,
@@ -40,6 +42,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("./sightline-data"),
             listen: Listen::default(),
+            storage: Default::default(),
             ingest: IngestConfig::default(),
             wal: WalSection::default(),
             spans: SpansSection::default(),
@@ -303,6 +306,7 @@ impl Config {
         self.rules.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         self.alerting.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         self.tls.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        self.storage.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         if self.wal.segment_bytes < 4096 {
             bail!("invalid configuration: wal.segment_bytes must be at least 4096");
         }

@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::http::HeaderName;
-use object_store::ObjectStore;
-use object_store::local::LocalFileSystem;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use sightline_collector::receivers::syslog::Syslog;
@@ -26,6 +24,7 @@ use sightline_rules::{Appender, BoxFuture, Rules};
 use sightline_storage::logs::LogStore;
 use sightline_storage::metrics::{MetricStore, Sample};
 use sightline_storage::model::Tenant;
+use sightline_storage::objects::{self, ObjectStoreTelemetry};
 use sightline_storage::spans::SpanStore;
 use sightline_storage::wal::{Wal, WalConfig};
 use tokio::net::TcpListener;
@@ -74,10 +73,12 @@ impl Server {
         let (wal, replay) = Wal::open(wal_config, &mut registry).context("cannot open the write-ahead log")?;
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-        let objects: Arc<dyn ObjectStore> = Arc::new(
-            LocalFileSystem::new_with_prefix(&config.data_dir)
-                .with_context(|| format!("cannot open {}", config.data_dir.display()))?,
-        );
+        let where_ = config.storage.describe(&config.data_dir);
+        let object_telemetry = ObjectStoreTelemetry::default();
+        object_telemetry.register(&mut registry);
+        let objects = objects::open(&config.storage, &config.data_dir, &object_telemetry)
+            .with_context(|| format!("cannot open the object store {where_}"))?;
+        tracing::info!(objects = %where_, "span parts and metric blocks are kept in the object store");
         let spans = SpanStore::open(objects.clone(), config.spans.store_config(), Some(wal.clone()))
             .await
             .context("cannot open the span store")?;

@@ -10,6 +10,7 @@ pub mod logs;
 pub mod metrics;
 pub mod model;
 mod object_reader;
+pub mod objects;
 pub mod sink;
 pub mod spans;
 pub mod telemetry;

@@ -17,6 +17,7 @@ mod loki;
 mod loki_query;
 mod memory_limit;
 mod metrics;
+mod object_storage;
 mod openapi;
 mod otlp_sdk;
 mod overload;

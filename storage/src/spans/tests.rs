@@ -2,7 +2,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::local::LocalFileSystem;
+use crate::objects::seaweed::Place as TestPlace;
 
 use super::*;
 use crate::model::{
@@ -77,7 +77,7 @@ pub(super) fn tenant() -> Tenant {
     Tenant::new("t").expect("tenant")
 }
 
-fn batch(seq: u64, spans: Vec<Span>) -> Batch<Span> {
+pub(super) fn batch(seq: u64, spans: Vec<Span>) -> Batch<Span> {
     Batch { tenant: tenant(), wal_seq: seq, items: spans }
 }
 
@@ -93,9 +93,8 @@ pub(super) fn config() -> SpanStoreConfig {
     }
 }
 
-pub(super) async fn open(dir: &std::path::Path, config: SpanStoreConfig) -> SpanStore {
-    let fs: Arc<dyn object_store::ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir).expect("fs"));
-    SpanStore::open(fs, config, None).await.expect("opens")
+pub(super) async fn open(place: &TestPlace, config: SpanStoreConfig) -> SpanStore {
+    SpanStore::open(place.objects(), config, None).await.expect("opens")
 }
 
 pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -106,10 +105,9 @@ pub(super) fn now() -> u64 {
     crate::model::now_unix_nanos()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn traces_are_found_in_the_head_and_in_parts_and_replay_is_idempotent() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path(), config()).await;
+crate::on_both_backends! {
+async fn traces_are_found_in_the_head_and_in_parts_and_replay_is_idempotent(place: Place) {
+    let store = open(&place, config()).await;
     let t0 = now();
     store.consume(batch(1, vec![span(1, 1, None, t0), span(2, 5, None, t0)])).expect("consume");
     let s = store.clone();
@@ -138,7 +136,7 @@ async fn traces_are_found_in_the_head_and_in_parts_and_replay_is_idempotent() {
     blocking(move || s.shutdown_blocking()).await;
 
     // Reopen: the shutdown flushed the head; replaying the WAL skips what parts hold.
-    let store = open(dir.path(), config()).await;
+    let store = open(&place, config()).await;
     assert_eq!(store.counts(&tenant()), SpanCounts { head_spans: 0, part_spans: 3, parts: 2 });
     store.consume(batch(1, vec![span(1, 1, None, t0), span(2, 5, None, t0)])).expect("replay 1");
     store.consume(batch(2, vec![span(1, 2, Some(1), t0 + 10)])).expect("replay 2");
@@ -148,11 +146,11 @@ async fn traces_are_found_in_the_head_and_in_parts_and_replay_is_idempotent() {
     let s = store.clone();
     blocking(move || s.shutdown_blocking()).await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compaction_merges_parts_and_an_interrupted_one_is_cleaned_up() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path(), config()).await;
+crate::on_both_backends! {
+async fn compaction_merges_parts_and_an_interrupted_one_is_cleaned_up(place: Place) {
+    let store = open(&place, config()).await;
     let t0 = now();
     for seq in 1..=4u64 {
         let n = seq as u8;
@@ -174,7 +172,7 @@ async fn compaction_merges_parts_and_an_interrupted_one_is_cleaned_up() {
 
     // An interrupted compaction: the merged part is published, but one input
     // survived. Opening deletes it, so nothing is counted twice.
-    let fs = LocalFileSystem::new_with_prefix(dir.path()).expect("fs");
+    let fs = place.objects();
     let input = span(9, 99, None, t0);
     let encoded = part::encode(&tenant(), "00000000000000000001-000000".into(), 0, vec![&input], 0, 2).expect("encode");
     let meta = part::publish(&fs, encoded).await.expect("publish stray input");
@@ -184,17 +182,17 @@ async fn compaction_merges_parts_and_an_interrupted_one_is_cleaned_up() {
     object_store::ObjectStoreExt::put(&fs, &part::meta_path("t", &merged_meta.id), json.into())
         .await
         .expect("rewrite meta");
-    let store = open(dir.path(), config()).await;
+    let store = open(&place, config()).await;
     assert_eq!(store.counts(&tenant()), SpanCounts { head_spans: 0, part_spans: 8, parts: 1 });
     let s = store.clone();
     blocking(move || s.shutdown_blocking()).await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compaction_merges_at_most_its_span_cap_at_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
+crate::on_both_backends! {
+async fn compaction_merges_at_most_its_span_cap_at_once(place: Place) {
     let store =
-        open(dir.path(), SpanStoreConfig { compaction_min_parts: 2, compaction_max_spans: 5, ..config() }).await;
+        open(&place, SpanStoreConfig { compaction_min_parts: 2, compaction_max_spans: 5, ..config() }).await;
     let t0 = now();
     // Parts of 1, 2, 2 and 4 spans: the three smallest (5 spans) fit the cap.
     for (seq, n) in [(1u64, 1u8), (2, 2), (3, 2), (4, 4)] {
@@ -211,13 +209,13 @@ async fn compaction_merges_at_most_its_span_cap_at_once() {
     let s = store.clone();
     blocking(move || s.shutdown_blocking()).await;
 }
+}
 
+crate::on_both_backends! {
 /// A window of many parts is merged in groups of at most eight (a merge's
 /// memory grows with its inputs), all in one maintenance run.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compaction_merges_many_parts_in_groups_of_eight() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path(), SpanStoreConfig { compaction_min_parts: 4, ..config() }).await;
+async fn compaction_merges_many_parts_in_groups_of_eight(place: Place) {
+    let store = open(&place, SpanStoreConfig { compaction_min_parts: 4, ..config() }).await;
     let t0 = now();
     for seq in 1..=14u64 {
         let n = seq as u8;
@@ -237,12 +235,12 @@ async fn compaction_merges_many_parts_in_groups_of_eight() {
     let s = store.clone();
     blocking(move || s.shutdown_blocking()).await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retention_deletes_whole_parts_past_their_age() {
-    let dir = tempfile::tempdir().expect("tempdir");
+crate::on_both_backends! {
+async fn retention_deletes_whole_parts_past_their_age(place: Place) {
     let config = SpanStoreConfig { retention: Duration::from_secs(3600), ..config() };
-    let store = open(dir.path(), config.clone()).await;
+    let store = open(&place, config.clone()).await;
     let old = now() - 2 * 3600 * 1_000_000_000;
     store.consume(batch(1, vec![span(1, 1, None, old), span(1, 2, Some(1), old)])).expect("consume");
     let s = store.clone();
@@ -257,33 +255,33 @@ async fn retention_deletes_whole_parts_past_their_age() {
     assert!(store.trace(&tenant(), TraceId([1; 16]), 10).await.expect("trace").spans.is_empty());
     let s = store.clone();
     blocking(move || s.shutdown_blocking()).await;
-    let reopened = open(dir.path(), config).await;
+    let reopened = open(&place, config).await;
     assert_eq!(reopened.counts(&tenant()).part_spans, 1);
     blocking(move || reopened.shutdown_blocking()).await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flush_interrupted_between_tenants_loses_nothing_on_replay() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let fs = LocalFileSystem::new_with_prefix(dir.path()).expect("fs");
+crate::on_both_backends! {
+async fn a_flush_interrupted_between_tenants_loses_nothing_on_replay(place: Place) {
+    let fs = place.objects();
     let (a, b) = (Tenant::new("a").expect("tenant"), Tenant::new("b").expect("tenant"));
     // The flush of a head holding seq 1 (tenant a) and seq 2 (tenant b)
     // published a's part, then the process died before b's.
     let encoded = part::encode(&a, "00000000000000000001-000000".into(), 0, vec![&span(1, 1, None, now())], 2, 2)
         .expect("encode");
     part::publish(&fs, encoded).await.expect("publish");
-    let store = open(dir.path(), config()).await;
+    let store = open(&place, config()).await;
     store.consume(Batch { tenant: a.clone(), wal_seq: 1, items: vec![span(1, 1, None, now())] }).expect("replay a");
     store.consume(Batch { tenant: b.clone(), wal_seq: 2, items: vec![span(2, 2, None, now())] }).expect("replay b");
     assert_eq!(store.counts(&a), SpanCounts { head_spans: 0, part_spans: 1, parts: 1 }, "a is not duplicated");
     assert_eq!(store.counts(&b), SpanCounts { head_spans: 1, part_spans: 0, parts: 0 }, "b is not lost");
     blocking(move || store.shutdown_blocking()).await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_flushes_write_each_span_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path(), config()).await;
+crate::on_both_backends! {
+async fn concurrent_flushes_write_each_span_once(place: Place) {
+    let store = open(&place, config()).await;
     for seq in 1..=50u64 {
         store.consume(batch(seq, (0..20).map(|i| span(seq as u8, i, None, now())).collect())).expect("consume");
     }
@@ -299,11 +297,11 @@ async fn concurrent_flushes_write_each_span_once() {
     assert_eq!(store.counts(&tenant()), SpanCounts { head_spans: 0, part_spans: 1000, parts: 1 });
     blocking(move || store.shutdown_blocking()).await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_store_reports_a_backlog_until_it_is_flushed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path(), SpanStoreConfig { max_unflushed_spans: 30, ..config() }).await;
+crate::on_both_backends! {
+async fn the_store_reports_a_backlog_until_it_is_flushed(place: Place) {
+    let store = open(&place, SpanStoreConfig { max_unflushed_spans: 30, ..config() }).await;
     store.consume(batch(1, (1..=20).map(|i| span(1, i, None, now())).collect())).expect("consume");
     assert!(!store.backlogged());
     store.consume(batch(2, (21..=40).map(|i| span(2, i, None, now())).collect())).expect("consume");
@@ -312,6 +310,7 @@ async fn the_store_reports_a_backlog_until_it_is_flushed() {
     blocking(move || s.flush_blocking()).await.expect("flush");
     assert!(!store.backlogged());
     blocking(move || store.shutdown_blocking()).await;
+}
 }
 
 /// Seeded spans of varied services, names, durations, statuses and
@@ -370,9 +369,8 @@ fn varied_spans(traces: u64, t0: u64) -> Vec<Span> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn searches_match_a_brute_force_scan_in_the_head_in_parts_and_after_compaction() {
-    let dir = tempfile::tempdir().expect("tempdir");
+crate::on_both_backends! {
+async fn searches_match_a_brute_force_scan_in_the_head_in_parts_and_after_compaction(place: Place) {
     // One compaction window for all (ten years), so that the two parts merge.
     // Flushes split into parts of whole traces, encoded on three threads.
     let config = SpanStoreConfig {
@@ -382,7 +380,7 @@ async fn searches_match_a_brute_force_scan_in_the_head_in_parts_and_after_compac
         compaction_window: Duration::from_secs(10 * 365 * 24 * 3600),
         ..config()
     };
-    let store = open(dir.path(), config).await;
+    let store = open(&place, config).await;
     let t0 = now() - 3_600_000_000_000;
     let spans = varied_spans(400, t0);
     let unique_id = match spans[77].attributes.get("request.id") {
@@ -599,13 +597,13 @@ async fn searches_match_a_brute_force_scan_in_the_head_in_parts_and_after_compac
     let s = store.clone();
     blocking(move || s.shutdown_blocking()).await;
 }
+}
 
+crate::on_both_backends! {
 /// A trace lookup in a row group of many pages decodes only the pages whose
 /// trace-id statistics admit the id, and finds every span of the trace.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_trace_lookup_reads_only_the_pages_that_may_hold_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let fs: Arc<dyn object_store::ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir.path()).expect("fs"));
+async fn a_trace_lookup_reads_only_the_pages_that_may_hold_it(place: Place) {
+    let fs = place.objects();
     let spans = varied_spans(1200, now());
     assert!(spans.len() > 4 * part::PAGE_ROWS, "several pages in the one row group");
     let encoded = part::encode(&tenant(), "00000000000000000001-000000".into(), 0, spans.iter().collect(), 1, 1 << 20)
@@ -637,6 +635,7 @@ async fn a_trace_lookup_reads_only_the_pages_that_may_hold_it() {
     got.sort();
     want.sort();
     assert_eq!(got, want, "traces {ids:?}");
+}
 }
 
 #[test]
@@ -700,6 +699,7 @@ fn a_part_encoded_on_several_threads_is_the_part_one_thread_writes() {
 }
 
 mod compat;
+mod outage;
 
 /// A gauge of the store's self-telemetry, as `/metrics` shows it.
 fn gauge(store: &SpanStore, name: &str) -> i64 {
@@ -713,8 +713,8 @@ fn gauge(store: &SpanStore, name: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_head_keeps_a_chunks_repeated_strings_once_and_reports_its_bytes() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path(), config()).await;
+    let place = TestPlace::filesystem();
+    let store = open(&place, config()).await;
     // Names, services, scopes and attribute keys repeat, as they do in traffic.
     let spans: Vec<Span> = (0..2_000u32)
         .map(|i| {

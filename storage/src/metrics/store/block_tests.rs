@@ -1,8 +1,10 @@
 //! Blocks cut from the head, merged by queries, compacted, replayed and
-//! expired, over a real directory.
+//! expired, over a real directory and over a real bucket.
 
+use futures_util::TryStreamExt;
 use object_store::ObjectStore;
-use object_store::local::LocalFileSystem;
+
+use crate::objects::seaweed::Place;
 
 use super::*;
 
@@ -20,8 +22,8 @@ fn samples(series: &[&str], until: i64) -> Vec<Sample> {
     out
 }
 
-async fn open(dir: &std::path::Path) -> MetricStore {
-    let objects: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir).expect("fs"));
+async fn open(place: &Place) -> MetricStore {
+    let objects = place.objects();
     let config = MetricStoreConfig {
         cut_interval: Duration::from_secs(3600),
         compaction_window: Duration::from_secs(4 * 3600),
@@ -39,11 +41,10 @@ fn count(store: &MetricStore, t: &Tenant) -> usize {
         .sum()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_head_is_cut_into_blocks_that_queries_merge() {
-    let dir = tempfile::tempdir().expect("tempdir");
+crate::on_both_backends! {
+async fn the_head_is_cut_into_blocks_that_queries_merge(place: Place) {
     let t = Tenant::new("a").expect("tenant");
-    let store = open(dir.path()).await;
+    let store = open(&place).await;
     let all = samples(&["up", "load"], 5 * HOUR);
     let total = all.len();
     store.append(&t, all.clone(), Vec::new());
@@ -73,7 +74,7 @@ async fn the_head_is_cut_into_blocks_that_queries_merge() {
     assert_eq!(store.block_count(), 1);
     let (s, t2) = (store.clone(), t.clone());
     assert_eq!(tokio::task::spawn_blocking(move || count(&s, &t2)).await.expect("join"), total);
-    assert_eq!(walk(dir.path()).len(), 3, "one block's three files remain");
+    assert_eq!(objects(&place).await.len(), 3, "one block's three files remain");
 
     // Older than the cut: refused, not dropped silently.
     let late = store.append(&t, samples(&["up"], 30_001), Vec::new());
@@ -81,7 +82,7 @@ async fn the_head_is_cut_into_blocks_that_queries_merge() {
     store.shutdown_blocking();
 
     // Reopened and replayed: what the blocks hold is refused, the rest comes back once.
-    let store = open(dir.path()).await;
+    let store = open(&place).await;
     let replay = store.append(&t, all, Vec::new());
     assert_eq!(replay.samples as usize, total / 5);
     let s = store.clone();
@@ -91,19 +92,14 @@ async fn the_head_is_cut_into_blocks_that_queries_merge() {
     let s = store.clone();
     tokio::task::spawn_blocking(move || s.expire(1_000 * 24 * HOUR)).await.expect("join").expect("expire");
     assert_eq!(store.block_count(), 0);
-    let left: Vec<_> = walk(dir.path());
+    let left: Vec<_> = objects(&place).await;
     assert!(left.is_empty(), "{left:?}");
     store.shutdown_blocking();
 }
+}
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.path().is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
+/// Every object the store left, by path.
+async fn objects(place: &Place) -> Vec<String> {
+    let listed: Vec<_> = place.objects().list(None).try_collect().await.expect("list");
+    listed.into_iter().map(|o| o.location.to_string()).collect()
 }

@@ -145,13 +145,12 @@ mod tests {
         crate::spans::SpanStoreConfig { shards, ..tests::config() }
     }
 
+    crate::on_both_backends! {
     /// Crashes (the store is dropped without its shutdown flush) with some
     /// shards flushed and others not, three times, with 3, 2 and 1 shards:
     /// every span is there once.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn replay_after_crashes_mid_flush_with_other_shard_counts_keeps_each_span_once() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let first = tests::open(dir.path(), config(3)).await;
+    async fn replay_after_crashes_mid_flush_with_other_shard_counts_keeps_each_span_once(place: Place) {
+        let first = tests::open(&place, config(3)).await;
         replay(&first, 20);
         let s = first.clone();
         tests::blocking(move || {
@@ -166,12 +165,12 @@ mod tests {
         marks.sort_by_key(|m| m.shard);
         assert_eq!(marks, [WalMark { of: 3, shard: 0, seq: 20 }, WalMark { of: 3, shard: 2, seq: 20 }]);
 
-        let second = tests::open(dir.path(), config(2)).await;
+        let second = tests::open(&place, config(2)).await;
         replay(&second, 25);
         let s = second.clone();
         tests::blocking(move || s.inner.flush(1).expect("flush shard 1")).await;
 
-        let third = tests::open(dir.path(), config(1)).await;
+        let third = tests::open(&place, config(1)).await;
         replay(&third, 25);
         let counts = third.counts(&tests::tenant());
         assert_eq!(counts.head_spans + counts.part_spans, 12 * 25, "{counts:?}");
@@ -186,5 +185,6 @@ mod tests {
         tests::blocking(move || s.flush_blocking().expect("flush")).await;
         assert_eq!(third.inner.state.read().durable_floor(&[]), 25);
         tests::blocking(move || third.shutdown_blocking()).await;
+    }
     }
 }

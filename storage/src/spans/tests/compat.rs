@@ -11,10 +11,10 @@ fn manifest_dir() -> std::path::PathBuf {
 
 /// A data directory holding a copy of the checked-in part of `version`
 /// (tenant `compat`).
-fn checked_in_sample(version: u32) -> tempfile::TempDir {
+fn checked_in_sample(version: u32) -> TestPlace {
     let data = manifest_dir().join(format!("tests/data/spans-v{version}"));
-    let copy = tempfile::tempdir().expect("tempdir");
-    let dest = copy.path().join("spans/compat");
+    let copy = TestPlace::filesystem();
+    let dest = copy.dir.path().join("spans/compat");
     std::fs::create_dir_all(&dest).expect("mkdir");
     for entry in std::fs::read_dir(data.join("spans/compat")).expect("sample present") {
         let entry = entry.expect("entry");
@@ -30,7 +30,7 @@ fn checked_in_sample(version: u32) -> tempfile::TempDir {
 async fn checked_in_parts_of_every_version_still_read() {
     for version in 1..=part::FORMAT_VERSION {
         let copy = checked_in_sample(version);
-        let store = open(copy.path(), config()).await;
+        let store = open(&copy, config()).await;
         let tenant = Tenant::new("compat").expect("tenant");
         assert_eq!(store.counts(&tenant), SpanCounts { head_spans: 0, part_spans: 3, parts: 1 }, "v{version}");
         assert_eq!(store.parts(&tenant)[0].format_version, version);
@@ -62,7 +62,7 @@ async fn older_parts_compact_with_new_ones_keeping_every_resource() {
             compaction_min_parts: 2,
             ..config()
         };
-        let store = open(copy.path(), config).await;
+        let store = open(&copy, config).await;
         let tenant = Tenant::new("compat").expect("tenant");
         let mut new = span(3, 7, None, 1_700_000_000_000_000_300);
         new.resource = Arc::new(Resource {
@@ -116,7 +116,7 @@ async fn older_parts_compact_with_new_ones_keeping_every_resource() {
 async fn write_current_version_sample() {
     let out = manifest_dir().join(format!("tests/data/spans-v{}", part::FORMAT_VERSION));
     std::fs::create_dir_all(&out).expect("mkdir");
-    let fs = LocalFileSystem::new_with_prefix(&out).expect("fs");
+    let fs = object_store::local::LocalFileSystem::new_with_prefix(&out).expect("fs");
     let tenant = Tenant::new("compat").expect("tenant");
     let spans = [
         span(1, 1, None, 1_700_000_000_000_000_000),

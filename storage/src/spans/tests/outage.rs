@@ -1,0 +1,62 @@
+//! The bucket goes away under a span store of its own SeaweedFS: flushes
+//! fail and are retried, nothing leaves memory, the store reports a backlog
+//! once its limit is reached, the breaker opens; when the bucket is back,
+//! every span is written once.
+
+use super::{SpanCounts, SpanStore, SpanStoreConfig, batch, blocking, config, now, span, tenant};
+use crate::objects::seaweed::{S3ForTests, unique_prefix};
+use crate::objects::{self, BreakerState, ObjectStoreTelemetry};
+use crate::sink::Sink;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_outage_keeps_spans_in_memory_and_loses_none() {
+    let mut s3 = S3ForTests::start();
+    let storage = objects::StorageConfig {
+        max_retries: 1,
+        retry_timeout_seconds: 2,
+        connect_timeout_seconds: 1,
+        breaker_failures: 2,
+        breaker_cooldown_seconds: 1,
+        ..s3.config(&unique_prefix("outage"))
+    };
+    let telemetry = ObjectStoreTelemetry::default();
+    let objects = objects::open(&storage, std::path::Path::new("."), &telemetry).expect("bucket");
+    let store_config = SpanStoreConfig { max_unflushed_spans: 40, ..config() };
+    let store = SpanStore::open(objects.clone(), store_config.clone(), None).await.expect("opens");
+    store.consume(batch(1, (1..=20).map(|i| span(1, i, None, now())).collect())).expect("consume");
+    let s = store.clone();
+    blocking(move || s.flush_blocking()).await.expect("a flush while the bucket is up");
+
+    s3.stop();
+    store.consume(batch(2, (1..=30).map(|i| span(2, i, None, now())).collect())).expect("consume");
+    for _ in 0..2 {
+        let s = store.clone();
+        assert!(blocking(move || s.flush_blocking()).await.is_err(), "the flush fails while the bucket is down");
+    }
+    assert_eq!(store.counts(&tenant()), SpanCounts { head_spans: 30, part_spans: 20, parts: 1 }, "kept in memory");
+    assert_eq!(telemetry.breaker_state.get(), BreakerState::Open as i64, "two faults in a row open the breaker");
+    store.consume(batch(3, (1..=10).map(|i| span(3, i, None, now())).collect())).expect("consume");
+    assert!(store.backlogged(), "40 spans unflushed: the door is told to refuse");
+    let trace = store.trace(&tenant(), crate::model::TraceId([2; 16]), 100).await.expect("trace from memory");
+    assert_eq!(trace.spans.len(), 30, "what is in memory is still served");
+
+    s3.resume();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let s = store.clone();
+    blocking(move || s.flush_blocking()).await.expect("the flush after the bucket is back");
+    assert_eq!(store.counts(&tenant()), SpanCounts { head_spans: 0, part_spans: 60, parts: 3 });
+    assert!(!store.backlogged());
+    assert_eq!(telemetry.breaker_state.get(), BreakerState::Closed as i64);
+    let s = store.clone();
+    blocking(move || s.shutdown_blocking()).await;
+
+    // Reopened on the bucket: each span once.
+    let reopened = SpanStore::open(objects, store_config, None).await.expect("reopens");
+    assert_eq!(reopened.counts(&tenant()), SpanCounts { head_spans: 0, part_spans: 60, parts: 3 });
+    for t in 1..=3u8 {
+        let want = [20, 30, 10][t as usize - 1];
+        let got = reopened.trace(&tenant(), crate::model::TraceId([t; 16]), 100).await.expect("trace").spans.len();
+        assert_eq!(got, want, "trace {t}");
+    }
+    blocking(move || reopened.shutdown_blocking()).await;
+}
