@@ -24,7 +24,7 @@ use sightline_rules::{Appender, BoxFuture, Rules};
 use sightline_storage::logs::LogStore;
 use sightline_storage::metrics::{MetricStore, Sample};
 use sightline_storage::model::Tenant;
-use sightline_storage::objects::{self, ObjectStoreTelemetry};
+use sightline_storage::objects::{self, CacheTelemetry, ObjectStoreTelemetry};
 use sightline_storage::spans::SpanStore;
 use sightline_storage::wal::{Wal, WalConfig};
 use tokio::net::TcpListener;
@@ -74,9 +74,10 @@ impl Server {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
         let where_ = config.storage.describe(&config.data_dir);
-        let object_telemetry = ObjectStoreTelemetry::default();
+        let (object_telemetry, cache_telemetry) = (ObjectStoreTelemetry::default(), CacheTelemetry::default());
         object_telemetry.register(&mut registry);
-        let objects = objects::open(&config.storage, &config.data_dir, &object_telemetry)
+        cache_telemetry.register(&mut registry);
+        let objects = objects::open(&config.storage, &config.data_dir, &object_telemetry, &cache_telemetry)
             .with_context(|| format!("cannot open the object store {where_}"))?;
         tracing::info!(objects = %where_, "span parts and metric blocks are kept in the object store");
         let spans = SpanStore::open(objects.clone(), config.spans.store_config(), Some(wal.clone()))
@@ -86,7 +87,7 @@ impl Server {
         let logs = LogStore::open(config.logs.store_config(&config.data_dir), Some(wal.clone()))
             .context("cannot open the log store")?;
         logs.register_telemetry(&mut registry);
-        let metrics = MetricStore::open(objects, config.metrics.store_config(), Some(wal.clone()))
+        let metrics = MetricStore::open(objects.clone(), config.metrics.store_config(), Some(wal.clone()))
             .await
             .context("cannot open the metric store")?;
         metrics.register_telemetry(&mut registry);
@@ -138,7 +139,7 @@ impl Server {
             tenant_header: config.ingest.tenant_header.clone(),
             default_tenant: default_tenant.clone(),
             max_spans_per_trace: config.spans.max_spans_per_trace,
-            dashboards: DashboardStore::new(config.data_dir.join("dashboards")),
+            dashboards: DashboardStore::new(objects.clone()),
             limits: config.query.clone(),
             running: Default::default(),
         };

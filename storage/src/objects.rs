@@ -8,6 +8,7 @@
 //! failing (its state is a gauge). Timeouts and retries with backoff are the
 //! S3 client's own (`object_store`'s `ClientOptions` and `RetryConfig`).
 
+mod cache;
 mod guard;
 #[cfg(any(test, feature = "testing"))]
 pub mod seaweed;
@@ -24,7 +25,8 @@ use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::StorageError;
-pub use guard::{BreakerState, Guarded, ObjectStoreTelemetry};
+pub use cache::{CacheTelemetry, Cached};
+pub use guard::{BreakerState, Call, Guarded, ObjectStoreTelemetry};
 
 /// Which backend holds the parts and blocks.
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -81,6 +83,11 @@ pub struct StorageConfig {
     /// calls at once for `breaker_cooldown_seconds`, then lets one through.
     pub breaker_failures: u32,
     pub breaker_cooldown_seconds: u64,
+    /// Byte ranges read from the bucket (footers, bloom filters, trace
+    /// indexes, column chunks) are kept here; empty: `<data_dir>/cache`.
+    pub cache_dir: String,
+    /// The cache's size on disk; 0 turns it off.
+    pub cache_bytes: u64,
 }
 
 impl Default for StorageConfig {
@@ -100,6 +107,8 @@ impl Default for StorageConfig {
             retry_timeout_seconds: 60,
             breaker_failures: 5,
             breaker_cooldown_seconds: 10,
+            cache_dir: String::new(),
+            cache_bytes: 2 << 30,
         }
     }
 }
@@ -127,18 +136,22 @@ impl StorageConfig {
             Backend::Filesystem => format!("file://{}", data_dir.display()),
             Backend::S3 => {
                 let at = if self.endpoint.is_empty() { String::new() } else { format!(" at {}", self.endpoint) };
-                format!("s3://{}/{}{at}", self.bucket, self.prefix.trim_matches('/'))
+                let prefix = self.prefix.trim_matches('/');
+                let slash = if prefix.is_empty() { "" } else { "/" };
+                format!("s3://{}{slash}{prefix}{at}", self.bucket)
             }
         }
     }
 }
 
 /// Builds the configured store (filesystem: under `data_dir`, created if
-/// missing), guarded and counted in `telemetry`.
+/// missing), guarded and counted in `telemetry`; a bucket's ranged reads
+/// are cached on local disk (counted in `cache`).
 pub fn open(
     config: &StorageConfig,
     data_dir: &Path,
     telemetry: &ObjectStoreTelemetry,
+    cache: &CacheTelemetry,
 ) -> Result<Arc<dyn ObjectStore>, StorageError> {
     let err = |e: object_store::Error| StorageError::ObjectStore(e.to_string());
     let inner: Arc<dyn ObjectStore> = match config.backend {
@@ -178,5 +191,13 @@ pub fn open(
         }
     };
     let breaker = guard::Breaker::new(config.breaker_failures, Duration::from_secs(config.breaker_cooldown_seconds));
-    Ok(Arc::new(Guarded::new(inner, breaker, telemetry.clone())))
+    let guarded: Arc<dyn ObjectStore> = Arc::new(Guarded::new(inner, breaker, telemetry.clone()));
+    if config.backend == Backend::Filesystem || config.cache_bytes == 0 {
+        return Ok(guarded);
+    }
+    let dir = match config.cache_dir.as_str() {
+        "" => data_dir.join("cache"),
+        dir => dir.into(),
+    };
+    Ok(Arc::new(Cached::new(guarded, dir, config.cache_bytes, cache.clone())?))
 }

@@ -114,3 +114,83 @@ async fn a_fresh_node_serves_every_trace_and_sample_from_the_bucket() {
     let metrics = client.get(format!("http://{api}/metrics")).send().await.expect("GET").text().await.expect("text");
     assert!(metrics.contains(r#"sightline_object_store_requests_total{op="get""#), "reads are counted: {metrics}");
 }
+
+/// The bucket goes down under load: ingest goes on into the WAL and the
+/// head, then the door refuses retryably (503) once the head is full; when
+/// the bucket is back every acknowledged trace is there, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bucket_outage_refuses_retryably_once_the_head_is_full_and_loses_nothing() {
+    let mut s3 = S3ForTests::start();
+    let prefix = unique_prefix("outage");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("SIGHTLINE_STORAGE__BACKEND", "s3"),
+        ("SIGHTLINE_STORAGE__BUCKET", BUCKET),
+        ("SIGHTLINE_STORAGE__ENDPOINT", s3.endpoint.as_str()),
+        ("SIGHTLINE_STORAGE__PREFIX", prefix.as_str()),
+        ("SIGHTLINE_STORAGE__ACCESS_KEY_ID", "sightline"),
+        ("SIGHTLINE_STORAGE__SECRET_ACCESS_KEY", "sightline"),
+        ("SIGHTLINE_STORAGE__CONNECT_TIMEOUT_SECONDS", "1"),
+        ("SIGHTLINE_STORAGE__MAX_RETRIES", "1"),
+        ("SIGHTLINE_STORAGE__RETRY_TIMEOUT_SECONDS", "2"),
+        ("SIGHTLINE_STORAGE__BREAKER_FAILURES", "2"),
+        ("SIGHTLINE_STORAGE__BREAKER_COOLDOWN_SECONDS", "1"),
+        ("SIGHTLINE_SPANS__FLUSH_AGE_SECONDS", "1"),
+        ("SIGHTLINE_SPANS__FLUSH_SPANS", "500"),
+        ("SIGHTLINE_SPANS__MAX_UNFLUSHED_SPANS", "2000"),
+    ];
+    let mut server = common::binary::spawn(env!("CARGO_BIN_EXE_sightline"), dir.path(), &env);
+    server.drain_log();
+    let (client, http, api) = (reqwest::Client::new(), server.http.clone(), server.api.clone());
+    let span_start = common::now_nanos() - 600 * 1_000_000_000;
+    let send = |n: u64| {
+        let body = traces_request_at(n, SPANS_PER_TRACE, span_start + n).encode_to_vec();
+        client
+            .post(format!("http://{http}/v1/traces"))
+            .header("content-type", "application/x-protobuf")
+            .body(body)
+            .send()
+    };
+    let mut acked = Vec::new();
+    for n in 0..20 {
+        assert_eq!(send(n).await.expect("sent").status(), 200);
+        acked.push(n);
+    }
+    s3.stop();
+    let mut refused = 0;
+    for n in 20..2_000 {
+        let status = send(n).await.expect("sent").status();
+        match status.as_u16() {
+            200 => acked.push(n),
+            503 => {
+                refused += 1;
+                if refused >= 10 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            other => panic!("only 200 or a retryable 503 while the bucket is down, got {other}"),
+        }
+    }
+    assert!(refused >= 10, "the door refuses once the head is full");
+    assert!(acked.len() >= 200, "ingest went on into the head while the bucket was down: {} acked", acked.len());
+    let metrics = client.get(format!("http://{api}/metrics")).send().await.expect("GET").text().await.expect("text");
+    assert!(metrics.contains(r#"sightline_object_store_requests_total{op="put",outcome="error"}"#), "{metrics}");
+
+    s3.resume();
+    for &n in &acked {
+        let id: String = trace_id(n).iter().map(|b| format!("{b:02x}")).collect();
+        let spans = common::trace_span_ids(&client, &api, &id).await.unwrap_or_else(|| panic!("trace {id} lost"));
+        assert_eq!(spans.len() as u64, SPANS_PER_TRACE, "trace {id}, exactly once");
+    }
+    common::eventually("the head flushed into the bucket and the door open again", || {
+        let (client, api) = (client.clone(), api.clone());
+        async move {
+            let m = client.get(format!("http://{api}/metrics")).send().await.ok()?.text().await.ok()?;
+            (m.contains("sightline_spans_unflushed 0") && m.contains("sightline_object_store_breaker_state 0"))
+                .then_some(())
+        }
+    })
+    .await;
+    assert_eq!(send(1_000_000).await.expect("sent").status(), 200);
+}

@@ -8,7 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::dashboards::{DashboardStore, MAX_BYTES, check};
+use crate::dashboards::{MAX_BYTES, check};
 use crate::error::ApiError;
 use crate::state::QueryState;
 
@@ -30,7 +30,7 @@ fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
 
 async fn list(State(s): State<QueryState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let tenant = s.tenant(&headers)?;
-    let list = run(&s, move |d| d.list(&tenant)).await?;
+    let list = s.dashboards.list(&tenant).await?;
     Ok(Json(json!({ "dashboards": list })))
 }
 
@@ -42,12 +42,8 @@ async fn create(
     let tenant = s.tenant(&headers)?;
     let doc = parse_body(&body)?;
     check(&doc)?;
-    let id = run(&s, move |d| {
-        let id = d.new_id(&tenant, doc["title"].as_str().unwrap_or(""));
-        d.put(&tenant, &id, doc)?;
-        Ok(id)
-    })
-    .await?;
+    let id = s.dashboards.new_id(&tenant, doc["title"].as_str().unwrap_or("")).await?;
+    s.dashboards.put(&tenant, &id, doc).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
 }
 
@@ -57,7 +53,7 @@ async fn read(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = s.tenant(&headers)?;
-    Ok(Json(run(&s, move |d| d.get(&tenant, &id)).await?))
+    Ok(Json(s.dashboards.get(&tenant, &id).await?))
 }
 
 async fn replace(
@@ -68,7 +64,7 @@ async fn replace(
 ) -> Result<Json<Value>, ApiError> {
     let tenant = s.tenant(&headers)?;
     let doc = parse_body(&body)?;
-    run(&s, move |d| d.put(&tenant, &id, doc)).await?;
+    s.dashboards.put(&tenant, &id, doc).await?;
     Ok(Json(json!({ "saved": true })))
 }
 
@@ -78,15 +74,6 @@ async fn remove(
     UrlPath(id): UrlPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let tenant = s.tenant(&headers)?;
-    run(&s, move |d| d.delete(&tenant, &id)).await?;
+    s.dashboards.delete(&tenant, &id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Dashboard file I/O, off the reactor.
-async fn run<T: Send + 'static>(
-    state: &QueryState,
-    work: impl FnOnce(&DashboardStore) -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let store = state.dashboards.clone();
-    state.run_blocking(move |_| work(&store)).await?
 }

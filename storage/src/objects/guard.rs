@@ -29,6 +29,12 @@ pub struct Call {
     outcome: &'static str,
 }
 
+impl Call {
+    pub fn new(op: &'static str, outcome: &'static str) -> Self {
+        Self { op, outcome }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Op {
     op: &'static str,

@@ -121,14 +121,15 @@ impl S3ForTests {
             connect_timeout_seconds: 2,
             max_retries: 2,
             retry_timeout_seconds: 10,
+            cache_bytes: 0,
             ..StorageConfig::default()
         }
     }
 
     /// The bucket's store under `prefix` (not guarded, not counted).
     pub fn objects(&self, prefix: &str) -> Arc<dyn ObjectStore> {
-        let telemetry = super::ObjectStoreTelemetry::default();
-        super::open(&self.config(prefix), std::path::Path::new("."), &telemetry).expect("the bucket's store")
+        let (telemetry, cache) = Default::default();
+        super::open(&self.config(prefix), std::path::Path::new("."), &telemetry, &cache).expect("the bucket's store")
     }
 }
 
@@ -157,10 +158,14 @@ fn put_bucket(host: &str) -> std::io::Result<u16> {
     code.ok_or_else(|| std::io::Error::other(format!("no status in {reply:?}")))
 }
 
-/// Four ports free on loopback whose gRPC twins (port + 10000) are free too.
+/// Four ports free on loopback whose gRPC twins (port + 10000) are free
+/// too. Each server of a process looks from a point of its own: a server
+/// just started may not listen yet.
 fn free_ports() -> [u16; 4] {
+    static STARTED: AtomicU64 = AtomicU64::new(0);
+    let nth = STARTED.fetch_add(1, Ordering::Relaxed);
     let mut ports = [0u16; 4];
-    let mut candidate = 20_000 + (std::process::id() % 5_000) as u16 * 2;
+    let mut candidate = 20_000 + ((u64::from(std::process::id()) * 2 + nth * 400) % 9_900) as u16;
     for slot in &mut ports {
         loop {
             candidate = if candidate >= 29_990 { 20_000 } else { candidate + 7 };

@@ -20,7 +20,7 @@ async fn a_bucket_outage_keeps_spans_in_memory_and_loses_none() {
         ..s3.config(&unique_prefix("outage"))
     };
     let telemetry = ObjectStoreTelemetry::default();
-    let objects = objects::open(&storage, std::path::Path::new("."), &telemetry).expect("bucket");
+    let objects = objects::open(&storage, std::path::Path::new("."), &telemetry, &Default::default()).expect("bucket");
     let store_config = SpanStoreConfig { max_unflushed_spans: 40, ..config() };
     let store = SpanStore::open(objects.clone(), store_config.clone(), None).await.expect("opens");
     store.consume(batch(1, (1..=20).map(|i| span(1, i, None, now())).collect())).expect("consume");
