@@ -116,9 +116,14 @@ impl QueryState {
         let (spans, tenant, limit) = (self.spans.clone(), tenant.clone(), self.max_spans_per_trace);
         let found = self.read_spans(async move { spans.trace(&tenant, trace_id, limit).await }).await?;
         if found.spans.is_empty() {
-            return Err(ApiError::NotFound(format!("trace {trace_id} not found")));
+            return Err(match found.unread.first() {
+                Some(why) => ApiError::Internal(format!("trace {trace_id}: cannot read {why}")),
+                None => ApiError::NotFound(format!("trace {trace_id} not found")),
+            });
         }
-        Ok(assemble(trace_id, found.spans, found.truncated, adjust_skew))
+        let mut trace = assemble(trace_id, found.spans, found.truncated, adjust_skew);
+        trace.unread = found.unread;
+        Ok(trace)
     }
 
     /// Trace search.

@@ -156,7 +156,30 @@ async fn a_bucket_outage_refuses_retryably_once_the_head_is_full_and_loses_nothi
         assert_eq!(send(n).await.expect("sent").status(), 200);
         acked.push(n);
     }
+    let unflushed = |client: reqwest::Client, api: String| async move {
+        let m = client.get(format!("http://{api}/metrics")).send().await.ok()?.text().await.ok()?;
+        m.contains("sightline_spans_unflushed 0").then_some(m)
+    };
+    common::eventually("the first traces in a part", || unflushed(client.clone(), api.clone())).await;
     s3.stop();
+    // More spans of trace 0 (its first five are in a part in the bucket).
+    let later: Vec<_> = (10..15).map(|i| common::otlp::span(&trace_id(0), i)).collect();
+    let r = client
+        .post(format!("http://{http}/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .body(common::otlp::request_of(later).encode_to_vec())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    let zero: String = trace_id(0).iter().map(|b| format!("{b:02x}")).collect();
+    let partial = get_json(&client, format!("http://{api}/api/traces/{zero}")).await;
+    assert_eq!(partial["partial"], true, "the part in the bucket cannot be read: {partial}");
+    assert_eq!(partial["spans"].as_array().map(Vec::len), Some(5), "the head's spans: {partial}");
+    assert!(partial["partialReason"].as_str().is_some_and(|r| r.contains("part")), "{partial}");
+    let jaeger = get_json(&client, format!("http://{api}/jaeger/api/traces/{zero}")).await;
+    assert_eq!(jaeger["errors"][0]["code"], 503, "Jaeger's answer says it is partial: {jaeger}");
+    assert_eq!(jaeger["data"][0]["spans"].as_array().map(Vec::len), Some(5), "{jaeger}");
     let mut refused = 0;
     for n in 20..2_000 {
         let status = send(n).await.expect("sent").status();
@@ -175,21 +198,27 @@ async fn a_bucket_outage_refuses_retryably_once_the_head_is_full_and_loses_nothi
     assert!(refused >= 10, "the door refuses once the head is full");
     assert!(acked.len() >= 200, "ingest went on into the head while the bucket was down: {} acked", acked.len());
     let metrics = client.get(format!("http://{api}/metrics")).send().await.expect("GET").text().await.expect("text");
-    assert!(metrics.contains(r#"sightline_object_store_requests_total{op="put",outcome="error"}"#), "{metrics}");
+    let failed_puts = [r#"{op="put",outcome="error"}"#, r#"{op="put",outcome="breaker_open"}"#];
+    assert!(failed_puts.iter().any(|p| metrics.contains(p)), "flushes fail while the bucket is down: {metrics}");
 
     s3.resume();
-    for &n in &acked {
+    common::eventually("trace 0 whole again", || {
+        let url = format!("http://{api}/api/traces/{zero}");
+        let client = client.clone();
+        async move {
+            let whole = get_json(&client, url).await;
+            (whole["spans"].as_array().map(Vec::len) == Some(10) && whole.get("partial").is_none()).then_some(())
+        }
+    })
+    .await;
+    for &n in &acked[1..] {
         let id: String = trace_id(n).iter().map(|b| format!("{b:02x}")).collect();
         let spans = common::trace_span_ids(&client, &api, &id).await.unwrap_or_else(|| panic!("trace {id} lost"));
         assert_eq!(spans.len() as u64, SPANS_PER_TRACE, "trace {id}, exactly once");
     }
-    common::eventually("the head flushed into the bucket and the door open again", || {
-        let (client, api) = (client.clone(), api.clone());
-        async move {
-            let m = client.get(format!("http://{api}/metrics")).send().await.ok()?.text().await.ok()?;
-            (m.contains("sightline_spans_unflushed 0") && m.contains("sightline_object_store_breaker_state 0"))
-                .then_some(())
-        }
+    common::eventually("the head flushed into the bucket and the breaker closed", || {
+        let unflushed = unflushed(client.clone(), api.clone());
+        async move { unflushed.await.filter(|m| m.contains("sightline_object_store_breaker_state 0")) }
     })
     .await;
     assert_eq!(send(1_000_000).await.expect("sent").status(), 200);

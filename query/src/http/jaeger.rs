@@ -148,7 +148,10 @@ async fn trace(
     // Jaeger clients may drop leading zeros of 64-bit-prefixed ids.
     let id = format!("{id:0>32}");
     let trace = state.trace(&tenant, &id, true).await?;
-    Ok(envelope(vec![TraceJson::of(&trace)]))
+    Ok(match trace.partial_reason() {
+        Some(why) => Json(Envelope::partial(vec![TraceJson::of(&trace)], 503, why)).into_response(),
+        None => envelope(vec![TraceJson::of(&trace)]),
+    })
 }
 
 #[derive(Deserialize)]

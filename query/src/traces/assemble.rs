@@ -51,9 +51,17 @@ pub struct Trace {
     pub end_unix_nano: u64,
     pub services: BTreeMap<String, ServiceCounts>,
     pub truncated: bool,
+    /// Parts that may hold spans of the trace and could not be read: the
+    /// trace is partial when not empty.
+    pub unread: Vec<String>,
 }
 
 impl Trace {
+    /// Why the trace may lack spans: the parts that could not be read.
+    pub fn partial_reason(&self) -> Option<String> {
+        (!self.unread.is_empty()).then(|| format!("could not read {}", self.unread.join("; ")))
+    }
+
     pub fn duration_nanos(&self) -> u64 {
         self.end_unix_nano.saturating_sub(self.start_unix_nano)
     }
@@ -195,6 +203,7 @@ pub fn assemble(trace_id: TraceId, spans: Vec<Span>, truncated: bool, adjust_ske
         orphans,
         services,
         truncated,
+        unread: Vec::new(),
     }
 }
 

@@ -81,8 +81,13 @@ impl S3ForTests {
             dir = dir.display(),
             log = dir.join("weed.log").display(),
         );
-        let mut child =
-            Command::new("sh").args(["-c", &weed]).stdin(Stdio::piped()).spawn().expect("a shell to run SeaweedFS");
+        // stderr: the shell's own report of the killed job ("Killed").
+        let mut child = Command::new("sh")
+            .args(["-c", &weed])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("a shell to run SeaweedFS");
         let stdin = child.stdin.take().expect("stdin");
         self.process = Some((child, stdin));
         self.create_bucket();

@@ -18,11 +18,22 @@ use crate::model::{Span, Tenant, TraceId};
 impl SpanStore {
     /// Every span of a trace, from the head and every part that may hold it,
     /// at most `limit` of them. No time range needed.
+    /// A part that cannot be read (the bucket down, a damaged file) does
+    /// not fail the read: the spans of the others are returned, and the
+    /// part is named in [`TraceSpans::unread`].
     pub async fn trace(&self, tenant: &Tenant, id: TraceId, limit: usize) -> Result<TraceSpans, StorageError> {
-        let mut spans = self.traces(tenant, &[id]).await?;
+        let (mut spans, chunks, parts) = self.holders(tenant, &[id]);
+        head::traces_in(&chunks, &[id], &mut spans)?;
+        let mut unread = Vec::new();
+        for (part, found) in self.each_part(parts, &[id], read_traces).await? {
+            match found {
+                Ok(found) => spans.extend(found),
+                Err(e) => unread.push(format!("part {part}: {e}")),
+            }
+        }
         let truncated = spans.len() > limit;
         spans.truncate(limit);
-        Ok(TraceSpans { spans, truncated })
+        Ok(TraceSpans { spans, truncated, unread })
     }
 
     /// What may hold spans of the traces `ids` (sorted): their waiting spans
@@ -49,7 +60,13 @@ impl SpanStore {
     /// threads, the ids split into as many ranges as there are cores (a
     /// part's row groups hold ranges of ids), so that decoding uses every
     /// core even when one part holds all the traces.
-    async fn each_part<T, F, Fut>(&self, parts: Vec<PartMeta>, ids: &[TraceId], read: F) -> Result<Vec<T>, StorageError>
+    /// Each job's result beside its part's id.
+    async fn each_part<T, F, Fut>(
+        &self,
+        parts: Vec<PartMeta>,
+        ids: &[TraceId],
+        read: F,
+    ) -> Result<Vec<(String, Result<T, StorageError>)>, StorageError>
     where
         T: Send + 'static,
         F: Fn(Arc<Inner>, PartMeta, Vec<TraceId>) -> Fut + Clone + Send + 'static,
@@ -64,10 +81,28 @@ impl SpanStore {
         });
         let tasks = jobs.map(|(m, ids)| {
             let (inner, read, runtime) = (self.inner.clone(), read.clone(), self.inner.runtime.clone());
-            tokio::task::spawn_blocking(move || runtime.block_on(read(inner, m, ids)))
+            tokio::task::spawn_blocking(move || {
+                let id = m.id.clone();
+                (id, runtime.block_on(read(inner, m, ids)))
+            })
         });
         let done = futures_util::future::try_join_all(tasks).await;
-        done.map_err(|e| StorageError::Part(format!("a part read stopped: {e}")))?.into_iter().collect()
+        done.map_err(|e| StorageError::Part(format!("a part read stopped: {e}")))
+    }
+
+    /// [`SpanStore::each_part`], failing on the first part that fails.
+    async fn every_part<T, F, Fut>(
+        &self,
+        parts: Vec<PartMeta>,
+        ids: &[TraceId],
+        read: F,
+    ) -> Result<Vec<T>, StorageError>
+    where
+        T: Send + 'static,
+        F: Fn(Arc<Inner>, PartMeta, Vec<TraceId>) -> Fut + Clone + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, StorageError>>,
+    {
+        self.each_part(parts, ids, read).await?.into_iter().map(|(_, found)| found).collect()
     }
 
     /// Every span of the traces `ids` (sorted, without repeats), in no
@@ -75,12 +110,7 @@ impl SpanStore {
     pub(super) async fn traces(&self, tenant: &Tenant, ids: &[TraceId]) -> Result<Vec<Span>, StorageError> {
         let (mut spans, chunks, parts) = self.holders(tenant, ids);
         head::traces_in(&chunks, ids, &mut spans)?;
-        let found = self
-            .each_part(parts, ids, |inner, m, ids| async move {
-                let index = inner.index(&m).await?;
-                part::read_traces(inner.store.clone(), &m, &index, &ids).await
-            })
-            .await?;
+        let found = self.every_part(parts, ids, read_traces).await?;
         spans.extend(found.into_iter().flatten());
         Ok(spans)
     }
@@ -99,7 +129,7 @@ impl SpanStore {
             spans.iter().filter(|s| query.matches(s)).map(|s| (s.trace_id, s.start_unix_nano)).collect();
         let query = Arc::new(query.clone());
         let found = self
-            .each_part(parts, ids, move |inner, m, ids| {
+            .every_part(parts, ids, move |inner, m, ids| {
                 let query = query.clone();
                 async move {
                     let index = inner.index(&m).await?;
@@ -219,6 +249,12 @@ impl SpanStore {
         }
         Ok(out)
     }
+}
+
+/// Every span of the traces `ids` that part `m` holds.
+async fn read_traces(inner: Arc<Inner>, m: PartMeta, ids: Vec<TraceId>) -> Result<Vec<Span>, StorageError> {
+    let index = inner.index(&m).await?;
+    part::read_traces(inner.store.clone(), &m, &index, &ids).await
 }
 
 /// A row group of a part's trace table, and the best bound of its traces.

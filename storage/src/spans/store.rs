@@ -169,6 +169,9 @@ pub struct TraceSpans {
     pub spans: Vec<Span>,
     /// True when the trace has more spans than the limit asked for.
     pub truncated: bool,
+    /// The parts that may hold spans of the trace and could not be read
+    /// (each named with its error): the answer is partial when not empty.
+    pub unread: Vec<String>,
 }
 
 /// Counts of what the store holds for a tenant.

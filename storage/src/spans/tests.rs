@@ -149,6 +149,28 @@ async fn traces_are_found_in_the_head_and_in_parts_and_replay_is_idempotent(plac
 }
 
 crate::on_both_backends! {
+/// A trace whose spans are in two parts, one of them unreadable: the read
+/// returns the other part's spans and names the part it could not read.
+async fn a_trace_read_names_the_parts_it_could_not_read(place: Place) {
+    let store = open(&place, config()).await;
+    let t0 = now();
+    for seq in 1..=2u64 {
+        store.consume(batch(seq, vec![span(1, seq as u8, None, t0)])).expect("consume");
+        let s = store.clone();
+        blocking(move || s.flush_blocking()).await.expect("flush");
+    }
+    let lost = store.parts(&tenant())[0].id.clone();
+    object_store::ObjectStoreExt::delete(&place.objects(), &part::parquet_path("t", &lost)).await.expect("delete");
+    let trace = store.trace(&tenant(), TraceId([1; 16]), 100).await.expect("a partial answer, not an error");
+    assert_eq!(trace.spans.len(), 1, "the readable part's span");
+    assert_eq!(trace.unread.len(), 1);
+    assert!(trace.unread[0].contains(&lost), "{:?} names {lost}", trace.unread);
+    let s = store.clone();
+    blocking(move || s.shutdown_blocking()).await;
+}
+}
+
+crate::on_both_backends! {
 async fn compaction_merges_parts_and_an_interrupted_one_is_cleaned_up(place: Place) {
     let store = open(&place, config()).await;
     let t0 = now();

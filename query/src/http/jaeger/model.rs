@@ -31,6 +31,11 @@ impl<T> Envelope<T> {
         Envelope { total: data.len(), data: Some(data), limit: 0, offset: 0, errors: None }
     }
 
+    /// Data that is not the whole answer, and why (Jaeger's partial answers).
+    pub fn partial(data: Vec<T>, code: u16, msg: String) -> Self {
+        Envelope { errors: Some([Failure { code, msg }]), ..Envelope::of(data) }
+    }
+
     pub fn error(code: u16, msg: String) -> Self {
         Envelope { data: None, total: 0, limit: 0, offset: 0, errors: Some([Failure { code, msg }]) }
     }

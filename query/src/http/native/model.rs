@@ -20,6 +20,11 @@ pub struct TraceJson<'a> {
     span_count: usize,
     error_count: u64,
     truncated: bool,
+    /// Present when parts that may hold spans of the trace could not be read.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    partial: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partial_reason: Option<String>,
     services: &'a BTreeMap<String, ServiceCounts>,
     roots: Vec<SpanId>,
     orphans: Vec<SpanId>,
@@ -36,6 +41,8 @@ impl<'a> TraceJson<'a> {
             span_count: t.nodes.len(),
             error_count: t.errors(),
             truncated: t.truncated,
+            partial: !t.unread.is_empty(),
+            partial_reason: t.partial_reason(),
             services: &t.services,
             roots: t.roots.iter().map(id).collect(),
             orphans: t.orphans.iter().map(id).collect(),
