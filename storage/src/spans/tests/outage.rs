@@ -1,12 +1,34 @@
 //! The bucket goes away under a span store of its own SeaweedFS: flushes
 //! fail and are retried, nothing leaves memory, the store reports a backlog
 //! once its limit is reached, the breaker opens; when the bucket is back,
-//! every span is written once.
+//! every span is written once; a compaction that fails on it changes
+//! nothing.
 
 use super::{SpanCounts, SpanStore, SpanStoreConfig, batch, blocking, config, now, span, tenant};
 use crate::objects::seaweed::{S3ForTests, unique_prefix};
 use crate::objects::{self, BreakerState, ObjectStoreTelemetry};
 use crate::sink::Sink;
+
+/// Runs `work` until it succeeds, as the store's threads retry it (a
+/// restarted SeaweedFS answers 500 for a few seconds, until its volumes
+/// are registered again), checking `after_failure` after each failure.
+async fn until_ok(
+    what: &str,
+    work: impl Fn() -> Result<(), crate::StorageError> + Clone + Send + 'static,
+    after_failure: impl Fn(),
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match blocking(work.clone()).await {
+            Ok(()) => return,
+            Err(e) if std::time::Instant::now() > deadline => panic!("{what}: {e}"),
+            Err(_) => {
+                after_failure();
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bucket_outage_keeps_spans_in_memory_and_loses_none() {
@@ -41,9 +63,8 @@ async fn a_bucket_outage_keeps_spans_in_memory_and_loses_none() {
     assert_eq!(trace.spans.len(), 30, "what is in memory is still served");
 
     s3.resume();
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let s = store.clone();
-    blocking(move || s.flush_blocking()).await.expect("the flush after the bucket is back");
+    until_ok("the flush after the bucket is back", move || s.flush_blocking(), || ()).await;
     assert_eq!(store.counts(&tenant()), SpanCounts { head_spans: 0, part_spans: 60, parts: 3 });
     assert!(!store.backlogged());
     assert_eq!(telemetry.breaker_state.get(), BreakerState::Closed as i64);
@@ -58,5 +79,50 @@ async fn a_bucket_outage_keeps_spans_in_memory_and_loses_none() {
         let got = reopened.trace(&tenant(), crate::model::TraceId([t; 16]), 100).await.expect("trace").spans.len();
         assert_eq!(got, want, "trace {t}");
     }
+    blocking(move || reopened.shutdown_blocking()).await;
+}
+
+/// A compaction that runs while the bucket is down fails and changes
+/// nothing; once the bucket is back it merges the parts, each span once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compaction_while_the_bucket_is_down_changes_nothing_and_merges_once_it_is_back() {
+    let mut s3 = S3ForTests::start();
+    let storage = objects::StorageConfig {
+        max_retries: 1,
+        retry_timeout_seconds: 2,
+        connect_timeout_seconds: 1,
+        ..s3.config(&unique_prefix("compaction"))
+    };
+    let objects =
+        objects::open(&storage, std::path::Path::new("."), &Default::default(), &Default::default()).expect("bucket");
+    let store = SpanStore::open(objects.clone(), config(), None).await.expect("opens");
+    let t0 = now();
+    for seq in 1..=4u64 {
+        let n = seq as u8;
+        store.consume(batch(seq, vec![span(n, n, None, t0), span(9, 10 + n, None, t0)])).expect("consume");
+        let s = store.clone();
+        blocking(move || s.flush_blocking()).await.expect("flush");
+    }
+    let four = SpanCounts { head_spans: 0, part_spans: 8, parts: 4 };
+    assert_eq!(store.counts(&tenant()), four);
+
+    s3.stop();
+    let s = store.clone();
+    assert!(blocking(move || s.maintain_blocking()).await.is_err(), "the compaction cannot read its inputs");
+    assert_eq!(store.counts(&tenant()), four, "nothing changed");
+
+    s3.resume();
+    let s = store.clone();
+    let unchanged = || assert_eq!(store.counts(&tenant()), four, "a failed compaction changes nothing");
+    until_ok("the compaction once the bucket is back", move || s.maintain_blocking(), unchanged).await;
+    let merged = SpanCounts { head_spans: 0, part_spans: 8, parts: 1 };
+    assert_eq!(store.counts(&tenant()), merged);
+    let trace = store.trace(&tenant(), crate::model::TraceId([9; 16]), 100).await.expect("trace");
+    assert_eq!((trace.spans.len(), trace.unread.len()), (4, 0));
+    let s = store.clone();
+    blocking(move || s.shutdown_blocking()).await;
+
+    let reopened = SpanStore::open(objects, config(), None).await.expect("reopens");
+    assert_eq!(reopened.counts(&tenant()), merged, "no input left beside the merged part");
     blocking(move || reopened.shutdown_blocking()).await;
 }
