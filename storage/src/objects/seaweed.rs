@@ -69,6 +69,23 @@ impl S3ForTests {
         }
     }
 
+    /// Freezes the server (SIGSTOP): it accepts connections and answers
+    /// nothing, as an overloaded or partitioned one does, until
+    /// [`S3ForTests::thaw`].
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let (shell, _) = self.process.as_ref().expect("a running server of this process");
+        let sent = Command::new("pkill").args([signal, "-P", &shell.id().to_string()]).status().expect("pkill");
+        assert!(sent.success(), "pkill {signal} found the server");
+    }
+
     /// Starts the server again on its directory and ports.
     pub fn resume(&mut self) {
         let dir = self.dir.as_ref().expect("a server of this process").path().to_path_buf();

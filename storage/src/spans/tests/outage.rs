@@ -126,3 +126,45 @@ async fn a_compaction_while_the_bucket_is_down_changes_nothing_and_merges_once_i
     assert_eq!(reopened.counts(&tenant()), merged, "no input left beside the merged part");
     blocking(move || reopened.shutdown_blocking()).await;
 }
+
+/// A bucket that stops answering (frozen, not gone): each call ends at the
+/// request timeout, the breaker opens and then fails calls at once; once
+/// the bucket answers again the flush goes through and the breaker closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_that_stops_answering_times_out_and_trips_the_breaker() {
+    let s3 = S3ForTests::start();
+    let storage = objects::StorageConfig {
+        request_timeout_seconds: 1,
+        max_retries: 0,
+        retry_timeout_seconds: 1,
+        breaker_failures: 2,
+        breaker_cooldown_seconds: 5,
+        ..s3.config(&unique_prefix("slow"))
+    };
+    let telemetry = ObjectStoreTelemetry::default();
+    let objects = objects::open(&storage, std::path::Path::new("."), &telemetry, &Default::default()).expect("bucket");
+    let store = SpanStore::open(objects, config(), None).await.expect("opens");
+    store.consume(batch(1, (1..=10).map(|i| span(1, i, None, now())).collect())).expect("consume");
+
+    s3.freeze();
+    for _ in 0..2 {
+        let (s, started) = (store.clone(), std::time::Instant::now());
+        assert!(blocking(move || s.flush_blocking()).await.is_err(), "no answer: the flush fails");
+        let took = started.elapsed();
+        assert!(took >= std::time::Duration::from_millis(900), "it waited for the timeout: {took:?}");
+    }
+    assert_eq!(telemetry.breaker_state.get(), BreakerState::Open as i64);
+    let count = |outcome| telemetry.requests.get_or_create(&objects::Call::new("put", outcome)).get();
+    let errors = count("error");
+    let s = store.clone();
+    assert!(blocking(move || s.flush_blocking()).await.is_err());
+    assert_eq!(count("error"), errors, "the open breaker fails the call without sending it");
+    assert!(count("breaker_open") >= 1, "refusals are counted");
+
+    s3.thaw();
+    let s = store.clone();
+    until_ok("the flush once the bucket answers", move || s.flush_blocking(), || ()).await;
+    assert_eq!(store.counts(&tenant()), SpanCounts { head_spans: 0, part_spans: 10, parts: 1 });
+    assert_eq!(telemetry.breaker_state.get(), BreakerState::Closed as i64);
+    blocking(move || store.shutdown_blocking()).await;
+}
