@@ -2,7 +2,7 @@
 //! fail and are retried, nothing leaves memory, the store reports a backlog
 //! once its limit is reached, the breaker opens; when the bucket is back,
 //! every span is written once; a compaction that fails on it changes
-//! nothing.
+//! nothing; a bucket that stops answering trips the breaker by timeouts.
 
 use super::{SpanCounts, SpanStore, SpanStoreConfig, batch, blocking, config, now, span, tenant};
 use crate::objects::seaweed::{S3ForTests, unique_prefix};
