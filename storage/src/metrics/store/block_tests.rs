@@ -103,3 +103,54 @@ async fn objects(place: &Place) -> Vec<String> {
     let listed: Vec<_> = place.objects().list(None).try_collect().await.expect("list");
     listed.into_iter().map(|o| o.location.to_string()).collect()
 }
+
+/// The bucket down while a window is cut: the cut fails and is retried,
+/// the head keeps the samples and queries still see every one; once the
+/// bucket is back the block is published and each sample is there once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_while_the_bucket_is_down_keeps_the_samples_in_the_head() {
+    use crate::objects::seaweed::{S3ForTests, unique_prefix};
+    let mut s3 = S3ForTests::start();
+    let storage = crate::objects::StorageConfig {
+        max_retries: 1,
+        retry_timeout_seconds: 2,
+        connect_timeout_seconds: 1,
+        ..s3.config(&unique_prefix("metrics-outage"))
+    };
+    let (telemetry, cache) = Default::default();
+    let objects = crate::objects::open(&storage, std::path::Path::new("."), &telemetry, &cache).expect("bucket");
+    let config = MetricStoreConfig { cut_interval: Duration::from_secs(3600), ..Default::default() };
+    let store = MetricStore::open(objects.clone(), config.clone(), None).await.expect("open");
+    let t = Tenant::new("a").expect("tenant");
+    let all = samples(&["up"], 2 * HOUR);
+    let total = all.len();
+    store.append(&t, all, Vec::new());
+    let visible = |store: &MetricStore| {
+        let (s, t) = (store.clone(), t.clone());
+        tokio::task::spawn_blocking(move || count(&s, &t))
+    };
+
+    s3.stop();
+    let s = store.clone();
+    assert!(tokio::task::spawn_blocking(move || s.cut(6 * HOUR)).await.expect("join").is_err());
+    assert_eq!(store.block_count(), 0);
+    assert_eq!(visible(&store).await.expect("join"), total, "the head still answers");
+
+    s3.resume();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || s.cut(6 * HOUR)).await.expect("join") {
+            Ok(()) => break,
+            Err(e) if std::time::Instant::now() > deadline => panic!("the cut once the bucket is back: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+    assert_eq!(store.block_count(), 1);
+    assert_eq!(visible(&store).await.expect("join"), total);
+    store.shutdown_blocking();
+    let reopened = MetricStore::open(objects, config, None).await.expect("reopen");
+    assert_eq!(reopened.block_count(), 1);
+    assert_eq!(visible(&reopened).await.expect("join"), total, "each sample once, from the bucket");
+    reopened.shutdown_blocking();
+}
