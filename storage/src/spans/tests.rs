@@ -170,16 +170,22 @@ async fn a_trace_read_names_the_parts_it_could_not_read(place: Place) {
 }
 }
 
-crate::on_both_backends! {
-async fn compaction_merges_parts_and_an_interrupted_one_is_cleaned_up(place: Place) {
-    let store = open(&place, config()).await;
-    let t0 = now();
+/// Four parts of two spans each: trace `n` (one span) and a span of trace
+/// 9, which so is spread over all four.
+pub(super) async fn four_parts(store: &SpanStore, t0: u64) {
     for seq in 1..=4u64 {
         let n = seq as u8;
         store.consume(batch(seq, vec![span(n, n, None, t0), span(9, 10 + n, None, t0)])).expect("consume");
         let s = store.clone();
         blocking(move || s.flush_blocking()).await.expect("flush");
     }
+}
+
+crate::on_both_backends! {
+async fn compaction_merges_parts_and_an_interrupted_one_is_cleaned_up(place: Place) {
+    let store = open(&place, config()).await;
+    let t0 = now();
+    four_parts(&store, t0).await;
     assert_eq!(store.counts(&tenant()), SpanCounts { head_spans: 0, part_spans: 8, parts: 4 });
     let s = store.clone();
     blocking(move || s.maintain_blocking()).await.expect("compaction");

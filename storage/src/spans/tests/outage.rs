@@ -4,7 +4,7 @@
 //! every span is written once; a compaction that fails on it changes
 //! nothing; a bucket that stops answering trips the breaker by timeouts.
 
-use super::{SpanCounts, SpanStore, SpanStoreConfig, batch, blocking, config, now, span, tenant};
+use super::{SpanCounts, SpanStore, SpanStoreConfig, batch, blocking, config, four_parts, now, span, tenant};
 use crate::objects::seaweed::{S3ForTests, unique_prefix};
 use crate::objects::{self, BreakerState, ObjectStoreTelemetry};
 use crate::sink::Sink;
@@ -30,19 +30,29 @@ async fn until_ok(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bucket_outage_keeps_spans_in_memory_and_loses_none() {
-    let mut s3 = S3ForTests::start();
-    let storage = objects::StorageConfig {
+/// A store of `s3` under a fresh prefix, with short timeouts and retries
+/// (and what `tweak` changes), counted in `telemetry`.
+fn bucket(
+    s3: &S3ForTests,
+    name: &str,
+    telemetry: &ObjectStoreTelemetry,
+    tweak: impl FnOnce(&mut objects::StorageConfig),
+) -> std::sync::Arc<dyn object_store::ObjectStore> {
+    let mut storage = objects::StorageConfig {
         max_retries: 1,
         retry_timeout_seconds: 2,
         connect_timeout_seconds: 1,
-        breaker_failures: 2,
-        breaker_cooldown_seconds: 1,
-        ..s3.config(&unique_prefix("outage"))
+        ..s3.config(&unique_prefix(name))
     };
+    tweak(&mut storage);
+    objects::open(&storage, std::path::Path::new("."), telemetry, &Default::default()).expect("bucket")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_outage_keeps_spans_in_memory_and_loses_none() {
+    let mut s3 = S3ForTests::start();
     let telemetry = ObjectStoreTelemetry::default();
-    let objects = objects::open(&storage, std::path::Path::new("."), &telemetry, &Default::default()).expect("bucket");
+    let objects = bucket(&s3, "outage", &telemetry, |c| (c.breaker_failures, c.breaker_cooldown_seconds) = (2, 1));
     let store_config = SpanStoreConfig { max_unflushed_spans: 40, ..config() };
     let store = SpanStore::open(objects.clone(), store_config.clone(), None).await.expect("opens");
     store.consume(batch(1, (1..=20).map(|i| span(1, i, None, now())).collect())).expect("consume");
@@ -87,22 +97,9 @@ async fn a_bucket_outage_keeps_spans_in_memory_and_loses_none() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compaction_while_the_bucket_is_down_changes_nothing_and_merges_once_it_is_back() {
     let mut s3 = S3ForTests::start();
-    let storage = objects::StorageConfig {
-        max_retries: 1,
-        retry_timeout_seconds: 2,
-        connect_timeout_seconds: 1,
-        ..s3.config(&unique_prefix("compaction"))
-    };
-    let objects =
-        objects::open(&storage, std::path::Path::new("."), &Default::default(), &Default::default()).expect("bucket");
+    let objects = bucket(&s3, "compaction", &Default::default(), |_| ());
     let store = SpanStore::open(objects.clone(), config(), None).await.expect("opens");
-    let t0 = now();
-    for seq in 1..=4u64 {
-        let n = seq as u8;
-        store.consume(batch(seq, vec![span(n, n, None, t0), span(9, 10 + n, None, t0)])).expect("consume");
-        let s = store.clone();
-        blocking(move || s.flush_blocking()).await.expect("flush");
-    }
+    four_parts(&store, now()).await;
     let four = SpanCounts { head_spans: 0, part_spans: 8, parts: 4 };
     assert_eq!(store.counts(&tenant()), four);
 
@@ -133,16 +130,11 @@ async fn a_compaction_while_the_bucket_is_down_changes_nothing_and_merges_once_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bucket_that_stops_answering_times_out_and_trips_the_breaker() {
     let s3 = S3ForTests::start();
-    let storage = objects::StorageConfig {
-        request_timeout_seconds: 1,
-        max_retries: 0,
-        retry_timeout_seconds: 1,
-        breaker_failures: 2,
-        breaker_cooldown_seconds: 5,
-        ..s3.config(&unique_prefix("slow"))
-    };
     let telemetry = ObjectStoreTelemetry::default();
-    let objects = objects::open(&storage, std::path::Path::new("."), &telemetry, &Default::default()).expect("bucket");
+    let objects = bucket(&s3, "slow", &telemetry, |c| {
+        (c.request_timeout_seconds, c.max_retries, c.retry_timeout_seconds) = (1, 0, 1);
+        (c.breaker_failures, c.breaker_cooldown_seconds) = (2, 5);
+    });
     let store = SpanStore::open(objects, config(), None).await.expect("opens");
     store.consume(batch(1, (1..=10).map(|i| span(1, i, None, now())).collect())).expect("consume");
 
