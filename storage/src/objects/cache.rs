@@ -5,7 +5,8 @@
 //! read and can be served from a local file. Ranges are kept up to
 //! `cache_bytes`, the least recently used evicted first; an object's ranges
 //! are dropped when it is deleted through the store. The cache starts empty
-//! (its folder is cleared when the store opens).
+//! (the ranges an earlier run left in its folder are removed when the store
+//! opens; nothing else there is touched).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -72,17 +73,22 @@ struct State {
 }
 
 impl Cached {
-    /// Clears `dir` (or creates it) and caches up to `capacity` bytes there.
+    /// Creates `dir` if missing, removes the ranges an earlier run left
+    /// there (its `*.range` files, nothing else), and caches up to
+    /// `capacity` bytes there.
     pub fn new(
         inner: Arc<dyn ObjectStore>,
         dir: PathBuf,
         capacity: u64,
         telemetry: CacheTelemetry,
     ) -> Result<Self, StorageError> {
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(StorageError::io(&dir))?;
-        }
         std::fs::create_dir_all(&dir).map_err(StorageError::io(&dir))?;
+        for entry in std::fs::read_dir(&dir).map_err(StorageError::io(&dir))? {
+            let path = entry.map_err(StorageError::io(&dir))?.path();
+            if path.extension().is_some_and(|e| e == "range") {
+                std::fs::remove_file(&path).map_err(StorageError::io(&path))?;
+            }
+        }
         telemetry.bytes.set(0);
         Ok(Self { inner, state: Arc::new(State { dir, capacity, index: Mutex::default(), telemetry }) })
     }
@@ -304,8 +310,15 @@ mod tests {
             cache_dir: dir.path().join("cache").display().to_string(),
             ..s3.config(&unique_prefix("cache"))
         };
+        // A range an earlier run left goes; a file of the user's stays.
+        std::fs::create_dir_all(dir.path().join("cache")).expect("mkdir");
+        std::fs::write(dir.path().join("cache/0000000000000001.range"), b"stale").expect("write");
+        std::fs::write(dir.path().join("cache/notes.txt"), b"mine").expect("write");
         let (telemetry, cache) = (ObjectStoreTelemetry::default(), CacheTelemetry::default());
         let store = objects::open(&config, dir.path(), &telemetry, &cache).expect("store");
+        assert!(!dir.path().join("cache/0000000000000001.range").exists());
+        assert!(dir.path().join("cache/notes.txt").exists());
+        std::fs::remove_file(dir.path().join("cache/notes.txt")).expect("rm");
         let data: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
         store.put(&Path::from("a"), Bytes::from(data.clone()).into()).await.expect("put");
 
