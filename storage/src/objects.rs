@@ -201,3 +201,33 @@ pub fn open(
     };
     Ok(Arc::new(Cached::new(guarded, dir, config.cache_bytes, cache.clone())?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_needs_its_name_and_both_keys_or_neither() {
+        assert_eq!(StorageConfig::default().validate(), Ok(()), "the filesystem needs nothing");
+        let s3 = StorageConfig { backend: Backend::S3, ..StorageConfig::default() };
+        assert!(s3.validate().is_err_and(|e| e.contains("storage.bucket")));
+        let named = StorageConfig { bucket: "b".into(), ..s3 };
+        assert_eq!(named.validate(), Ok(()), "keys from the environment");
+        let half = StorageConfig { access_key_id: "k".into(), ..named.clone() };
+        assert!(half.validate().is_err_and(|e| e.contains("secret_access_key")));
+        let keyed = StorageConfig { secret_access_key: Secret("s".into()), ..half };
+        assert_eq!(keyed.validate(), Ok(()));
+        let prefixed = StorageConfig { prefix: "/team/".into(), endpoint: "http://h:1".into(), ..named };
+        assert_eq!(prefixed.describe(Path::new("/d")), "s3://b/team at http://h:1");
+    }
+
+    #[test]
+    fn the_secret_key_is_never_printed() {
+        let config = StorageConfig { secret_access_key: Secret("hunter2".into()), ..StorageConfig::default() };
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let json = serde_json::to_string(&config).expect("serialise");
+        assert!(!json.contains("hunter2") && json.contains("<redacted>"), "{json}");
+        let read: StorageConfig = serde_json::from_str(r#"{"secret_access_key": "hunter2"}"#).expect("parse");
+        assert_eq!(read.secret_access_key.0, "hunter2", "it is read as given");
+    }
+}
