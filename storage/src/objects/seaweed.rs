@@ -161,6 +161,28 @@ impl Drop for S3ForTests {
     }
 }
 
+/// Runs `work` on a blocking thread until it succeeds, as the stores'
+/// threads retry it (a restarted SeaweedFS answers 500 for a few seconds,
+/// until its volumes are registered again), calling `after_failure` after
+/// each failure; panics after a minute.
+pub async fn until_ok<E: std::fmt::Display + Send + 'static>(
+    what: &str,
+    work: impl Fn() -> Result<(), E> + Clone + Send + 'static,
+    after_failure: impl Fn(),
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match tokio::task::spawn_blocking(work.clone()).await.expect("the blocking task") {
+            Ok(()) => return,
+            Err(e) if Instant::now() > deadline => panic!("{what}: {e}"),
+            Err(_) => {
+                after_failure();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
 /// A prefix no other test of any process uses.
 pub fn unique_prefix(name: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);

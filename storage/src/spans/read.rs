@@ -18,6 +18,7 @@ use crate::model::{Span, Tenant, TraceId};
 impl SpanStore {
     /// Every span of a trace, from the head and every part that may hold it,
     /// at most `limit` of them. No time range needed.
+    ///
     /// A part that cannot be read (the bucket down, a damaged file) does
     /// not fail the read: the spans of the others are returned, and the
     /// part is named in [`TraceSpans::unread`].

@@ -137,15 +137,8 @@ async fn a_cut_while_the_bucket_is_down_keeps_the_samples_in_the_head() {
     assert_eq!(visible(&store).await.expect("join"), total, "the head still answers");
 
     s3.resume();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let s = store.clone();
-        match tokio::task::spawn_blocking(move || s.cut(6 * HOUR)).await.expect("join") {
-            Ok(()) => break,
-            Err(e) if std::time::Instant::now() > deadline => panic!("the cut once the bucket is back: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-        }
-    }
+    let s = store.clone();
+    crate::objects::seaweed::until_ok("the cut once the bucket is back", move || s.cut(6 * HOUR), || ()).await;
     assert_eq!(store.block_count(), 1);
     assert_eq!(visible(&store).await.expect("join"), total);
     store.shutdown_blocking();

@@ -5,30 +5,9 @@
 //! nothing; a bucket that stops answering trips the breaker by timeouts.
 
 use super::{SpanCounts, SpanStore, SpanStoreConfig, batch, blocking, config, four_parts, now, span, tenant};
-use crate::objects::seaweed::{S3ForTests, unique_prefix};
+use crate::objects::seaweed::{S3ForTests, unique_prefix, until_ok};
 use crate::objects::{self, BreakerState, ObjectStoreTelemetry};
 use crate::sink::Sink;
-
-/// Runs `work` until it succeeds, as the store's threads retry it (a
-/// restarted SeaweedFS answers 500 for a few seconds, until its volumes
-/// are registered again), checking `after_failure` after each failure.
-async fn until_ok(
-    what: &str,
-    work: impl Fn() -> Result<(), crate::StorageError> + Clone + Send + 'static,
-    after_failure: impl Fn(),
-) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        match blocking(work.clone()).await {
-            Ok(()) => return,
-            Err(e) if std::time::Instant::now() > deadline => panic!("{what}: {e}"),
-            Err(_) => {
-                after_failure();
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            }
-        }
-    }
-}
 
 /// A store of `s3` under a fresh prefix, with short timeouts and retries
 /// (and what `tweak` changes), counted in `telemetry`.
