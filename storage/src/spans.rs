@@ -3,6 +3,7 @@
 
 mod attributes;
 pub mod columns;
+pub mod dedicated;
 mod head;
 mod kv;
 mod parents;

@@ -34,6 +34,7 @@ use arrow::datatypes::UInt32Type;
 use arrow::datatypes::{DataType, Field, FieldRef, Fields};
 
 use super::columns::{ColumnError, bad, strings, typed};
+use super::dedicated;
 use crate::model::{AttrValue, Attributes};
 use crate::typed_json;
 
@@ -73,7 +74,7 @@ fn tag(v: &AttrValue) -> u8 {
 }
 
 /// The value list of a type tag in the split layout (none: no value).
-fn list_of(tag: u8) -> Option<usize> {
+pub(super) fn list_of(tag: u8) -> Option<usize> {
     match tag {
         T_STR => Some(0),
         T_INT => Some(1),
@@ -286,7 +287,7 @@ fn read_leb128(bytes: &[u8]) -> Option<(usize, usize)> {
 }
 
 /// Calls `each` with the type tag and key of every attribute of a shape.
-fn parse_shape(mut shape: &[u8], mut each: impl FnMut(u8, &str)) -> Result<(), ColumnError> {
+pub(super) fn parse_shape<'a>(mut shape: &'a [u8], mut each: impl FnMut(u8, &'a str)) -> Result<(), ColumnError> {
     let damaged = || bad(KEYS, "damaged attribute shape");
     while let [t, after @ ..] = shape {
         let (len, skip) = read_leb128(after).ok_or_else(damaged)?;
@@ -453,6 +454,9 @@ impl AttrReader {
 
     /// The span attributes of `batch`, in whichever layout it holds them.
     pub(super) fn of_spans(batch: &RecordBatch) -> Result<Self, ColumnError> {
+        if dedicated::has_columns(batch) {
+            return Self::of_spans(&dedicated::join(batch)?);
+        }
         let keys = batch.column_by_name(KEYS).ok_or_else(|| bad(KEYS, "missing"))?;
         let Some(shapes) = shapes_of(keys.as_ref())? else { return Self::of_structs(keys.as_ref(), KEYS) };
         let (offsets, keys, types) = unshape(&shapes)?;

@@ -21,8 +21,9 @@
 //! than its place in a table; before version 4 the dependency graph reads a
 //! part's span places, not its trace table; before version 5 the span
 //! attributes are one list of (key, type and a column per type) structs
-//! rather than a key list and a value list per type ([`super::kv`]). Every
-//! version is read.
+//! rather than a key list and a value list per type ([`super::kv`]); from
+//! version 6 a part's most frequent string and integer attributes have a
+//! column each ([`super::dedicated`]). Every version is read.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -44,6 +45,8 @@ use serde::{Deserialize, Serialize};
 
 use super::attributes::{self, PartAttributes};
 use super::columns::{self, SpanBatch};
+use super::dedicated::{self, Dedicated};
+use super::kv;
 use super::query::{SCHEMA_MASK_COLUMNS, SpanQuery};
 use super::resources::{self, Resources};
 use super::trace_table;
@@ -52,7 +55,7 @@ use crate::model::{Span, TraceId};
 use crate::object_reader::ObjectReader;
 
 /// The version new parts are written in; every version from 1 up is read.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 
 /// Rows per data page of a part (version 2).
 pub(super) const PAGE_ROWS: usize = 4096;
@@ -104,6 +107,9 @@ pub struct PartMeta {
     /// it; none when unknown (older parts) or too many to list.
     #[serde(default)]
     pub attributes: Option<PartAttributes>,
+    /// The attribute keys with a column of their own (version 6).
+    #[serde(default, skip_serializing_if = "Dedicated::is_empty")]
+    pub dedicated: Dedicated,
 }
 
 /// A shard's WAL watermark: spans of traces that `shard` of `of` shards
@@ -348,6 +354,7 @@ pub fn stream(
 /// [`columns::schema`]: parts written in other versions or with other
 /// string encodings are converted.
 pub fn conform(batch: RecordBatch, resources: &Resources) -> Result<SpanBatch, StorageError> {
+    let batch = if dedicated::has_columns(&batch) { dedicated::join(&batch).map_err(parquet_err)? } else { batch };
     let schema = columns::schema();
     if batch.schema().fields() == schema.fields() {
         let rows = RecordBatch::try_new(schema, batch.columns().to_vec()).map_err(parquet_err)?;
@@ -397,7 +404,10 @@ fn query_predicates(
         }
         let names = attributes::columns_to_read(known, query);
         let fields = b.parquet_schema().root_schema().get_fields();
-        let roots = fields.iter().enumerate().filter(|(_, f)| names.contains(f.name())).map(|(i, _)| i);
+        // Values kept in the lists may also be in the part's dedicated columns.
+        let lists = names.contains(kv::KEYS);
+        let read = |name: &str| names.contains(name) || (lists && dedicated::is_column(name));
+        let roots = fields.iter().enumerate().filter(|(_, f)| read(f.name())).map(|(i, _)| i);
         let mask = ProjectionMask::roots(b.parquet_schema(), roots);
         let resources = index.resources.clone();
         predicates.push(Box::new(ArrowPredicateFn::new(mask, move |batch: RecordBatch| {

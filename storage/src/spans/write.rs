@@ -22,6 +22,7 @@ use parquet::schema::types::ColumnPath;
 
 use super::attributes::AttributeSummary;
 use super::columns::{self, SpanBatch};
+use super::dedicated::{self, Dedicated, KeyCounts};
 use super::kv;
 use super::part::{EncodedPart, FORMAT_VERSION, PAGE_ROWS, PartMeta, conform, parquet_err};
 use super::resources::{self, ResourceTable, Resources};
@@ -50,6 +51,8 @@ pub struct PartWriter {
     attributes: AttributeSummary,
     /// The part's resources; every row written points into it.
     resources: ResourceTable,
+    /// The attributes with a column of their own in this part.
+    dedicated: Dedicated,
 }
 
 /// Bytes of a part's file taken in blocks of [`BLOCK_BYTES`]: a block once
@@ -72,7 +75,9 @@ impl std::io::Write for Blocks {
 }
 
 impl PartWriter {
-    pub fn new(level: u32, row_group_rows: usize) -> Result<Self, StorageError> {
+    /// A writer of a part at `level` whose `dedicated` attributes have
+    /// columns of their own.
+    pub fn new(level: u32, row_group_rows: usize, dedicated: Dedicated) -> Result<Self, StorageError> {
         let rows = row_group_rows.max(1);
         let mut props = WriterProperties::builder()
             // Parts flushed from the head favour speed; compaction's output, size.
@@ -122,7 +127,10 @@ impl PartWriter {
             .set_column_bloom_filter_max_ndv(ColumnPath::from("trace_id"), rows as u64)
             .build();
         let out = Blocks(PutPayloadMut::new().with_block_size(BLOCK_BYTES));
-        let (writer, groups) = ArrowWriter::try_new(out, columns::schema(), Some(props))
+        let schema = columns::schema();
+        let fields = schema.fields().iter().map(|f| f.as_ref().clone()).chain(dedicated.fields());
+        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(fields.collect::<Vec<_>>()));
+        let (writer, groups) = ArrowWriter::try_new(out, schema, Some(props))
             .and_then(ArrowWriter::into_serialized_writer)
             .map_err(parquet_err)?;
         Ok(Self {
@@ -140,6 +148,7 @@ impl PartWriter {
             traces_table: TableBuilder::default(),
             attributes: AttributeSummary::default(),
             resources: ResourceTable::default(),
+            dedicated,
         })
     }
 
@@ -154,7 +163,8 @@ impl PartWriter {
     /// as one row group.
     fn write_rows(&mut self, rows: &RecordBatch) -> Result<(), StorageError> {
         self.describe(rows)?;
-        let chunks = encode_group(&self.groups, self.next_group, rows)?;
+        let rows = dedicated::split(rows, &self.dedicated).map_err(parquet_err)?;
+        let chunks = encode_group(&self.groups, self.next_group, &rows)?;
         self.append(chunks)
     }
 
@@ -171,12 +181,13 @@ impl PartWriter {
         let groups: Vec<&[RowKey]> = keys.chunks(rows.max(1)).collect();
         for wave in groups.chunks(threads.max(1)) {
             let first = self.next_group;
-            let factory = &self.groups;
+            let (factory, dedicated) = (&self.groups, &self.dedicated);
             let build = |i: usize, group: &[RowKey]| -> Result<(RecordBatch, Vec<ArrowColumnChunk>), StorageError> {
                 let rows: Vec<(usize, usize)> = group.iter().map(|k| (k.2 as usize, k.3 as usize)).collect();
                 let batch = interleave_record_batch(sources, &rows).map_err(parquet_err)?;
                 let batch = columns::part_layout(batch).map_err(parquet_err)?;
-                let chunks = encode_group(factory, first + i, &batch)?;
+                let split = dedicated::split(&batch, dedicated).map_err(parquet_err)?;
+                let chunks = encode_group(factory, first + i, &split)?;
                 Ok((batch, chunks))
             };
             let built: Vec<_> = std::thread::scope(|scope| {
@@ -287,6 +298,7 @@ impl PartWriter {
             compacted_from: Vec::new(),
             operations,
             attributes: self.attributes.finish(),
+            dedicated: self.dedicated,
         };
         Ok(EncodedPart { data: out.0.freeze(), traces, meta })
     }
@@ -356,7 +368,13 @@ pub fn encode_chunks(
     row_group_rows: usize,
     threads: usize,
 ) -> Result<EncodedPart, StorageError> {
-    let mut writer = PartWriter::new(level, row_group_rows)?;
+    let mut keys = KeyCounts::default();
+    for c in chunks {
+        if let Some(shapes) = c.rows.column_by_name(kv::KEYS) {
+            keys.add(shapes.as_ref()).map_err(parquet_err)?;
+        }
+    }
+    let mut writer = PartWriter::new(level, row_group_rows, keys.choose())?;
     let owned = chunks.iter().map(|c| writer.own(c)).collect::<Result<Vec<_>, _>>()?;
     let keys = sorted_keys(&owned)?;
     let sources: Vec<&RecordBatch> = owned.iter().collect();

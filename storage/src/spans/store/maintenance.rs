@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::{Inner, MAX_MERGE_INPUTS, MERGE_BATCH_ROWS, RETIRED_GRACE};
 use crate::StorageError;
 use crate::model::Tenant;
+use crate::spans::dedicated::Dedicated;
 use crate::spans::part::{self, PartMeta};
 use crate::spans::write::{self, PartWriter};
 
@@ -93,7 +94,8 @@ impl Inner {
                 let index = self.index(m).await?;
                 streams.push((part::stream(self.store.clone(), m, &index, MERGE_BATCH_ROWS)?, index.resources.clone()));
             }
-            let mut writer = PartWriter::new(level, rows)?;
+            let dedicated = Dedicated::merged(inputs.iter().map(|m| (&m.dedicated, m.spans)));
+            let mut writer = PartWriter::new(level, rows, dedicated)?;
             write::merge(streams, &mut writer, rows).await?;
             writer.finish(tenant, self.part_id(), max_seq)
         })?;
