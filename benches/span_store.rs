@@ -11,7 +11,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use measure::{dir_bytes, env, percentile};
+use measure::{env, percentile};
 use object_store::local::LocalFileSystem;
 use prost::Message;
 use sightline_loadgen::Rng;
@@ -50,9 +50,33 @@ fn flush_rate(runtime: &tokio::runtime::Runtime, rng: &mut Rng) -> f64 {
     rate
 }
 
-/// Compressed bytes of the span parts under `dir` by root column, largest
-/// first, with the trace tables whole and by column.
-fn column_bytes(dir: &std::path::Path) -> Vec<(String, u64)> {
+/// Whether a file under the data directory belongs to one of the parts
+/// `live` (ids): parts merged by compaction stay on disk for a grace period.
+fn is_live(path: &std::path::Path, live: &[String]) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    live.iter().any(|id| name.starts_with(&format!("{id}.")))
+}
+
+/// Bytes of the files of the parts `live` under `dir`.
+fn live_bytes(dir: &std::path::Path, live: &[String]) -> u64 {
+    let mut stack = vec![dir.to_path_buf()];
+    let mut total = 0;
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if is_live(&path, live) {
+                total += entry.metadata().expect("meta").len();
+            }
+        }
+    }
+    total
+}
+
+/// Compressed bytes of the span parts `live` under `dir` by root column,
+/// largest first, with the trace tables whole and by column.
+fn column_bytes(dir: &std::path::Path, live: &[String]) -> Vec<(String, u64)> {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let mut by_column: std::collections::BTreeMap<String, u64> = Default::default();
     let mut stack = vec![dir.to_path_buf()];
@@ -62,7 +86,7 @@ fn column_bytes(dir: &std::path::Path) -> Vec<(String, u64)> {
             let name = path.to_string_lossy().into_owned();
             if path.is_dir() {
                 stack.push(path);
-            } else if name.ends_with(".parquet") {
+            } else if name.ends_with(".parquet") && is_live(&path, live) {
                 let table = name.ends_with(".traces.parquet");
                 if table {
                     *by_column.entry("the trace tables".into()).or_default() += entry.metadata().expect("meta").len();
@@ -133,7 +157,9 @@ fn main() {
     let compaction = start.elapsed();
     let after = store.counts(&tenant);
     assert_eq!(after.part_spans, spans, "compaction kept every span");
-    let disk = dir_bytes(dir.path());
+    // Only the live parts: the merged ones wait out a grace period on disk.
+    let live: Vec<String> = store.parts(&tenant).into_iter().map(|p| p.id).collect();
+    let disk = live_bytes(dir.path(), &live);
 
     // Trace by id over the whole set: one warm-up pass, then measured.
     let mut latencies = Vec::with_capacity(sample.len());
@@ -168,7 +194,7 @@ fn main() {
         per(disk)
     );
     println!("| ratio Sightline / zstd of OTLP | {:.2} |", disk as f64 / zstd_bytes as f64);
-    for (column, bytes) in column_bytes(dir.path()) {
+    for (column, bytes) in column_bytes(dir.path(), &live) {
         println!("| … of which {column} | {:.2} B/span |", per(bytes));
     }
     println!(

@@ -113,6 +113,22 @@ impl PartWriter {
             .set_column_dictionary_enabled(value_list(kv::VALUE_LISTS[2]), false)
             .set_column_dictionary_enabled(value_list(kv::VALUE_LISTS[4]), false)
             .set_column_encoding(value_list(kv::VALUE_LISTS[4]), Encoding::DELTA_LENGTH_BYTE_ARRAY);
+        // Dedicated columns (format 6): integers as byte planes, as in their
+        // list; strings keep a dictionary while a row group's distinct values
+        // fit in 128 KiB (hosts, user ids), and near-unique ones (addresses)
+        // fall back to plain bytes with delta-encoded lengths.
+        for key in &dedicated.ints {
+            let column = ColumnPath::new(vec![format!("{}{key}", dedicated::INT_PREFIX)]);
+            props = props
+                .set_column_dictionary_enabled(column.clone(), false)
+                .set_column_encoding(column, Encoding::BYTE_STREAM_SPLIT);
+        }
+        for key in &dedicated.strs {
+            let column = ColumnPath::new(vec![format!("{}{key}", dedicated::STR_PREFIX)]);
+            props = props
+                .set_column_dictionary_page_size_limit(column.clone(), 128 << 10)
+                .set_column_encoding(column, Encoding::DELTA_LENGTH_BYTE_ARRAY);
+        }
         let props = props
             .set_max_row_group_row_count(Some(rows))
             // Statistics only on the sort key, the one column readers prune
@@ -186,8 +202,10 @@ impl PartWriter {
                 let rows: Vec<(usize, usize)> = group.iter().map(|k| (k.2 as usize, k.3 as usize)).collect();
                 let batch = interleave_record_batch(sources, &rows).map_err(parquet_err)?;
                 let batch = columns::part_layout(batch).map_err(parquet_err)?;
-                let split = dedicated::split(&batch, dedicated).map_err(parquet_err)?;
-                let chunks = encode_group(factory, first + i, &split)?;
+                // The rows split hold what `describe` reads (it finds columns
+                // by name): the rows before the split are not kept beside them.
+                let batch = dedicated::split(&batch, dedicated).map_err(parquet_err)?;
+                let chunks = encode_group(factory, first + i, &batch)?;
                 Ok((batch, chunks))
             };
             let built: Vec<_> = std::thread::scope(|scope| {
