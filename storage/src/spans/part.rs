@@ -57,7 +57,8 @@ use crate::object_reader::ObjectReader;
 /// The version new parts are written in; every version from 1 up is read.
 pub const FORMAT_VERSION: u32 = 6;
 
-/// Rows per data page of a part (version 2).
+/// Rows per data page of a level-0 part (version 2); compacted parts of
+/// version 6 have pages twice as long.
 pub(super) const PAGE_ROWS: usize = 4096;
 
 /// A part ready to publish.
