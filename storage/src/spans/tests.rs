@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::objects::seaweed::Place as TestPlace;
 
+use super::dedicated::Dedicated;
 use super::*;
 use crate::model::{
     AttrValue, Attributes, Resource, Scope, Span, SpanEvent, SpanId, SpanKind, SpanLink, StatusCode, Tenant, TraceId,
@@ -615,11 +616,17 @@ async fn searches_match_a_brute_force_scan_in_the_head_in_parts_and_after_compac
     by_id("a part and the head", trace_sizes(&spans)).await;
     flush().await.expect("flush");
     assert_eq!(store.counts(&tenant()), SpanCounts { head_spans: 0, part_spans: spans.len() as u64, parts: 2 });
+    // Every span has a `user.tier` string: each part keeps it in a column
+    // of its own (format 6), which the searches below read through.
+    let dedicated = |store: &SpanStore| store.parts(&tenant()).into_iter().map(|p| p.dedicated).collect::<Vec<_>>();
+    let tier = Dedicated { strs: vec!["user.tier".into()], ints: Vec::new() };
+    assert_eq!(dedicated(&store), vec![tier.clone(), tier.clone()]);
     check("fresh parts", whole.clone()).await;
     by_id("fresh parts", trace_sizes(&spans)).await;
     let s = store.clone();
     blocking(move || s.maintain_blocking()).await.expect("compaction");
     assert_eq!(store.counts(&tenant()), SpanCounts { head_spans: 0, part_spans: spans.len() as u64, parts: 1 });
+    assert_eq!(dedicated(&store), vec![tier], "the merged part keeps its inputs' column");
     check("compacted part", whole).await;
     by_id("compacted part", trace_sizes(&spans)).await;
     let s = store.clone();

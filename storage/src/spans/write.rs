@@ -179,10 +179,14 @@ impl PartWriter {
     /// Appends rows that follow every row written before in (trace id,
     /// start) order, and point into the part's resource table ([`Self::own`]),
     /// as one row group.
-    fn write_rows(&mut self, rows: &RecordBatch) -> Result<(), StorageError> {
-        self.describe(rows)?;
-        let rows = dedicated::split(rows, &self.dedicated).map_err(parquet_err)?;
-        let chunks = encode_group(&self.groups, self.next_group, &rows)?;
+    fn write_rows(&mut self, rows: RecordBatch) -> Result<(), StorageError> {
+        // The rows split hold what `describe` reads (it finds columns by
+        // name); the rows before the split are let go, so that one copy of
+        // the row group is held while it is encoded.
+        let split = dedicated::split(&rows, &self.dedicated).map_err(parquet_err)?;
+        drop(rows);
+        self.describe(&split)?;
+        let chunks = encode_group(&self.groups, self.next_group, &split)?;
         self.append(chunks)
     }
 
@@ -204,9 +208,10 @@ impl PartWriter {
                 let rows: Vec<(usize, usize)> = group.iter().map(|k| (k.2 as usize, k.3 as usize)).collect();
                 let batch = interleave_record_batch(sources, &rows).map_err(parquet_err)?;
                 let batch = columns::part_layout(batch).map_err(parquet_err)?;
-                // The rows split hold what `describe` reads (it finds columns
-                // by name): the rows before the split are not kept beside them.
-                let batch = dedicated::split(&batch, dedicated).map_err(parquet_err)?;
+                // As in `write_rows`: only the split rows are kept.
+                let split = dedicated::split(&batch, dedicated).map_err(parquet_err)?;
+                drop(batch);
+                let batch = split;
                 let chunks = encode_group(factory, first + i, &batch)?;
                 Ok((batch, chunks))
             };
@@ -483,7 +488,7 @@ pub async fn merge(
 
 fn write_group(writer: &mut PartWriter, held: &[RecordBatch], group: &[(usize, usize)]) -> Result<(), StorageError> {
     let sources: Vec<&RecordBatch> = held.iter().collect();
-    writer.write_rows(&interleave_record_batch(&sources, group).map_err(parquet_err)?)
+    writer.write_rows(interleave_record_batch(&sources, group).map_err(parquet_err)?)
 }
 
 fn column_of<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, StorageError> {
