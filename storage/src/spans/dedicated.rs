@@ -223,11 +223,6 @@ fn list_column(batch: &RecordBatch, i: usize) -> Result<&ListArray, ColumnError>
     typed::<ListArray>(column.as_ref(), name)
 }
 
-fn shapes(batch: &RecordBatch) -> Result<&BinaryArray, ColumnError> {
-    let column = batch.column_by_name(KEYS).ok_or_else(|| bad(KEYS, "missing"))?;
-    typed::<BinaryArray>(column.as_ref(), KEYS)
-}
-
 fn item_list(t: DataType, offsets: Vec<i32>, values: ArrayRef) -> ArrayRef {
     let field = Arc::new(Field::new("item", t, false));
     Arc::new(ListArray::new(field, OffsetBuffer::new(offsets.into()), values, None))
@@ -237,84 +232,138 @@ fn damaged() -> ColumnError {
     bad(KEYS, "attribute values do not match the shapes")
 }
 
-/// `at`, when it is inside a list of `len` values.
-fn within(at: usize, len: usize) -> Result<usize, ColumnError> {
-    if at < len { Ok(at) } else { Err(damaged()) }
+/// The shapes and the string and integer value lists of a batch, and those
+/// two lists rebuilt row by row: [`split`] takes values out of them,
+/// [`join`] puts values back in.
+struct Lists<'a> {
+    shapes: &'a BinaryArray,
+    strs: StringArray,
+    ints: &'a Int64Array,
+    str_at: &'a [i32],
+    int_at: &'a [i32],
+    /// Where the current row's next string and integer are in the lists read.
+    next: [usize; 2],
+    out_strs: StringBuilder,
+    out_ints: Vec<i64>,
+    out_offsets: [Vec<i32>; 2],
+}
+
+impl<'a> Lists<'a> {
+    /// The lists of `batch`, rebuilt with room for `more` strings of
+    /// `more_bytes` and `more` integers beyond those read.
+    fn of(batch: &'a RecordBatch, more: usize, more_bytes: usize) -> Result<Self, ColumnError> {
+        let column = batch.column_by_name(KEYS).ok_or_else(|| bad(KEYS, "missing"))?;
+        let (str_list, int_list) = (list_column(batch, 0)?, list_column(batch, 1)?);
+        let strs = strings(str_list.values().as_ref(), VALUE_LISTS[0])?;
+        let ints = typed::<Int64Array>(int_list.values().as_ref(), VALUE_LISTS[1])?;
+        let offsets = || {
+            let mut v = Vec::with_capacity(batch.num_rows() + 1);
+            v.push(0);
+            v
+        };
+        Ok(Self {
+            shapes: typed::<BinaryArray>(column.as_ref(), KEYS)?,
+            out_strs: StringBuilder::with_capacity(strs.len() + more, strs.value_data().len() + more_bytes),
+            out_ints: Vec::with_capacity(ints.len() + more),
+            strs,
+            ints,
+            str_at: str_list.value_offsets(),
+            int_at: int_list.value_offsets(),
+            next: [0, 0],
+            out_offsets: [offsets(), offsets()],
+        })
+    }
+
+    fn start_row(&mut self, row: usize) {
+        self.next = [self.str_at[row] as usize, self.int_at[row] as usize];
+    }
+
+    /// The place of the row's next value of list `l` (0: strings, 1:
+    /// integers), which is then passed.
+    fn take(&mut self, l: usize) -> Result<usize, ColumnError> {
+        let at = self.next[l];
+        if at >= [self.strs.len(), self.ints.len()][l] {
+            return Err(damaged());
+        }
+        self.next[l] += 1;
+        Ok(at)
+    }
+
+    /// Copies the row's next value of list `l` into the rebuilt list.
+    fn keep(&mut self, l: usize) -> Result<(), ColumnError> {
+        let at = self.take(l)?;
+        match l {
+            0 => self.out_strs.append_value(self.strs.value(at)),
+            _ => self.out_ints.push(self.ints.value(at)),
+        }
+        Ok(())
+    }
+
+    /// Ends row `row`: every value of its lists was passed, exactly.
+    fn end_row(&mut self, row: usize) -> Result<(), ColumnError> {
+        if self.next != [self.str_at[row + 1] as usize, self.int_at[row + 1] as usize] {
+            return Err(damaged());
+        }
+        self.out_offsets[0].push(self.out_strs.len() as i32);
+        self.out_offsets[1].push(self.out_ints.len() as i32);
+        Ok(())
+    }
+
+    /// `batch`'s columns with the two lists replaced by the rebuilt ones,
+    /// the dedicated columns left out.
+    fn finish(mut self, batch: &RecordBatch) -> (Vec<Field>, Vec<ArrayRef>) {
+        let [str_offsets, int_offsets] = self.out_offsets;
+        let strs = item_list(DataType::Utf8, str_offsets, Arc::new(self.out_strs.finish()));
+        let ints = item_list(DataType::Int64, int_offsets, Arc::new(Int64Array::from(self.out_ints)));
+        let schema = batch.schema();
+        let kept = schema.fields().iter().zip(batch.columns()).filter(|(f, _)| !is_column(f.name()));
+        kept.map(|(field, column)| {
+            let column = match field.name().as_str() {
+                n if n == VALUE_LISTS[0] => strs.clone(),
+                n if n == VALUE_LISTS[1] => ints.clone(),
+                _ => column.clone(),
+            };
+            (field.as_ref().clone(), column)
+        })
+        .unzip()
+    }
 }
 
 /// Rows in the layout of version 5 (shapes as plain binary) with the
 /// values of `dedicated`'s keys moved into their columns, appended after
-/// the others. Rows without shapes (older layouts) are not changed.
+/// the others.
 pub(super) fn split(batch: &RecordBatch, dedicated: &Dedicated) -> Result<RecordBatch, ColumnError> {
     if dedicated.is_empty() {
         return Ok(batch.clone());
     }
-    let shapes = shapes(batch)?;
-    let (str_list, int_list) = (list_column(batch, 0)?, list_column(batch, 1)?);
-    let strs = strings(str_list.values().as_ref(), VALUE_LISTS[0])?;
-    let ints = typed::<Int64Array>(int_list.values().as_ref(), VALUE_LISTS[1])?;
-    let (str_at, int_at) = (str_list.value_offsets(), int_list.value_offsets());
+    let mut lists = Lists::of(batch, 0, 0)?;
     let rows = batch.num_rows();
-    let mut kept_strs = StringBuilder::with_capacity(strs.len(), strs.value_data().len());
-    let mut kept_ints = Vec::with_capacity(ints.len());
-    let (mut str_offsets, mut int_offsets) = (Vec::with_capacity(rows + 1), Vec::with_capacity(rows + 1));
-    str_offsets.push(0i32);
-    int_offsets.push(0i32);
     let mut str_columns: Vec<StringBuilder> =
         dedicated.strs.iter().map(|_| StringBuilder::with_capacity(rows, rows * 8)).collect();
     let mut int_columns: Vec<Int64Builder> = dedicated.ints.iter().map(|_| Int64Builder::with_capacity(rows)).collect();
-    let mut row_values: Vec<Option<usize>> = vec![None; str_columns.len() + int_columns.len()];
     let mut plans = Plans::new(dedicated);
+    // A row's values for each column: their places in the lists read.
+    let (mut strs, mut ints) = (vec![None; str_columns.len()], vec![None; int_columns.len()]);
     for row in 0..rows {
-        let (mut s, mut i) = (str_at[row] as usize, int_at[row] as usize);
-        row_values.iter_mut().for_each(|v| *v = None);
-        for dest in plans.of(shapes.value(row))? {
+        lists.start_row(row);
+        strs.iter_mut().chain(ints.iter_mut()).for_each(|v| *v = None);
+        for dest in plans.of(lists.shapes.value(row))? {
             match *dest {
-                Dest::List(0) => {
-                    kept_strs.append_value(strs.value(within(s, strs.len())?));
-                    s += 1;
-                }
-                Dest::List(1) => {
-                    kept_ints.push(ints.value(within(i, ints.len())?));
-                    i += 1;
-                }
-                Dest::Column(c) if c < str_columns.len() => {
-                    row_values[c] = Some(s);
-                    s += 1;
-                }
-                Dest::Column(c) => {
-                    row_values[c] = Some(i);
-                    i += 1;
-                }
+                Dest::List(l @ (0 | 1)) => lists.keep(l)?,
+                Dest::Column(c) if c < str_columns.len() => strs[c] = Some(lists.take(0)?),
+                Dest::Column(c) => ints[c - str_columns.len()] = Some(lists.take(1)?),
                 Dest::List(_) | Dest::Nowhere => {}
             }
         }
-        if s != str_at[row + 1] as usize || i != int_at[row + 1] as usize {
-            return Err(damaged());
+        lists.end_row(row)?;
+        for (column, at) in str_columns.iter_mut().zip(&strs) {
+            column.append_option(at.map(|at| lists.strs.value(at)));
         }
-        str_offsets.push(kept_strs.len() as i32);
-        int_offsets.push(kept_ints.len() as i32);
-        let (str_values, int_values) = row_values.split_at(str_columns.len());
-        for (column, at) in str_columns.iter_mut().zip(str_values) {
-            column.append_option(at.map(|at| strs.value(at)));
-        }
-        for (column, at) in int_columns.iter_mut().zip(int_values) {
-            column.append_option(at.map(|at| ints.value(at)));
+        for (column, at) in int_columns.iter_mut().zip(&ints) {
+            column.append_option(at.map(|at| lists.ints.value(at)));
         }
     }
-    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-    let mut columns = batch.columns().to_vec();
-    let replace = |name: &str, column: ArrayRef, columns: &mut Vec<ArrayRef>| {
-        if let Some((i, _)) = batch.schema().column_with_name(name) {
-            columns[i] = column;
-        }
-    };
-    replace(VALUE_LISTS[0], item_list(DataType::Utf8, str_offsets, Arc::new(kept_strs.finish())), &mut columns);
-    replace(
-        VALUE_LISTS[1],
-        item_list(DataType::Int64, int_offsets, Arc::new(Int64Array::from(kept_ints))),
-        &mut columns,
-    );
+    let (mut fields, mut columns) = lists.finish(batch);
     fields.extend(dedicated.fields());
     columns.extend(str_columns.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
     columns.extend(int_columns.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
@@ -336,16 +385,10 @@ pub(super) fn has_columns(batch: &RecordBatch) -> bool {
 /// some columns must hold the shapes, the string and integer lists and the
 /// dedicated columns together, or none of them.
 pub(super) fn join(batch: &RecordBatch) -> Result<RecordBatch, ColumnError> {
-    let schema = batch.schema();
-    let dedicated = Dedicated::of_schema(&schema);
+    let dedicated = Dedicated::of_schema(&batch.schema());
     if dedicated.is_empty() {
         return Ok(batch.clone());
     }
-    let shapes = shapes(batch)?;
-    let (str_list, int_list) = (list_column(batch, 0)?, list_column(batch, 1)?);
-    let strs = strings(str_list.values().as_ref(), VALUE_LISTS[0])?;
-    let ints = typed::<Int64Array>(int_list.values().as_ref(), VALUE_LISTS[1])?;
-    let (str_at, int_at) = (str_list.value_offsets(), int_list.value_offsets());
     let column =
         |name: String| batch.column_by_name(&name).cloned().ok_or_else(|| bad(KEYS, format!("{name} missing")));
     let str_columns: Vec<StringArray> = dedicated
@@ -361,64 +404,28 @@ pub(super) fn join(batch: &RecordBatch) -> Result<RecordBatch, ColumnError> {
         })
         .collect::<Result<_, _>>()?;
     let rows = batch.num_rows();
-    let extra: usize = str_columns.iter().map(|c| c.value_data().len()).sum();
-    let mut all_strs = StringBuilder::with_capacity(strs.len() + rows, strs.value_data().len() + extra);
-    let mut all_ints = Vec::with_capacity(ints.len() + rows);
-    let (mut str_offsets, mut int_offsets) = (Vec::with_capacity(rows + 1), Vec::with_capacity(rows + 1));
-    str_offsets.push(0i32);
-    int_offsets.push(0i32);
+    let more_bytes = str_columns.iter().map(|c| c.value_data().len()).sum();
+    let mut lists = Lists::of(batch, rows, more_bytes)?;
     let mut plans = Plans::new(&dedicated);
     for row in 0..rows {
-        let (mut s, mut i) = (str_at[row] as usize, int_at[row] as usize);
-        for dest in plans.of(shapes.value(row))? {
+        lists.start_row(row);
+        for dest in plans.of(lists.shapes.value(row))? {
             match *dest {
-                Dest::List(0) => {
-                    all_strs.append_value(strs.value(within(s, strs.len())?));
-                    s += 1;
-                }
-                Dest::List(1) => {
-                    all_ints.push(ints.value(within(i, ints.len())?));
-                    i += 1;
-                }
-                Dest::Column(c) if c < str_columns.len() => {
-                    let column = &str_columns[c];
-                    if column.is_null(row) {
-                        return Err(damaged());
-                    }
-                    all_strs.append_value(column.value(row));
-                }
-                Dest::Column(c) => {
-                    let column = &int_columns[c - str_columns.len()];
-                    if column.is_null(row) {
-                        return Err(damaged());
-                    }
-                    all_ints.push(column.value(row));
-                }
+                Dest::List(l @ (0 | 1)) => lists.keep(l)?,
+                Dest::Column(c) if c < str_columns.len() => match &str_columns[c] {
+                    column if column.is_valid(row) => lists.out_strs.append_value(column.value(row)),
+                    _ => return Err(damaged()),
+                },
+                Dest::Column(c) => match &int_columns[c - str_columns.len()] {
+                    column if column.is_valid(row) => lists.out_ints.push(column.value(row)),
+                    _ => return Err(damaged()),
+                },
                 Dest::List(_) | Dest::Nowhere => {}
             }
         }
-        if s != str_at[row + 1] as usize || i != int_at[row + 1] as usize {
-            return Err(damaged());
-        }
-        str_offsets.push(all_strs.len() as i32);
-        int_offsets.push(all_ints.len() as i32);
+        lists.end_row(row)?;
     }
-    let strs = item_list(DataType::Utf8, str_offsets, Arc::new(all_strs.finish()));
-    let ints = item_list(DataType::Int64, int_offsets, Arc::new(Int64Array::from(all_ints)));
-    let mut fields = Vec::new();
-    let mut columns = Vec::new();
-    for (field, column) in schema.fields().iter().zip(batch.columns()) {
-        let name = field.name();
-        if is_column(name) {
-            continue;
-        }
-        fields.push(field.clone());
-        columns.push(match name.as_str() {
-            n if n == VALUE_LISTS[0] => strs.clone(),
-            n if n == VALUE_LISTS[1] => ints.clone(),
-            _ => column.clone(),
-        });
-    }
+    let (fields, columns) = lists.finish(batch);
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| bad(KEYS, e.to_string()))
 }
 
