@@ -370,6 +370,49 @@ pub(super) fn split(batch: &RecordBatch, dedicated: &Dedicated) -> Result<Record
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| bad(KEYS, e.to_string()))
 }
 
+/// The dedicated columns of `batch` (strings, then integers) and, for every
+/// attribute of its rows' `shapes` in order (`entries` in all), the column
+/// that holds its value (none: its list), for reading in place.
+pub(super) type ColumnsOf = (Vec<StringArray>, Vec<Int64Array>, Vec<Option<u16>>);
+
+pub(super) fn columns_of(batch: &RecordBatch, shapes: &BinaryArray, entries: usize) -> Result<ColumnsOf, ColumnError> {
+    let dedicated = Dedicated::of_schema(&batch.schema());
+    let (strs, ints) = dedicated_columns(batch, &dedicated)?;
+    let mut columns = Vec::with_capacity(entries);
+    let mut plans = Plans::new(&dedicated);
+    for row in 0..shapes.len() {
+        for dest in plans.of(shapes.value(row))? {
+            columns.push(match *dest {
+                Dest::Column(c) => Some(u16::try_from(c).map_err(|_| damaged())?),
+                _ => None,
+            });
+        }
+    }
+    Ok((strs, ints, columns))
+}
+
+/// The dedicated columns of `dedicated`'s keys in `batch`.
+fn dedicated_columns(
+    batch: &RecordBatch,
+    dedicated: &Dedicated,
+) -> Result<(Vec<StringArray>, Vec<Int64Array>), ColumnError> {
+    let column =
+        |name: String| batch.column_by_name(&name).cloned().ok_or_else(|| bad(KEYS, format!("{name} missing")));
+    let strs = dedicated
+        .strs
+        .iter()
+        .map(|k| column(format!("{STR_PREFIX}{k}")).and_then(|c| strings(c.as_ref(), STR_PREFIX)))
+        .collect::<Result<_, _>>()?;
+    let ints = dedicated
+        .ints
+        .iter()
+        .map(|k| {
+            column(format!("{INT_PREFIX}{k}")).and_then(|c| Ok(typed::<Int64Array>(c.as_ref(), INT_PREFIX)?.clone()))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((strs, ints))
+}
+
 /// Whether a column of that name is a dedicated one.
 pub(super) fn is_column(name: &str) -> bool {
     name.starts_with(STR_PREFIX) || name.starts_with(INT_PREFIX)
@@ -389,20 +432,7 @@ pub(super) fn join(batch: &RecordBatch) -> Result<RecordBatch, ColumnError> {
     if dedicated.is_empty() {
         return Ok(batch.clone());
     }
-    let column =
-        |name: String| batch.column_by_name(&name).cloned().ok_or_else(|| bad(KEYS, format!("{name} missing")));
-    let str_columns: Vec<StringArray> = dedicated
-        .strs
-        .iter()
-        .map(|k| column(format!("{STR_PREFIX}{k}")).and_then(|c| strings(c.as_ref(), STR_PREFIX)))
-        .collect::<Result<_, _>>()?;
-    let int_columns: Vec<Int64Array> = dedicated
-        .ints
-        .iter()
-        .map(|k| {
-            column(format!("{INT_PREFIX}{k}")).and_then(|c| Ok(typed::<Int64Array>(c.as_ref(), INT_PREFIX)?.clone()))
-        })
-        .collect::<Result<_, _>>()?;
+    let (str_columns, int_columns) = dedicated_columns(batch, &dedicated)?;
     let rows = batch.num_rows();
     let more_bytes = str_columns.iter().map(|c| c.value_data().len()).sum();
     let mut lists = Lists::of(batch, rows, more_bytes)?;
@@ -512,10 +542,16 @@ mod tests {
         assert_eq!(Dedicated::of_schema(&split.schema()), dedicated);
         let joined = join(&split).expect("join");
         assert_eq!(joined, batch);
+        // Readers read the columns in place.
         let reader = AttrReader::of_spans(&split).expect("reader of a split batch");
         for (i, row) in rows.iter().enumerate() {
             assert_eq!(&reader.row(i), row, "row {i}");
         }
+        assert_eq!(reader.text_is(3, "user", "u3"), Some(true), "from the column");
+        assert_eq!(reader.text_is(3, "port", "8080"), Some(true), "from the integer column");
+        assert_eq!(reader.text_is(21, "user", "7"), Some(true), "the first value of the key is the integer");
+        assert_eq!(reader.text_is(21, "rare", "once"), Some(true), "from the list");
+        assert_eq!(reader.text_is(20, "user", "u3"), None);
         assert_eq!(split_nothing(&batch), batch);
     }
 

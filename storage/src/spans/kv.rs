@@ -422,6 +422,24 @@ pub(super) struct AttrReader {
     keys: StringArray,
     types: UInt8Array,
     values: Values,
+    /// A part's dedicated columns (format 6), read in place.
+    dedicated: Option<DedicatedValues>,
+}
+
+/// The values of a part's dedicated columns, and for each entry the column
+/// that holds its value (none: its list).
+struct DedicatedValues {
+    strs: Vec<StringArray>,
+    ints: Vec<Int64Array>,
+    columns: Vec<Option<u16>>,
+}
+
+/// Where an entry's value is: at this place of its list (or the entry
+/// itself in the struct layout), or in a dedicated column at the row.
+#[derive(Clone, Copy)]
+enum At {
+    Place(usize),
+    Column(usize),
 }
 
 fn list_parts<'a>(array: &'a dyn Array, name: &str) -> Result<(&'a ListArray, &'a StructArray), ColumnError> {
@@ -449,14 +467,12 @@ impl AttrReader {
                 bytes: typed::<BinaryArray>(field(6), name)?.clone(),
                 jsons: strings(field(7), name)?,
             },
+            dedicated: None,
         })
     }
 
     /// The span attributes of `batch`, in whichever layout it holds them.
     pub(super) fn of_spans(batch: &RecordBatch) -> Result<Self, ColumnError> {
-        if dedicated::has_columns(batch) {
-            return Self::of_spans(&dedicated::join(batch)?);
-        }
         let keys = batch.column_by_name(KEYS).ok_or_else(|| bad(KEYS, "missing"))?;
         let Some(shapes) = shapes_of(keys.as_ref())? else { return Self::of_structs(keys.as_ref(), KEYS) };
         let (offsets, keys, types) = unshape(&shapes)?;
@@ -471,10 +487,18 @@ impl AttrReader {
         let (o_double, doubles) = value_list(2)?;
         let (o_bool, bools) = value_list(3)?;
         let (o_other, others) = value_list(4)?;
+        let dedicated = match dedicated::has_columns(batch) {
+            true => {
+                let (strs, ints, columns) = dedicated::columns_of(batch, &shapes, types.len())?;
+                Some(DedicatedValues { strs, ints, columns })
+            }
+            false => None,
+        };
         Ok(Self {
             offsets,
             keys,
             types,
+            dedicated,
             values: Values::Split {
                 offsets: [o_str, o_int, o_double, o_bool, o_other],
                 strs: strings(strs.as_ref(), VALUE_LISTS[0])?,
@@ -497,22 +521,26 @@ impl AttrReader {
         let mut next = [0usize; 5];
         for i in entries {
             let at = self.at(row, i, &mut next);
-            out.push((self.keys.value(i).to_owned(), self.value(i, at)));
+            out.push((self.keys.value(i).to_owned(), self.value(row, i, at)));
         }
         Attributes(out)
     }
 
     /// Where the value of entry `i` of row `row` is: the entry itself in
-    /// the struct layout, else its place in its type's list (`next` counts
-    /// the row's values of each type seen so far, in entry order).
-    fn at(&self, row: usize, i: usize, next: &mut [usize; 5]) -> usize {
+    /// the struct layout, else a dedicated column or its place in its
+    /// type's list (`next` counts the row's values of each type seen so far
+    /// in the lists, in entry order).
+    fn at(&self, row: usize, i: usize, next: &mut [usize; 5]) -> At {
+        if let Some(c) = self.dedicated.as_ref().and_then(|d| d.columns.get(i).copied().flatten()) {
+            return At::Column(usize::from(c));
+        }
         match (&self.values, list_of(self.types.value(i))) {
             (Values::Split { offsets, .. }, Some(l)) => {
                 let at = offsets[l][row] as usize + next[l];
                 next[l] += 1;
-                at
+                At::Place(at)
             }
-            _ => i,
+            _ => At::Place(i),
         }
     }
 
@@ -524,19 +552,41 @@ impl AttrReader {
         for i in self.entries(row) {
             let at = self.at(row, i, &mut next);
             if self.keys.value(i) == key {
-                return Some(match (&self.values, self.types.value(i)) {
-                    (Values::Struct { strs, .. }, T_STR) => strs.value(at) == text,
-                    (Values::Split { strs, .. }, T_STR) if at < strs.len() => strs.value(at) == text,
-                    _ => self.value(i, at).to_text() == text,
+                return Some(match (&self.values, self.types.value(i), at) {
+                    (Values::Struct { strs, .. }, T_STR, At::Place(at)) => strs.value(at) == text,
+                    (Values::Split { strs, .. }, T_STR, At::Place(at)) if at < strs.len() => strs.value(at) == text,
+                    (_, T_STR, At::Column(c)) => self.column_str(row, c) == Some(text),
+                    _ => self.value(row, i, at).to_text() == text,
                 });
             }
         }
         None
     }
 
-    /// The value of entry `i`, found at `at`.
-    fn value(&self, i: usize, at: usize) -> AttrValue {
+    /// The string in dedicated column `c` at `row` (none: not a string
+    /// column, or no value there: a damaged part).
+    fn column_str(&self, row: usize, c: usize) -> Option<&str> {
+        let column = self.dedicated.as_ref()?.strs.get(c)?;
+        column.is_valid(row).then(|| column.value(row))
+    }
+
+    /// The value of entry `i` of row `row`, found at `at`.
+    fn value(&self, row: usize, i: usize, at: At) -> AttrValue {
         let t = self.types.value(i);
+        let at = match at {
+            At::Place(at) => at,
+            At::Column(c) => {
+                let Some(d) = &self.dedicated else { return AttrValue::Empty };
+                return match (t, c.checked_sub(d.strs.len())) {
+                    (T_STR, None) => self.column_str(row, c).map_or(AttrValue::Empty, |s| AttrValue::Str(s.to_owned())),
+                    (T_INT, Some(c)) => match d.ints.get(c) {
+                        Some(column) if column.is_valid(row) => AttrValue::Int(column.value(row)),
+                        _ => AttrValue::Empty,
+                    },
+                    _ => AttrValue::Empty,
+                };
+            }
+        };
         let json = |text: &str| serde_json::from_str(text).map_or(AttrValue::Empty, |v| typed_json::value(&v));
         let in_range = |len: usize| at < len;
         match &self.values {
