@@ -11,9 +11,10 @@
 //! key in order; the first value of a dedicated key with that key's type
 //! is in the key's column, every other value in its list as before.
 //!
-//! Parts are written with [`split`] and read through [`join`], which gives
-//! back the layout of version 5: the head, the merge and every reader above
-//! [`super::kv::AttrReader`] see one layout.
+//! Parts are written with [`split`]. [`super::kv::AttrReader`] reads the
+//! columns in place ([`columns_of`] says which column holds each
+//! attribute's value), and a merge reads its inputs through [`join`],
+//! which gives back the layout of version 5, the one the head holds.
 
 use std::sync::Arc;
 
