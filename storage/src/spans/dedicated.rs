@@ -52,10 +52,15 @@ impl Dedicated {
         self.strs.is_empty() && self.ints.is_empty()
     }
 
+    /// The names of the string columns, then of the integer columns.
+    pub(super) fn names(&self) -> (impl Iterator<Item = String> + '_, impl Iterator<Item = String> + '_) {
+        (self.strs.iter().map(|k| format!("{STR_PREFIX}{k}")), self.ints.iter().map(|k| format!("{INT_PREFIX}{k}")))
+    }
+
     /// The columns, appended to the part's schema.
     pub(super) fn fields(&self) -> impl Iterator<Item = Field> + '_ {
-        let strs = self.strs.iter().map(|k| Field::new(format!("{STR_PREFIX}{k}"), DataType::Utf8, true));
-        strs.chain(self.ints.iter().map(|k| Field::new(format!("{INT_PREFIX}{k}"), DataType::Int64, true)))
+        let (strs, ints) = self.names();
+        strs.map(|n| Field::new(n, DataType::Utf8, true)).chain(ints.map(|n| Field::new(n, DataType::Int64, true)))
     }
 
     /// The keys of the dedicated columns among `schema`'s fields.
@@ -399,17 +404,10 @@ fn dedicated_columns(
 ) -> Result<(Vec<StringArray>, Vec<Int64Array>), ColumnError> {
     let column =
         |name: String| batch.column_by_name(&name).cloned().ok_or_else(|| bad(KEYS, format!("{name} missing")));
-    let strs = dedicated
-        .strs
-        .iter()
-        .map(|k| column(format!("{STR_PREFIX}{k}")).and_then(|c| strings(c.as_ref(), STR_PREFIX)))
-        .collect::<Result<_, _>>()?;
-    let ints = dedicated
-        .ints
-        .iter()
-        .map(|k| {
-            column(format!("{INT_PREFIX}{k}")).and_then(|c| Ok(typed::<Int64Array>(c.as_ref(), INT_PREFIX)?.clone()))
-        })
+    let (str_names, int_names) = dedicated.names();
+    let strs = str_names.map(|n| column(n).and_then(|c| strings(c.as_ref(), STR_PREFIX))).collect::<Result<_, _>>()?;
+    let ints = int_names
+        .map(|n| column(n).and_then(|c| Ok(typed::<Int64Array>(c.as_ref(), INT_PREFIX)?.clone())))
         .collect::<Result<_, _>>()?;
     Ok((strs, ints))
 }

@@ -117,14 +117,13 @@ impl PartWriter {
         // list; strings keep a dictionary while a row group's distinct values
         // fit in 128 KiB (hosts, user ids), and near-unique ones (addresses)
         // fall back to plain bytes with delta-encoded lengths.
-        for key in &dedicated.ints {
-            let column = ColumnPath::new(vec![format!("{}{key}", dedicated::INT_PREFIX)]);
+        let (strs, ints) = dedicated.names();
+        for column in ints.map(|n| ColumnPath::new(vec![n])) {
             props = props
                 .set_column_dictionary_enabled(column.clone(), false)
                 .set_column_encoding(column, Encoding::BYTE_STREAM_SPLIT);
         }
-        for key in &dedicated.strs {
-            let column = ColumnPath::new(vec![format!("{}{key}", dedicated::STR_PREFIX)]);
+        for column in strs.map(|n| ColumnPath::new(vec![n])) {
             props = props
                 .set_column_dictionary_page_size_limit(column.clone(), 128 << 10)
                 .set_column_encoding(column, Encoding::DELTA_LENGTH_BYTE_ARRAY);
@@ -180,13 +179,8 @@ impl PartWriter {
     /// start) order, and point into the part's resource table ([`Self::own`]),
     /// as one row group.
     fn write_rows(&mut self, rows: RecordBatch) -> Result<(), StorageError> {
-        // The rows split hold what `describe` reads (it finds columns by
-        // name); the rows before the split are let go, so that one copy of
-        // the row group is held while it is encoded.
-        let split = dedicated::split(&rows, &self.dedicated).map_err(parquet_err)?;
-        drop(rows);
-        self.describe(&split)?;
-        let chunks = encode_group(&self.groups, self.next_group, &split)?;
+        let (rows, chunks) = encode_group(&self.groups, self.next_group, &self.dedicated, rows)?;
+        self.describe(&rows)?;
         self.append(chunks)
     }
 
@@ -208,12 +202,7 @@ impl PartWriter {
                 let rows: Vec<(usize, usize)> = group.iter().map(|k| (k.2 as usize, k.3 as usize)).collect();
                 let batch = interleave_record_batch(sources, &rows).map_err(parquet_err)?;
                 let batch = columns::part_layout(batch).map_err(parquet_err)?;
-                // As in `write_rows`: only the split rows are kept.
-                let split = dedicated::split(&batch, dedicated).map_err(parquet_err)?;
-                drop(batch);
-                let batch = split;
-                let chunks = encode_group(factory, first + i, &batch)?;
-                Ok((batch, chunks))
+                encode_group(factory, first + i, dedicated, batch)
             };
             let built: Vec<_> = std::thread::scope(|scope| {
                 let helpers: Vec<_> = wave
@@ -329,13 +318,19 @@ impl PartWriter {
     }
 }
 
-/// Encodes `batch` as the row group `index` of a part: every leaf column
-/// through its own column writer.
+/// Encodes `rows` as the row group `index` of a part, `dedicated`'s values
+/// split into their columns ([`dedicated::split`]): every leaf column
+/// through its own column writer. Returns the rows split, which hold what
+/// [`PartWriter::describe`] reads; the rows given are let go first, so that
+/// one copy of the row group is held while it is encoded.
 fn encode_group(
     factory: &ArrowRowGroupWriterFactory,
     index: usize,
-    batch: &RecordBatch,
-) -> Result<Vec<ArrowColumnChunk>, StorageError> {
+    dedicated: &Dedicated,
+    rows: RecordBatch,
+) -> Result<(RecordBatch, Vec<ArrowColumnChunk>), StorageError> {
+    let batch = dedicated::split(&rows, dedicated).map_err(parquet_err)?;
+    drop(rows);
     let mut writers = factory.create_column_writers(index).map_err(parquet_err)?;
     let mut next = writers.iter_mut();
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
@@ -344,7 +339,8 @@ fn encode_group(
             writer.write(&leaf).map_err(parquet_err)?;
         }
     }
-    writers.into_iter().map(|w| w.close().map_err(parquet_err)).collect()
+    let chunks = writers.into_iter().map(|w| w.close().map_err(parquet_err)).collect::<Result<_, _>>()?;
+    Ok((batch, chunks))
 }
 
 /// Encodes spans into Parquet bytes and the part's meta (see [`encode_chunks`]).
