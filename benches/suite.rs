@@ -389,7 +389,10 @@ async fn overload(sustained: f64, seconds: u64, report: &mut Report) {
             Tally::get(&tally.refusals),
             Tally::get(&tally.failed) + Tally::get(&tally.rejected)
         ),
-        "every refusal retryable when failed = 0",
+        match tally.first_failure.lock().ok().and_then(|f| f.clone()) {
+            Some(why) => format!("first failure: {why}"),
+            None => "every refusal retryable when failed = 0".into(),
+        },
     );
 }
 

@@ -128,9 +128,7 @@ impl Server {
         tasks.push(tokio::spawn(watch_rss(rss, pipeline.clone(), cancel.clone())));
 
         let ready = Arc::new(AtomicBool::new(false));
-        let api = TcpListener::bind(config.listen.api)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen.api))?;
+        let api = listen(config.listen.api)?;
         let api_addr = api.local_addr()?;
         let query = QueryState {
             spans: spans.clone(),
@@ -196,23 +194,19 @@ impl Server {
         // Rules read what was replayed (and restore alerts' `for` state from it).
         rules.begin();
 
-        let http = TcpListener::bind(config.listen.http)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen.http))?;
+        let http = listen(config.listen.http)?;
         let http_addr = http.local_addr()?;
         let app = guarded(otlp_http::router(pipeline.clone()), guard.clone());
         tasks.push(serve_http("OTLP/HTTP", http, tls.as_ref(), app, cancel.clone()));
 
-        let zipkin_listener = TcpListener::bind(config.listen.zipkin)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen.zipkin))?;
+        let zipkin_listener = listen(config.listen.zipkin)?;
         let zipkin_addr = zipkin_listener.local_addr()?;
         let app = guarded(zipkin::router(pipeline.clone()), guard);
         tasks.push(serve_http("Zipkin", zipkin_listener, tls.as_ref(), app, cancel.clone()));
 
         let syslog_addr = match (syslog, config.listen.syslog) {
             (Some(syslog), Some(addr)) => {
-                let tcp = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (TCP)"))?;
+                let tcp = listen(addr)?;
                 let bound = tcp.local_addr()?;
                 // UDP on the port TCP got (the same when it was given).
                 let udp = tokio::net::UdpSocket::bind(bound)
@@ -231,9 +225,7 @@ impl Server {
             _ => None,
         };
 
-        let grpc = TcpListener::bind(config.listen.grpc)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen.grpc))?;
+        let grpc = listen(config.listen.grpc)?;
         let grpc_addr = grpc.local_addr()?;
         let (grpc_pipeline, stop) = (pipeline.clone(), cancel.clone());
         let interceptor = Interceptor {
@@ -332,6 +324,24 @@ impl Appender for ThroughPipeline {
             }
         })
     }
+}
+
+/// Connections the kernel may hold for a listener before it accepts them
+/// (capped by `net.core.somaxconn`). A flood of clients reconnecting at
+/// once (every refusal closes its connection) overflowed the default of
+/// 1,024, and an overflowing queue answers some of them with a reset
+/// instead of a refusal they could retry.
+const ACCEPT_BACKLOG: u32 = 4096;
+
+/// A TCP listener on `addr` with a deep accept queue.
+fn listen(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let bound = || {
+        let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(ACCEPT_BACKLOG)
+    };
+    bound().with_context(|| format!("cannot listen on {addr}"))
 }
 
 /// Serves `app` on `listener`, over TLS when it is configured, until `cancel`.

@@ -227,8 +227,8 @@ impl Client {
         }
         let response = match request.send().await {
             Ok(r) => r,
-            Err(e) if e.is_connect() || e.is_timeout() => return Attempt::Retry(None),
-            Err(e) => return Attempt::Fail(e.to_string()),
+            Err(e) if e.is_connect() || e.is_timeout() || dropped(&e) => return Attempt::Retry(None),
+            Err(e) => return Attempt::Fail(chain(&e)),
         };
         let status = response.status().as_u16();
         let retry_after = response
@@ -297,4 +297,48 @@ fn rejected(signal: Signal, body: &[u8]) -> u64 {
             .map(|p| p.rejected_data_points),
     };
     n.unwrap_or(0).max(0) as u64
+}
+
+/// Whether the connection was reset or closed under the request: what
+/// OpenTelemetry's Go exporters and the Collector retry, as a refusal.
+fn dropped(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+            return matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe);
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// An error and its causes, outermost first.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("client error")]
+    struct Wrapped(#[source] std::io::Error);
+
+    #[test]
+    fn a_reset_connection_is_retried_and_other_errors_are_not() {
+        let reset = Wrapped(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(dropped(&reset));
+        assert_eq!(chain(&reset), "client error: connection reset");
+        let other = Wrapped(std::io::Error::from(std::io::ErrorKind::InvalidData));
+        assert!(!dropped(&other));
+    }
 }
