@@ -2,6 +2,7 @@
 //! See [`store`] for the invariants and [`part`] for the on-disk format.
 
 mod attributes;
+mod chunk;
 pub mod columns;
 pub mod dedicated;
 mod head;

@@ -1,20 +1,23 @@
-//! One tenant's spans not yet in a part, as Arrow column chunks.
+//! One tenant's spans not yet in a part, as column chunks.
 //!
 //! A batch of at least [`MIN_CHUNK_ROWS`] spans is converted into a record
-//! batch (in [`columns::schema`], with its resources once in a table beside
-//! the rows) by the caller, outside the store's lock, and kept as one
-//! chunk; smaller batches wait as spans in `pending` until [`CHUNK_ROWS`]
-//! of them are sealed into a chunk together. A flush hands
-//! the chunks to [`part::encode_chunks`](super::part::encode_chunks), which
-//! sorts and writes them without converting again. Queries read the chunks
-//! with the same column predicates as parts, and decode only matching rows.
+//! batch (in [`columns::head_schema`], with its resources once in a table
+//! beside the rows) and packed ([`Chunk`]) by the caller, outside the
+//! store's lock, and kept as one chunk; smaller batches wait as spans in
+//! `pending` until [`CHUNK_ROWS`] of them are sealed into a chunk together.
+//! A flush unpacks the chunks and hands them to
+//! [`part::encode_chunks`](super::part::encode_chunks), which sorts and
+//! writes them without converting again. Queries test a chunk's key
+//! columns in place with the same predicates as parts, and unpack only a
+//! chunk with rows to return or attributes to check.
 
-use arrow::array::{Array, FixedSizeBinaryArray, UInt32Array};
+use arrow::array::{Array, BooleanArray, FixedSizeBinaryArray, UInt32Array};
 use arrow::compute::{filter_record_batch, take_record_batch};
 
+use super::chunk::{Chunk, KEY_MASK};
 use super::columns::{self, SpanBatch};
 use super::part;
-use super::query::{SCHEMA_MASK_COLUMNS, SpanQuery};
+use super::query::SpanQuery;
 use crate::StorageError;
 use crate::model::{Span, TraceId};
 
@@ -25,10 +28,10 @@ const CHUNK_ROWS: usize = 4096;
 
 #[derive(Default)]
 pub(super) struct TenantHead {
-    chunks: Vec<SpanBatch>,
+    chunks: Vec<Chunk>,
     pending: Vec<Span>,
     pub spans: usize,
-    /// Bytes of the chunks' Arrow buffers.
+    /// Bytes the chunks hold.
     pub bytes: usize,
 }
 
@@ -36,20 +39,25 @@ fn arrow_err(e: arrow::error::ArrowError) -> StorageError {
     StorageError::Part(format!("span head: {e}"))
 }
 
-/// Converts spans into one chunk.
-pub(super) fn chunk_of(spans: &[Span]) -> Result<SpanBatch, StorageError> {
+/// Converts spans into one batch.
+pub(super) fn batch_of(spans: &[Span]) -> Result<SpanBatch, StorageError> {
     columns::to_batch(&spans.iter().collect::<Vec<_>>()).map_err(arrow_err)
+}
+
+/// Converts spans into one packed chunk.
+pub(super) fn chunk_of(spans: &[Span]) -> Result<Chunk, StorageError> {
+    Chunk::pack(batch_of(spans)?)
 }
 
 impl TenantHead {
     /// Adds a chunk; returns the bytes its buffers hold.
-    pub(super) fn push_chunk(&mut self, chunk: SpanBatch) -> usize {
-        self.spans += chunk.rows.num_rows();
+    pub(super) fn push_chunk(&mut self, chunk: Chunk) -> usize {
+        self.spans += chunk.rows();
         self.keep(chunk)
     }
 
-    fn keep(&mut self, chunk: SpanBatch) -> usize {
-        let bytes = chunk.rows.get_array_memory_size();
+    fn keep(&mut self, chunk: Chunk) -> usize {
+        let bytes = chunk.bytes();
         self.bytes += bytes;
         self.chunks.push(chunk);
         bytes
@@ -68,18 +76,18 @@ impl TenantHead {
         Ok(self.keep(chunk))
     }
 
-    /// Every span as chunks, for a flush.
-    pub(super) fn all_chunks(&self) -> Result<Vec<SpanBatch>, StorageError> {
-        let mut chunks = self.chunks.clone();
+    /// Every span as unpacked batches, for a flush.
+    pub(super) fn all_batches(&self) -> Result<Vec<SpanBatch>, StorageError> {
+        let mut batches = self.chunks.iter().map(Chunk::unpack).collect::<Result<Vec<_>, _>>()?;
         if !self.pending.is_empty() {
-            chunks.push(chunk_of(&self.pending)?);
+            batches.push(batch_of(&self.pending)?);
         }
-        Ok(chunks)
+        Ok(batches)
     }
 
     /// The chunks (cheap to clone: their buffers are shared), for reading
     /// outside the store's lock.
-    pub(super) fn chunks(&self) -> &[SpanBatch] {
+    pub(super) fn chunks(&self) -> &[Chunk] {
         &self.chunks
     }
 
@@ -90,10 +98,10 @@ impl TenantHead {
 }
 
 /// The spans of the traces `ids` (sorted) in `chunks`.
-pub(super) fn traces_in(chunks: &[SpanBatch], ids: &[TraceId], out: &mut Vec<Span>) -> Result<(), StorageError> {
+pub(super) fn traces_in(chunks: &[Chunk], ids: &[TraceId], out: &mut Vec<Span>) -> Result<(), StorageError> {
     for chunk in chunks {
         let column = chunk
-            .rows
+            .keys()
             .column(0)
             .as_any()
             .downcast_ref::<FixedSizeBinaryArray>()
@@ -101,6 +109,7 @@ pub(super) fn traces_in(chunks: &[SpanBatch], ids: &[TraceId], out: &mut Vec<Spa
         let rows: Vec<u32> =
             (0..column.len()).filter(|&i| part::is_one_of(ids, column.value(i))).map(|i| i as u32).collect();
         if !rows.is_empty() {
+            let chunk = chunk.unpack()?;
             let taken = take_record_batch(&chunk.rows, &UInt32Array::from(rows)).map_err(arrow_err)?;
             out.extend(columns::from_batch(&taken, &chunk.resources).map_err(|e| StorageError::Part(e.to_string()))?);
         }
@@ -108,35 +117,58 @@ pub(super) fn traces_in(chunks: &[SpanBatch], ids: &[TraceId], out: &mut Vec<Spa
     Ok(())
 }
 
+/// The rows of `chunk` that `query` matches (none: no row does), and the
+/// chunk unpacked when `unpack` asks for it or the query's attributes
+/// needed it: the key columns are tested in place, the attributes only
+/// where those match.
+fn matching(
+    chunk: &Chunk,
+    query: &SpanQuery,
+    unpack: bool,
+) -> Result<Option<(BooleanArray, Option<SpanBatch>)>, StorageError> {
+    let coarse = query.coarse_mask(chunk.keys(), KEY_MASK).map_err(arrow_err)?;
+    if coarse.true_count() == 0 {
+        return Ok(None);
+    }
+    if query.attributes.is_empty() && !unpack {
+        return Ok(Some((coarse, None)));
+    }
+    let batch = chunk.unpack()?;
+    let mask = match query.attributes.is_empty() {
+        true => coarse,
+        false => {
+            let attributes = super::attributes::mask(query, &batch.rows, &batch.resources).map_err(arrow_err)?;
+            arrow::compute::and(&coarse, &attributes).map_err(arrow_err)?
+        }
+    };
+    Ok((mask.true_count() > 0).then_some((mask, Some(batch))))
+}
+
 /// Calls `each` with every span of `chunks` that `query` matches.
 pub(super) fn scan_chunks(
-    chunks: &[SpanBatch],
+    chunks: &[Chunk],
     query: &SpanQuery,
     each: &mut impl FnMut(&Span),
 ) -> Result<(), StorageError> {
     for chunk in chunks {
-        let mask = query.mask(chunk).map_err(arrow_err)?;
-        if mask.true_count() == 0 {
-            continue;
-        }
-        let kept = filter_record_batch(&chunk.rows, &mask).map_err(arrow_err)?;
-        let spans = columns::from_batch(&kept, &chunk.resources).map_err(|e| StorageError::Part(e.to_string()))?;
+        let Some((mask, Some(batch))) = matching(chunk, query, true)? else { continue };
+        let kept = filter_record_batch(&batch.rows, &mask).map_err(arrow_err)?;
+        let spans = columns::from_batch(&kept, &batch.resources).map_err(|e| StorageError::Part(e.to_string()))?;
         spans.iter().for_each(&mut *each);
     }
     Ok(())
 }
 
 /// (trace id, start) of every span of `chunks` that `query` matches: read
-/// from the columns, nothing decoded.
+/// from the key columns, unpacked only to check attributes.
 pub(super) fn starts_in(
-    chunks: &[SpanBatch],
+    chunks: &[Chunk],
     query: &SpanQuery,
     out: &mut Vec<(TraceId, u64)>,
 ) -> Result<(), StorageError> {
     for chunk in chunks {
-        let mask = query.mask(chunk).map_err(arrow_err)?;
-        if mask.true_count() > 0 {
-            super::part::starts_of(&chunk.rows, 0, SCHEMA_MASK_COLUMNS[0], Some(&mask), out)?;
+        if let Some((mask, _)) = matching(chunk, query, false)? {
+            part::starts_of(chunk.keys(), 0, KEY_MASK[0], Some(&mask), out)?;
         }
     }
     Ok(())

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use arrow::array::{Array, BooleanArray, FixedSizeBinaryArray, RecordBatch, StringArray, UInt8Array};
 
+use super::chunk;
 use super::columns;
 use super::part::{self, PartMeta};
 use super::query::SpanQuery;
@@ -125,9 +126,12 @@ impl SpanStore {
         let mut graph = Graph::default();
         let (chunks, parts) = self.snapshot(tenant, &query, |s| graph.join(SpanParent::of(s)));
         for chunk in &chunks {
-            let mask = query.mask(chunk).map_err(|e| StorageError::Part(format!("span head: {e}")))?;
+            let mask = query
+                .coarse_mask(chunk.keys(), chunk::KEY_MASK)
+                .map_err(|e| StorageError::Part(format!("span head: {e}")))?;
             if mask.true_count() > 0 {
-                let columns = chunk.rows.project(&COLUMNS).map_err(|e| StorageError::Part(e.to_string()))?;
+                let columns =
+                    chunk.keys().project(&chunk::among_keys(COLUMNS)).map_err(|e| StorageError::Part(e.to_string()))?;
                 parents_of(&columns, Some(&mask), &mut |p| graph.join(p))?;
             }
         }

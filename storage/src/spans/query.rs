@@ -7,7 +7,6 @@
 use arrow::array::{Array, BooleanArray, Int64Array, RecordBatch, StringArray, UInt8Array};
 use arrow::error::ArrowError;
 
-use super::columns::SpanBatch;
 use crate::model::{Span, StatusCode};
 
 /// A span search; every field that is set must match.
@@ -48,15 +47,6 @@ impl SpanQuery {
             && (!self.errors_only || status == StatusCode::Error as u8)
             && self.min_duration_nanos.is_none_or(|d| duration >= d)
             && self.max_duration_nanos.is_none_or(|d| duration <= d)
-    }
-
-    /// The rows of whole span rows ([`super::columns::schema`]) that match.
-    pub(super) fn mask(&self, batch: &SpanBatch) -> Result<BooleanArray, ArrowError> {
-        let coarse = self.coarse_mask(&batch.rows, SCHEMA_MASK_COLUMNS)?;
-        if self.attributes.is_empty() || coarse.true_count() == 0 {
-            return Ok(coarse);
-        }
-        arrow::compute::and(&coarse, &super::attributes::mask(self, &batch.rows, &batch.resources)?)
     }
 
     /// The rows of `batch` that may match: time, duration, service, name and

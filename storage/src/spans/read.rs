@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::attributes;
-use super::columns::SpanBatch;
+use super::chunk::Chunk;
 use super::head;
 use super::part::{self, PartIndex, PartMeta};
 use super::query::SpanQuery;
@@ -40,7 +40,7 @@ impl SpanStore {
     /// What may hold spans of the traces `ids` (sorted): their waiting spans
     /// in the heads, the heads' chunks, and the parts whose trace-id range
     /// covers one of them.
-    fn holders(&self, tenant: &Tenant, ids: &[TraceId]) -> (Vec<Span>, Vec<SpanBatch>, Vec<PartMeta>) {
+    fn holders(&self, tenant: &Tenant, ids: &[TraceId]) -> (Vec<Span>, Vec<Chunk>, Vec<PartMeta>) {
         let state = self.inner.state.read();
         let (mut spans, mut chunks) = (Vec::new(), Vec::new());
         for head in state.all_heads() {
@@ -167,7 +167,7 @@ impl SpanStore {
         tenant: &Tenant,
         query: &SpanQuery,
         mut pending: impl FnMut(&Span),
-    ) -> (Vec<SpanBatch>, Vec<PartMeta>) {
+    ) -> (Vec<Chunk>, Vec<PartMeta>) {
         let state = self.inner.state.read();
         let mut chunks = Vec::new();
         for head in state.all_heads() {

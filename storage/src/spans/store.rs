@@ -553,7 +553,7 @@ impl Inner {
             let mut published = Vec::new();
             let mark = part::WalMark { of: shards as u32, shard: shard as u32, seq: frozen.max_seq };
             for (tenant, t) in &frozen.tenants {
-                let chunks = t.all_chunks()?;
+                let chunks = t.all_batches()?;
                 let (id, rows) = (self.part_id(), self.config.row_group_rows);
                 let mut encoded = part::encode_chunks(tenant, id, 0, &chunks, floor, rows, threads)?;
                 encoded.meta.wal_marks = vec![mark];

@@ -344,7 +344,7 @@ async fn the_store_reports_a_backlog_until_it_is_flushed(place: Place) {
 
 /// Seeded spans of varied services, names, durations, statuses and
 /// attributes (a unique `request.id` on each), over `traces` traces.
-fn varied_spans(traces: u64, t0: u64) -> Vec<Span> {
+pub(super) fn varied_spans(traces: u64, t0: u64) -> Vec<Span> {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move |n: u64| {
         state ^= state << 13;
@@ -706,7 +706,7 @@ fn a_part_lists_its_attribute_keys_and_hot_values_and_searches_skip_what_it_cann
 #[test]
 fn a_part_encoded_on_several_threads_is_the_part_one_thread_writes() {
     let spans = varied_spans(300, now());
-    let chunks: Vec<_> = spans.chunks(700).map(|c| head::chunk_of(c).expect("chunk")).collect();
+    let chunks: Vec<_> = spans.chunks(700).map(|c| head::batch_of(c).expect("chunk")).collect();
     let encode = |threads| {
         part::encode_chunks(&tenant(), "00000000000000000001-000000".into(), 0, &chunks, 9, 256, threads)
             .expect("encode")
