@@ -3,5 +3,6 @@
 
 pub mod auth;
 pub mod config;
+pub mod serve;
 pub mod server;
 pub mod tls;

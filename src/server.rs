@@ -36,6 +36,7 @@ use crate::auth::grpc::Interceptor;
 use crate::auth::http::{Guard, guarded};
 use crate::auth::{Auth, keys};
 use crate::config::Config;
+use crate::serve::{self, listen};
 use crate::tls::Tls;
 
 /// A running Sightline: its bound addresses and what it holds.
@@ -326,24 +327,6 @@ impl Appender for ThroughPipeline {
     }
 }
 
-/// Connections the kernel may hold for a listener before it accepts them
-/// (capped by `net.core.somaxconn`). A flood of clients reconnecting at
-/// once (every refusal closes its connection) overflowed the default of
-/// 1,024, and an overflowing queue answers some of them with a reset
-/// instead of a refusal they could retry.
-const ACCEPT_BACKLOG: u32 = 4096;
-
-/// A TCP listener on `addr` with a deep accept queue.
-fn listen(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    let bound = || {
-        let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }?;
-        socket.set_reuseaddr(true)?;
-        socket.bind(addr)?;
-        socket.listen(ACCEPT_BACKLOG)
-    };
-    bound().with_context(|| format!("cannot listen on {addr}"))
-}
-
 /// Serves `app` on `listener`, over TLS when it is configured, until `cancel`.
 fn serve_http(
     name: &'static str,
@@ -352,18 +335,10 @@ fn serve_http(
     app: axum::Router,
     cancel: CancellationToken,
 ) -> JoinHandle<()> {
-    let stop = cancel.clone().cancelled_owned();
-    let report = move |served: std::io::Result<()>| {
-        if let Err(e) = served {
-            tracing::error!(error = %e, "{name} server failed");
-        }
-    };
+    tracing::debug!("{name} server listening");
     match tls {
-        Some(t) => {
-            let listener = t.incoming(listener, cancel);
-            tokio::spawn(async move { report(axum::serve(listener, app).with_graceful_shutdown(stop).await) })
-        }
-        None => tokio::spawn(async move { report(axum::serve(listener, app).with_graceful_shutdown(stop).await) }),
+        Some(t) => tokio::spawn(serve::serve(t.incoming(listener, cancel.clone()), app, cancel)),
+        None => tokio::spawn(serve::serve(listener, app, cancel)),
     }
 }
 

@@ -234,6 +234,48 @@ async fn http_chunked_body_is_accepted() {
     s.server.shutdown().await.expect("shutdown");
 }
 
+/// Headers past the 16 KiB a connection reads ahead are refused with 431;
+/// a kept-alive connection that carried a body many times that size
+/// answers its next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http_headers_over_16_kib_are_refused_and_large_bodies_are_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = common::start(|_| {}).await;
+    let client = reqwest::Client::new();
+    let huge = "x".repeat(20 * 1024);
+    let r = client.get(s.api_url("/ready")).header("x-padding", huge).send().await.expect("response");
+    assert_eq!(r.status().as_u16(), 431);
+
+    // 300 spans with long attributes: a body of some 200 KiB.
+    let padding = KeyValue {
+        key: "padding".into(),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue("p".repeat(600))) }),
+        key_strindex: 0,
+    };
+    let spans: Vec<_> = (0..300)
+        .map(|i| {
+            let mut span = good(i);
+            span.attributes.push(padding.clone());
+            span
+        })
+        .collect();
+    let body = proto(spans);
+    assert!(body.len() > 160 * 1024, "{} bytes", body.len());
+    let mut stream = tokio::net::TcpStream::connect(s.server.http_addr).await.expect("connect");
+    for close in ["keep-alive", "close"] {
+        let head = format!(
+            "POST /v1/traces HTTP/1.1\r\nhost: x\r\ncontent-type: {PB}\r\ncontent-length: {}\r\nconnection: {close}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.expect("write");
+        stream.write_all(&body).await.expect("write");
+        let mut response = vec![0; 4096];
+        let n = stream.read(&mut response).await.expect("read");
+        assert!(response[..n].starts_with(b"HTTP/1.1 200"), "{close}: {}", String::from_utf8_lossy(&response[..n]));
+    }
+    s.server.shutdown().await.expect("shutdown");
+}
+
 /// Sends bytes as they are to the gRPC trace service.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Raw(Vec<u8>);
