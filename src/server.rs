@@ -178,7 +178,7 @@ impl Server {
         if let Some(tls) = &tls {
             tasks.push(tokio::spawn(tls.clone().watch(Duration::from_secs(1), cancel.clone())));
         }
-        tasks.push(serve_http("API", api, tls.as_ref(), app, cancel.clone()));
+        tasks.push(serve_http(api, tls.as_ref(), app, cancel.clone()));
 
         let replaying = pipeline.clone();
         let replayed = tokio::task::spawn_blocking(move || replaying.replay_blocking(replay))
@@ -198,12 +198,12 @@ impl Server {
         let http = listen(config.listen.http)?;
         let http_addr = http.local_addr()?;
         let app = guarded(otlp_http::router(pipeline.clone()), guard.clone());
-        tasks.push(serve_http("OTLP/HTTP", http, tls.as_ref(), app, cancel.clone()));
+        tasks.push(serve_http(http, tls.as_ref(), app, cancel.clone()));
 
         let zipkin_listener = listen(config.listen.zipkin)?;
         let zipkin_addr = zipkin_listener.local_addr()?;
         let app = guarded(zipkin::router(pipeline.clone()), guard);
-        tasks.push(serve_http("Zipkin", zipkin_listener, tls.as_ref(), app, cancel.clone()));
+        tasks.push(serve_http(zipkin_listener, tls.as_ref(), app, cancel.clone()));
 
         let syslog_addr = match (syslog, config.listen.syslog) {
             (Some(syslog), Some(addr)) => {
@@ -329,13 +329,11 @@ impl Appender for ThroughPipeline {
 
 /// Serves `app` on `listener`, over TLS when it is configured, until `cancel`.
 fn serve_http(
-    name: &'static str,
     listener: TcpListener,
     tls: Option<&Tls>,
     app: axum::Router,
     cancel: CancellationToken,
 ) -> JoinHandle<()> {
-    tracing::debug!("{name} server listening");
     match tls {
         Some(t) => tokio::spawn(serve::serve(t.incoming(listener, cancel.clone()), app, cancel)),
         None => tokio::spawn(serve::serve(listener, app, cancel)),

@@ -73,16 +73,18 @@ fn link_fields() -> Fields {
     ])
 }
 
-/// The Arrow schema of a span part, format version 5.
+/// The Arrow schema of a span part, format version 5 (built once).
 pub fn schema() -> SchemaRef {
-    schema_with(false)
+    static SCHEMA: std::sync::LazyLock<SchemaRef> = std::sync::LazyLock::new(|| schema_with(false));
+    SCHEMA.clone()
 }
 
 /// The schema of a head chunk: a part's, with the repetitive strings and
 /// the attribute shapes as dictionaries of the chunk's own ([`part_layout`]
-/// turns them back).
+/// turns them back). Built once: every chunk packed or unpacked takes it.
 pub(super) fn head_schema() -> SchemaRef {
-    schema_with(true)
+    static SCHEMA: std::sync::LazyLock<SchemaRef> = std::sync::LazyLock::new(|| schema_with(true));
+    SCHEMA.clone()
 }
 
 /// Rows of a head chunk (or of a part) in [`schema`]: the chunk's

@@ -117,30 +117,20 @@ pub(super) fn traces_in(chunks: &[Chunk], ids: &[TraceId], out: &mut Vec<Span>) 
     Ok(())
 }
 
-/// The rows of `chunk` that `query` matches (none: no row does), and the
-/// chunk unpacked when `unpack` asks for it or the query's attributes
-/// needed it: the key columns are tested in place, the attributes only
-/// where those match.
-fn matching(
-    chunk: &Chunk,
-    query: &SpanQuery,
-    unpack: bool,
-) -> Result<Option<(BooleanArray, Option<SpanBatch>)>, StorageError> {
+/// The rows of `chunk` that `query` matches (none: no row does). The key
+/// columns are tested in place; attribute conditions, where those match,
+/// on the chunk unpacked, which comes back with the rows.
+fn matching(chunk: &Chunk, query: &SpanQuery) -> Result<Option<(BooleanArray, Option<SpanBatch>)>, StorageError> {
     let coarse = query.coarse_mask(chunk.keys(), KEY_MASK).map_err(arrow_err)?;
     if coarse.true_count() == 0 {
         return Ok(None);
     }
-    if query.attributes.is_empty() && !unpack {
+    if query.attributes.is_empty() {
         return Ok(Some((coarse, None)));
     }
     let batch = chunk.unpack()?;
-    let mask = match query.attributes.is_empty() {
-        true => coarse,
-        false => {
-            let attributes = super::attributes::mask(query, &batch.rows, &batch.resources).map_err(arrow_err)?;
-            arrow::compute::and(&coarse, &attributes).map_err(arrow_err)?
-        }
-    };
+    let attributes = super::attributes::mask(query, &batch.rows, &batch.resources).map_err(arrow_err)?;
+    let mask = arrow::compute::and(&coarse, &attributes).map_err(arrow_err)?;
     Ok((mask.true_count() > 0).then_some((mask, Some(batch))))
 }
 
@@ -151,7 +141,11 @@ pub(super) fn scan_chunks(
     each: &mut impl FnMut(&Span),
 ) -> Result<(), StorageError> {
     for chunk in chunks {
-        let Some((mask, Some(batch))) = matching(chunk, query, true)? else { continue };
+        let Some((mask, unpacked)) = matching(chunk, query)? else { continue };
+        let batch = match unpacked {
+            Some(batch) => batch,
+            None => chunk.unpack()?,
+        };
         let kept = filter_record_batch(&batch.rows, &mask).map_err(arrow_err)?;
         let spans = columns::from_batch(&kept, &batch.resources).map_err(|e| StorageError::Part(e.to_string()))?;
         spans.iter().for_each(&mut *each);
@@ -167,7 +161,7 @@ pub(super) fn starts_in(
     out: &mut Vec<(TraceId, u64)>,
 ) -> Result<(), StorageError> {
     for chunk in chunks {
-        if let Some((mask, _)) = matching(chunk, query, false)? {
+        if let Some((mask, _)) = matching(chunk, query)? {
             part::starts_of(chunk.keys(), 0, KEY_MASK[0], Some(&mask), out)?;
         }
     }
