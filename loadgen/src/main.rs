@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use sightline_loadgen::send::{Client, Payload, Protocol, Tally};
+use sightline_loadgen::send::{Client, Payload, Protocol, RetryPolicy, Tally};
 use sightline_loadgen::traces::TraceShape;
 use sightline_loadgen::{Generator, Signal, dataset};
 
@@ -41,6 +41,13 @@ struct Args {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 4)]
     clients: usize,
+    /// How refusals are retried: `eager` (50 ms doubling to 5 s, the
+    /// server's `Retry-After` as given, until 10 s after the run) or
+    /// `collector` (the OpenTelemetry Collector's defaults: 5 s growing to
+    /// 30 s, at least `Retry-After`, 300 s from a request's first attempt,
+    /// 5 s an attempt).
+    #[arg(long, value_enum, default_value = "eager")]
+    retry: Retry,
     /// Traces (5–50 spans each), log lines, or hosts (100 series each) per request.
     #[arg(long)]
     batch: Option<usize>,
@@ -67,6 +74,12 @@ struct Args {
     /// Send the requests of this data set file (the signal is the file's).
     #[arg(long)]
     read: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Retry {
+    Eager,
+    Collector,
 }
 
 fn span_range(s: &str) -> Result<(usize, usize), String> {
@@ -134,14 +147,20 @@ async fn send(args: Args, batch: usize) -> anyhow::Result<()> {
         Protocol::Grpc => "http://127.0.0.1:4317".into(),
         Protocol::Http => "http://127.0.0.1:4318".into(),
     });
-    let client = Client::new(args.protocol, &endpoint, args.tenant.clone())?.with_token(args.token.clone());
+    let policy = match args.retry {
+        Retry::Eager => RetryPolicy::EAGER,
+        Retry::Collector => RetryPolicy::COLLECTOR,
+    };
+    let client =
+        Client::new(args.protocol, &endpoint, args.tenant.clone())?.with_token(args.token.clone()).with_retry(policy);
     let fixed = args.read.as_deref().map(dataset::read).transpose()?;
     let seconds = args.seconds.or(if args.items.is_some() || fixed.is_some() { None } else { Some(60.0) });
     let deadline = seconds.map(|s| Instant::now() + Duration::from_secs_f64(s));
     let limit = args.items.or_else(|| fixed.as_ref().map(|f| f.iter().map(Payload::items).sum()));
     let signal = fixed.as_ref().and_then(|f| f.first()).map_or(args.signal, Payload::signal);
-    // Retries stop a little after the run's end.
-    let give_up_at = deadline.map(|d| d + Duration::from_secs(10));
+    // Eager retries stop a little after the run's end; the Collector's at
+    // the end of each request's own window.
+    let give_up_at = deadline.filter(|_| args.retry == Retry::Eager).map(|d| d + Duration::from_secs(10));
 
     // One producer generates (or replays) requests; the clients send them.
     let (tx, rx) = async_channel(args.clients * 2);

@@ -115,8 +115,78 @@ pub struct Client {
     token: Option<String>,
     http: reqwest::Client,
     channel: Option<Channel>,
-    /// Give up on a payload after this many retryable refusals.
+    pub retry: RetryPolicy,
+}
+
+/// How a refused or failed attempt is retried.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    /// The first backoff, multiplied by `multiplier` after each refusal up
+    /// to `max_interval`.
+    pub initial: Duration,
+    pub multiplier: f64,
+    pub max_interval: Duration,
+    /// Each delay is drawn from the backoff ± this share of it.
+    pub randomization: f64,
+    /// A delay the server asks for: in place of the backoff, or the least
+    /// the client waits (the backoff when longer).
+    pub asked: Asked,
+    /// Give up after this many retries.
     pub max_retries: u32,
+    /// Give up once this long has passed since the first attempt.
+    pub max_elapsed: Option<Duration>,
+    /// Each attempt is abandoned (and retried) after this long.
+    pub attempt_timeout: Option<Duration>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Asked {
+    Replaces,
+    Floor,
+}
+
+impl RetryPolicy {
+    /// Eager: 50 ms doubling to 5 s, a server's delay taken as given (at
+    /// most 10 s), 100 retries.
+    pub const EAGER: RetryPolicy = RetryPolicy {
+        initial: Duration::from_millis(50),
+        multiplier: 2.0,
+        max_interval: Duration::from_secs(5),
+        randomization: 0.0,
+        asked: Asked::Replaces,
+        max_retries: 100,
+        max_elapsed: None,
+        attempt_timeout: None,
+    };
+
+    /// The OpenTelemetry Collector's exporters with their default
+    /// `retry_on_failure` and `timeout`: 5 s growing by 1.5 to 30 s, ± 50 %,
+    /// at least the server's `Retry-After`, given up 300 s after the first
+    /// attempt; 5 s an attempt.
+    pub const COLLECTOR: RetryPolicy = RetryPolicy {
+        initial: Duration::from_secs(5),
+        multiplier: 1.5,
+        max_interval: Duration::from_secs(30),
+        randomization: 0.5,
+        asked: Asked::Floor,
+        max_retries: u32::MAX,
+        max_elapsed: Some(Duration::from_secs(300)),
+        attempt_timeout: Some(Duration::from_secs(5)),
+    };
+
+    /// The wait before the next attempt, from the backoff (advanced here),
+    /// the server's delay if it gave one, and a random draw.
+    fn delay(&self, backoff: &mut Duration, asked: Option<Duration>, rng: &mut crate::rng::Rng) -> Duration {
+        let spread = backoff.as_secs_f64() * self.randomization;
+        let unit = rng.below(1 << 20) as f64 / (1 << 20) as f64;
+        let drawn = Duration::from_secs_f64(backoff.as_secs_f64() - spread + 2.0 * spread * unit);
+        *backoff = backoff.mul_f64(self.multiplier).min(self.max_interval);
+        match (self.asked, asked) {
+            (Asked::Replaces, Some(asked)) => asked.min(Duration::from_secs(10)),
+            (Asked::Floor, Some(asked)) => drawn.max(asked),
+            (_, None) => drawn,
+        }
+    }
 }
 
 impl Client {
@@ -126,12 +196,19 @@ impl Client {
             Protocol::Grpc => Some(Channel::from_shared(endpoint.clone())?.connect_lazy()),
             Protocol::Http => None,
         };
-        Ok(Client { protocol, endpoint, tenant, token: None, http: reqwest::Client::new(), channel, max_retries: 100 })
+        let http = reqwest::Client::new();
+        Ok(Client { protocol, endpoint, tenant, token: None, http, channel, retry: RetryPolicy::EAGER })
     }
 
     /// Sends every request with this API key.
     pub fn with_token(mut self, token: Option<String>) -> Self {
         self.token = token;
+        self
+    }
+
+    /// Retries as `policy` says.
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
         self
     }
 
@@ -179,11 +256,22 @@ impl Client {
     ) {
         tally.requests.fetch_add(1, Ordering::Relaxed);
         tally.items.fetch_add(items, Ordering::Relaxed);
-        let mut backoff = Duration::from_millis(50);
-        for _ in 0..=self.max_retries {
-            let attempt = match &body {
-                Body::Http(bytes) => self.http(signal, bytes.clone()).await,
-                Body::Grpc(payload) => self.grpc(payload).await,
+        let policy = self.retry;
+        let first = std::time::Instant::now();
+        let mut backoff = policy.initial;
+        let seed =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let mut rng = crate::rng::Rng::new(seed ^ items.rotate_left(17));
+        for _ in 0..=policy.max_retries {
+            let attempt = async {
+                match &body {
+                    Body::Http(bytes) => self.http(signal, bytes.clone()).await,
+                    Body::Grpc(payload) => self.grpc(payload).await,
+                }
+            };
+            let attempt = match policy.attempt_timeout {
+                Some(limit) => tokio::time::timeout(limit, attempt).await.unwrap_or(Attempt::Retry(None)),
+                None => attempt.await,
             };
             match attempt {
                 Attempt::Done(rejected) => {
@@ -191,16 +279,23 @@ impl Client {
                     tally.rejected.fetch_add(rejected.min(items), Ordering::Relaxed);
                     return;
                 }
-                Attempt::Retry(_) if give_up_at.is_some_and(|t| std::time::Instant::now() >= t) => {
-                    if let Ok(mut first) = tally.first_failure.lock() {
-                        first.get_or_insert("still refused when the run ended".into());
-                    }
-                    break;
-                }
                 Attempt::Retry(asked) => {
+                    let wait = policy.delay(&mut backoff, asked, &mut rng);
+                    let now = std::time::Instant::now();
+                    let past_run = give_up_at.is_some_and(|t| now >= t);
+                    let past_window = policy.max_elapsed.is_some_and(|w| now + wait > first + w);
+                    if past_run || past_window {
+                        if let Ok(mut first) = tally.first_failure.lock() {
+                            first.get_or_insert(if past_run {
+                                "still refused when the run ended".into()
+                            } else {
+                                "still refused at the end of the retry window".into()
+                            });
+                        }
+                        break;
+                    }
                     tally.refusals.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(asked.unwrap_or(backoff).min(Duration::from_secs(10))).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    tokio::time::sleep(wait).await;
                 }
                 Attempt::Fail(why) => {
                     if let Ok(mut first) = tally.first_failure.lock() {
@@ -320,6 +415,34 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("client error")]
     struct Wrapped(#[source] std::io::Error);
+
+    #[test]
+    fn the_collectors_backoff_grows_spreads_and_honours_the_servers_delay() {
+        let policy = RetryPolicy::COLLECTOR;
+        let (mut backoff, mut rng) = (policy.initial, crate::rng::Rng::new(7));
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            let before = backoff.as_secs_f64();
+            let wait = policy.delay(&mut backoff, None, &mut rng).as_secs_f64();
+            assert!((before * 0.5..=before * 1.5).contains(&wait), "{wait} s from a {before} s backoff");
+            waits.push(wait);
+        }
+        assert_eq!(backoff, Duration::from_secs(30), "grows by 1.5 up to 30 s");
+        assert!(waits.windows(2).any(|w| w[0] != w[1]), "drawn, not fixed: {waits:?}");
+        let asked = Duration::from_secs(60);
+        assert_eq!(policy.delay(&mut backoff, Some(asked), &mut rng), asked, "a longer Retry-After is waited");
+        let short = policy.delay(&mut backoff, Some(Duration::from_secs(1)), &mut rng);
+        assert!(short >= Duration::from_secs(15), "a shorter one does not cut the backoff: {short:?}");
+    }
+
+    #[test]
+    fn the_eager_policy_takes_the_servers_delay_as_given() {
+        let policy = RetryPolicy::EAGER;
+        let (mut backoff, mut rng) = (policy.initial, crate::rng::Rng::new(7));
+        assert_eq!(policy.delay(&mut backoff, None, &mut rng), Duration::from_millis(50));
+        assert_eq!(policy.delay(&mut backoff, Some(Duration::from_secs(1)), &mut rng), Duration::from_secs(1));
+        assert_eq!(policy.delay(&mut backoff, Some(Duration::from_secs(99)), &mut rng), Duration::from_secs(10));
+    }
 
     #[test]
     fn an_error_reads_with_its_causes() {

@@ -101,7 +101,7 @@ async fn overload_stays_under_the_memory_limit_and_loses_nothing() {
     let mut fresh = Generator::new(Signal::Traces, 12, 1);
     let payload = fresh.payload(common::now_nanos());
     let mut once = client.clone();
-    once.max_retries = 0;
+    once.retry.max_retries = 0;
     common::eventually("ingest accepted again", || {
         let (once, payload) = (once.clone(), &payload);
         async move {
