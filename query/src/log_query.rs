@@ -8,11 +8,13 @@
 //! severity>=WARN  level:error   severity by name (TRACE…FATAL, INFO2…) or number (1–24)
 //! attributes.http.status_code:500   a log attribute; resource.k8s.pod.name:x a resource one;
 //! http.method:GET               any other name: a log or resource attribute
+//! attributes.http.status_code>=500  duration_ms>250   a numeric attribute compared (> >= < <=)
+//! http.route:/api/*  user:a?c   a value by pattern: * any characters, ? one (quote for literal ones)
 //! a b   a AND b   a OR b   NOT a   -a   ( … )
 //! ```
 //! Words join with AND unless OR is written; AND binds tighter than OR.
 
-use sightline_storage::logs::{LogExpr, Target};
+use sightline_storage::logs::{Cmp, LogExpr, Target};
 
 /// A query the parser refused: what is wrong, and where (in characters).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -279,9 +281,6 @@ fn field_condition(
         };
         return Ok(LogExpr::Severity { min, max });
     }
-    if op != Op::Eq {
-        return fail(at, format!("comparisons work on severity only; '{name}' matches a value with ':'"));
-    }
     let (target, raw) = match lower.as_str() {
         "body" | "message" | "msg" => (Target::Body, false),
         "service" | "service.name" | "service_name" => (Target::Service, true),
@@ -296,6 +295,22 @@ fn field_condition(
             _ => (Target::AnyAttribute(name.to_owned()), false),
         },
     };
+    let attribute = matches!(target, Target::Attribute(_) | Target::Resource(_) | Target::AnyAttribute(_));
+    if op != Op::Eq {
+        if !attribute {
+            return fail(at, format!("comparisons work on severity and attributes; '{name}' matches a value with ':'"));
+        }
+        let Some(number) = value.parse::<f64>().ok().filter(|n| n.is_finite()) else {
+            return fail(value_at, format!("'{value}' is not a number to compare '{name}' with"));
+        };
+        let cmp = match op {
+            Op::Gt => Cmp::Gt,
+            Op::Ge => Cmp::Ge,
+            Op::Lt => Cmp::Lt,
+            _ => Cmp::Le,
+        };
+        return Ok(LogExpr::Compare { target, cmp, value: number });
+    }
     if target == Target::Body {
         return if quoted {
             Ok(LogExpr::Text { target, value: value.to_owned(), prefix: false })
@@ -303,15 +318,16 @@ fn field_condition(
             body_word(value, value_at)
         };
     }
-    let (value, prefix) = match value.strip_suffix('*').filter(|_| !quoted) {
-        Some(v) if raw && !v.is_empty() => (v, true),
-        Some(_) => {
-            return fail(
-                value_at,
-                format!("'{name}' takes whole values; prefixes work on the body and on service, host, scope …"),
-            );
-        }
-        None => (value, false),
+    let wild = !quoted && value.contains(['*', '?']);
+    if wild && target == Target::TraceId {
+        return fail(value_at, format!("'{name}' takes 32 hex digits"));
+    }
+    let trailing_star_only = value.strip_suffix('*').filter(|v| !v.is_empty() && !v.contains(['*', '?']));
+    let (value, prefix) = match trailing_star_only {
+        // A raw field's prefix reads the term dictionary's range directly.
+        Some(v) if wild && raw => (v, true),
+        _ if wild => return Ok(LogExpr::Wildcard { target, pattern: value.to_owned() }),
+        _ => (value, false),
     };
     if target == Target::TraceId && (prefix || value.len() != 32 || !value.chars().all(|c| c.is_ascii_hexdigit())) {
         return fail(value_at, format!("'{name}' takes 32 hex digits"));
@@ -417,6 +433,44 @@ mod tests {
     }
 
     #[test]
+    fn numeric_comparisons_and_value_patterns() {
+        let attr = |k: &str| Target::Attribute(k.into());
+        assert_eq!(
+            parse("attributes.http.status_code>=500").expect("ge"),
+            LogExpr::Compare { target: attr("http.status_code"), cmp: Cmp::Ge, value: 500.0 }
+        );
+        assert_eq!(
+            parse("duration_ms>250").expect("gt"),
+            LogExpr::Compare { target: Target::AnyAttribute("duration_ms".into()), cmp: Cmp::Gt, value: 250.0 }
+        );
+        assert_eq!(
+            parse("resource.cpu.load:<0.5").expect("lt"),
+            LogExpr::Compare { target: Target::Resource("cpu.load".into()), cmp: Cmp::Lt, value: 0.5 }
+        );
+        assert_eq!(
+            parse("size<=-1e3").expect("le"),
+            LogExpr::Compare { target: Target::AnyAttribute("size".into()), cmp: Cmp::Le, value: -1000.0 }
+        );
+        assert_eq!(
+            parse("attributes.http.route:/api/*").expect("attribute prefix"),
+            LogExpr::Wildcard { target: attr("http.route"), pattern: "/api/*".into() }
+        );
+        assert_eq!(
+            parse("user:a?c*").expect("wildcard"),
+            LogExpr::Wildcard { target: Target::AnyAttribute("user".into()), pattern: "a?c*".into() }
+        );
+        assert_eq!(
+            parse("service:check*").expect("raw prefix"),
+            LogExpr::Text { target: Target::Service, value: "check".into(), prefix: true }
+        );
+        assert_eq!(
+            parse("host:web-?-eu").expect("raw wildcard"),
+            LogExpr::Wildcard { target: Target::Host, pattern: "web-?-eu".into() }
+        );
+        assert_eq!(parse(r#"url:"/a?b=*""#).expect("quoted"), field(Target::AnyAttribute("url".into()), "/a?b=*"));
+    }
+
+    #[test]
     fn errors_say_what_and_where() {
         let err = |q| parse(q).expect_err(q);
         assert_eq!(err(r#"a "open"#), ParseError { message: "unterminated quote".into(), position: 2 });
@@ -428,7 +482,11 @@ mod tests {
         assert_eq!(sev.position, 20);
         assert!(sev.message.contains("unknown severity 'LOUD'"), "{}", sev.message);
         assert_eq!(err("service:").position, 8);
-        assert!(err("duration>5").message.contains("severity only"));
+        assert!(err("service>5").message.contains("comparisons work on severity and attributes"));
+        let nan = err("attributes.code>=high");
+        assert_eq!(nan.position, 17);
+        assert!(nan.message.contains("'high' is not a number"), "{}", nan.message);
+        assert_eq!(err("trace_id:0af7*").position, 9);
         assert_eq!(err("trace_id:xyz").position, 9);
         assert_eq!(err("a --- b").position, 2);
         assert_eq!(err("ti*me").position, 0);

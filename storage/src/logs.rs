@@ -10,9 +10,11 @@ mod store;
 mod tokenizer;
 
 #[cfg(test)]
+mod compare_tests;
+#[cfg(test)]
 mod tests;
 
 pub use collect::{SortKey, TimeRange, TopField};
-pub use query::{LogExpr, Target, body_words};
+pub use query::{Cmp, LogExpr, Target, body_words};
 pub use search::{LogHit, LogSearch};
 pub use store::{LogStore, LogStoreConfig};

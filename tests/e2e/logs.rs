@@ -1,6 +1,7 @@
 //! End-to-end log search through the HTTP API of a real server: lines sent
 //! over OTLP/HTTP are found by the query language, paged with cursors,
-//! counted over time and by service, linked to their trace; bad queries get
+//! counted over time and by service, linked to their trace; attributes
+//! compared with numbers and matched by patterns; bad queries get
 //! 400 with the parser's message and position.
 
 use sightline_testkit as common;
@@ -38,7 +39,7 @@ async fn logs_are_searched_counted_paged_and_linked_to_traces() {
         }
         if n == 2 {
             req.resource_logs[0].resource.as_mut().expect("resource").attributes =
-                vec![string_kv("service.name", "other-service")];
+                vec![string_kv("service.name", "other-service"), string_kv("k8s.pod.name", "web-7f9-eu")];
             req.resource_logs[0].scope_logs[0].log_records[0].severity_number = 17;
         }
         assert_eq!(post("/v1/logs", req.encode_to_vec()).await.expect("POST").status(), 200);
@@ -73,6 +74,13 @@ async fn logs_are_searched_counted_paged_and_linked_to_traces() {
     assert_eq!(count("line:4 OR line:5").await, 6);
     assert_eq!(count("serv*").await, 0);
     assert_eq!(count("trace_id:abababababababab0000000000000007").await, 10);
+    // Numeric comparisons on attributes, and value patterns.
+    assert_eq!(count("line>=7").await, 9);
+    assert_eq!(count("attributes.line<2 attributes.request>0.5").await, 4);
+    assert_eq!(count("line:>=8 OR request<=0").await, 14);
+    assert_eq!(count("k8s.pod.name:web-???-eu").await, 10);
+    assert_eq!(count("resource.k8s.pod.name:web-*").await, 10);
+    assert_eq!(count("k8s.pod.name:web-?-eu").await, 0);
 
     // Highlights mark the matched words.
     let (_, one) = get(&client, api(&format!("/api/logs?{range}&limit=1&query=%22line%209%22"))).await;

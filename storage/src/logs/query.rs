@@ -6,7 +6,8 @@ use std::ops::Bound;
 
 use tantivy::Term;
 use tantivy::query::{
-    AllQuery, BooleanQuery, EmptyQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query, RangeQuery, TermQuery,
+    AllQuery, BooleanQuery, EmptyQuery, InvertedIndexRangeQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query,
+    RangeQuery, RegexQuery, TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TokenStream;
@@ -48,9 +49,42 @@ pub enum LogExpr {
         min: u8,
         max: u8,
     },
+    /// A numeric attribute (integer or double) compared with a number.
+    Compare {
+        target: Target,
+        cmp: Cmp,
+        value: f64,
+    },
+    /// A whole raw field or attribute value matching a pattern where `*`
+    /// stands for any characters and `?` for one.
+    Wildcard {
+        target: Target,
+        pattern: String,
+    },
     And(Vec<LogExpr>),
     Or(Vec<LogExpr>),
     Not(Box<LogExpr>),
+}
+
+/// How a numeric condition compares its value with the query's number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cmp {
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+impl Cmp {
+    /// Whether `x` satisfies `x <cmp> bound` (the brute-force reference).
+    pub fn holds(self, x: f64, bound: f64) -> bool {
+        match self {
+            Cmp::Gt => x > bound,
+            Cmp::Ge => x >= bound,
+            Cmp::Lt => x < bound,
+            Cmp::Le => x <= bound,
+        }
+    }
 }
 
 /// Words of a text as the body field indexes them.
@@ -77,6 +111,10 @@ impl LogExpr {
                 Bound::Included(Term::from_field_u64(f.severity, u64::from(*max))),
             )),
             LogExpr::Text { target, value, prefix } => text_query(f, target, value, *prefix),
+            LogExpr::Compare { target, cmp, value } => {
+                per_attribute_field(f, target, |field, key| numeric_range(field, key, *cmp, *value))
+            }
+            LogExpr::Wildcard { target, pattern } => wildcard_query(f, target, pattern),
             LogExpr::And(items) => Box::new(BooleanQuery::new(
                 items
                     .iter()
@@ -146,13 +184,156 @@ fn text_query(f: &LogFields, target: &Target, value: &str, prefix: bool) -> Box<
         },
         Target::EventName => raw(f.event_name, value),
         Target::SeverityText => raw(f.severity_text, value),
-        Target::Attribute(key) => json_query(f.attributes, key, value),
-        Target::Resource(key) => json_query(f.resource, key, value),
-        Target::AnyAttribute(key) => Box::new(BooleanQuery::new(vec![
-            (Occur::Should, json_query(f.attributes, key, value)),
-            (Occur::Should, json_query(f.resource, key, value)),
-        ])),
+        Target::Attribute(_) | Target::Resource(_) | Target::AnyAttribute(_) => {
+            per_attribute_field(f, target, |field, key| json_query(field, key, value))
+        }
     }
+}
+
+/// The query `each` builds for an attribute target's JSON field, or for
+/// both fields (either may hold the key); nothing for other targets.
+fn per_attribute_field(f: &LogFields, target: &Target, each: impl Fn(Field, &str) -> Box<dyn Query>) -> Box<dyn Query> {
+    match target {
+        Target::Attribute(key) => each(f.attributes, key),
+        Target::Resource(key) => each(f.resource, key),
+        Target::AnyAttribute(key) => Box::new(BooleanQuery::new(vec![
+            (Occur::Should, each(f.attributes, key)),
+            (Occur::Should, each(f.resource, key)),
+        ])),
+        _ => Box::new(EmptyQuery),
+    }
+}
+
+/// The raw field a target names, for targets kept as one raw value.
+fn raw_field(f: &LogFields, target: &Target) -> Option<Field> {
+    match target {
+        Target::Service => Some(f.service),
+        Target::Host => Some(f.host),
+        Target::Scope => Some(f.scope),
+        Target::EventName => Some(f.event_name),
+        Target::SeverityText => Some(f.severity_text),
+        _ => None,
+    }
+}
+
+/// A numeric attribute compared with `bound`: ranges over the path's
+/// double, signed and unsigned integer terms in the term dictionary, each
+/// closed inside the path so that no other key's terms are read.
+fn numeric_range(field: Field, key: &str, cmp: Cmp, bound: f64) -> Box<dyn Query> {
+    let term = |append: &dyn Fn(&mut Term)| {
+        let mut t = Term::from_field_json_path(field, key, true);
+        append(&mut t);
+        t
+    };
+    let double = |v: f64| term(&|t| t.append_type_and_fast_value(v));
+    let (lo, hi) = match cmp {
+        Cmp::Gt => (Bound::Excluded(double(bound)), Bound::Included(double(f64::INFINITY))),
+        Cmp::Ge => (Bound::Included(double(bound)), Bound::Included(double(f64::INFINITY))),
+        Cmp::Lt => (Bound::Included(double(f64::NEG_INFINITY)), Bound::Excluded(double(bound))),
+        Cmp::Le => (Bound::Included(double(f64::NEG_INFINITY)), Bound::Included(double(bound))),
+    };
+    let mut ranges: Vec<(Occur, Box<dyn Query>)> =
+        vec![(Occur::Should, Box::new(InvertedIndexRangeQuery::new(lo, hi)))];
+    let closed = |lo: Term, hi: Term| -> Box<dyn Query> {
+        Box::new(InvertedIndexRangeQuery::new(Bound::Included(lo), Bound::Included(hi)))
+    };
+    let integers = integer_range(cmp, bound);
+    if let Some((lo, hi)) = integers.and_then(within::<i64>) {
+        let (lo, hi) = (term(&|t| t.append_type_and_fast_value(lo)), term(&|t| t.append_type_and_fast_value(hi)));
+        ranges.push((Occur::Should, closed(lo, hi)));
+    }
+    if let Some((lo, hi)) = integers.and_then(within::<u64>) {
+        let (lo, hi) = (term(&|t| t.append_type_and_fast_value(lo)), term(&|t| t.append_type_and_fast_value(hi)));
+        ranges.push((Occur::Should, closed(lo, hi)));
+    }
+    Box::new(BooleanQuery::new(ranges))
+}
+
+/// The integers `x` with `x <cmp> bound` as an inclusive range (`i128`
+/// holds every `i64` and `u64`); `None` for a NaN bound.
+fn integer_range(cmp: Cmp, bound: f64) -> Option<(i128, i128)> {
+    if bound.is_nan() {
+        return None;
+    }
+    // Float-to-integer casts saturate, so infinite bounds need no case.
+    Some(match cmp {
+        Cmp::Gt => ((bound.floor() as i128).saturating_add(1), i128::MAX),
+        Cmp::Ge => (bound.ceil() as i128, i128::MAX),
+        Cmp::Lt => (i128::MIN, (bound.ceil() as i128).saturating_sub(1)),
+        Cmp::Le => (i128::MIN, bound.floor() as i128),
+    })
+}
+
+/// The part of an integer range that type `T` can hold, if any.
+fn within<T: TryFrom<i128> + num_bounds::Bounded>((lo, hi): (i128, i128)) -> Option<(T, T)> {
+    let (lo, hi) = (lo.max(T::MIN_I128), hi.min(T::MAX_I128));
+    if lo > hi {
+        return None;
+    }
+    Some((T::try_from(lo).ok()?, T::try_from(hi).ok()?))
+}
+
+mod num_bounds {
+    /// An integer type's range, widened.
+    pub trait Bounded {
+        const MIN_I128: i128;
+        const MAX_I128: i128;
+    }
+    impl Bounded for i64 {
+        const MIN_I128: i128 = i64::MIN as i128;
+        const MAX_I128: i128 = i64::MAX as i128;
+    }
+    impl Bounded for u64 {
+        const MIN_I128: i128 = 0;
+        const MAX_I128: i128 = u64::MAX as i128;
+    }
+}
+
+/// A whole value matching a `*`/`?` pattern: a regular expression over
+/// the raw field's terms, or over the JSON path's text terms (the path's
+/// bytes, escaped, before the value's pattern).
+fn wildcard_query(f: &LogFields, target: &Target, pattern: &str) -> Box<dyn Query> {
+    let value = wildcard_regex(pattern);
+    if let Some(field) = raw_field(f, target) {
+        return RegexQuery::from_pattern(&value, field).map_or(Box::new(EmptyQuery), |q| Box::new(q));
+    }
+    per_attribute_field(f, target, |field, key| {
+        let mut path = Term::from_field_json_path(field, key, true);
+        path.append_type_and_str("");
+        let Ok(prefix) = std::str::from_utf8(path.serialized_value_bytes()) else { return Box::new(EmptyQuery) };
+        let regex = format!("{}{value}", escape_regex(prefix));
+        RegexQuery::from_pattern(&regex, field).map_or(Box::new(EmptyQuery), |q| Box::new(q))
+    })
+}
+
+/// A `*`/`?` pattern as a regular expression over the whole value.
+pub fn wildcard_regex(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() * 2);
+    for c in pattern.chars() {
+        match c {
+            '*' => out.push_str(".*"),
+            '?' => out.push('.'),
+            c => out.push_str(&escape_regex(c.encode_utf8(&mut [0; 4]))),
+        }
+    }
+    out
+}
+
+/// Escapes the regular expression syntax in `text`, and writes control
+/// characters (a JSON path's separators) as `\xNN`.
+fn escape_regex(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    for c in text.chars() {
+        if c.is_ascii_control() {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            if "\\.+*?()|[]{}^$#&-~".contains(c) {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn prefix_query(terms: Vec<Term>) -> Box<dyn Query> {
@@ -176,8 +357,12 @@ fn json_query(field: Field, key: &str, value: &str) -> Box<dyn Query> {
     } else if let Ok(d) = value.parse::<f64>()
         && d.is_finite()
     {
+        // The index keeps a whole double as an integer (tantivy's canonical form).
         let mut t = path.clone();
-        t.append_type_and_fast_value(d);
+        match within::<i64>((d as i128, d as i128)).filter(|_| d.fract() == 0.0) {
+            Some((i, _)) => t.append_type_and_fast_value(i),
+            None => t.append_type_and_fast_value(d),
+        }
         terms.push(t);
     } else if let Ok(b) = value.parse::<bool>() {
         let mut t = path.clone();

@@ -9,11 +9,11 @@ const DAY: i64 = 24 * 3600 * 1_000_000_000;
 /// 2026-11-20T00:00:00Z, a partition boundary.
 const T0: i64 = 1_763_596_800 * 1_000_000_000;
 
-fn tenant(name: &str) -> Tenant {
+pub(super) fn tenant(name: &str) -> Tenant {
     Tenant::new(name).expect("tenant")
 }
 
-fn record(ts: i64, service: &str, severity: u8, body: &str, attrs: &[(&str, AttrValue)]) -> LogRecord {
+pub(super) fn record(ts: i64, service: &str, severity: u8, body: &str, attrs: &[(&str, AttrValue)]) -> LogRecord {
     LogRecord {
         time_unix_nano: ts as u64,
         observed_unix_nano: ts as u64,
@@ -32,7 +32,7 @@ fn record(ts: i64, service: &str, severity: u8, body: &str, attrs: &[(&str, Attr
     }
 }
 
-fn config(dir: &std::path::Path) -> LogStoreConfig {
+pub(super) fn config(dir: &std::path::Path) -> LogStoreConfig {
     let mut c = LogStoreConfig::new(dir.join("logs"));
     c.commit_interval = Duration::from_secs(3600);
     c.retention = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -44,12 +44,12 @@ fn all_time() -> TimeRange {
     TimeRange { start: 0, end: i64::MAX }
 }
 
-fn search(store: &LogStore, t: &Tenant, expr: LogExpr, limit: usize) -> Vec<LogHit> {
+pub(super) fn search(store: &LogStore, t: &Tenant, expr: LogExpr, limit: usize) -> Vec<LogHit> {
     let s = LogSearch { tenant: t.clone(), expr, range: all_time(), limit, newest_first: true, after: None };
     store.search(&s, None).expect("search")
 }
 
-fn bodies(hits: &[LogHit]) -> Vec<String> {
+pub(super) fn bodies(hits: &[LogHit]) -> Vec<String> {
     hits.iter().map(|h| h.record.body.to_text()).collect()
 }
 
