@@ -168,7 +168,7 @@ impl Query for LogQuery<'_> {
         let count = parse(expr)?;
         let ns = |ms: i64| ms.saturating_mul(1_000_000);
         let range = TimeRange { start: ns(t - count.range_ms) + 1, end: ns(t) };
-        let mut points = match count.by {
+        let mut points = match &count.by {
             None => {
                 let step = range.end - range.start + 1;
                 let buckets = self
@@ -180,12 +180,12 @@ impl Query for LogQuery<'_> {
             Some(field) => {
                 let top = self
                     .store
-                    .top_values(self.tenant, &count.query, range, field, usize::MAX, self.deadline)
+                    .top_values(self.tenant, &count.query, range, field.clone(), usize::MAX, self.deadline)
                     .map_err(|e| e.to_string())?;
                 // Severities by name (`ERROR` covers 17–20), as the log API counts them.
                 let mut by_value: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
                 for (value, n) in top {
-                    let value = if field == TopField::Severity {
+                    let value = if *field == TopField::Severity {
                         severity_name(value.parse().unwrap_or(0)).to_owned()
                     } else {
                         value

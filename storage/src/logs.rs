@@ -2,6 +2,7 @@
 //! commits, retention by whole partitions, and search over them.
 
 mod collect;
+mod key_values;
 mod partition;
 mod query;
 mod schema;

@@ -115,6 +115,22 @@ async fn logs_are_searched_counted_paged_and_linked_to_traces() {
         top["values"],
         serde_json::json!([{"value": "crash-test", "count": 20}, {"value": "other-service", "count": 10}])
     );
+    // Top values of any attribute, of the lines a query finds.
+    let (_, lines) = get(&client, api(&format!("/api/logs/top?{range}&field=line&limit=3"))).await;
+    assert_eq!(
+        lines["values"],
+        serde_json::json!([{"value": "0", "count": 3}, {"value": "1", "count": 3}, {"value": "2", "count": 3}])
+    );
+    let url = api(&format!("/api/logs/top?{range}&field=attributes.request&query={}", urlencode("line>=5")));
+    let (_, requests) = get(&client, url).await;
+    assert_eq!(
+        requests["values"],
+        serde_json::json!([{"value": "0", "count": 5}, {"value": "1", "count": 5}, {"value": "2", "count": 5}])
+    );
+    let (_, pods) = get(&client, api(&format!("/api/logs/top?{range}&field=resource.k8s.pod.name"))).await;
+    assert_eq!(pods["values"], serde_json::json!([{"value": "web-7f9-eu", "count": 10}]));
+    let (status, bad) = get(&client, api(&format!("/api/logs/top?{range}&field=a%20b"))).await;
+    assert_eq!(status, 400, "{bad}");
     let (_, sev) = get(&client, api(&format!("/api/logs/top?{range}&field=severity"))).await;
     assert_eq!(sev["values"], serde_json::json!([{"value": "INFO", "count": 29}, {"value": "ERROR", "count": 1}]));
 

@@ -132,7 +132,8 @@ struct TopParams {
     query: Option<String>,
     start: Option<String>,
     end: Option<String>,
-    /// `service` (default), `host` or `severity`.
+    /// `service` (default), `host`, `severity`, or an attribute:
+    /// `attributes.k`, `resource.k`, or any other name for either.
     field: Option<String>,
     limit: Option<usize>,
 }
@@ -141,19 +142,13 @@ async fn top(State(state): State<QueryState>, headers: HeaderMap, Query(p): Quer
     let tenant = state.tenant(&headers)?;
     let expr = parse::parse(p.query.as_deref().unwrap_or_default())?;
     let range = nanos_range(&state, p.start.as_deref(), p.end.as_deref())?;
-    let field = match p.field.as_deref() {
-        None | Some("service") => TopField::Service,
-        Some("host") => TopField::Host,
-        Some("severity") => TopField::Severity,
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!("field: {other:?} is not service, host or severity")));
-        }
-    };
+    let field = top_field(p.field.as_deref().unwrap_or("service"))?;
+    let severity = field == TopField::Severity;
     let limit = params::limit("limit", p.limit, 10)?;
     let logs = state.logs.clone();
     let mut values =
         state.read_logs(move |deadline| logs.top_values(&tenant, &expr, range, field, usize::MAX, deadline)).await?;
-    if field == TopField::Severity {
+    if severity {
         // Numbers into their names: 17–20 are all ERROR.
         let mut by_name = std::collections::BTreeMap::<&str, u64>::new();
         for (n, c) in &values {
@@ -165,6 +160,27 @@ async fn top(State(state): State<QueryState>, headers: HeaderMap, Query(p): Quer
     values.truncate(limit);
     let values = values.into_iter().map(|(value, count)| model::TopValue { value, count }).collect();
     Ok(Json(model::Top { field: p.field.as_deref().unwrap_or("service"), values }).into_response())
+}
+
+/// The field a top-values request counts by, named as in queries.
+fn top_field(name: &str) -> Result<TopField, ApiError> {
+    let bad = || ApiError::BadRequest(format!("field: {name:?} is not service, host, severity or an attribute name"));
+    Ok(match name {
+        "service" | "service.name" => TopField::Service,
+        "host" | "host.name" => TopField::Host,
+        "severity" | "level" => TopField::Severity,
+        // Fields of the query language that are not attributes.
+        "" | "body" | "message" | "msg" | "trace_id" | "traceid" | "trace" | "scope" | "event" | "event_name"
+        | "severity_text" => return Err(bad()),
+        _ => match name.split_once('.') {
+            Some(("attributes" | "attr", key)) if !key.is_empty() => TopField::Attribute(Target::Attribute(key.into())),
+            Some(("resource", key)) if !key.is_empty() => TopField::Attribute(Target::Resource(key.into())),
+            _ if name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | '@' | '/')) => {
+                TopField::Attribute(Target::AnyAttribute(name.into()))
+            }
+            _ => return Err(bad()),
+        },
+    })
 }
 
 #[derive(Deserialize)]

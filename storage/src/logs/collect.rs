@@ -13,6 +13,9 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{ColumnValues, StrColumn};
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
+use super::key_values::KeyValues;
+use super::query::Target;
+
 /// Where a record sits in the order of a search: its timestamp, then its
 /// WAL position for records with equal timestamps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -201,12 +204,15 @@ impl SegmentCollector for HistogramSegment {
 }
 
 /// A field whose values can be counted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum TopField {
     Service,
     Host,
     /// Severity numbers, reported by the caller as names.
     Severity,
+    /// An attribute's values: a log record's, a resource's, or either
+    /// ([`Target::Attribute`], [`Target::Resource`], [`Target::AnyAttribute`]).
+    Attribute(Target),
 }
 
 /// Matching documents counted per value of a field.
@@ -218,6 +224,7 @@ pub struct TopValues {
 
 enum Values {
     Text(StrColumn, Vec<u64>),
+    Key(KeyValues, Vec<u64>),
     Number(Arc<dyn ColumnValues<u64>>, HashMap<u64, u64>),
     Missing,
 }
@@ -234,8 +241,13 @@ impl Collector for TopValues {
 
     fn for_segment(&self, _: SegmentOrdinal, segment: &SegmentReader) -> tantivy::Result<TopValuesSegment> {
         let fast = segment.fast_fields();
-        let values = match self.field {
+        let values = match &self.field {
             TopField::Severity => Values::Number(fast.column_first_or_default::<u64>("severity")?, HashMap::new()),
+            TopField::Attribute(target) => {
+                let values = KeyValues::read(segment, target)?;
+                let n = values.names.len();
+                Values::Key(values, vec![0; n])
+            }
             TopField::Service | TopField::Host => {
                 let name = if self.field == TopField::Service { "service" } else { "host" };
                 match fast.str(name)? {
@@ -279,6 +291,7 @@ impl SegmentCollector for TopValuesSegment {
                 }
             }
             Values::Number(col, counts) => *counts.entry(col.get_val(doc)).or_default() += 1,
+            Values::Key(values, counts) => values.for_each(doc, |ord| counts[ord as usize] += 1),
             Values::Missing => {}
         }
     }
@@ -297,6 +310,7 @@ impl SegmentCollector for TopValuesSegment {
                 out
             }
             Values::Number(_, counts) => counts.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            Values::Key(values, counts) => values.names.into_iter().zip(counts).filter(|(_, n)| *n > 0).collect(),
             Values::Missing => HashMap::new(),
         }
     }

@@ -86,16 +86,22 @@ fn expected(r: &crate::model::LogRecord, expr: &LogExpr) -> bool {
     }
 }
 
+/// A store holding `n` lines for tenant `a` in four commits (segments),
+/// over two daily partitions, and the lines.
+fn stored(dir: &std::path::Path, n: i64) -> (LogStore, Vec<crate::model::LogRecord>) {
+    let store = LogStore::open(config(dir), None).expect("open");
+    let lines: Vec<_> = (0..n).map(line).collect();
+    for (seq, chunk) in lines.chunks(n as usize / 4).enumerate() {
+        store.consume(Batch { tenant: tenant("a"), wal_seq: seq as u64 + 1, items: chunk.to_vec() }).expect("consume");
+        store.commit_blocking().expect("commit");
+    }
+    (store, lines)
+}
+
 #[test]
 fn comparisons_and_patterns_find_what_a_scan_finds() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = LogStore::open(config(dir.path()), None).expect("open");
-    let lines: Vec<_> = (0..800).map(line).collect();
-    for (n, chunk) in lines.chunks(200).enumerate() {
-        let batch = Batch { tenant: tenant("a"), wal_seq: n as u64 + 1, items: chunk.to_vec() };
-        store.consume(batch).expect("consume");
-        store.commit_blocking().expect("commit");
-    }
+    let (store, lines) = stored(dir.path(), 800);
     let attr = |k: &str| Target::Attribute(k.into());
     let cmp = |target: Target, cmp: Cmp, value: f64| LogExpr::Compare { target, cmp, value };
     let wild = |target: Target, p: &str| LogExpr::Wildcard { target, pattern: p.into() };
@@ -132,5 +138,47 @@ fn comparisons_and_patterns_find_what_a_scan_finds() {
             || matches!(&expr, LogExpr::Compare { target: Target::Resource(_), .. })
             || matches!(&expr, LogExpr::Compare { value, .. } if *value > 1e20);
         assert_eq!(want.is_empty(), finds_none, "{expr:?} finds {} lines", want.len());
+    }
+}
+
+#[test]
+fn top_values_of_any_attribute_count_what_a_scan_counts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, lines) = stored(dir.path(), 600);
+    let all = TimeRange { start: 0, end: i64::MAX };
+    let errors = LogExpr::Compare { target: Target::Attribute("status".into()), cmp: Cmp::Ge, value: 500.0 };
+    let table = [
+        (Target::Attribute("route".into()), LogExpr::All),
+        (Target::Attribute("route".into()), errors.clone()),
+        (Target::AnyAttribute("zone".into()), LogExpr::All),
+        (Target::Resource("zone".into()), errors),
+        (Target::AnyAttribute("status".into()), LogExpr::All),
+        (Target::Attribute("nothing".into()), LogExpr::All),
+    ];
+    for (target, expr) in table {
+        let mut got = store
+            .top_values(&tenant("a"), &expr, all, TopField::Attribute(target.clone()), usize::MAX, None)
+            .expect("top");
+        got.sort();
+        let mut want = std::collections::HashMap::<String, u64>::new();
+        for r in lines.iter().filter(|r| expr == LogExpr::All || expected(r, &expr)) {
+            let (key, own) = match &target {
+                Target::Attribute(k) => (k, Some(&r.attributes)),
+                Target::Resource(k) | Target::AnyAttribute(k) => (k, None),
+                _ => unreachable!(),
+            };
+            let find = |attrs: &Attributes| attrs.0.iter().find(|(name, _)| name == key).map(|(_, v)| v.to_text());
+            let value = match (own, &target) {
+                (Some(attrs), _) => find(attrs),
+                (None, Target::AnyAttribute(_)) => find(&r.attributes).or_else(|| find(&r.resource.attributes)),
+                (None, _) => find(&r.resource.attributes),
+            };
+            if let Some(v) = value {
+                *want.entry(v).or_default() += 1;
+            }
+        }
+        let mut want: Vec<_> = want.into_iter().collect();
+        want.sort();
+        assert_eq!(got, want, "{target:?} where {expr:?}");
     }
 }
