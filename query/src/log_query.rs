@@ -4,7 +4,7 @@
 //! timeout                       a word in the body (case-insensitive)
 //! "connection refused"          a phrase; so is an unquoted `/api/v1/orders`
 //! time*                         a word prefix
-//! service:checkout              a field; also host, scope, trace_id, event, severity_text
+//! service:checkout              a field; also host, scope, trace_id, span_id, event, severity_text
 //! severity>=WARN  level:error   severity by name (TRACE…FATAL, INFO2…) or number (1–24)
 //! attributes.http.status_code:500   a log attribute; resource.k8s.pod.name:x a resource one;
 //! http.method:GET               any other name: a log or resource attribute
@@ -287,6 +287,7 @@ fn field_condition(
         "host" | "host.name" => (Target::Host, true),
         "scope" => (Target::Scope, true),
         "trace_id" | "traceid" | "trace" => (Target::TraceId, true),
+        "span_id" | "spanid" | "span" => (Target::SpanId, true),
         "event" | "event_name" => (Target::EventName, true),
         "severity_text" => (Target::SeverityText, true),
         _ => match name.split_once('.') {
@@ -319,8 +320,13 @@ fn field_condition(
         };
     }
     let wild = !quoted && value.contains(['*', '?']);
-    if wild && target == Target::TraceId {
-        return fail(value_at, format!("'{name}' takes 32 hex digits"));
+    let id_digits = match target {
+        Target::TraceId => 32,
+        Target::SpanId => 16,
+        _ => 0,
+    };
+    if wild && id_digits > 0 {
+        return fail(value_at, format!("'{name}' takes {id_digits} hex digits"));
     }
     let trailing_star_only = value.strip_suffix('*').filter(|v| !v.is_empty() && !v.contains(['*', '?']));
     let (value, prefix) = match trailing_star_only {
@@ -329,8 +335,8 @@ fn field_condition(
         _ if wild => return Ok(LogExpr::Wildcard { target, pattern: value.to_owned() }),
         _ => (value, false),
     };
-    if target == Target::TraceId && (prefix || value.len() != 32 || !value.chars().all(|c| c.is_ascii_hexdigit())) {
-        return fail(value_at, format!("'{name}' takes 32 hex digits"));
+    if id_digits > 0 && (prefix || value.len() != id_digits || !value.chars().all(|c| c.is_ascii_hexdigit())) {
+        return fail(value_at, format!("'{name}' takes {id_digits} hex digits"));
     }
     Ok(LogExpr::Text { target, value: value.to_owned(), prefix })
 }
@@ -433,6 +439,12 @@ mod tests {
     }
 
     #[test]
+    fn span_ids() {
+        assert_eq!(parse("span_id:00F067AA0BA902B7").expect("span"), field(Target::SpanId, "00F067AA0BA902B7"));
+        assert_eq!(parse("span:00f067aa0ba902b7").expect("short"), field(Target::SpanId, "00f067aa0ba902b7"));
+    }
+
+    #[test]
     fn numeric_comparisons_and_value_patterns() {
         let attr = |k: &str| Target::Attribute(k.into());
         assert_eq!(
@@ -487,6 +499,7 @@ mod tests {
         assert_eq!(nan.position, 17);
         assert!(nan.message.contains("'high' is not a number"), "{}", nan.message);
         assert_eq!(err("trace_id:0af7*").position, 9);
+        assert!(err("span_id:0af7").message.contains("16 hex digits"));
         assert_eq!(err("trace_id:xyz").position, 9);
         assert_eq!(err("a --- b").position, 2);
         assert_eq!(err("ti*me").position, 0);

@@ -33,8 +33,9 @@ async fn logs_are_searched_counted_paged_and_linked_to_traces() {
     for n in 0..3u64 {
         let mut req = logs_request(n, 10, t0 + n * 60_000_000_000);
         if n == 0 {
-            for r in &mut req.resource_logs[0].scope_logs[0].log_records {
+            for (j, r) in req.resource_logs[0].scope_logs[0].log_records.iter_mut().enumerate() {
                 r.trace_id = common::otlp::trace_id(7);
+                r.span_id = vec![0, 0, 0, 0, 0, 0, 0xab, j as u8];
             }
         }
         if n == 2 {
@@ -74,6 +75,8 @@ async fn logs_are_searched_counted_paged_and_linked_to_traces() {
     assert_eq!(count("line:4 OR line:5").await, 6);
     assert_eq!(count("serv*").await, 0);
     assert_eq!(count("trace_id:abababababababab0000000000000007").await, 10);
+    assert_eq!(count("span_id:000000000000ab03").await, 1);
+    assert_eq!(count("span_id:000000000000AB03 OR span:000000000000ab04").await, 2);
     // Numeric comparisons on attributes, and value patterns.
     assert_eq!(count("line>=7").await, 9);
     assert_eq!(count("attributes.line<2 attributes.request>0.5").await, 4);

@@ -24,6 +24,8 @@ pub enum Target {
     Scope,
     /// 32 hex digits.
     TraceId,
+    /// 16 hex digits.
+    SpanId,
     EventName,
     SeverityText,
     /// A log record attribute, by its dotted key.
@@ -181,6 +183,12 @@ fn text_query(f: &LogFields, target: &Target, value: &str, prefix: bool) -> Box<
         Target::TraceId => match value.parse::<crate::model::TraceId>() {
             Ok(id) => Box::new(TermQuery::new(Term::from_field_bytes(f.trace_id, &id.0), IndexRecordOption::Basic)),
             Err(_) => Box::new(EmptyQuery),
+        },
+        Target::SpanId => match (f.span_id, value.parse::<crate::model::SpanId>()) {
+            (Some(field), Ok(id)) => {
+                Box::new(TermQuery::new(Term::from_field_bytes(field, &id.0), IndexRecordOption::Basic))
+            }
+            _ => Box::new(EmptyQuery),
         },
         Target::EventName => raw(f.event_name, value),
         Target::SeverityText => raw(f.severity_text, value),

@@ -37,9 +37,10 @@ pub struct LogFields {
     pub service: Field,
     pub host: Field,
     pub scope: Field,
-    /// Raw bytes. The span id is kept in the record, not indexed: a trace's
-    /// lines are found by trace id.
+    /// Raw bytes.
     pub trace_id: Field,
+    /// Raw bytes; `None` in partitions written before span ids were indexed.
+    pub span_id: Option<Field>,
     pub event_name: Field,
     pub body: Field,
     pub attributes: Field,
@@ -76,6 +77,7 @@ impl LogFields {
             scope: b.add_text_field("scope", raw()),
             // The 16 bytes, not 32 hex digits: half the terms' size.
             trace_id: b.add_bytes_field("trace_id", BytesOptions::default().set_indexed()),
+            span_id: Some(b.add_bytes_field("span_id", BytesOptions::default().set_indexed())),
             event_name: b.add_text_field("event_name", raw()),
             body: b.add_text_field("body", body),
             attributes: b.add_json_field("attributes", json()),
@@ -98,6 +100,7 @@ impl LogFields {
             host: f("host")?,
             scope: f("scope")?,
             trace_id: f("trace_id")?,
+            span_id: f("span_id").ok(),
             event_name: f("event_name")?,
             body: f("body")?,
             attributes: f("attributes")?,
@@ -125,6 +128,9 @@ impl LogFields {
         }
         if let Some(t) = &r.trace_id {
             d.add_bytes(self.trace_id, &t.0);
+        }
+        if let (Some(field), Some(s)) = (self.span_id, &r.span_id) {
+            d.add_bytes(field, &s.0);
         }
         if !r.event_name.is_empty() {
             d.add_text(self.event_name, &r.event_name);

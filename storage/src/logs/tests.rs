@@ -68,6 +68,7 @@ fn shop(dir: &std::path::Path) -> LogStore {
         &[("http.status_code", AttrValue::Int(502)), ("retry", AttrValue::Bool(true))],
     );
     traced.trace_id = Some("0af7651916cd43dd8448eb211c80319c".parse::<TraceId>().expect("trace id"));
+    traced.span_id = Some("00f067aa0ba902b7".parse().expect("span id"));
     let items = vec![
         record(
             T0 + 1,
@@ -114,6 +115,8 @@ fn finds_lines_by_text_phrase_field_severity_and_attribute() {
     assert_eq!(found(text(Target::AnyAttribute("retry".into()), "true")).len(), 1);
     assert_eq!(found(text(Target::Resource("host.name".into()), "payments-1")).len(), 1);
     assert_eq!(found(text(Target::TraceId, "0AF7651916CD43DD8448EB211C80319C")).len(), 1);
+    assert_eq!(found(text(Target::SpanId, "00F067AA0BA902B7")), ["payment failed: card_declined for order 42"]);
+    assert!(found(text(Target::SpanId, "00f067aa0ba902b8")).is_empty());
     let errors_not_checkout = LogExpr::And(vec![
         LogExpr::Severity { min: 17, max: 20 },
         LogExpr::Not(Box::new(text(Target::Service, "checkout"))),
@@ -306,4 +309,43 @@ fn a_scan_streams_every_match_oldest_first_across_segments_and_partitions() {
     let rest = scan(Some(first[3].0), usize::MAX);
     let rest: Vec<&str> = rest.iter().map(|(_, b)| b.as_str()).collect();
     assert_eq!(rest, want[4..].iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+/// A partition written before span ids were indexed (its schema has no
+/// `span_id` field) opens, answers every other query, and finds nothing by
+/// span id; new partitions beside it index span ids.
+#[test]
+fn a_partition_without_span_ids_opens_and_answers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path());
+    let (full, _) = super::schema::LogFields::schema();
+    let mut older = tantivy::schema::Schema::builder();
+    for (_, entry) in full.fields().filter(|(_, e)| e.name() != "span_id") {
+        older.add_field(entry.clone());
+    }
+    let older = older.build();
+    let day = cfg.dir.join(super::partition::Partition::dir_name(T0, T0 + DAY));
+    std::fs::create_dir_all(&day).expect("mkdir");
+    let index = tantivy::Index::create_in_dir(&day, older.clone()).expect("index");
+    super::schema::register_tokenizers(&index);
+    let fields = super::schema::LogFields::of(&older).expect("fields");
+    assert_eq!(fields.span_id, None);
+    let mut old = record(T0 + 1, "checkout", 9, "written by an older version", &[]);
+    old.span_id = Some("00f067aa0ba902b7".parse().expect("span id"));
+    let mut writer: tantivy::IndexWriter = index.writer(15_000_000).expect("writer");
+    writer.add_document(fields.document(&tenant("a"), 1, &old)).expect("add");
+    writer.commit().expect("commit");
+    drop(writer);
+
+    let store = LogStore::open(cfg, None).expect("open");
+    let mut new = record(T0 + DAY + 1, "checkout", 9, "written now", &[]);
+    new.span_id = old.span_id;
+    store.consume(Batch { tenant: tenant("a"), wal_seq: 2, items: vec![new] }).expect("consume");
+    store.commit_blocking().expect("commit");
+    let a = tenant("a");
+    assert_eq!(
+        bodies(&search(&store, &a, text(Target::Service, "checkout"), 10)),
+        ["written now", "written by an older version"]
+    );
+    assert_eq!(bodies(&search(&store, &a, text(Target::SpanId, "00f067aa0ba902b7"), 10)), ["written now"]);
 }
