@@ -9,7 +9,7 @@ use sightline_proto::otlp::{
     ExportTraceServiceResponse,
 };
 use sightline_proto::prometheus::WriteRequest;
-use sightline_storage::metrics::{Labels, METRIC_NAME, Point, Sample};
+use sightline_storage::metrics::{Exemplar, Labels, METRIC_NAME, Meta, Point, Sample};
 use sightline_storage::model::{LogRecord, Signal, Span};
 use sightline_storage::wal::Format;
 
@@ -280,21 +280,57 @@ impl SignalKind for RemoteWrite {
     }
 
     /// One point a sample (a refusal counts samples, as the client sent
-    /// them); the labels exactly as sent, shared by the series' samples.
+    /// them); the labels exactly as sent, shared by the series' samples;
+    /// the family's metadata when the request gave it, and the series'
+    /// exemplars with its last sample.
     fn convert(req: WriteRequest) -> Vec<Point> {
         let mut out = Vec::with_capacity(Self::count(&req) as usize);
+        let metadata: std::collections::HashMap<String, Meta> =
+            req.metadata.into_iter().map(|m| (m.metric_family_name.clone(), remote_meta(m))).collect();
         for ts in req.timeseries {
             let family = ts.labels.iter().find(|l| l.name == METRIC_NAME).map(|l| l.value.clone()).unwrap_or_default();
+            let meta = metadata.get(&family).cloned();
             let labels = Labels::new(ts.labels.into_iter().map(|l| (l.name, l.value)).collect());
+            let first = out.len();
             out.extend(ts.samples.iter().map(|s| Point {
                 family: family.clone(),
-                meta: None,
+                meta: meta.clone(),
                 samples: vec![Sample { labels: labels.clone(), t: (sample_nanos(s) / 1_000_000) as i64, v: s.value }],
                 delta: false,
                 exemplars: Vec::new(),
                 derived: false,
             }));
+            if let Some(last) = out.get_mut(first..).and_then(<[Point]>::last_mut) {
+                last.exemplars = ts.exemplars.iter().map(|e| (0, remote_exemplar(e))).collect();
+            }
         }
         out
+    }
+}
+
+/// A remote-write family's metadata as the metadata API reports it.
+fn remote_meta(m: sightline_proto::prometheus::MetricMetadata) -> Meta {
+    let kind = match m.r#type {
+        1 => "counter",
+        2 => "gauge",
+        3 => "histogram",
+        4 => "gaugehistogram",
+        5 => "summary",
+        6 => "info",
+        7 => "stateset",
+        _ => "unknown",
+    };
+    Meta { kind, help: m.help, unit: m.unit }
+}
+
+/// A remote-write exemplar: its trace and span from the labels OpenTelemetry
+/// and Prometheus clients write them in.
+fn remote_exemplar(e: &sightline_proto::prometheus::Exemplar) -> Exemplar {
+    let label = |names: &[&str]| e.labels.iter().find(|l| names.contains(&l.name.as_str())).map(|l| l.value.as_str());
+    Exemplar {
+        t: e.timestamp,
+        v: e.value,
+        trace_id: label(&["trace_id", "traceID", "traceId"]).and_then(|v| v.parse().ok()),
+        span_id: label(&["span_id", "spanID", "spanId"]).and_then(|v| v.parse().ok()),
     }
 }

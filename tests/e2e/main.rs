@@ -23,6 +23,7 @@ mod otlp_sdk;
 mod overload;
 mod promql_conformance;
 mod query_limits;
+mod remote_write_v2;
 mod rules;
 mod rules_conformance;
 mod shards;
