@@ -247,7 +247,7 @@ async fn run_signal(signal: Signal, items: u64, runs: usize, report: &mut Report
             ));
         }
         Signal::Logs => {
-            for q in ["timeout", "service:payments severity>=ERROR"] {
+            for q in ["timeout", "service:payments severity>=ERROR", "duration_ms>1500", "user.id:u-999*"] {
                 let url = reqwest::Url::parse_with_params(
                     &server.api("/api/logs"),
                     &[("query", q), ("limit", "100"), ("start", &start), ("end", &end)],

@@ -186,7 +186,8 @@ fn text_query(f: &LogFields, target: &Target, value: &str, prefix: bool) -> Box<
         },
         Target::SpanId => match (f.span_id, value.parse::<crate::model::SpanId>()) {
             (Some(field), Ok(id)) => {
-                Box::new(TermQuery::new(Term::from_field_bytes(field, &id.0), IndexRecordOption::Basic))
+                let id = Term::from_field_u64(field, u64::from_be_bytes(id.0));
+                Box::new(RangeQuery::new(Bound::Included(id.clone()), Bound::Included(id)))
             }
             _ => Box::new(EmptyQuery),
         },
