@@ -182,3 +182,50 @@ fn top_values_of_any_attribute_count_what_a_scan_counts() {
         assert_eq!(got, want, "{target:?} where {expr:?}");
     }
 }
+
+/// Searches read segments newest (oldest) first and skip those that
+/// cannot better what they found: segments whose times overlap, lie apart
+/// or nest answer as a sort of every line would.
+#[test]
+fn searches_over_overlapping_segments_answer_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = LogStore::open(config(dir.path()), None).expect("open");
+    // Six commits (segments), each of distinct times: (first, step, lines).
+    let shapes = [(0, 10, 20), (101, 10, 20), (53, 10, 10), (300, 7, 15), (12, 1, 5), (251, 3, 4)];
+    let mut all = Vec::new();
+    for (n, (first, step, count)) in shapes.into_iter().enumerate() {
+        let items: Vec<_> = (0..count)
+            .map(|i| {
+                let ts = T0 + first + i * step;
+                all.push(ts);
+                record(ts, "svc", if ts % 2 == 0 { 17 } else { 9 }, &format!("at {ts}"), &[])
+            })
+            .collect();
+        store.consume(Batch { tenant: tenant("a"), wal_seq: n as u64 + 1, items }).expect("consume");
+        store.commit_blocking().expect("commit");
+    }
+    let errors = LogExpr::Severity { min: 17, max: 24 };
+    for (expr, start, end) in
+        [(LogExpr::All, 0, i64::MAX), (LogExpr::All, T0 + 90, T0 + 260), (errors, T0 + 20, T0 + 320)]
+    {
+        for newest_first in [true, false] {
+            for limit in [1, 5, 17, 200] {
+                let range = TimeRange { start, end };
+                let s = LogSearch { tenant: tenant("a"), expr: expr.clone(), range, limit, newest_first, after: None };
+                let got: Vec<i64> = store.search(&s, None).expect("search").iter().map(|h| h.key.ts).collect();
+                let mut want: Vec<i64> = all
+                    .iter()
+                    .copied()
+                    .filter(|ts| (start..=end).contains(ts))
+                    .filter(|ts| expr == LogExpr::All || ts % 2 == 0)
+                    .collect();
+                want.sort_unstable();
+                if newest_first {
+                    want.reverse();
+                }
+                want.truncate(limit);
+                assert_eq!(got, want, "{expr:?} in {start}..={end}, newest first {newest_first}, limit {limit}");
+            }
+        }
+    }
+}

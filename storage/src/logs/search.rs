@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tantivy::collector::{Collector, Count};
+use tantivy::collector::{Collector, Count, SegmentCollector};
+use tantivy::query::EnableScoring;
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value};
-use tantivy::{Searcher, TantivyDocument, Term};
+use tantivy::{DocAddress, Searcher, SegmentOrdinal, TantivyDocument, Term};
 
 use super::collect::{Deadlined, Histogram, Newest, SortKey, TimeRange, TopField, TopValues};
 use super::partition::Partition;
@@ -58,21 +59,88 @@ fn check(deadline: Option<Instant>) -> Result<(), StorageError> {
     if deadline.is_some_and(|d| Instant::now() >= d) { Err(StorageError::Deadline) } else { Ok(()) }
 }
 
-/// Runs `collector` over one partition, stopped inside it at `deadline`.
+/// Runs `collector` over one partition, stopped inside it at `deadline`:
+/// over the segments whose lines can fall in `range` (a segment's oldest
+/// and newest line bound its timestamp column), in `order`, skipping a
+/// segment when `beaten` says the fruits so far cannot be bettered by
+/// lines between its bounds.
+fn collect_segments<C: Collector>(
+    p: &Partition,
+    searcher: &Searcher,
+    tenant: &Tenant,
+    expr: &LogExpr,
+    collector: C,
+    (range, newest_first, deadline): (TimeRange, bool, Option<Instant>),
+    beaten: impl Fn(&[<C::Child as SegmentCollector>::Fruit], i64, i64) -> bool,
+) -> Result<C::Fruit, StorageError> {
+    let deadlined = Deadlined::new(collector, deadline);
+    let run = || -> tantivy::Result<C::Fruit> {
+        let weight = tenant_query(p, tenant, expr).weight(EnableScoring::disabled_from_searcher(searcher))?;
+        let mut segments = Vec::new();
+        for (ord, reader) in searcher.segment_readers().iter().enumerate() {
+            if let Some(ts) = reader.fast_fields().column_opt::<i64>("timestamp")? {
+                let (oldest, newest) = (ts.min_value(), ts.max_value());
+                if oldest <= range.end && range.start <= newest {
+                    segments.push((ord as SegmentOrdinal, oldest, newest));
+                }
+            }
+        }
+        segments.sort_by(|a, b| if newest_first { b.2.cmp(&a.2) } else { a.1.cmp(&b.1) });
+        let mut fruits = Vec::with_capacity(segments.len());
+        for (ord, oldest, newest) in segments {
+            if !beaten(&fruits, oldest, newest) {
+                fruits.push(deadlined.collect_segment(weight.as_ref(), ord, searcher.segment_reader(ord))?);
+            }
+        }
+        deadlined.merge_fruits(fruits)
+    };
+    match run() {
+        Ok(fruit) => Ok(fruit),
+        Err(_) if deadlined.passed() => Err(StorageError::Deadline),
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// [`collect_segments`] for a collector that wants every matching line.
 fn collect<C: Collector>(
     p: &Partition,
     searcher: &Searcher,
     tenant: &Tenant,
     expr: &LogExpr,
     collector: C,
+    range: TimeRange,
     deadline: Option<Instant>,
 ) -> Result<C::Fruit, StorageError> {
-    let deadlined = Deadlined::new(collector, deadline);
-    match searcher.search(&tenant_query(p, tenant, expr), &deadlined) {
-        Ok(fruit) => Ok(fruit),
-        Err(_) if deadlined.passed() => Err(StorageError::Deadline),
-        Err(e) => Err(err(e)),
-    }
+    collect_segments(p, searcher, tenant, expr, collector, (range, true, deadline), |_, _, _| false)
+}
+
+/// The first `limit` matches in a search's order: segments newest (oldest)
+/// first, and a segment whose lines are all older (newer) than the
+/// `limit`-th found so far is not read.
+fn collect_newest(
+    p: &Partition,
+    searcher: &Searcher,
+    tenant: &Tenant,
+    expr: &LogExpr,
+    newest: Newest,
+    deadline: Option<Instant>,
+) -> Result<Vec<(SortKey, DocAddress)>, StorageError> {
+    let (limit, newest_first) = (newest.limit, newest.newest_first);
+    let beaten = |fruits: &[Vec<(SortKey, DocAddress)>], oldest: i64, newest: i64| {
+        let mut found: Vec<i64> = fruits.iter().flatten().map(|(k, _)| k.ts).collect();
+        if found.len() < limit || limit == 0 {
+            return limit == 0;
+        }
+        if newest_first {
+            let (_, kth, _) = found.select_nth_unstable_by(limit - 1, |a, b| b.cmp(a));
+            *kth > newest
+        } else {
+            let (_, kth, _) = found.select_nth_unstable(limit - 1);
+            *kth < oldest
+        }
+    };
+    let order = (newest.range, newest_first, deadline);
+    collect_segments(p, searcher, tenant, expr, newest, order, beaten)
 }
 
 impl LogStore {
@@ -100,7 +168,7 @@ impl LogStore {
             let searcher = p.searcher();
             let collector =
                 Newest { limit: s.limit - hits.len(), range: s.range, newest_first: s.newest_first, after: s.after };
-            let found = collect(&p, &searcher, &s.tenant, &s.expr, collector, deadline)?;
+            let found = collect_newest(&p, &searcher, &s.tenant, &s.expr, collector, deadline)?;
             for (key, address) in found {
                 let doc: TantivyDocument = searcher.doc(address).map_err(err)?;
                 let record = doc.get_first(p.fields.record).and_then(|v| v.as_bytes()).and_then(decode_record);
@@ -137,7 +205,7 @@ impl LogStore {
             loop {
                 check(deadline)?;
                 let collector = Newest { limit: SCAN_PAGE, range, newest_first: false, after };
-                let found = collect(&p, &searcher, tenant, expr, collector, deadline)?;
+                let found = collect_newest(&p, &searcher, tenant, expr, collector, deadline)?;
                 let full = found.len() == SCAN_PAGE;
                 // Read in the doc store's order, so that each compressed block is
                 // opened once (time order jumps between blocks and segments).
@@ -187,7 +255,7 @@ impl LogStore {
         let mut total = vec![0u64; buckets];
         for p in self.overlapping(range) {
             check(deadline)?;
-            let counts = collect(&p, &p.searcher(), tenant, expr, collector.clone(), deadline)?;
+            let counts = collect(&p, &p.searcher(), tenant, expr, collector.clone(), range, deadline)?;
             total.iter_mut().zip(counts).for_each(|(t, c)| *t += c);
         }
         Ok(total)
@@ -207,7 +275,7 @@ impl LogStore {
         let mut total = std::collections::HashMap::<String, u64>::new();
         for p in self.overlapping(range) {
             check(deadline)?;
-            for (k, v) in collect(&p, &p.searcher(), tenant, expr, collector.clone(), deadline)? {
+            for (k, v) in collect(&p, &p.searcher(), tenant, expr, collector.clone(), range, deadline)? {
                 *total.entry(k).or_default() += v;
             }
         }
