@@ -7,8 +7,9 @@
 //! Run: `cargo bench --bench suite`. Options via environment: `BENCH_ITEMS`
 //! (per signal, default 10,000,000), `BENCH_OVERLOAD_SECONDS` (default 60),
 //! `BENCH_QUERY_RUNS` (default 30), `BENCH_SKIP_PROMETHEUS=1`,
-//! `BENCH_NO_WRITE=1` (print only), `BENCH_SIGNALS=traces,logs,metrics,overload`
-//! (a subset; the overload run needs traces).
+//! `BENCH_NO_WRITE=1` (print only),
+//! `BENCH_SIGNALS=traces,logs,metrics,remote_write,overload` (a subset; the
+//! overload run needs traces).
 //!
 //! Per signal, on a fresh data directory: ingest as fast as the server
 //! accepts with 16 clients (sustained rate of acknowledged, hence durable and
@@ -20,7 +21,7 @@
 //! Collectors do: peak RSS against the memory limit, whether every refusal
 //! was retryable, and how long the clients' backlog took to drain.
 
-use sightline_testkit::{binary, measure, suite_data};
+use sightline_testkit::{binary, measure, remote_write_data::RemoteWriteData, suite_data};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -331,6 +332,81 @@ async fn run_signal(signal: Signal, items: u64, runs: usize, report: &mut Report
     rate
 }
 
+/// The metric samples over Prometheus remote write 1.0 (snappy
+/// `WriteRequest`s of 2,000 samples, as a Prometheus sends them), `CLIENTS`
+/// at once as fast as the server accepts, on a fresh data directory.
+async fn remote_write(items: u64, report: &mut Report) {
+    let data = RemoteWriteData::from_metrics(&Dataset::generate(Signal::Metrics, items));
+    let decode = data.bare_decode_rate();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let url = server.api("/prometheus/api/v1/write");
+    let http = reqwest::Client::new();
+    let (next, acknowledged, refusals, failed) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let requests = Arc::new(data.requests);
+    let (cpu0, started) = (cpu_seconds(server.pid()), Instant::now());
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..CLIENTS {
+        let (http, url, next, requests) = (http.clone(), url.clone(), next.clone(), requests.clone());
+        let (acknowledged, refusals, failed) = (acknowledged.clone(), refusals.clone(), failed.clone());
+        workers.spawn(async move {
+            while let Some((n, body)) = requests.get(next.fetch_add(1, Ordering::Relaxed)) {
+                loop {
+                    let sent = http
+                        .post(&url)
+                        .header("content-type", "application/x-protobuf")
+                        .header("content-encoding", "snappy")
+                        .header("x-prometheus-remote-write-version", "0.1.0")
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    match sent.map(|r| r.status().as_u16()) {
+                        Ok(204) => acknowledged.fetch_add(*n, Ordering::Relaxed),
+                        Ok(429 | 503) | Err(_) => {
+                            refusals.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            continue;
+                        }
+                        Ok(_) => failed.fetch_add(*n, Ordering::Relaxed),
+                    };
+                    break;
+                }
+            }
+        });
+    }
+    workers.join_all().await;
+    let (seconds, cpu) = (started.elapsed().as_secs_f64(), cpu_seconds(server.pid()) - cpu0);
+    let peak = status_bytes(server.pid(), "VmHWM:");
+    server.stop();
+    let acknowledged = acknowledged.load(Ordering::Relaxed) as f64;
+    let rate = acknowledged / seconds;
+    report.row(
+        format!("**remote write 1.0**: sustained ingest, {CLIENTS} clients, 2,000 samples a request, acknowledged"),
+        format!("{rate:.0} samples/s"),
+        format!("snappy + prost decode alone, one core: {decode:.0} samples/s (ratio {:.2})", rate / decode),
+    );
+    report.row(
+        "remote write: server CPU per million samples",
+        format!("{:.2} s", cpu / acknowledged.max(1.0) * 1e6),
+        format!("decode alone: {:.2} s", 1e6 / decode),
+    );
+    report.row(
+        "remote write: peak RSS while ingesting",
+        format!("{:.0} MiB", peak as f64 / 1048576.0),
+        format!(
+            "{} retried refusals, {} of {} samples failed",
+            refusals.load(Ordering::Relaxed),
+            failed.load(Ordering::Relaxed),
+            data.samples
+        ),
+    );
+}
+
 /// Exporters as the OpenTelemetry Collector runs them by default: each has
 /// 10 consumers taking requests from its sending queue.
 const CONSUMERS_PER_CLIENT: usize = 10;
@@ -452,13 +528,16 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let mut report = Report { rows: Vec::new() };
     let started = Instant::now();
-    let only = std::env::var("BENCH_SIGNALS").unwrap_or_else(|_| "traces,logs,metrics,overload".into());
+    let only = std::env::var("BENCH_SIGNALS").unwrap_or_else(|_| "traces,logs,metrics,remote_write,overload".into());
     let mut span_rate = None;
     for (signal, name) in [(Signal::Traces, "traces"), (Signal::Logs, "logs"), (Signal::Metrics, "metrics")] {
         if only.contains(name) {
             let rate = runtime.block_on(run_signal(signal, items, runs, &mut report));
             span_rate = span_rate.or((signal == Signal::Traces).then_some(rate));
         }
+    }
+    if only.contains("remote_write") {
+        runtime.block_on(remote_write(items, &mut report));
     }
     if let (true, Some(rate)) = (only.contains("overload"), span_rate) {
         runtime.block_on(overload(rate, overload_seconds, &mut report));

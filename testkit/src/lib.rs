@@ -11,6 +11,7 @@ pub mod measure;
 pub mod otlp;
 pub mod prometheus;
 pub mod prometheus_tsdb;
+pub mod remote_write_data;
 pub mod rsyslog;
 pub mod suite_data;
 
