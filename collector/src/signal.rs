@@ -281,20 +281,21 @@ impl SignalKind for RemoteWrite {
 
     /// One point a sample (a refusal counts samples, as the client sent
     /// them); the labels exactly as sent, shared by the series' samples;
-    /// the family's metadata when the request gave it, and the series'
-    /// exemplars with its last sample.
+    /// the family's metadata (when the request gave it) with its first
+    /// point, and the series' exemplars with its last sample.
     fn convert(req: WriteRequest) -> Vec<Point> {
         let mut out = Vec::with_capacity(Self::count(&req) as usize);
-        let metadata: std::collections::HashMap<String, Meta> =
+        let mut metadata: std::collections::HashMap<String, Meta> =
             req.metadata.into_iter().map(|m| (m.metric_family_name.clone(), remote_meta(m))).collect();
         for ts in req.timeseries {
             let family = ts.labels.iter().find(|l| l.name == METRIC_NAME).map(|l| l.value.clone()).unwrap_or_default();
-            let meta = metadata.get(&family).cloned();
+            // Said once, with the family's first point: the store keeps it.
+            let mut meta = metadata.remove(&family);
             let labels = Labels::new(ts.labels.into_iter().map(|l| (l.name, l.value)).collect());
             let first = out.len();
             out.extend(ts.samples.iter().map(|s| Point {
                 family: family.clone(),
-                meta: meta.clone(),
+                meta: meta.take(),
                 samples: vec![Sample { labels: labels.clone(), t: (sample_nanos(s) / 1_000_000) as i64, v: s.value }],
                 delta: false,
                 exemplars: Vec::new(),

@@ -290,11 +290,7 @@ fn field_condition(
         "span_id" | "spanid" | "span" => (Target::SpanId, true),
         "event" | "event_name" => (Target::EventName, true),
         "severity_text" => (Target::SeverityText, true),
-        _ => match name.split_once('.') {
-            Some(("attributes" | "attr", key)) if !key.is_empty() => (Target::Attribute(key.to_owned()), false),
-            Some(("resource", key)) if !key.is_empty() => (Target::Resource(key.to_owned()), false),
-            _ => (Target::AnyAttribute(name.to_owned()), false),
-        },
+        _ => (attribute_target(name), false),
     };
     let attribute = matches!(target, Target::Attribute(_) | Target::Resource(_) | Target::AnyAttribute(_));
     if op != Op::Eq {
@@ -339,6 +335,16 @@ fn field_condition(
         return fail(value_at, format!("'{name}' takes {id_digits} hex digits"));
     }
     Ok(LogExpr::Text { target, value: value.to_owned(), prefix })
+}
+
+/// The attribute a name stands for: `attributes.k` a log record's,
+/// `resource.k` a resource's, any other name either.
+pub fn attribute_target(name: &str) -> Target {
+    match name.split_once('.') {
+        Some(("attributes" | "attr", key)) if !key.is_empty() => Target::Attribute(key.to_owned()),
+        Some(("resource", key)) if !key.is_empty() => Target::Resource(key.to_owned()),
+        _ => Target::AnyAttribute(name.to_owned()),
+    }
 }
 
 /// Parses a query; an empty query matches every line.

@@ -172,14 +172,10 @@ fn top_field(name: &str) -> Result<TopField, ApiError> {
         // Fields of the query language that are not attributes.
         "" | "body" | "message" | "msg" | "trace_id" | "traceid" | "trace" | "scope" | "event" | "event_name"
         | "severity_text" => return Err(bad()),
-        _ => match name.split_once('.') {
-            Some(("attributes" | "attr", key)) if !key.is_empty() => TopField::Attribute(Target::Attribute(key.into())),
-            Some(("resource", key)) if !key.is_empty() => TopField::Attribute(Target::Resource(key.into())),
-            _ if name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | '@' | '/')) => {
-                TopField::Attribute(Target::AnyAttribute(name.into()))
-            }
-            _ => return Err(bad()),
-        },
+        _ if name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | '@' | '/')) => {
+            TopField::Attribute(parse::attribute_target(name))
+        }
+        _ => return Err(bad()),
     })
 }
 

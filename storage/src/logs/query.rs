@@ -177,9 +177,6 @@ fn text_query(f: &LogFields, target: &Target, value: &str, prefix: bool) -> Box<
                 _ => Box::new(PhraseQuery::new(terms)),
             }
         }
-        Target::Service => raw(f.service, value),
-        Target::Host => raw(f.host, value),
-        Target::Scope => raw(f.scope, value),
         Target::TraceId => match value.parse::<crate::model::TraceId>() {
             Ok(id) => Box::new(TermQuery::new(Term::from_field_bytes(f.trace_id, &id.0), IndexRecordOption::Basic)),
             Err(_) => Box::new(EmptyQuery),
@@ -191,8 +188,9 @@ fn text_query(f: &LogFields, target: &Target, value: &str, prefix: bool) -> Box<
             }
             _ => Box::new(EmptyQuery),
         },
-        Target::EventName => raw(f.event_name, value),
-        Target::SeverityText => raw(f.severity_text, value),
+        Target::Service | Target::Host | Target::Scope | Target::EventName | Target::SeverityText => {
+            raw_field(f, target).map_or(Box::new(EmptyQuery), |field| raw(field, value))
+        }
         Target::Attribute(_) | Target::Resource(_) | Target::AnyAttribute(_) => {
             per_attribute_field(f, target, |field, key| json_query(field, key, value))
         }
